@@ -1,0 +1,32 @@
+"""Shared by the benchmarks: where the real data is, and a catalog of its first N films."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DATA = ROOT.parent / "shared" / "data"
+CATALOG = DATA / "posters-era" / "movies.csv"
+POSTERS = DATA / "posters-era" / "posters"
+WEIGHTS = DATA / "vgg16" / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+def require_data() -> None:
+    missing = [p for p in (CATALOG, POSTERS, WEIGHTS) if not p.exists()]
+    if missing:
+        sys.exit(f"benchmark skipped: {', '.join(map(str, missing))} not found (see ../shared/data/README.md)")
+
+
+def first_n_catalog(n: int, out: Path) -> Path:
+    """The first n rows of the shared catalog, as a catalog file of its own."""
+    with open(CATALOG, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))[:n]
+    with open(out, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return out

@@ -1,0 +1,99 @@
+"""The VGG16 convolutional base as a poster embedder (imports TensorFlow: load it only when needed)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from embedding.images import ImageSource, decode_poster
+from embedding.spec import EmbeddingSpec, resolve_weights, spec_for_weights
+from errors import UserError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def import_keras():
+    """Import Keras (and TensorFlow) with their C++ start-up log lines kept off the terminal.
+
+    TensorFlow's native logger prints before it reads TF_CPP_MIN_LOG_LEVEL, so the only way to
+    keep a clean CLI is to point file descriptor 2 elsewhere during the first import.
+    """
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import keras
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return keras
+
+
+class Embedder:
+    """VGG16 without its classifier, average-pooled: one L2-normalised 512-d vector per poster.
+
+    `weights` is "imagenet" (Keras downloads it), a path to a notop .h5 file, or None for
+    seeded random weights (tests). The model is built on first use.
+    """
+
+    def __init__(self, weights: str | None = "imagenet"):
+        self.weights = resolve_weights(weights) if weights is not None else None
+        self.spec: EmbeddingSpec = spec_for_weights(self.weights)
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = _build_vgg16(self.weights, self.spec.input_size)
+        return self._model
+
+    def load(self) -> None:
+        """Build the model now (import TensorFlow, load weights) rather than on first use."""
+        self.model
+
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """(n, 224, 224, 3) RGB 0..255 -> (n, 512) float32 unit vectors."""
+        preprocess_input = import_keras().applications.vgg16.preprocess_input
+        if len(pixels) == 0:
+            return np.zeros((0, self.spec.dim), dtype=np.float32)
+        # preprocess_input: RGB->BGR and subtract the ImageNet channel means, as VGG16 was trained.
+        features = self.model.predict_on_batch(preprocess_input(np.array(pixels, dtype=np.float32)))
+        return normalise(np.asarray(features, dtype=np.float32))
+
+    def embed(self, images: Sequence[ImageSource] | Iterable[ImageSource]) -> np.ndarray:
+        """Embed paths, PIL images or arrays; raises ImageError for an unusable one."""
+        pixels = [decode_poster(image).pixels for image in images]
+        if not pixels:
+            return np.zeros((0, self.spec.dim), dtype=np.float32)
+        return self.embed_pixels(np.stack(pixels))
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    # Qdrant normalises cosine vectors on insert; doing it here makes local and server stores
+    # hold exactly the same numbers, and makes dot product equal cosine similarity.
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def _build_vgg16(weights: str | None, input_size: int):
+    keras = import_keras()
+
+    if weights is None:
+        keras.utils.set_random_seed(0)  # "random" weights must still be the same every time
+    try:
+        return keras.applications.VGG16(
+            include_top=False, weights=weights, input_shape=(input_size, input_size, 3), pooling="avg"
+        )
+    except Exception as e:  # Keras raises bare Exception for download failures
+        if weights == "imagenet":
+            raise UserError(
+                "could not download the ImageNet VGG16 weights (no internet?): "
+                "pass --weights PATH/TO/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 or set VGG16_WEIGHTS"
+            ) from e
+        raise UserError(f"could not load VGG16 weights from {weights}: {str(e).splitlines()[0][:200]}") from e

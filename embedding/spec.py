@@ -1,0 +1,68 @@
+"""What identifies an embedding, so vectors of different embeddings are never mixed.
+
+Two stores agree on an embedding when every field agrees. Nothing here imports TensorFlow:
+ingest and search check a store against the requested embedding before loading the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from errors import UserError
+
+WEIGHTS_ENV = "VGG16_WEIGHTS"
+# md5 of the "notop" file Keras itself downloads for weights="imagenet" (keras.applications.vgg16):
+# a local copy of exactly that file is the same embedding as "imagenet".
+KERAS_NOTOP_MD5 = "6d6bbae143d832006294945121d1f1fc"
+RANDOM_WEIGHTS = "random"  # weights=None, seeded: only for tests and experiments
+
+
+@dataclass(frozen=True)
+class EmbeddingSpec:
+    model: str = "vgg16"
+    layer: str = "block5_pool"  # last convolutional block of VGG16, classifier head dropped
+    pooling: str = "avg"  # global average pooling over the 7x7 grid -> one value per channel
+    input_size: int = 224
+    resize: str = "squash"  # see embedding/images.py
+    weights: str = "imagenet"  # "imagenet", "sha256:<file digest>" or "random"
+    dim: int = 512
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "EmbeddingSpec":
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+    def describe(self) -> str:
+        return f"{self.model}/{self.layer}/{self.pooling}-pool/{self.input_size}px-{self.resize}/weights={self.weights}"
+
+
+def resolve_weights(weights: str | None) -> str | None:
+    """Turn the --weights option (or $VGG16_WEIGHTS) into what Keras takes: "imagenet", a file path, or None."""
+    if weights is None or weights == "":
+        weights = os.environ.get(WEIGHTS_ENV) or "imagenet"
+    if weights == "imagenet":
+        return weights
+    if weights in ("none", RANDOM_WEIGHTS):
+        return None
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise UserError(f"VGG16 weights file not found: {path} (give --weights imagenet or a .h5 file)")
+    return str(path)
+
+
+def spec_for_weights(weights: str | None) -> EmbeddingSpec:
+    """The spec of the default VGG16 embedding with the given (resolved) weights."""
+    if weights is None:
+        return EmbeddingSpec(weights=RANDOM_WEIGHTS)
+    if weights == "imagenet":
+        return EmbeddingSpec(weights="imagenet")
+    data = Path(weights).read_bytes()
+    if hashlib.md5(data).hexdigest() == KERAS_NOTOP_MD5:
+        return EmbeddingSpec(weights="imagenet")
+    return EmbeddingSpec(weights="sha256:" + hashlib.sha256(data).hexdigest()[:16])

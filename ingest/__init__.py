@@ -1,0 +1,1 @@
+"""Catalog + poster folder -> embeddings in the store (`catalog`, then `pipeline`)."""

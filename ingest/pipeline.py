@@ -1,0 +1,147 @@
+"""Embed every catalog poster that the store does not hold yet, batch by batch.
+
+Resumable by construction: point ids come from catalog keys, each batch is acknowledged by
+Qdrant before the next one starts, and a run first asks the store which films it already has.
+So a killed run loses at most the batch in flight, and a rerun finishes the rest without
+duplicates. Decoding of the next batch runs in a thread while VGG16 embeds the current one.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import numpy as np
+
+from embedding.images import INPUT_SIZE, ImageError, decode_poster
+from embedding.spec import EmbeddingSpec
+from ingest.catalog import Catalog, Film, Reject
+from store.collection import PosterStore
+
+DEFAULT_BATCH_SIZE = 32
+
+
+class PixelEmbedder(Protocol):
+    """What ingest needs of an embedder (embedding.model.Embedder is one)."""
+
+    spec: EmbeddingSpec
+
+    def load(self) -> None: ...
+
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class IngestReport:
+    catalog_rows: int = 0
+    ingested: int = 0
+    already_stored: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+    seconds: float = 0.0
+    embed_seconds: float = 0.0  # time spent inside VGG16
+
+    @property
+    def rate(self) -> float:
+        return self.ingested / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        return (
+            f"ingested {self.ingested}, already stored {self.already_stored}, rejected {len(self.rejects)} "
+            f"of {self.catalog_rows} catalog rows in {self.seconds:.1f}s ({self.rate:.2f} posters/s)"
+        )
+
+
+@dataclass
+class _Batch:
+    films: list[Film]
+    pixels: np.ndarray
+    hashes: list[str]
+    rejects: list[Reject]
+
+
+def ingest(
+    catalog: Catalog,
+    posters_dir: Path,
+    store: PosterStore,
+    embedder: PixelEmbedder,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    limit: int | None = None,
+    recreate: bool = False,
+    progress: bool = True,
+) -> IngestReport:
+    """Store the embedding of every film in `catalog` not stored yet.
+
+    The model is loaded only when there is something to embed: a no-op rerun never imports
+    TensorFlow. It is loaded before the progress bar starts, so weight errors come first.
+    """
+    started = time.perf_counter()
+    report = IngestReport(catalog_rows=catalog.rows, rejects=list(catalog.rejects))
+    films = catalog.films[:limit] if limit is not None else catalog.films
+    store.prepare(embedder.spec, recreate=recreate)
+    stored = store.existing_ids([f.point_id for f in films])
+    pending = [f for f in films if f.point_id not in stored]
+    report.already_stored = len(films) - len(pending)
+
+    if pending:
+        embedder.load()
+    bar = _progress_bar(len(pending), enabled=progress)
+    try:
+        for batch in _decoded_batches(pending, Path(posters_dir), batch_size):
+            report.rejects.extend(batch.rejects)
+            if batch.films:
+                t = time.perf_counter()
+                vectors = embedder.embed_pixels(batch.pixels)
+                report.embed_seconds += time.perf_counter() - t
+                payloads = [dict(f.payload(), sha256=h) for f, h in zip(batch.films, batch.hashes)]
+                store.upsert([f.point_id for f in batch.films], vectors, payloads)
+                report.ingested += len(batch.films)
+            bar.update(len(batch.films) + len(batch.rejects))
+    finally:
+        bar.close()
+        report.seconds = time.perf_counter() - started
+    return report
+
+
+def _decoded_batches(films: list[Film], root: Path, batch_size: int) -> Iterator[_Batch]:
+    """Yield decoded batches, decoding batch i+1 in a worker thread while the caller handles batch i."""
+    chunks = [films[i : i + batch_size] for i in range(0, len(films), batch_size)]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
+        ahead: Future | None = pool.submit(_decode_batch, chunks[0], root) if chunks else None
+        for i in range(len(chunks)):
+            batch = ahead.result()
+            ahead = pool.submit(_decode_batch, chunks[i + 1], root) if i + 1 < len(chunks) else None
+            yield batch
+
+
+def _decode_batch(films: list[Film], root: Path) -> _Batch:
+    kept, pixels, hashes, rejects = [], [], [], []
+    for film in films:
+        try:
+            poster = decode_poster(root / film.file)
+        except ImageError as e:
+            rejects.append(Reject(film.row, film.key, film.file, str(e).split(": ", 1)[-1]))
+            continue
+        kept.append(film)
+        pixels.append(poster.pixels)
+        hashes.append(poster.sha256)
+    array = np.stack(pixels) if pixels else np.zeros((0, INPUT_SIZE, INPUT_SIZE, 3), dtype=np.float32)
+    return _Batch(kept, array, hashes, rejects)
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="poster", desc="embedding", disable=not enabled or total == 0, dynamic_ncols=True)
+
+
+def write_rejects(rejects: list[Reject], path: Path) -> None:
+    """One CSV row per rejected catalog row or poster, with the reason, sorted by line."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["line", "key", "file", "reason"])
+        for r in sorted(rejects, key=lambda r: r.row):
+            writer.writerow([r.row, r.key, r.file, r.reason])

@@ -1,0 +1,1 @@
+"""The Qdrant collection that holds the poster embeddings: schema, connection, reading back."""

@@ -1,0 +1,44 @@
+"""The whole collection as one (n_movies, embedding_size) array, with what each row is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from errors import UserError
+from store.collection import PosterStore
+
+
+@dataclass
+class Embeddings:
+    ids: np.ndarray  # (n,) point ids (str)
+    vectors: np.ndarray  # (n, d) float32, L2-normalised
+    titles: np.ndarray  # (n,) str
+    years: np.ndarray  # (n,) float64, NaN where the catalog had no year
+    files: np.ndarray  # (n,) poster file names
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def load_embeddings(store: PosterStore) -> Embeddings:
+    """Pull every vector and its payload back out of the store, sorted by id (a stable order)."""
+    dim = store.stored_spec().dim  # also a clear error if there is no usable collection
+    points = sorted(store.points(with_vectors=True), key=lambda p: p.id)
+    return Embeddings(
+        ids=np.array([p.id for p in points], dtype=str),
+        vectors=np.stack([p.vector for p in points]) if points else np.zeros((0, dim), dtype=np.float32),
+        titles=np.array([p.payload.get("title", "") for p in points], dtype=str),
+        years=np.array([p.payload.get("year", np.nan) for p in points], dtype=np.float64),
+        files=np.array([p.payload.get("file", "") for p in points], dtype=str),
+    )
+
+
+def save_npz(embeddings: Embeddings, path: Path) -> None:
+    if not path.parent.is_dir():
+        raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
+    np.savez_compressed(
+        path, embeddings=embeddings.vectors, ids=embeddings.ids, titles=embeddings.titles, years=embeddings.years, files=embeddings.files
+    )

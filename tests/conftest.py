@@ -1,0 +1,100 @@
+"""Fixtures: generated posters and catalogs, real local stores, a real (seeded random) VGG16."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("POSTER_SEARCH_DATA", ROOT.parent / "shared" / "data"))
+ERA_CATALOG = SHARED_DATA / "posters-era" / "movies.csv"
+ERA_POSTERS = SHARED_DATA / "posters-era" / "posters"
+REAL_WEIGHTS = SHARED_DATA / "vgg16" / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+def make_poster(path: Path, seed: int, size: tuple[int, int] = (96, 144), mode: str = "RGB") -> Path:
+    """A distinct, poster-like image: a coloured background with a few shapes and a 'title' band."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", size, tuple(int(c) for c in rng.integers(0, 256, 3)))
+    draw = ImageDraw.Draw(image)
+    for _ in range(4):
+        x0, y0 = int(rng.integers(0, size[0] // 2)), int(rng.integers(0, size[1] // 2))
+        x1, y1 = x0 + int(rng.integers(10, size[0] // 2)), y0 + int(rng.integers(10, size[1] // 2))
+        draw.ellipse([x0, y0, x1, y1], fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    draw.rectangle([0, size[1] - 20, size[0], size[1]], fill=(int(rng.integers(0, 256)),) * 3)
+    if mode != "RGB":
+        image = image.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path
+
+
+def write_csv(path: Path, header: list[str], rows: list[list], encoding: str = "utf-8") -> Path:
+    with open(path, "w", newline="", encoding=encoding) as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def poster_set(tmp_path):
+    """Factory: n generated posters in tmp/posters and a format-1 catalog; returns (catalog, posters_dir)."""
+
+    def make(n: int, start_year: int = 1950):
+        posters = tmp_path / "posters"
+        rows = []
+        for i in range(n):
+            make_poster(posters / f"{i}.jpg", seed=i)
+            rows.append([f"{i}.jpg", f"Film {i}", start_year + i])
+        return write_csv(tmp_path / "movies.csv", ["filename", "title", "release_year"], rows), posters
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def random_embedder():
+    """A real VGG16 with seeded random weights: the architecture runs for real, fast to build."""
+    from embedding.model import Embedder
+
+    return Embedder(None)
+
+
+@pytest.fixture(scope="session")
+def real_weights() -> Path:
+    if not REAL_WEIGHTS.is_file():
+        pytest.skip(f"real VGG16 weights not found at {REAL_WEIGHTS} (see ../shared/data/README.md)")
+    return REAL_WEIGHTS
+
+
+@pytest.fixture(scope="session")
+def era_data() -> tuple[Path, Path]:
+    if not ERA_CATALOG.is_file() or not ERA_POSTERS.is_dir():
+        pytest.skip(f"shared poster data not found at {SHARED_DATA / 'posters-era'} (see ../shared/data/README.md)")
+    return ERA_CATALOG, ERA_POSTERS
+
+
+@pytest.fixture
+def location(tmp_path):
+    from store.connection import StoreLocation
+
+    return StoreLocation(path=tmp_path / "store")
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python cli.py ARGS` as a user would, in a fresh process."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), *map(str, args)],
+        cwd=cwd or ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,116 @@
+"""Catalog reading: both real formats, column options, and every kind of bad row."""
+
+import pytest
+
+from errors import UserError
+from ingest.catalog import Columns, read_catalog
+from store.schema import point_id
+from tests.conftest import make_poster, write_csv
+
+KAGGLE_HEADER = ["imdbId", "Imdb Link", "Title", "IMDB Score", "Genre", "Poster"]
+
+
+def test_filename_title_year_format(tmp_path):
+    for i in range(3):
+        make_poster(tmp_path / "posters" / f"{i}.jpg", seed=i)
+    csv = write_csv(
+        tmp_path / "movies.csv",
+        ["filename", "title", "release_year"],
+        [["0.jpg", "Gone with the Wind", 1939], ["1.jpg", 'Say "Hi", Again', "2001"], ["2.jpg", "千と千尋の神隠し", 2001]],
+    )
+    catalog = read_catalog(csv, tmp_path / "posters")
+    assert catalog.rejects == []
+    assert [(f.key, f.title, f.year, f.file) for f in catalog.films] == [
+        ("0.jpg", "Gone with the Wind", 1939, "0.jpg"),
+        ("1.jpg", 'Say "Hi", Again', 2001, "1.jpg"),
+        ("2.jpg", "千と千尋の神隠し", 2001, "2.jpg"),
+    ]
+    assert catalog.films[0].point_id == point_id("0.jpg")
+    assert catalog.films[0].payload() == {"key": "0.jpg", "title": "Gone with the Wind", "file": "0.jpg", "year": 1939}
+
+
+def test_kaggle_movie_genre_format_latin1_with_years_in_titles(tmp_path):
+    for imdb in ("114709", "113497", "0113228"):
+        make_poster(tmp_path / "posters" / f"{imdb}.jpg", seed=int(imdb))
+    rows = [
+        ["114709", "http://www.imdb.com/title/tt114709", "Toy Story (1995)", "8.3", "Animation|Adventure|Comedy", "https://x/1.jpg"],
+        ["113497", "http://www.imdb.com/title/tt113497", "Jumanji (1995)", "6.9", "Action|Adventure|Family", "https://x/2.jpg"],
+        ["0113228", "http://www.imdb.com/title/tt113228", "Les Misérables (I) (1995)", "7", "Drama", "https://x/3.jpg"],
+        ["114709", "http://www.imdb.com/title/tt114709", "Toy Story (1995)", "8.3", "Animation", "https://x/1.jpg"],
+    ]
+    csv = write_csv(tmp_path / "MovieGenre.csv", KAGGLE_HEADER, rows, encoding="latin-1")
+    catalog = read_catalog(csv, tmp_path / "posters")
+    assert catalog.encoding == "latin-1"
+    assert [(f.key, f.title, f.year, f.file, f.genres) for f in catalog.films] == [
+        ("114709", "Toy Story", 1995, "114709.jpg", ("Animation", "Adventure", "Comedy")),
+        ("113497", "Jumanji", 1995, "113497.jpg", ("Action", "Adventure", "Family")),
+        ("0113228", "Les Misérables (I)", 1995, "0113228.jpg", ("Drama",)),  # leading zero kept: ids are strings
+    ]
+    assert [(r.row, r.reason) for r in catalog.rejects] == [(5, "duplicate key '114709' (first at line 2)")]
+
+
+def test_bad_rows_are_rejected_with_reasons_and_never_stop_the_run(tmp_path):
+    posters = tmp_path / "posters"
+    for name in ("ok.jpg", "noyear.jpg", "bad.jpg", "old.jpg", "future.jpg", "untitled.jpg"):
+        make_poster(posters / name, seed=len(name))
+    make_poster(tmp_path / "outside.jpg", seed=9)
+    csv = write_csv(
+        tmp_path / "movies.csv",
+        ["filename", "title", "release_year"],
+        [
+            ["ok.jpg", "Fine", "1999.0"],
+            ["noyear.jpg", "No Year", ""],
+            ["bad.jpg", "Bad Year", "19x9"],
+            ["old.jpg", "Too Old", "1700"],
+            ["future.jpg", "Too New", "2999"],
+            ["missing.jpg", "Missing", "2000"],
+            ["../outside.jpg", "Escapes", "2000"],
+            ["/etc/passwd", "Absolute", "2000"],
+            ["ok.jpg", "Again", "1999"],
+            ["untitled.jpg", "", "1999"],
+            ["", "No File", "1999"],
+        ],
+    )
+    catalog = read_catalog(csv, posters)
+    assert [(f.title, f.year) for f in catalog.films] == [("Fine", 1999), ("No Year", None)]
+    assert "year" not in catalog.films[1].payload()
+    assert [(r.row, r.reason) for r in catalog.rejects] == [
+        (4, "unparseable year '19x9'"),
+        (5, "implausible year 1700"),
+        (6, "implausible year 2999"),
+        (7, "poster file not found"),
+        (8, "poster path escapes the posters folder"),
+        (9, "poster path escapes the posters folder"),
+        (10, "duplicate key 'ok.jpg' (first at line 2)"),
+        (11, "no title"),
+        (12, "no poster file or id"),
+    ]
+    assert catalog.rows == 11
+
+
+def test_columns_can_be_named(tmp_path):
+    make_poster(tmp_path / "posters" / "a.png", seed=1)
+    csv = write_csv(tmp_path / "c.csv", ["img", "movie", "released", "tags"], [["a.png", "A Film", "1970", "War, Drama"]])
+    with pytest.raises(UserError, match="no poster file or id column"):
+        read_catalog(csv, tmp_path / "posters")
+    catalog = read_catalog(csv, tmp_path / "posters", Columns(file="img", title="movie", year="released", genres="tags"))
+    assert [(f.title, f.year, f.genres) for f in catalog.films] == [("A Film", 1970, ("War", "Drama"))]
+    with pytest.raises(UserError, match="no column 'nope'"):
+        read_catalog(csv, tmp_path / "posters", Columns(file="nope"))
+
+
+def test_unreadable_catalogs_are_clear_errors(tmp_path):
+    (tmp_path / "posters").mkdir()
+    with pytest.raises(UserError, match="catalog not found"):
+        read_catalog(tmp_path / "nope.csv", tmp_path / "posters")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(UserError, match="empty"):
+        read_catalog(tmp_path / "empty.csv", tmp_path / "posters")
+    csv = write_csv(tmp_path / "m.csv", ["filename", "title"], [])
+    with pytest.raises(UserError, match="posters folder not found"):
+        read_catalog(csv, tmp_path / "nothere")
+    with pytest.raises(UserError, match="unknown encoding"):
+        read_catalog(csv, tmp_path / "posters", encoding="klingon")
+    (tmp_path / "bin.csv").write_bytes(b"filename,title\n\xff\xfe,\xff\n")
+    with pytest.raises(UserError, match="not valid utf-8"):
+        read_catalog(tmp_path / "bin.csv", tmp_path / "posters", encoding="utf-8")

@@ -1,0 +1,139 @@
+"""`python cli.py ...` in fresh processes: clear one-line errors, fast help, kill and resume."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from store.collection import PosterStore
+from store.connection import StoreLocation
+from store.schema import point_id
+from tests.conftest import ROOT, make_poster, run_cli
+
+
+def assert_one_line_error(result, pattern):
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+def test_help_is_fast_and_imports_no_tensorflow_or_qdrant():
+    for args in (["--help"], ["ingest", "--help"]):
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "cli.py"), *args], capture_output=True, text=True)
+        elapsed = time.perf_counter() - started
+        assert result.returncode == 0 and "Usage" in result.stdout
+        imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
+        assert not {"tensorflow", "keras", "qdrant_client"} & imported
+        print(f"cli.py {' '.join(args)}: {elapsed:.2f}s")  # the figure; the assertion is on imports
+
+
+def ingest_args(catalog, posters, store, *extra):
+    return ["ingest", "--catalog", catalog, "--posters", posters, "--qdrant-path", store, "--weights", "random", *extra]
+
+
+def test_bad_paths_are_one_line_errors(poster_set, tmp_path):
+    catalog, posters = poster_set(2)
+    store = tmp_path / "store"
+    assert_one_line_error(run_cli(*ingest_args(tmp_path / "none.csv", posters, store)), "catalog not found")
+    assert_one_line_error(run_cli(*ingest_args(catalog, tmp_path / "none", store)), "posters folder not found")
+    assert_one_line_error(
+        run_cli("ingest", "--catalog", catalog, "--posters", posters, "--weights", tmp_path / "w.h5"), "weights file not found"
+    )
+    assert_one_line_error(run_cli("export-embeddings", tmp_path / "e.npz", "--qdrant-path", store), "no store at")
+    assert_one_line_error(
+        run_cli(*ingest_args(catalog, posters, store), "--qdrant-url", "http://127.0.0.1:9"), "cannot reach Qdrant at http://127.0.0.1:9"
+    )
+
+
+def test_locked_store_and_other_embedding_are_one_line_errors_and_keep_data(poster_set, tmp_path):
+    catalog, posters = poster_set(2)
+    store = tmp_path / "store"
+    assert run_cli(*ingest_args(catalog, posters, store)).returncode == 0
+    with PosterStore(StoreLocation(path=store)):
+        assert_one_line_error(run_cli(*ingest_args(catalog, posters, store)), "in use by another process")
+    (tmp_path / "other.h5").write_bytes(b"other weights")
+    result = run_cli(*ingest_args(catalog, posters, store)[:-2], "--weights", tmp_path / "other.h5")
+    assert_one_line_error(result, "made with another embedding: differs in weights")
+    with PosterStore(StoreLocation(path=store)) as s:
+        assert s.count() == 2
+
+
+def test_imagenet_weights_offline_is_a_one_line_error_naming_the_option(poster_set, tmp_path):
+    catalog, posters = poster_set(1)
+    # A dead proxy makes Keras' download fail the same way with or without internet.
+    env = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "KERAS_HOME": str(tmp_path / "keras")}
+    result = run_cli(*ingest_args(catalog, posters, tmp_path / "store")[:-2], "--weights", "imagenet", env=env)
+    assert_one_line_error(result, "could not download the ImageNet VGG16 weights.*--weights PATH.*VGG16_WEIGHTS")
+
+
+def test_ingest_and_export_from_the_command_line(poster_set, tmp_path):
+    catalog, posters = poster_set(3)
+    (posters / "2.jpg").write_text("not an image")
+    result = run_cli(*ingest_args(catalog, posters, tmp_path / "store", "--rejects", tmp_path / "rej.csv"))
+    assert result.returncode == 0, result.stderr
+    assert "ingested 2, already stored 0, rejected 1 of 3 catalog rows" in result.stdout
+    assert "not an image" in (tmp_path / "rej.csv").read_text()
+    result = run_cli("export-embeddings", tmp_path / "e.npz", "--qdrant-path", tmp_path / "store")
+    assert result.returncode == 0 and "(2, 512)" in result.stdout
+
+
+def start_ingest(n_posters, tmp_path, poster_set):
+    catalog, posters = poster_set(n_posters)
+    store = tmp_path / "store"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "cli.py"), *map(str, ingest_args(catalog, posters, store, "--batch-size", "1"))],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    progress = {"done": 0, "stderr": ""}
+
+    def read():  # follow the progress bar, which tqdm redraws with \r
+        for chunk in iter(lambda: process.stderr.read(1), ""):
+            progress["stderr"] += chunk
+            found = re.findall(rf"(\d+)/{n_posters}\b", progress["stderr"][-200:])
+            if found:
+                progress["done"] = int(found[-1])
+
+    threading.Thread(target=read, daemon=True).start()
+    return process, progress, catalog, posters, store
+
+
+def wait_for(progress, process, at_least, timeout=180):
+    deadline = time.monotonic() + timeout
+    while progress["done"] < at_least:
+        assert process.poll() is None, f"ingest ended before the test could interrupt it: {progress['stderr'][-500:]}"
+        assert time.monotonic() < deadline, "ingest made no progress"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("how", ["kill -9", "ctrl-c"])
+def test_interrupted_ingest_resumes_without_duplicates_or_losses(poster_set, tmp_path, how):
+    n = 60
+    process, progress, catalog, posters, store = start_ingest(n, tmp_path, poster_set)
+    wait_for(progress, process, at_least=3)
+    process.send_signal(signal.SIGKILL if how == "kill -9" else signal.SIGINT)
+    process.wait(60)
+    if how == "ctrl-c":
+        assert process.returncode == 130
+        assert "Interrupted: everything stored so far is kept" in progress["stderr"]
+        assert "Traceback" not in progress["stderr"]
+    with PosterStore(StoreLocation(path=store)) as s:
+        stored_before = s.count()
+    assert 3 <= stored_before < n
+
+    result = run_cli(*ingest_args(catalog, posters, store))
+    assert result.returncode == 0, result.stderr
+    assert f"ingested {n - stored_before}, already stored {stored_before}" in result.stdout
+    with PosterStore(StoreLocation(path=store)) as s:
+        assert s.count() == n
+        assert s.existing_ids([point_id(f"{i}.jpg") for i in range(n)]) == {point_id(f"{i}.jpg") for i in range(n)}

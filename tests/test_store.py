@@ -1,0 +1,143 @@
+"""The store against a real Qdrant local-mode folder: schema, embedding guard, clear errors."""
+
+import multiprocessing
+
+import numpy as np
+import pytest
+
+from embedding.spec import EmbeddingSpec, resolve_weights, spec_for_weights
+from errors import UserError
+from store.collection import PosterStore
+from store.connection import StoreLocation, location_from_options
+from store.schema import VECTOR_NAME, point_id
+
+SPEC = EmbeddingSpec(weights="random")
+
+
+def unit_vectors(n, dim=512, seed=0):
+    v = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_collection_records_its_embedding_and_schema(location):
+    with PosterStore(location) as store:
+        store.prepare(SPEC)
+        ids = [point_id(k) for k in ("a", "b")]
+        store.upsert(ids, unit_vectors(2), [{"title": "A", "year": 1990}, {"title": "B"}])
+        info = store.client.get_collection("posters")
+        assert info.config.params.vectors[VECTOR_NAME].size == 512
+        assert info.config.params.vectors[VECTOR_NAME].distance.value == "Cosine"
+        assert info.config.metadata["embedding"] == SPEC.as_dict()
+    with PosterStore(location, must_exist=True) as store:  # reopened from disk
+        assert store.stored_spec() == SPEC
+        assert store.count() == 2
+        assert store.existing_ids([point_id("a"), point_id("zzz")]) == {point_id("a")}
+        points = {p.payload["title"]: p for p in store.points()}
+        assert points["A"].payload["year"] == 1990 and "year" not in points["B"].payload
+        assert np.allclose(points["A"].vector, unit_vectors(2)[0], atol=1e-6)
+
+
+def test_point_ids_are_deterministic_uuids():
+    assert point_id("770.jpg") == point_id("770.jpg") != point_id("771.jpg")
+    assert len(point_id("770.jpg")) == 36
+
+
+def test_upsert_is_idempotent(location):
+    with PosterStore(location) as store:
+        store.prepare(SPEC)
+        ids = [point_id(str(i)) for i in range(5)]
+        store.upsert(ids, unit_vectors(5), [{"title": str(i)} for i in range(5)])
+        store.upsert(ids, unit_vectors(5, seed=1), [{"title": str(i)} for i in range(5)])
+        assert store.count() == 5
+
+
+def test_another_embedding_is_refused_and_nothing_is_lost(location):
+    with PosterStore(location) as store:
+        store.prepare(SPEC)
+        store.upsert([point_id("a")], unit_vectors(1), [{"title": "A"}])
+        with pytest.raises(UserError, match=r"another embedding: differs in weights \(stored random, now imagenet\)"):
+            store.prepare(EmbeddingSpec(weights="imagenet"))
+        with pytest.raises(UserError, match="holds 512-d vectors, this embedding makes 256-d"):
+            store.check_spec(EmbeddingSpec(weights="random", dim=256))
+        assert store.count() == 1
+        store.prepare(EmbeddingSpec(weights="imagenet"), recreate=True)  # explicit start over
+        assert store.count() == 0 and store.stored_spec().weights == "imagenet"
+
+
+def test_foreign_collections_are_refused(location):
+    from qdrant_client import models
+
+    with PosterStore(location) as store:
+        store.client.create_collection("posters", vectors_config=models.VectorParams(size=512, distance=models.Distance.COSINE))
+        with pytest.raises(UserError, match="no 'vgg16' vector"):
+            store.prepare(SPEC)
+        store.client.delete_collection("posters")
+        store.client.create_collection("posters", vectors_config={VECTOR_NAME: models.VectorParams(size=128, distance=models.Distance.COSINE)})
+        with pytest.raises(UserError, match="records no embedding"):
+            store.prepare(SPEC)
+        store.client.update_collection("posters", metadata={"embedding": SPEC.as_dict()})
+        with pytest.raises(UserError, match="holds 128-d vectors but records a 512-d embedding"):
+            store.prepare(SPEC)
+
+
+def _hold_store(path, ready, release):
+    with PosterStore(StoreLocation(path=path)):
+        ready.set()
+        release.wait(30)
+
+
+def test_a_store_locked_by_another_process_is_a_clear_error(location):
+    ctx = multiprocessing.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_store, args=(location.path, ready, release))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        with pytest.raises(UserError, match="in use by another process"):
+            PosterStore(location)
+    finally:
+        release.set()
+        holder.join(30)
+    with PosterStore(location) as store:  # free again once the other process is done
+        assert store.count() == 0
+
+
+def test_missing_store_and_missing_collection(location, tmp_path):
+    with pytest.raises(UserError, match="no store at"):
+        PosterStore(location, must_exist=True)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UserError, match="is a file"):
+        PosterStore(StoreLocation(path=tmp_path / "afile"))
+    with PosterStore(location) as store:
+        with pytest.raises(UserError, match="no collection 'posters'"):
+            store.stored_spec()
+
+
+def test_unreachable_server_is_a_clear_error():
+    with pytest.raises(UserError, match="cannot reach Qdrant at http://127.0.0.1:9"):
+        PosterStore(StoreLocation(url="http://127.0.0.1:9", timeout=2))
+
+
+def test_options_win_over_environment(monkeypatch):
+    monkeypatch.setenv("QDRANT_URL", "http://env:6333")
+    monkeypatch.setenv("QDRANT_API_KEY", "k")
+    assert location_from_options(None, None, None).url == "http://env:6333"
+    assert location_from_options(None, "http://opt:6333", None).url == "http://opt:6333"
+    assert location_from_options(None, None, None).api_key == "k"
+    monkeypatch.delenv("QDRANT_URL")
+    assert location_from_options("somewhere", None, None).is_local
+
+
+def test_weights_option_and_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("VGG16_WEIGHTS", raising=False)
+    assert resolve_weights(None) == "imagenet"
+    assert resolve_weights("random") is None
+    with pytest.raises(UserError, match="weights file not found"):
+        resolve_weights(str(tmp_path / "none.h5"))
+    weights = tmp_path / "w.h5"
+    weights.write_bytes(b"some weights")
+    monkeypatch.setenv("VGG16_WEIGHTS", str(weights))
+    assert resolve_weights(None) == str(weights)
+    assert spec_for_weights(str(weights)).weights.startswith("sha256:")
+    assert spec_for_weights(None).weights == "random"
+    assert EmbeddingSpec.from_dict({**SPEC.as_dict(), "unknown_future_field": 1}) == SPEC
