@@ -7,6 +7,7 @@ so `python cli.py --help` answers at once.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from pathlib import Path
@@ -128,6 +129,86 @@ def export_embeddings(
         embeddings = load_embeddings(store)
     save_npz(embeddings, out)
     typer.echo(f"wrote {out}: embeddings {embeddings.vectors.shape}, with ids, titles, years, files")
+
+
+@app.command()
+@cli_errors
+def search(
+    image: Annotated[Optional[Path], typer.Argument(help="A poster image to search with (needs the model).")] = None,
+    k: Annotated[int, typer.Option("-k", "--k", help="How many neighbours.")] = 3,
+    title: Annotated[Optional[str], typer.Option(help="Search by a stored film's title instead (no model needed).")] = None,
+    id: Annotated[Optional[str], typer.Option("--id", help="Search by a stored film's point id.")] = None,
+    year: Annotated[Optional[int], typer.Option(help="With --title: the film's year, when several share the title.")] = None,
+    year_min: Annotated[Optional[int], typer.Option(help="Only neighbours from this year on.")] = None,
+    year_max: Annotated[Optional[int], typer.Option(help="Only neighbours up to this year.")] = None,
+    genre: Annotated[Optional[str], typer.Option(help="Only neighbours of this genre.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    sheet: Annotated[Optional[Path], typer.Option(help="Also write a PNG of the query and its neighbours.")] = None,
+    posters: Annotated[Optional[Path], typer.Option(help="Poster folder for --sheet [default: the one ingest recorded].")] = None,
+    weights: Weights = None,
+    qdrant_path: QdrantPath = None,
+    qdrant_url: QdrantUrl = None,
+    qdrant_api_key: QdrantApiKey = None,
+    collection: Collection = "posters",
+) -> None:
+    """The k films whose posters are most similar to an image, or to a stored film (--title / --id)."""
+    from search.nearest import Filters, PosterSearch
+
+    if (image is None) == (title is None and id is None):
+        raise UserError("give either an image or --title/--id")
+    filters = Filters(year_min, year_max, genre)
+    with _open_store(qdrant_path, qdrant_url, qdrant_api_key, collection, must_exist=True) as store:
+        if image is not None:
+            from embedding.model import Embedder
+            from embedding.spec import resolve_weights
+
+            searcher = PosterSearch(store, Embedder(resolve_weights(weights)))
+            neighbours = searcher.by_image(image, k, filters)
+            query = {"image": str(image)}
+        else:
+            from search.titles import find_film
+
+            film = find_film(store, title=title, point_id=id, year=year)
+            neighbours = PosterSearch(store).by_point(film, k, filters)
+            query = {"id": film.id, "title": film.payload.get("title"), "year": film.payload.get("year"), "file": film.payload.get("file")}
+        posters_dir = posters or store.posters_dir()
+    if sheet is not None and posters_dir is None:
+        raise UserError("--sheet needs the poster folder: pass --posters DIR")
+    if json_out:
+        typer.echo(json.dumps({"query": query, "neighbours": [n.as_dict() for n in neighbours]}, ensure_ascii=False, indent=2))
+    else:
+        label = query.get("image") or f"{query['title']} ({query.get('year', '?')})"
+        typer.echo(f"nearest to {label}:")
+        typer.echo(f"{'rank':>4}  {'similarity':>10}  {'year':>4}  title")
+        for n in neighbours:
+            typer.echo(f"{n.rank:>4}  {n.score:>10.3f}  {n.year if n.year is not None else '?':>4}  {n.title}")
+    if sheet is not None:
+        from search.sheet import contact_sheet
+
+        source = image if image is not None else posters_dir / query["file"]
+        caption = image.name if image is not None else f"{query['title']} ({query.get('year', '?')})"
+        contact_sheet(source, caption, neighbours, posters_dir, sheet)
+        typer.echo(f"wrote {sheet}", err=json_out)
+
+
+@app.command()
+@cli_errors
+def era(
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Neighbours per poster.")] = 3,
+    sample: Annotated[Optional[int], typer.Option(min=1, help="Only this many posters (seeded sample) as queries.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the sample and the random baseline.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    qdrant_path: QdrantPath = None,
+    qdrant_url: QdrantUrl = None,
+    qdrant_api_key: QdrantApiKey = None,
+    collection: Collection = "posters",
+) -> None:
+    """Are nearest neighbours from a similar era? Year differences to neighbours vs random pairs."""
+    from search.era import era_coherence
+
+    with _open_store(qdrant_path, qdrant_url, qdrant_api_key, collection, must_exist=True) as store:
+        report = era_coherence(store, k=k, sample=sample, seed=seed, progress=not json_out)
+    typer.echo(json.dumps(report.as_dict(), indent=2) if json_out else report.table())
 
 
 if __name__ == "__main__":

@@ -41,6 +41,16 @@ class DecodedPoster:
 
 def decode_poster(source: ImageSource, size: int = INPUT_SIZE) -> DecodedPoster:
     """Load a path, PIL image or array and return it resized for the model, with a content hash."""
+    image, digest = load_rgb(source, draft_size=size)
+    resized = image.resize((size, size), Image.Resampling.BILINEAR)
+    return DecodedPoster(np.asarray(resized, dtype=np.float32), digest)
+
+
+def load_rgb(source: ImageSource, draft_size: int | None = None) -> tuple[Image.Image, str]:
+    """The image upright and in RGB at (about) full size, and the sha256 of its content.
+
+    `draft_size` lets JPEGs decode at a reduced scale that is still at least that size.
+    """
     if isinstance(source, (str, Path)):
         path = Path(source)
         try:
@@ -51,22 +61,25 @@ def decode_poster(source: ImageSource, size: int = INPUT_SIZE) -> DecodedPoster:
             raise ImageError(f"{path}: is a folder, not an image") from None
         except OSError as e:
             raise ImageError(f"{path}: cannot read ({e.strerror or e})") from None
-        image = _open_bytes(data, str(path), size)
+        image = _open_bytes(data, str(path), draft_size)
         digest = hashlib.sha256(data).hexdigest()
     elif isinstance(source, Image.Image):
         image = source
-        digest = hashlib.sha256(np.asarray(source).tobytes()).hexdigest()
+        # An image opened from a file is that file's content: hash the file, as ingest does.
+        origin = Path(getattr(source, "filename", "") or "")
+        if origin.is_file():
+            digest = hashlib.sha256(origin.read_bytes()).hexdigest()
+        else:
+            digest = hashlib.sha256(np.asarray(source).tobytes()).hexdigest()
     elif isinstance(source, np.ndarray):
         image = _array_to_image(source)
         digest = hashlib.sha256(np.ascontiguousarray(source).tobytes()).hexdigest()
     else:
         raise ImageError(f"cannot use a {type(source).__name__} as an image (give a path, a PIL image or an array)")
-    rgb = _to_rgb(image)
-    resized = rgb.resize((size, size), Image.Resampling.BILINEAR)
-    return DecodedPoster(np.asarray(resized, dtype=np.float32), digest)
+    return _to_rgb(image), digest
 
 
-def _open_bytes(data: bytes, name: str, size: int) -> Image.Image:
+def _open_bytes(data: bytes, name: str, draft_size: int | None) -> Image.Image:
     if not data:
         raise ImageError(f"{name}: empty file")
     try:
@@ -77,8 +90,8 @@ def _open_bytes(data: bytes, name: str, size: int) -> Image.Image:
                 raise ImageError(
                     f"{name}: image is {image.width}x{image.height}, over the {MAX_PIXELS // 1_000_000} MP limit"
                 )
-            # JPEGs can be decoded at 1/2..1/8 scale directly, much faster than full size + resize.
-            image.draft("RGB", (size, size))
+            if draft_size:  # JPEGs decode at 1/2..1/8 scale directly, much faster than full size + resize
+                image.draft("RGB", (draft_size, draft_size))
             image.load()
             return ImageOps.exif_transpose(image)
     except UnidentifiedImageError:

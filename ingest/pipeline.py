@@ -82,6 +82,7 @@ def ingest(
     report = IngestReport(catalog_rows=catalog.rows, rejects=list(catalog.rejects))
     films = catalog.films[:limit] if limit is not None else catalog.films
     store.prepare(embedder.spec, recreate=recreate)
+    store.remember_posters_dir(posters_dir)
     stored = store.existing_ids([f.point_id for f in films])
     pending = [f for f in films if f.point_id not in stored]
     report.already_stored = len(films) - len(pending)

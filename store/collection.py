@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -91,6 +92,14 @@ class PosterStore:
             for field, kind in INDEXED_FIELDS.items():
                 self.client.create_payload_index(self.collection, field, models.PayloadSchemaType(kind))
 
+    def remember_posters_dir(self, posters_dir: Path) -> None:
+        """Record where the poster files are, so contact sheets can find them later."""
+        self.client.update_collection(self.collection, metadata={"posters_dir": str(Path(posters_dir).resolve())})
+
+    def posters_dir(self) -> Path | None:
+        folder = (self.client.get_collection(self.collection).config.metadata or {}).get("posters_dir")
+        return Path(folder) if folder else None
+
     # --- points -----------------------------------------------------------------------------
 
     def count(self) -> int:
@@ -112,12 +121,16 @@ class PosterStore:
         ]
         self.client.upsert(self.collection, points=points, wait=True)
 
-    def points(self, with_vectors: bool = True, batch: int = 512) -> Iterator[StoredPoint]:
-        """Every point, in batches (scroll), so memory stays bounded by the caller's use."""
+    def points(self, with_vectors: bool = True, fields: list[str] | None = None, batch: int = 512) -> Iterator[StoredPoint]:
+        """Every point (only the payload `fields`, if given), in batches, so memory stays bounded by the caller's use."""
         offset = None
         while True:
             records, offset = self.client.scroll(
-                self.collection, limit=batch, offset=offset, with_payload=True, with_vectors=[VECTOR_NAME] if with_vectors else False
+                self.collection,
+                limit=batch,
+                offset=offset,
+                with_payload=fields or True,
+                with_vectors=[VECTOR_NAME] if with_vectors else False,
             )
             for r in records:
                 vector = np.asarray(r.vector[VECTOR_NAME], dtype=np.float32) if with_vectors else None

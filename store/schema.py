@@ -18,7 +18,7 @@ SCHEMA_VERSION = 1
 POINT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "poster-search/posters")
 
 # Payload fields worth an index on a server (local mode has no payload indexes).
-INDEXED_FIELDS = {"year": "integer", "genres": "keyword", "sha256": "keyword", "key": "keyword"}
+INDEXED_FIELDS = {"year": "integer", "genres": "keyword", "sha256": "keyword", "key": "keyword", "title": "keyword"}
 
 
 def point_id(key: str) -> str:

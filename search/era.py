@@ -1,0 +1,149 @@
+"""Are a poster's nearest neighbours from a similar era? The question as a number.
+
+For every dated poster (or a seeded sample), the absolute year difference to each of its k
+nearest dated neighbours (found by Qdrant, the poster itself and same-content copies excluded),
+against the same figure for k random dated posters (a permutation baseline). A ratio well under 1
+means the embedding groups posters by era beyond chance.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from search.nearest import EXCLUSION_MARGIN
+from store.collection import PosterStore, StoredPoint
+from store.schema import VECTOR_NAME
+
+
+@dataclass
+class DecadeRow:
+    decade: int
+    posters: int
+    neighbour_mean: float
+    random_mean: float
+
+
+@dataclass
+class EraReport:
+    k: int
+    posters: int  # queries made
+    neighbour_mean: float
+    neighbour_median: float
+    random_mean: float
+    random_median: float
+    by_decade: list[DecadeRow] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def table(self) -> str:
+        lines = [
+            f"era coherence: |year difference| between a poster and its {self.k} nearest neighbours, {self.posters} posters",
+            f"{'':18}{'neighbours':>12}{'random pairs':>14}",
+            f"{'mean':18}{self.neighbour_mean:12.1f}{self.random_mean:14.1f}",
+            f"{'median':18}{self.neighbour_median:12.1f}{self.random_median:14.1f}",
+            f"{'ratio of means':18}{self.neighbour_mean / self.random_mean:12.2f}",
+            "by decade of the query poster:",
+            f"{'decade':8}{'posters':>10}{'neighbours':>12}{'random pairs':>14}",
+        ]
+        lines += [f"{f'{r.decade}s':8}{r.posters:10d}{r.neighbour_mean:12.1f}{r.random_mean:14.1f}" for r in self.by_decade]
+        return "\n".join(lines)
+
+
+def era_coherence(
+    store: PosterStore,
+    k: int = 3,
+    sample: int | None = None,
+    seed: int = 0,
+    vector_name: str = VECTOR_NAME,
+    progress: bool = True,
+) -> EraReport:
+    started = time.perf_counter()
+    dated = [p for p in store.points(with_vectors=True) if p.payload.get("year") is not None]
+    if len(dated) <= k:
+        from errors import UserError
+
+        raise UserError(f"the era analysis needs more than k={k} dated posters; the store has {len(dated)}")
+    rng = np.random.default_rng(seed)
+    years = np.array([p.payload["year"] for p in dated], dtype=np.float64)
+    picked = np.arange(len(dated)) if sample is None or sample >= len(dated) else np.sort(rng.choice(len(dated), sample, replace=False))
+
+    neighbour_years = nearest_dated_years(store, [dated[i] for i in picked], k, vector_name, progress)
+    neighbour_diff = np.abs(neighbour_years - years[picked, None])
+    random_diff = np.abs(years[_random_others(picked, len(dated), k, rng)] - years[picked, None])
+
+    decades = (years[picked] // 10 * 10).astype(int)
+    by_decade = [
+        DecadeRow(int(d), int((decades == d).sum()), float(np.nanmean(neighbour_diff[decades == d])), float(random_diff[decades == d].mean()))
+        for d in np.unique(decades)
+    ]
+    return EraReport(
+        k=k,
+        posters=len(picked),
+        neighbour_mean=float(np.nanmean(neighbour_diff)),
+        neighbour_median=float(np.nanmedian(neighbour_diff)),
+        random_mean=float(random_diff.mean()),
+        random_median=float(np.median(random_diff)),
+        by_decade=by_decade,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def nearest_dated_years(
+    store: PosterStore, queries: list[StoredPoint], k: int, vector_name: str = VECTOR_NAME, progress: bool = False, batch: int = 64
+) -> np.ndarray:
+    """(len(queries), k) years of each query's k nearest dated posters, itself and copies excluded.
+
+    As in search.nearest: a few extra hits without a filter, exclusions made here, and a Qdrant
+    filter only for the rare query left short.
+    """
+    from qdrant_client import models
+    from tqdm import tqdm
+
+    out = np.full((len(queries), k), np.nan)  # NaN where a tiny store has fewer than k candidates
+    limit = k + EXCLUSION_MARGIN
+    bar = tqdm(total=len(queries), unit="poster", desc="neighbours", disable=not progress)
+    for start in range(0, len(queries), batch):
+        chunk = queries[start : start + batch]
+        requests = [
+            models.QueryRequest(query=q.vector.tolist(), using=vector_name, limit=limit, with_payload=["year", "sha256"]) for q in chunk
+        ]
+        for i, (query, response) in enumerate(zip(chunk, store.client.query_batch_points(store.collection, requests))):
+            found = [h.payload["year"] for h in response.points if _counts(h, query)][:k]
+            if len(found) < k:
+                found = _filtered_years(store, query, k, vector_name)
+            out[start + i, : len(found)] = found
+        bar.update(len(chunk))
+    bar.close()
+    return out
+
+
+def _counts(hit, query: StoredPoint) -> bool:
+    return str(hit.id) != query.id and hit.payload.get("sha256") != query.payload.get("sha256") and hit.payload.get("year") is not None
+
+
+def _filtered_years(store: PosterStore, query: StoredPoint, k: int, vector_name: str) -> list[float]:
+    from qdrant_client import models
+
+    exclude = [models.HasIdCondition(has_id=[query.id])]
+    if query.payload.get("sha256"):
+        exclude.append(models.FieldCondition(key="sha256", match=models.MatchValue(value=query.payload["sha256"])))
+    hits = store.client.query_points(
+        store.collection,
+        query=query.vector.tolist(),
+        using=vector_name,
+        limit=k,
+        query_filter=models.Filter(must_not=exclude + [models.IsEmptyCondition(is_empty=models.PayloadField(key="year"))]),
+        with_payload=["year"],
+    ).points
+    return [h.payload["year"] for h in hits]
+
+
+def _random_others(picked: np.ndarray, n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k random indices per query, never the query itself: the permutation baseline."""
+    others = rng.integers(0, n - 1, size=(len(picked), k))
+    return others + (others >= picked[:, None])  # skip over the query's own index

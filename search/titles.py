@@ -1,0 +1,59 @@
+"""Find a stored film by title or id, with helpful messages for unknown and ambiguous titles."""
+
+from __future__ import annotations
+
+import difflib
+
+from errors import UserError
+from store.collection import PosterStore, StoredPoint
+
+
+def find_film(store: PosterStore, title: str | None = None, point_id: str | None = None, year: int | None = None) -> StoredPoint:
+    """The one stored film with this id, or this title (and year); UserError otherwise."""
+    store.stored_spec()
+    if point_id:
+        try:
+            found = store.retrieve([point_id], with_vectors=True)
+        except Exception:  # Qdrant rejects ids that are not UUIDs or integers
+            found = []
+        if not found:
+            raise UserError(f"no film with id {point_id} in collection '{store.collection}'")
+        return found[0]
+    if not title:
+        raise UserError("give an image, a --title or an --id")
+    matches = _exact(store, title) or _case_insensitive(store, title)
+    if year is not None:
+        matches = [m for m in matches if m.payload.get("year") == year]
+    if not matches:
+        raise UserError(f"no film titled {title!r}{f' from {year}' if year else ''}{_close_matches(store, title)}")
+    if len(matches) > 1:
+        listed = "; ".join(f"{m.payload.get('title')} ({m.payload.get('year', '?')}, id {m.id})" for m in matches[:5])
+        raise UserError(f"{len(matches)} films are titled {title!r}: {listed}; add --year or use --id")
+    return store.retrieve([matches[0].id], with_vectors=True)[0]
+
+
+def _exact(store: PosterStore, title: str) -> list[StoredPoint]:
+    from qdrant_client import models
+
+    records, _ = store.client.scroll(
+        store.collection,
+        scroll_filter=models.Filter(must=[models.FieldCondition(key="title", match=models.MatchValue(value=title))]),
+        limit=50,
+        with_payload=["title", "year"],
+    )
+    return [StoredPoint(str(r.id), r.payload) for r in records]
+
+
+def _all_titles(store: PosterStore) -> list[StoredPoint]:
+    return list(store.points(with_vectors=False, fields=["title", "year"], batch=2048))
+
+
+def _case_insensitive(store: PosterStore, title: str) -> list[StoredPoint]:
+    wanted = title.casefold().strip()
+    return [p for p in _all_titles(store) if p.payload.get("title", "").casefold().strip() == wanted]
+
+
+def _close_matches(store: PosterStore, title: str) -> str:
+    titles = {p.payload.get("title", ""): p.payload.get("year", "?") for p in _all_titles(store)}
+    close = difflib.get_close_matches(title, list(titles), n=5, cutoff=0.6)
+    return "; close matches: " + ", ".join(f"{t} ({titles[t]})" for t in close) if close else ""
