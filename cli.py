@@ -211,5 +211,57 @@ def era(
     typer.echo(json.dumps(report.as_dict(), indent=2) if json_out else report.table())
 
 
+ModelDir = Annotated[Path, typer.Option("--model-dir", help="Folder of the year model (model.keras, model.json, plots).")]
+
+
+@app.command("train-year")
+@cli_errors
+def train_year(
+    test_size: Annotated[float, typer.Option(help="Share of dated posters held out for testing.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the split and of the head's training.")] = 0,
+    epochs: Annotated[int, typer.Option(min=1, help="Most epochs per ensemble member (early stopping ends sooner).")] = 400,
+    members: Annotated[int, typer.Option(min=1, help="Ensemble members (seeds) averaged.")] = 5,
+    knn_k: Annotated[int, typer.Option(min=1, help="k of the k-NN baseline.")] = 10,
+    model_dir: ModelDir = Path("year_model"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print the test figures as JSON.")] = False,
+    qdrant_path: QdrantPath = None,
+    qdrant_url: QdrantUrl = None,
+    qdrant_api_key: QdrantApiKey = None,
+    collection: Collection = "posters",
+) -> None:
+    """Train the year head on vectors pulled from Qdrant; report it against baselines on a held-out split."""
+    from regression.head import HeadConfig
+    from regression.train import train_year_model
+
+    config = HeadConfig(epochs=epochs, members=members)
+    with _open_store(qdrant_path, qdrant_url, qdrant_api_key, collection, must_exist=True) as store:
+        report = train_year_model(store, model_dir, test_size, seed, config, knn_k, progress=not json_out)
+    if json_out:
+        typer.echo(json.dumps({"n_train": report.n_train, "n_test": report.n_test, "results": report.results}, indent=2))
+    else:
+        typer.echo(report.table())
+        typer.echo("wrote " + ", ".join(str(f) for f in report.files))
+
+
+@app.command("predict-year")
+@cli_errors
+def predict_year(
+    image: Annotated[Path, typer.Argument(help="A poster image (need not be in the store).")],
+    model_dir: ModelDir = Path("year_model"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    weights: Weights = None,
+) -> None:
+    """Predict a poster's release year, with the range held-out errors give."""
+    from regression.model_file import YearModel
+
+    model = YearModel.load(model_dir)
+    from embedding.model import Embedder
+    from embedding.spec import resolve_weights
+    from regression.predict import predict_year as run_predict
+
+    prediction = run_predict(image, model, Embedder(resolve_weights(weights)))
+    typer.echo(json.dumps({"image": str(image), **prediction.as_dict()}) if json_out else f"{image}: {prediction.sentence()}")
+
+
 if __name__ == "__main__":
     sys.exit(app())

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from search.nearest import EXCLUSION_MARGIN
+from search.batch import nearest_accepted
 from store.collection import PosterStore, StoredPoint
 from store.schema import VECTOR_NAME
 
@@ -94,53 +94,19 @@ def era_coherence(
 
 
 def nearest_dated_years(
-    store: PosterStore, queries: list[StoredPoint], k: int, vector_name: str = VECTOR_NAME, progress: bool = False, batch: int = 64
+    store: PosterStore, queries: list[StoredPoint], k: int, vector_name: str = VECTOR_NAME, progress: bool = False
 ) -> np.ndarray:
-    """(len(queries), k) years of each query's k nearest dated posters, itself and copies excluded.
+    """(len(queries), k) years of each query's k nearest dated posters, itself and copies excluded."""
 
-    As in search.nearest: a few extra hits without a filter, exclusions made here, and a Qdrant
-    filter only for the rare query left short.
-    """
-    from qdrant_client import models
-    from tqdm import tqdm
+    def accept(i: int, hit) -> bool:
+        query = queries[i]
+        return str(hit.id) != query.id and hit.payload.get("sha256") != query.payload.get("sha256") and hit.payload.get("year") is not None
 
+    found = nearest_accepted(store, [q.vector for q in queries], k, accept, vector_name, progress=progress)
     out = np.full((len(queries), k), np.nan)  # NaN where a tiny store has fewer than k candidates
-    limit = k + EXCLUSION_MARGIN
-    bar = tqdm(total=len(queries), unit="poster", desc="neighbours", disable=not progress)
-    for start in range(0, len(queries), batch):
-        chunk = queries[start : start + batch]
-        requests = [
-            models.QueryRequest(query=q.vector.tolist(), using=vector_name, limit=limit, with_payload=["year", "sha256"]) for q in chunk
-        ]
-        for i, (query, response) in enumerate(zip(chunk, store.client.query_batch_points(store.collection, requests))):
-            found = [h.payload["year"] for h in response.points if _counts(h, query)][:k]
-            if len(found) < k:
-                found = _filtered_years(store, query, k, vector_name)
-            out[start + i, : len(found)] = found
-        bar.update(len(chunk))
-    bar.close()
+    for i, hits in enumerate(found):
+        out[i, : len(hits)] = [h.payload["year"] for h in hits]
     return out
-
-
-def _counts(hit, query: StoredPoint) -> bool:
-    return str(hit.id) != query.id and hit.payload.get("sha256") != query.payload.get("sha256") and hit.payload.get("year") is not None
-
-
-def _filtered_years(store: PosterStore, query: StoredPoint, k: int, vector_name: str) -> list[float]:
-    from qdrant_client import models
-
-    exclude = [models.HasIdCondition(has_id=[query.id])]
-    if query.payload.get("sha256"):
-        exclude.append(models.FieldCondition(key="sha256", match=models.MatchValue(value=query.payload["sha256"])))
-    hits = store.client.query_points(
-        store.collection,
-        query=query.vector.tolist(),
-        using=vector_name,
-        limit=k,
-        query_filter=models.Filter(must_not=exclude + [models.IsEmptyCondition(is_empty=models.PayloadField(key="year"))]),
-        with_payload=["year"],
-    ).points
-    return [h.payload["year"] for h in hits]
 
 
 def _random_others(picked: np.ndarray, n: int, k: int, rng: np.random.Generator) -> np.ndarray:

@@ -13,15 +13,13 @@ import numpy as np
 
 from embedding.images import ImageSource, decode_poster
 from errors import UserError
+from search.batch import EXCLUSION_MARGIN
 from store.collection import PosterStore, StoredPoint
 from store.schema import DEFAULT_COLLECTION, VECTOR_NAME
 
 if TYPE_CHECKING:
     from embedding.model import Embedder
     from store.connection import StoreLocation
-
-
-EXCLUSION_MARGIN = 8  # extra hits fetched so that excluding the query's copies still leaves k
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,9 @@ class StoreLocation:
     api_key: str | None = None
     timeout: float = 30.0
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))  # accept a str from notebooks
+
     @property
     def is_local(self) -> bool:
         return not self.url

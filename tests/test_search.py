@@ -11,7 +11,8 @@ from errors import UserError
 from ingest.catalog import read_catalog
 from ingest.pipeline import ingest
 from embedding.images import decode_poster
-from search.nearest import EXCLUSION_MARGIN, Filters, PosterSearch
+from search.batch import EXCLUSION_MARGIN
+from search.nearest import Filters, PosterSearch
 from search.titles import find_film
 from store.collection import PosterStore
 from store.connection import StoreLocation
