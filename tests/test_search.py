@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ from store.collection import PosterStore
 from store.connection import StoreLocation
 from store.embeddings import load_embeddings
 from store.schema import point_id
-from tests.conftest import make_poster, run_cli, write_csv
+from tests.conftest import ROOT, make_poster, run_cli, write_csv
 
 GENRES = ["Drama", "Comedy|Drama", "Horror", "Comedy", "Drama", "Horror|Comedy", "Western", "Drama", "Comedy", "Horror"]
 
@@ -117,9 +119,15 @@ def test_search_cli_by_title_json_and_sheet(searchable, tmp_path):
     sheet = Image.open(tmp_path / "s.png")
     assert sheet.width > 3 * 200  # query + 2 neighbours
     assert np.asarray(sheet).std() > 10  # posters were drawn, not blank tiles
-    table = run_cli("search", "--title", "Film 3", "--qdrant-path", location.path)
+    table = subprocess.run(
+        [sys.executable, "-X", "importtime", str(ROOT / "cli.py"), "search", "--title", "Film 3", "--qdrant-path", str(location.path)],
+        capture_output=True,
+        text=True,
+    )
     assert table.returncode == 0 and table.stdout.splitlines()[0] == "nearest to Film 3 (1965):"
     assert len(table.stdout.splitlines()) == 2 + 3
+    imported = {line.split("|")[-1].strip() for line in table.stderr.splitlines()}
+    assert "qdrant_client" in imported and not {"tensorflow", "keras"} & imported  # search by title needs no model
 
 
 def test_search_cli_by_image_and_errors(searchable, tmp_path):
