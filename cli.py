@@ -27,16 +27,25 @@ app = typer.Typer(
 # Options shared by every command that opens the store. Environment variables are read in
 # store.connection.location_from_options, so notebooks get the same defaults as the CLI.
 QdrantPath = Annotated[
-    Optional[str], typer.Option("--qdrant-path", help="Embedded store folder [env QDRANT_PATH; default ./qdrant_data].")
+    Optional[str], typer.Option("--qdrant-path", help="Embedded store folder (env QDRANT_PATH; default ./qdrant_data).")
 ]
 QdrantUrl = Annotated[
-    Optional[str], typer.Option("--qdrant-url", help="Qdrant server URL, instead of the embedded store [env QDRANT_URL].")
+    Optional[str], typer.Option("--qdrant-url", help="Qdrant server URL, instead of the embedded store (env QDRANT_URL).")
 ]
-QdrantApiKey = Annotated[Optional[str], typer.Option("--qdrant-api-key", help="API key for the server [env QDRANT_API_KEY].")]
+QdrantApiKey = Annotated[Optional[str], typer.Option("--qdrant-api-key", help="API key for the server (env QDRANT_API_KEY).")]
+QdrantGrpc = Annotated[
+    Optional[bool], typer.Option("--grpc/--no-grpc", help="Talk gRPC (port 6334) to the server: faster bulk uploads (env QDRANT_GRPC).")
+]
+QdrantTimeout = Annotated[Optional[float], typer.Option("--qdrant-timeout", help="Seconds per server request (env QDRANT_TIMEOUT; default 30).")]
+Shards = Annotated[Optional[int], typer.Option(min=1, help="Server/cluster only: shards of a new collection (default: one per node).")]
+Replicas = Annotated[Optional[int], typer.Option(min=1, help="Server/cluster only: copies of each shard (default 1).")]
+WriteConsistency = Annotated[
+    Optional[int], typer.Option(min=1, help="Server/cluster only: replicas that must acknowledge a write (default 1).")
+]
 Collection = Annotated[str, typer.Option("--collection", help="Collection name.")]
 Weights = Annotated[
     Optional[str],
-    typer.Option("--weights", help="VGG16 weights: 'imagenet' (downloaded by Keras) or a notop .h5 file [env VGG16_WEIGHTS]."),
+    typer.Option("--weights", help="VGG16 weights: 'imagenet' (downloaded by Keras) or a notop .h5 file (env VGG16_WEIGHTS)."),
 ]
 
 
@@ -62,11 +71,13 @@ def cli_errors(command):
     return wrapper
 
 
-def _open_store(path: str | None, url: str | None, api_key: str | None, collection: str, must_exist: bool = False):
+def _open_store(
+    path: str | None, url: str | None, api_key: str | None, grpc: bool | None, timeout: float | None, collection: str, must_exist: bool = False
+):
     from store.collection import PosterStore
     from store.connection import location_from_options
 
-    return PosterStore(location_from_options(path, url, api_key), collection, must_exist=must_exist)
+    return PosterStore(location_from_options(path, url, api_key, timeout, grpc), collection, must_exist=must_exist)
 
 
 @app.command()
@@ -85,25 +96,32 @@ def ingest(
     title_column: Annotated[Optional[str], typer.Option(help="Catalog column with the title.")] = None,
     year_column: Annotated[Optional[str], typer.Option(help="Catalog column with the year (else '(YYYY)' in titles).")] = None,
     genre_column: Annotated[Optional[str], typer.Option(help="Catalog column with genres ('A|B').")] = None,
-    encoding: Annotated[Optional[str], typer.Option(help="Catalog encoding [default: utf-8, else latin-1].")] = None,
+    encoding: Annotated[Optional[str], typer.Option(help="Catalog encoding (default: utf-8, else latin-1).")] = None,
     weights: Weights = None,
+    shards: Shards = None,
+    replicas: Replicas = None,
+    write_consistency: WriteConsistency = None,
     qdrant_path: QdrantPath = None,
     qdrant_url: QdrantUrl = None,
     qdrant_api_key: QdrantApiKey = None,
+    grpc: QdrantGrpc = None,
+    qdrant_timeout: QdrantTimeout = None,
     collection: Collection = "posters",
 ) -> None:
     """Embed every poster of a catalog and upsert it into the store (resumable)."""
     from embedding.model import Embedder
     from embedding.spec import resolve_weights
     from ingest.catalog import Columns, read_catalog
+    from store.collection import Sharding
     from ingest.pipeline import ingest as run_ingest
     from ingest.pipeline import write_rejects
 
     embedder = Embedder(resolve_weights(weights))  # cheap: TensorFlow loads only if there is work
     columns = Columns(file=file_column, id=id_column, title=title_column, year=year_column, genres=genre_column)
     films = read_catalog(catalog, posters, columns, encoding)
-    with _open_store(qdrant_path, qdrant_url, qdrant_api_key, collection) as store:
-        report = run_ingest(films, posters, store, embedder, batch_size=batch_size, limit=limit, recreate=recreate)
+    with _open_store(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection) as store:
+        sharding = Sharding(shards, replicas, write_consistency)
+        report = run_ingest(films, posters, store, embedder, batch_size=batch_size, limit=limit, recreate=recreate, sharding=sharding)
         total = store.count()
     if report.rejects:
         write_rejects(report.rejects, rejects)
@@ -120,12 +138,14 @@ def export_embeddings(
     qdrant_path: QdrantPath = None,
     qdrant_url: QdrantUrl = None,
     qdrant_api_key: QdrantApiKey = None,
+    grpc: QdrantGrpc = None,
+    qdrant_timeout: QdrantTimeout = None,
     collection: Collection = "posters",
 ) -> None:
     """Write the stored embeddings as one (n_movies, embedding_size) array with ids, titles, years, files."""
     from store.embeddings import load_embeddings, save_npz
 
-    with _open_store(qdrant_path, qdrant_url, qdrant_api_key, collection, must_exist=True) as store:
+    with _open_store(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection, must_exist=True) as store:
         embeddings = load_embeddings(store)
     save_npz(embeddings, out)
     typer.echo(f"wrote {out}: embeddings {embeddings.vectors.shape}, with ids, titles, years, files")
@@ -144,11 +164,13 @@ def search(
     genre: Annotated[Optional[str], typer.Option(help="Only neighbours of this genre.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     sheet: Annotated[Optional[Path], typer.Option(help="Also write a PNG of the query and its neighbours.")] = None,
-    posters: Annotated[Optional[Path], typer.Option(help="Poster folder for --sheet [default: the one ingest recorded].")] = None,
+    posters: Annotated[Optional[Path], typer.Option(help="Poster folder for --sheet (default: the one ingest recorded).")] = None,
     weights: Weights = None,
     qdrant_path: QdrantPath = None,
     qdrant_url: QdrantUrl = None,
     qdrant_api_key: QdrantApiKey = None,
+    grpc: QdrantGrpc = None,
+    qdrant_timeout: QdrantTimeout = None,
     collection: Collection = "posters",
 ) -> None:
     """The k films whose posters are most similar to an image, or to a stored film (--title / --id)."""
@@ -157,7 +179,7 @@ def search(
     if (image is None) == (title is None and id is None):
         raise UserError("give either an image or --title/--id")
     filters = Filters(year_min, year_max, genre)
-    with _open_store(qdrant_path, qdrant_url, qdrant_api_key, collection, must_exist=True) as store:
+    with _open_store(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection, must_exist=True) as store:
         if image is not None:
             from embedding.model import Embedder
             from embedding.spec import resolve_weights
@@ -201,12 +223,14 @@ def era(
     qdrant_path: QdrantPath = None,
     qdrant_url: QdrantUrl = None,
     qdrant_api_key: QdrantApiKey = None,
+    grpc: QdrantGrpc = None,
+    qdrant_timeout: QdrantTimeout = None,
     collection: Collection = "posters",
 ) -> None:
     """Are nearest neighbours from a similar era? Year differences to neighbours vs random pairs."""
     from search.era import era_coherence
 
-    with _open_store(qdrant_path, qdrant_url, qdrant_api_key, collection, must_exist=True) as store:
+    with _open_store(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection, must_exist=True) as store:
         report = era_coherence(store, k=k, sample=sample, seed=seed, progress=not json_out)
     typer.echo(json.dumps(report.as_dict(), indent=2) if json_out else report.table())
 
@@ -227,6 +251,8 @@ def train_year(
     qdrant_path: QdrantPath = None,
     qdrant_url: QdrantUrl = None,
     qdrant_api_key: QdrantApiKey = None,
+    grpc: QdrantGrpc = None,
+    qdrant_timeout: QdrantTimeout = None,
     collection: Collection = "posters",
 ) -> None:
     """Train the year head on vectors pulled from Qdrant; report it against baselines on a held-out split."""
@@ -234,7 +260,7 @@ def train_year(
     from regression.train import train_year_model
 
     config = HeadConfig(epochs=epochs, members=members)
-    with _open_store(qdrant_path, qdrant_url, qdrant_api_key, collection, must_exist=True) as store:
+    with _open_store(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection, must_exist=True) as store:
         report = train_year_model(store, model_dir, test_size, seed, config, knn_k, progress=not json_out)
     if json_out:
         typer.echo(json.dumps({"n_train": report.n_train, "n_test": report.n_test, "results": report.results}, indent=2))
@@ -261,6 +287,45 @@ def predict_year(
 
     prediction = run_predict(image, model, Embedder(resolve_weights(weights)))
     typer.echo(json.dumps({"image": str(image), **prediction.as_dict()}) if json_out else f"{image}: {prediction.sentence()}")
+
+
+@app.command()
+@cli_errors
+def migrate(
+    to_url: Annotated[Optional[str], typer.Option(help="Destination Qdrant server or cluster URL.")] = None,
+    to_path: Annotated[Optional[Path], typer.Option(help="Destination embedded store folder, instead of a URL.")] = None,
+    to_api_key: Annotated[Optional[str], typer.Option(help="API key of the destination (env QDRANT_TO_API_KEY).")] = None,
+    to_collection: Annotated[Optional[str], typer.Option(help="Destination collection (default: the same name).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Points per scroll and upsert.")] = 256,
+    shards: Shards = None,
+    replicas: Replicas = None,
+    write_consistency: WriteConsistency = None,
+    qdrant_path: QdrantPath = None,
+    qdrant_url: QdrantUrl = None,
+    qdrant_api_key: QdrantApiKey = None,
+    grpc: QdrantGrpc = None,
+    qdrant_timeout: QdrantTimeout = None,
+    collection: Collection = "posters",
+) -> None:
+    """Copy the collection (vectors, payloads, ids) to a server, cluster or other folder, without re-embedding."""
+    from store.collection import PosterStore, Sharding
+    from store.connection import location_from_options
+    from store.migrate import migrate as run_migrate
+
+    if (to_url is None) == (to_path is None):
+        raise UserError("give the destination: --to-url URL (a server or cluster) or --to-path DIR")
+    source_location = location_from_options(qdrant_path, qdrant_url, qdrant_api_key, qdrant_timeout, grpc)
+    target_location = location_from_options(
+        str(to_path) if to_path else None, to_url, to_api_key or os.environ.get("QDRANT_TO_API_KEY"), qdrant_timeout, grpc if to_url else False
+    )
+    target_collection = to_collection or collection
+    if source_location == target_location and target_collection == collection:
+        raise UserError("source and destination are the same collection")
+    with PosterStore(source_location, collection, must_exist=True) as source:
+        same_store = source_location == target_location
+        with source.other_collection(target_collection) if same_store else PosterStore(target_location, target_collection) as target:
+            report = run_migrate(source, target, batch_size, Sharding(shards, replicas, write_consistency))
+    typer.echo(report.summary())
 
 
 if __name__ == "__main__":

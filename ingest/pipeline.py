@@ -20,7 +20,7 @@ import numpy as np
 from embedding.images import INPUT_SIZE, ImageError, decode_poster
 from embedding.spec import EmbeddingSpec
 from ingest.catalog import Catalog, Film, Reject
-from store.collection import PosterStore
+from store.collection import PosterStore, Sharding
 
 DEFAULT_BATCH_SIZE = 32
 
@@ -72,6 +72,7 @@ def ingest(
     limit: int | None = None,
     recreate: bool = False,
     progress: bool = True,
+    sharding: Sharding = Sharding(),
 ) -> IngestReport:
     """Store the embedding of every film in `catalog` not stored yet.
 
@@ -81,7 +82,7 @@ def ingest(
     started = time.perf_counter()
     report = IngestReport(catalog_rows=catalog.rows, rejects=list(catalog.rejects))
     films = catalog.films[:limit] if limit is not None else catalog.films
-    store.prepare(embedder.spec, recreate=recreate)
+    store.prepare(embedder.spec, recreate=recreate, sharding=sharding)
     store.remember_posters_dir(posters_dir)
     stored = store.existing_ids([f.point_id for f in films])
     pending = [f for f in films if f.point_id not in stored]

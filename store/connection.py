@@ -19,6 +19,7 @@ class StoreLocation:
     url: str | None = None
     api_key: str | None = None
     timeout: float = 30.0
+    prefer_grpc: bool = False  # gRPC (port 6334) is faster for bulk uploads to a server
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))  # accept a str from notebooks
@@ -54,7 +55,13 @@ def open_client(location: StoreLocation, must_exist: bool = False):
             raise UserError(f"cannot open store {path}: {e.strerror}") from None
     # check_compatibility would print its own warning for an unreachable server; the pinned
     # versions (requirements.txt, docker-compose.yml) are what keeps client and server in step.
-    client = QdrantClient(url=location.url, api_key=location.api_key, timeout=int(location.timeout), check_compatibility=False)
+    client = QdrantClient(
+        url=location.url,
+        api_key=location.api_key,
+        timeout=int(location.timeout),
+        prefer_grpc=location.prefer_grpc,
+        check_compatibility=False,
+    )
     try:
         client.get_collections()  # the client connects lazily: fail here, clearly, not mid-ingest
     except Exception as e:
@@ -71,11 +78,27 @@ def _reason(error: Exception) -> str:
     return text[0][:200] if text else type(error).__name__
 
 
-def location_from_options(path: str | None, url: str | None, api_key: str | None, timeout: float = 30.0) -> StoreLocation:
-    """Options win over environment variables (QDRANT_URL, QDRANT_API_KEY, QDRANT_PATH)."""
+def location_from_options(
+    path: str | None, url: str | None, api_key: str | None, timeout: float | None = None, grpc: bool | None = None
+) -> StoreLocation:
+    """Options win over environment variables (QDRANT_PATH, QDRANT_URL, QDRANT_API_KEY, QDRANT_TIMEOUT, QDRANT_GRPC)."""
+    env_timeout = os.environ.get("QDRANT_TIMEOUT")
+    try:
+        timeout = float(timeout if timeout is not None else env_timeout or 30.0)
+    except ValueError:
+        raise UserError(f"QDRANT_TIMEOUT must be a number of seconds, not {env_timeout!r}") from None
+    if timeout <= 0:
+        raise UserError(f"the Qdrant timeout must be positive, not {timeout}")
+    url = url or os.environ.get("QDRANT_URL") or None
+    if url and not url.startswith(("http://", "https://")):
+        raise UserError(f"--qdrant-url must start with http:// or https://, not {url!r}")
+    grpc = grpc if grpc is not None else os.environ.get("QDRANT_GRPC", "").lower() in ("1", "true", "yes")
+    if grpc and not url:
+        raise UserError("--grpc needs a Qdrant server (--qdrant-url); the embedded store has no network protocol")
     return StoreLocation(
         path=Path(path or os.environ.get("QDRANT_PATH") or DEFAULT_PATH),
-        url=url or os.environ.get("QDRANT_URL") or None,
+        url=url,
         api_key=api_key or os.environ.get("QDRANT_API_KEY") or None,
         timeout=timeout,
+        prefer_grpc=grpc,
     )
