@@ -88,6 +88,9 @@ def ingest(
     limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N films of the catalog.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1024, help="Posters per model batch and per upsert.")] = 32,
     recreate: Annotated[bool, typer.Option(help="Delete the collection first and start over.")] = False,
+    style: Annotated[
+        bool, typer.Option(help="Also store the style vector 'vgg16_style' (added to posters already stored).")
+    ] = False,
     rejects: Annotated[Path, typer.Option(help="Where to write rejected rows and posters, with reasons.")] = Path(
         "ingest-rejects.csv"
     ),
@@ -116,7 +119,7 @@ def ingest(
     from ingest.pipeline import ingest as run_ingest
     from ingest.pipeline import write_rejects
 
-    embedder = Embedder(resolve_weights(weights))  # cheap: TensorFlow loads only if there is work
+    embedder = Embedder(resolve_weights(weights), style=style)  # cheap: TensorFlow loads only if there is work
     columns = Columns(file=file_column, id=id_column, title=title_column, year=year_column, genres=genre_column)
     films = read_catalog(catalog, posters, columns, encoding)
     with _open_store(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection) as store:
@@ -220,6 +223,7 @@ def era(
     sample: Annotated[Optional[int], typer.Option(min=1, help="Only this many posters (seeded sample) as queries.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the sample and the random baseline.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    vector: VectorName = "vgg16",
     qdrant_path: QdrantPath = None,
     qdrant_url: QdrantUrl = None,
     qdrant_api_key: QdrantApiKey = None,
@@ -231,11 +235,12 @@ def era(
     from search.era import era_coherence
 
     with _open_store(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection, must_exist=True) as store:
-        report = era_coherence(store, k=k, sample=sample, seed=seed, progress=not json_out)
+        report = era_coherence(store, k=k, sample=sample, seed=seed, vector_name=vector, progress=not json_out)
     typer.echo(json.dumps(report.as_dict(), indent=2) if json_out else report.table())
 
 
 ModelDir = Annotated[Path, typer.Option("--model-dir", help="Folder of the year model (model.keras, model.json, plots).")]
+VectorName = Annotated[str, typer.Option("--vector", help="Which stored vector: 'vgg16', or 'vgg16_style' (ingest --style).")]
 
 
 @app.command("train-year")
@@ -247,6 +252,7 @@ def train_year(
     members: Annotated[int, typer.Option(min=1, help="Ensemble members (seeds) averaged.")] = 5,
     knn_k: Annotated[int, typer.Option(min=1, help="k of the k-NN baseline.")] = 10,
     model_dir: ModelDir = Path("year_model"),
+    vector: VectorName = "vgg16",
     json_out: Annotated[bool, typer.Option("--json", help="Print the test figures as JSON.")] = False,
     qdrant_path: QdrantPath = None,
     qdrant_url: QdrantUrl = None,
@@ -261,7 +267,7 @@ def train_year(
 
     config = HeadConfig(epochs=epochs, members=members)
     with _open_store(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection, must_exist=True) as store:
-        report = train_year_model(store, model_dir, test_size, seed, config, knn_k, progress=not json_out)
+        report = train_year_model(store, model_dir, test_size, seed, config, knn_k, vector_name=vector, progress=not json_out)
     if json_out:
         typer.echo(json.dumps({"n_train": report.n_train, "n_test": report.n_test, "results": report.results}, indent=2))
     else:
@@ -285,7 +291,7 @@ def predict_year(
     from embedding.spec import resolve_weights
     from regression.predict import predict_year as run_predict
 
-    prediction = run_predict(image, model, Embedder(resolve_weights(weights)))
+    prediction = run_predict(image, model, Embedder(resolve_weights(weights), style=model.uses_style))
     typer.echo(json.dumps({"image": str(image), **prediction.as_dict()}) if json_out else f"{image}: {prediction.sentence()}")
 
 
@@ -326,6 +332,32 @@ def migrate(
         with source.other_collection(target_collection) if same_store else PosterStore(target_location, target_collection) as target:
             report = run_migrate(source, target, batch_size, Sharding(shards, replicas, write_consistency))
     typer.echo(report.summary())
+
+
+@app.command()
+@cli_errors
+def compare(
+    test_size: Annotated[float, typer.Option(help="Share of dated posters held out for testing.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the split, the heads' training and the era baseline.")] = 0,
+    epochs: Annotated[int, typer.Option(min=1, help="Most epochs per ensemble member.")] = 400,
+    members: Annotated[int, typer.Option(min=1, help="Ensemble members per head.")] = 5,
+    knn_k: Annotated[int, typer.Option(min=1, help="k of the k-NN baseline.")] = 10,
+    model_dir: ModelDir = Path("compare_models"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    qdrant_path: QdrantPath = None,
+    qdrant_url: QdrantUrl = None,
+    qdrant_api_key: QdrantApiKey = None,
+    grpc: QdrantGrpc = None,
+    qdrant_timeout: QdrantTimeout = None,
+    collection: Collection = "posters",
+) -> None:
+    """Original (vgg16) vs style (vgg16_style) embedding: year head and era coherence, one table."""
+    from regression.compare import compare_vectors
+    from regression.head import HeadConfig
+
+    with _open_store(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection, must_exist=True) as store:
+        result = compare_vectors(store, model_dir, test_size, seed, HeadConfig(epochs=epochs, members=members), knn_k, progress=not json_out)
+    typer.echo(json.dumps(result.as_dict(), indent=2) if json_out else result.table())
 
 
 if __name__ == "__main__":

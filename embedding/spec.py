@@ -19,6 +19,12 @@ WEIGHTS_ENV = "VGG16_WEIGHTS"
 KERAS_NOTOP_MD5 = "6d6bbae143d832006294945121d1f1fc"
 RANDOM_WEIGHTS = "random"  # weights=None, seeded: only for tests and experiments
 
+# The "style" embedding: statistics of five convolutional layers, one per VGG16 block, from the
+# same forward pass. Early layers see colour, grain and print texture; later ones typography and
+# layout motifs. See embedding/model.py.
+STYLE_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
+STYLE_CHANNELS = (64, 128, 256, 512, 512)
+
 
 @dataclass(frozen=True)
 class EmbeddingSpec:
@@ -58,11 +64,26 @@ def resolve_weights(weights: str | None) -> str | None:
 
 def spec_for_weights(weights: str | None) -> EmbeddingSpec:
     """The spec of the default VGG16 embedding with the given (resolved) weights."""
+    return EmbeddingSpec(weights=weights_id(weights))
+
+
+def style_spec_for_weights(weights: str | None) -> EmbeddingSpec:
+    """The spec of the style embedding (channel statistics of five layers) with these weights."""
+    return EmbeddingSpec(
+        layer="+".join(STYLE_LAYERS),
+        pooling="channel-mean+std,l2-per-layer",
+        weights=weights_id(weights),
+        dim=2 * sum(STYLE_CHANNELS),
+    )
+
+
+def weights_id(weights: str | None) -> str:
+    """"imagenet", "random", or the digest of a weights file (the Keras download's own file counts as imagenet)."""
     if weights is None:
-        return EmbeddingSpec(weights=RANDOM_WEIGHTS)
+        return RANDOM_WEIGHTS
     if weights == "imagenet":
-        return EmbeddingSpec(weights="imagenet")
+        return "imagenet"
     data = Path(weights).read_bytes()
     if hashlib.md5(data).hexdigest() == KERAS_NOTOP_MD5:
-        return EmbeddingSpec(weights="imagenet")
-    return EmbeddingSpec(weights="sha256:" + hashlib.sha256(data).hexdigest()[:16])
+        return "imagenet"
+    return "sha256:" + hashlib.sha256(data).hexdigest()[:16]

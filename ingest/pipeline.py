@@ -21,6 +21,7 @@ from embedding.images import INPUT_SIZE, ImageError, decode_poster
 from embedding.spec import EmbeddingSpec
 from ingest.catalog import Catalog, Film, Reject
 from store.collection import PosterStore, Sharding
+from store.schema import STYLE_VECTOR_NAME
 
 DEFAULT_BATCH_SIZE = 32
 
@@ -29,10 +30,11 @@ class PixelEmbedder(Protocol):
     """What ingest needs of an embedder (embedding.model.Embedder is one)."""
 
     spec: EmbeddingSpec
+    style_spec: EmbeddingSpec | None
 
     def load(self) -> None: ...
 
-    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray: ...
+    def embed_both(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
 
 
 @dataclass
@@ -40,17 +42,19 @@ class IngestReport:
     catalog_rows: int = 0
     ingested: int = 0
     already_stored: int = 0
+    style_added: int = 0  # stored posters that got the style vector this run
     rejects: list[Reject] = field(default_factory=list)
     seconds: float = 0.0
     embed_seconds: float = 0.0  # time spent inside VGG16
 
     @property
     def rate(self) -> float:
-        return self.ingested / self.seconds if self.seconds > 0 else 0.0
+        return (self.ingested + self.style_added) / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
+        style = f", style vector added to {self.style_added} stored" if self.style_added else ""
         return (
-            f"ingested {self.ingested}, already stored {self.already_stored}, rejected {len(self.rejects)} "
+            f"ingested {self.ingested}, already stored {self.already_stored}{style}, rejected {len(self.rejects)} "
             f"of {self.catalog_rows} catalog rows in {self.seconds:.1f}s ({self.rate:.2f} posters/s)"
         )
 
@@ -82,25 +86,37 @@ def ingest(
     started = time.perf_counter()
     report = IngestReport(catalog_rows=catalog.rows, rejects=list(catalog.rejects))
     films = catalog.films[:limit] if limit is not None else catalog.films
-    store.prepare(embedder.spec, recreate=recreate, sharding=sharding)
+    store.prepare(embedder.spec, recreate=recreate, sharding=sharding, style_spec=embedder.style_spec)
     store.remember_posters_dir(posters_dir)
     stored = store.existing_ids([f.point_id for f in films])
     pending = [f for f in films if f.point_id not in stored]
     report.already_stored = len(films) - len(pending)
+    # Posters stored before the style vector was asked for: their poster is read again for the
+    # style vector only; their stored vector and payload are left as they are.
+    lacking = store.ids_without(STYLE_VECTOR_NAME) if embedder.style_spec else set()
+    restyle = [f for f in films if f.point_id in stored and f.point_id in lacking]
+    new_ids = {f.point_id for f in pending}
 
-    if pending:
+    todo = pending + restyle
+    if todo:
         embedder.load()
-    bar = _progress_bar(len(pending), enabled=progress)
+    bar = _progress_bar(len(todo), enabled=progress)
     try:
-        for batch in _decoded_batches(pending, Path(posters_dir), batch_size):
+        for batch in _decoded_batches(todo, Path(posters_dir), batch_size):
             report.rejects.extend(batch.rejects)
             if batch.films:
                 t = time.perf_counter()
-                vectors = embedder.embed_pixels(batch.pixels)
+                vectors, style = embedder.embed_both(batch.pixels)
                 report.embed_seconds += time.perf_counter() - t
-                payloads = [dict(f.payload(), sha256=h) for f, h in zip(batch.films, batch.hashes)]
-                store.upsert([f.point_id for f in batch.films], vectors, payloads)
-                report.ingested += len(batch.films)
+                new = [i for i, f in enumerate(batch.films) if f.point_id in new_ids]
+                old = [i for i, f in enumerate(batch.films) if f.point_id not in new_ids]
+                if new:
+                    payloads = [dict(batch.films[i].payload(), sha256=batch.hashes[i]) for i in new]
+                    store.upsert([batch.films[i].point_id for i in new], vectors[new], payloads, None if style is None else style[new])
+                if old:
+                    store.set_vectors([batch.films[i].point_id for i in old], STYLE_VECTOR_NAME, style[old])
+                report.ingested += len(new)
+                report.style_added += len(old)
             bar.update(len(batch.films) + len(batch.rejects))
     finally:
         bar.close()

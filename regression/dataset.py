@@ -26,9 +26,9 @@ class YearData:
 
 def load_year_data(store: PosterStore, vector_name: str = VECTOR_NAME) -> YearData:
     """Every dated point's vector and year (batched scroll); undated points are counted, not used."""
-    store.stored_spec()
+    store.stored_spec(vector_name)
     ids, vectors, years, titles, undated = [], [], [], [], 0
-    for point in store.points(with_vectors=True):
+    for point in store.points(with_vectors=True, vector_name=vector_name):
         if point.payload.get("year") is None:
             undated += 1
             continue

@@ -8,6 +8,7 @@ The head is an ensemble of small multilayer perceptrons. Each member is, layer b
                            rarer style cues count; a standard step for pooled CNN features
     Normalization          per-feature mean 0 / variance 1, learned from the training vectors
                            only: every input then starts on the same scale for the first layer
+                           (variances floored, so near-constant features are not blown up)
     GaussianNoise(0.3)     noise on the inputs while training only: the model cannot rely on
                            any single exact feature value, which regularises like augmentation
     Dense(512, relu)       the hidden layers: combinations of style features (palette, grain,
@@ -72,8 +73,11 @@ class HeadConfig:
 def _member(train_vectors: np.ndarray, config: HeadConfig, seed: int) -> "keras.Model":
     keras.utils.set_random_seed(seed)  # initial weights, dropout and noise: reproducible per seed
     power = PowerNormalization()
-    normalization = keras.layers.Normalization()
-    normalization.adapt(keras.ops.convert_to_numpy(power(train_vectors)))
+    powered = keras.ops.convert_to_numpy(power(train_vectors))
+    # A feature (nearly) constant in training would be divided by a (nearly) zero deviation and
+    # explode on a new poster where it differs: floor the variance at 1% of the typical one.
+    variance = np.maximum(powered.var(axis=0), 0.01 * np.median(powered.var(axis=0)))
+    normalization = keras.layers.Normalization(mean=powered.mean(axis=0), variance=variance)
     layers = [keras.Input((train_vectors.shape[1],)), power, normalization, keras.layers.GaussianNoise(config.input_noise)]
     for units in config.hidden:
         layers += [

@@ -10,6 +10,7 @@ import numpy as np
 
 from embedding.spec import EmbeddingSpec
 from errors import UserError
+from store.schema import STYLE_VECTOR_NAME
 
 MODEL_FILE = "model.keras"
 META_FILE = "model.json"
@@ -47,6 +48,10 @@ class YearModel:
     @property
     def spec(self) -> EmbeddingSpec:
         return EmbeddingSpec.from_dict(self.meta["embedding"])
+
+    @property
+    def uses_style(self) -> bool:
+        return self.meta.get("vector_name") == STYLE_VECTOR_NAME
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

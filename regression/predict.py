@@ -28,13 +28,18 @@ class YearPrediction:
 
 
 def predict_year(image: ImageSource, model: YearModel, embedder) -> YearPrediction:
-    """Embed `image` with the model's own embedding and predict its year."""
-    if embedder.spec != model.spec:
+    """Embed `image` with the model's own embedding and predict its year.
+
+    `embedder` must make the model's embedding: Embedder(weights, style=model.uses_style).
+    """
+    spec = embedder.style_spec if model.uses_style else embedder.spec
+    if spec != model.spec:
         raise UserError(
             f"the year model was trained on embedding {model.spec.describe()}, "
-            f"but these weights give {embedder.spec.describe()}: use the same --weights"
+            f"but these weights give {spec.describe() if spec else 'no style vector'}: use the same --weights"
         )
-    vector = embedder.embed_pixels(decode_poster(image).pixels[None])
+    base, style = embedder.embed_both(decode_poster(image).pixels[None])
+    vector = style if model.uses_style else base
     year = float(model.predict(vector)[0])
     low, high = model.range_for(year)
     return YearPrediction(year, low, high, model.meta["uncertainty"]["coverage"], model.meta["test"][HEAD_NAME]["mae"])

@@ -70,7 +70,7 @@ def train_year_model(
     report = TrainReport(results, len(train), len(test), data.undated, 0.0)
 
     meta = {
-        "embedding": store.stored_spec().as_dict(),
+        "embedding": store.stored_spec(vector_name).as_dict(),
         "collection": store.collection,
         "vector_name": vector_name,
         "store": store.location.describe(),

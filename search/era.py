@@ -63,7 +63,8 @@ def era_coherence(
     progress: bool = True,
 ) -> EraReport:
     started = time.perf_counter()
-    dated = [p for p in store.points(with_vectors=True) if p.payload.get("year") is not None]
+    store.stored_spec(vector_name)  # a clear error if the collection lacks this vector
+    dated = [p for p in store.points(with_vectors=True, vector_name=vector_name) if p.payload.get("year") is not None]
     if len(dated) <= k:
         from errors import UserError
 

@@ -12,7 +12,11 @@ from embedding.spec import EmbeddingSpec
 from errors import UserError
 from store.connection import StoreLocation, open_client
 from store.retry import with_retries
-from store.schema import DEFAULT_COLLECTION, INDEXED_FIELDS, SCHEMA_VERSION, VECTOR_NAME
+from store.schema import DEFAULT_COLLECTION, INDEXED_FIELDS, SCHEMA_VERSION, STYLE_VECTOR_NAME, VECTOR_NAME
+
+
+# Where each vector's EmbeddingSpec is kept in the collection metadata.
+_METADATA_KEY = {VECTOR_NAME: "embedding", STYLE_VECTOR_NAME: "style_embedding"}
 
 
 @dataclass(frozen=True)
@@ -71,26 +75,33 @@ class PosterStore:
     def exists(self) -> bool:
         return self.client.collection_exists(self.collection)
 
-    def stored_spec(self) -> EmbeddingSpec:
-        """The embedding the collection was made with; UserError if there is no such collection."""
+    def stored_spec(self, vector_name: str = VECTOR_NAME) -> EmbeddingSpec:
+        """The embedding a vector of the collection was made with; UserError if there is none."""
         if not self.exists():
             raise UserError(f"no collection '{self.collection}' in {self.location.describe()}: run `python cli.py ingest` first")
         info = self.client.get_collection(self.collection)
         vectors = info.config.params.vectors
         if not isinstance(vectors, dict) or VECTOR_NAME not in vectors:
             raise UserError(f"collection '{self.collection}' has no '{VECTOR_NAME}' vector: it was not made by poster search")
-        metadata = (info.config.metadata or {}).get("embedding")
+        if vector_name not in vectors:
+            hint = " (ingest with --style adds it)" if vector_name == STYLE_VECTOR_NAME else ""
+            raise UserError(f"collection '{self.collection}' has no '{vector_name}' vector{hint}")
+        metadata = (info.config.metadata or {}).get(_METADATA_KEY.get(vector_name, vector_name))
         if not metadata:
-            raise UserError(f"collection '{self.collection}' records no embedding: it was not made by poster search")
+            raise UserError(f"collection '{self.collection}' records no embedding for '{vector_name}': it was not made by poster search")
         spec = EmbeddingSpec.from_dict(metadata)
-        if vectors[VECTOR_NAME].size != spec.dim:
+        if vectors[vector_name].size != spec.dim:
             raise UserError(
-                f"collection '{self.collection}' holds {vectors[VECTOR_NAME].size}-d vectors but records a {spec.dim}-d embedding"
+                f"collection '{self.collection}' holds {vectors[vector_name].size}-d vectors but records a {spec.dim}-d embedding"
             )
         return spec
 
-    def check_spec(self, spec: EmbeddingSpec) -> None:
-        stored = self.stored_spec()
+    def has_vector(self, vector_name: str) -> bool:
+        vectors = self.client.get_collection(self.collection).config.params.vectors
+        return isinstance(vectors, dict) and vector_name in vectors
+
+    def check_spec(self, spec: EmbeddingSpec, vector_name: str = VECTOR_NAME) -> None:
+        stored = self.stored_spec(vector_name)
         if stored != spec:
             if stored.dim != spec.dim:
                 what = f"holds {stored.dim}-d vectors, this embedding makes {spec.dim}-d vectors"
@@ -102,18 +113,36 @@ class PosterStore:
                 "use the same --weights, another --collection, or --recreate to start over"
             )
 
-    def prepare(self, spec: EmbeddingSpec, recreate: bool = False, sharding: Sharding = Sharding()) -> None:
-        """Make sure the collection exists for `spec`; an existing one must match it."""
+    def prepare(
+        self, spec: EmbeddingSpec, recreate: bool = False, sharding: Sharding = Sharding(), style_spec: EmbeddingSpec | None = None
+    ) -> None:
+        """Make sure the collection exists for `spec` (and `style_spec`); existing vectors must match.
+
+        A style vector asked for on a collection without one is added to it, empty: ingest then
+        fills it in for the posters already stored.
+        """
         from qdrant_client import models
 
         self.check_sharding(sharding)
         if recreate and self.exists():
             self.client.delete_collection(self.collection)
-        if self.exists():
-            self.check_spec(spec)
+        if not self.exists():
+            vectors = {VECTOR_NAME: models.VectorParams(size=spec.dim, distance=models.Distance.COSINE)}
+            metadata = {"embedding": spec.as_dict(), "schema_version": SCHEMA_VERSION}
+            if style_spec:
+                vectors[STYLE_VECTOR_NAME] = models.VectorParams(size=style_spec.dim, distance=models.Distance.COSINE)
+                metadata[_METADATA_KEY[STYLE_VECTOR_NAME]] = style_spec.as_dict()
+            self.create(vectors, metadata, sharding)
             return
-        vectors = {VECTOR_NAME: models.VectorParams(size=spec.dim, distance=models.Distance.COSINE)}
-        self.create(vectors, {"embedding": spec.as_dict(), "schema_version": SCHEMA_VERSION}, sharding)
+        self.check_spec(spec)
+        if not style_spec:
+            return
+        if self.has_vector(STYLE_VECTOR_NAME):
+            self.check_spec(style_spec, STYLE_VECTOR_NAME)
+            return
+        config = models.DenseVectorConfig(size=style_spec.dim, distance=models.Distance.COSINE)
+        self.client.create_vector_name(self.collection, STYLE_VECTOR_NAME, models.DenseVectorNameConfig(dense=config))
+        self.client.update_collection(self.collection, metadata={_METADATA_KEY[STYLE_VECTOR_NAME]: style_spec.as_dict()})
 
     def check_sharding(self, sharding: Sharding) -> None:
         if self.location.is_local and not sharding.is_default():
@@ -160,14 +189,41 @@ class PosterStore:
             found.update(str(r.id) for r in records)
         return found
 
-    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
+    def upsert(
+        self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict], style_vectors: np.ndarray | None = None
+    ) -> None:
         """Write a batch and wait until Qdrant acknowledges it: what returns is stored."""
         from qdrant_client import models
 
-        points = [
-            models.PointStruct(id=i, vector={VECTOR_NAME: v.tolist()}, payload=p) for i, v, p in zip(ids, vectors, payloads)
-        ]
+        named = [{VECTOR_NAME: v.tolist()} for v in vectors]
+        if style_vectors is not None:
+            for entry, style in zip(named, style_vectors):
+                entry[STYLE_VECTOR_NAME] = style.tolist()
+        points = [models.PointStruct(id=i, vector=v, payload=p) for i, v, p in zip(ids, named, payloads)]
         self._retry("an upsert", lambda: self.client.upsert(self.collection, points=points, wait=True))
+
+    def set_vectors(self, ids: Sequence[str], vector_name: str, vectors: np.ndarray) -> None:
+        """Set one named vector of stored points; their payloads and other vectors stay as they are."""
+        from qdrant_client import models
+
+        points = [models.PointVectors(id=i, vector={vector_name: v.tolist()}) for i, v in zip(ids, vectors)]
+        self._retry("a vector update", lambda: self.client.update_vectors(self.collection, points=points, wait=True))
+
+    def ids_without(self, vector_name: str) -> set[str]:
+        """Ids of stored points that lack this named vector (e.g. stored before it was added)."""
+        from qdrant_client import models
+
+        if not self.has_vector(vector_name):
+            return set()
+        missing, offset = set(), None
+        lacking = models.Filter(must_not=[models.HasVectorCondition(has_vector=vector_name)])
+        while True:
+            records, offset = self._retry(
+                "a scroll", lambda: self.client.scroll(self.collection, scroll_filter=lacking, limit=2048, offset=offset, with_payload=False)
+            )
+            missing.update(str(r.id) for r in records)
+            if offset is None:
+                return missing
 
     def upsert_records(self, records: list) -> None:
         """Write Qdrant Records as they are (all named vectors, payload, id), e.g. from another store."""
@@ -176,11 +232,17 @@ class PosterStore:
         points = [models.PointStruct(id=r.id, vector=r.vector, payload=r.payload) for r in records]
         self._retry("an upsert", lambda: self.client.upsert(self.collection, points=points, wait=True))
 
-    def points(self, with_vectors: bool = True, fields: list[str] | None = None, batch: int = 512) -> Iterator[StoredPoint]:
-        """Every point (only the payload `fields`, if given), in batches, so memory stays bounded by the caller's use."""
-        for records in self.scroll_batches(with_vectors=[VECTOR_NAME] if with_vectors else False, fields=fields, batch=batch):
+    def points(
+        self, with_vectors: bool = True, fields: list[str] | None = None, batch: int = 512, vector_name: str = VECTOR_NAME
+    ) -> Iterator[StoredPoint]:
+        """Every point (only the payload `fields`, if given; `vector_name` as its vector), in batches.
+
+        Points that lack the named vector are skipped when vectors are asked for."""
+        for records in self.scroll_batches(with_vectors=[vector_name] if with_vectors else False, fields=fields, batch=batch):
             for r in records:
-                vector = np.asarray(r.vector[VECTOR_NAME], dtype=np.float32) if with_vectors else None
+                if with_vectors and vector_name not in (r.vector or {}):
+                    continue
+                vector = np.asarray(r.vector[vector_name], dtype=np.float32) if with_vectors else None
                 yield StoredPoint(str(r.id), r.payload or {}, vector)
 
     def scroll_batches(self, with_vectors: bool | list[str] = True, fields: list[str] | None = None, batch: int = 512) -> Iterator[list]:

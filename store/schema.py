@@ -5,7 +5,9 @@ Collection `posters` (configurable), one point per film:
 - vector `vgg16`: the L2-normalised 512-d VGG16 embedding, cosine distance.
 - payload: key, title, year (int; absent when unknown), file, sha256 (of the poster file),
   genres (list; when the catalog has them).
-- collection metadata `embedding`: the EmbeddingSpec the vectors were made with.
+- optional vector `vgg16_style`: the 2,944-d style embedding, cosine distance (ingest --style).
+- collection metadata `embedding`: the EmbeddingSpec the vectors were made with, and
+  `style_embedding` for `vgg16_style` when present.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import uuid
 
 DEFAULT_COLLECTION = "posters"
 VECTOR_NAME = "vgg16"
+STYLE_VECTOR_NAME = "vgg16_style"  # optional second vector: the style embedding (ingest --style)
 SCHEMA_VERSION = 1
 POINT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "poster-search/posters")
 

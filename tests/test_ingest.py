@@ -16,14 +16,14 @@ class CountingEmbedder:
     """The real embedder, counting the posters it is asked to embed."""
 
     def __init__(self, embedder):
-        self.embedder, self.spec, self.calls = embedder, embedder.spec, 0
+        self.embedder, self.spec, self.style_spec, self.calls = embedder, embedder.spec, embedder.style_spec, 0
 
     def load(self):
         self.embedder.load()
 
-    def embed_pixels(self, pixels):
+    def embed_both(self, pixels):
         self.calls += len(pixels)
-        return self.embedder.embed_pixels(pixels)
+        return self.embedder.embed_both(pixels)
 
 
 def run(catalog_csv, posters, location, embedder, **kwargs):

@@ -1,0 +1,73 @@
+"""The original embedding against the style embedding, side by side, on the same split and seed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from errors import UserError
+from regression.head import HeadConfig
+from regression.model_file import HEAD_NAME
+from regression.train import train_year_model
+from search.era import EraReport, era_coherence
+from store.collection import PosterStore
+from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
+
+
+@dataclass
+class Comparison:
+    year: dict[str, dict[str, dict]]  # vector -> model name -> year_metrics
+    era: dict[str, dict[int, EraReport]]  # vector -> k -> report
+    n_test: int
+    seed: int
+
+    def as_dict(self) -> dict:
+        return {"seed": self.seed, "n_test": self.n_test, "year": self.year, "era": {v: {k: r.as_dict() for k, r in e.items()} for v, e in self.era.items()}}
+
+    def table(self) -> str:
+        vectors = list(self.year)
+        lines = [f"{'':34}" + "".join(f"{v:>14}" for v in vectors)]
+
+        def row(label: str, values: list[float], fmt: str = "{:14.2f}") -> None:
+            lines.append(f"{label:34}" + "".join(fmt.format(v) for v in values))
+
+        lines.append(f"year, test set of {self.n_test} (seed {self.seed}):")
+        for metric in ("mae", "rmse", "r2", "median_ae"):
+            row(f"  head {metric.upper() if metric != 'r2' else 'R^2'}", [self.year[v][HEAD_NAME][metric] for v in vectors])
+        for baseline in [name for name in self.year[vectors[0]] if name != HEAD_NAME]:
+            label = baseline.split(" (")[0]  # ridge's alpha differs between vectors
+            matching = [next(m for n, m in self.year[v].items() if n.split(" (")[0] == label) for v in vectors]
+            row(f"  {label[:26]} MAE", [m["mae"] for m in matching])
+        decades = sorted(self.year[vectors[0]][HEAD_NAME]["mae_by_decade"])
+        for d in decades:
+            row(f"  head MAE, {d}s", [self.year[v][HEAD_NAME]["mae_by_decade"].get(d, float("nan")) for v in vectors], "{:14.1f}")
+        lines.append("search era coherence, mean |year difference|:")
+        for k in sorted(self.era[vectors[0]]):
+            row(f"  {k} nearest neighbours", [self.era[v][k].neighbour_mean for v in vectors], "{:14.1f}")
+        row("  random pairs", [self.era[vectors[0]][min(self.era[vectors[0]])].random_mean] * len(vectors), "{:14.1f}")
+        return "\n".join(lines)
+
+
+def compare_vectors(
+    store: PosterStore,
+    model_dir: Path,
+    test_size: float = 0.2,
+    seed: int = 0,
+    config: HeadConfig = HeadConfig(),
+    knn_k: int = 10,
+    era_ks: tuple[int, ...] = (3, 10),
+    vectors: tuple[str, ...] = (VECTOR_NAME, STYLE_VECTOR_NAME),
+    progress: bool = True,
+) -> Comparison:
+    """Train the same head and run the same era analysis on each vector; same points, split and seed."""
+    if STYLE_VECTOR_NAME in vectors:
+        store.stored_spec(STYLE_VECTOR_NAME)
+        lacking = len(store.ids_without(STYLE_VECTOR_NAME))
+        if lacking:
+            raise UserError(f"{lacking} stored posters have no style vector yet: run `python cli.py ingest --style ...` first")
+    year, era, n_test = {}, {}, 0
+    for name in vectors:
+        report = train_year_model(store, model_dir / name, test_size, seed, config, knn_k, vector_name=name, progress=progress)
+        year[name], n_test = report.results, report.n_test
+        era[name] = {k: era_coherence(store, k=k, seed=seed, vector_name=name, progress=progress) for k in era_ks}
+    return Comparison(year, era, n_test, seed)

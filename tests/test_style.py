@@ -1,0 +1,111 @@
+"""The style embedding: its shape and determinism, stored beside the original, and the comparison."""
+
+import numpy as np
+import pytest
+
+from embedding.model import Embedder
+from embedding.spec import STYLE_CHANNELS
+from errors import UserError
+from ingest.catalog import read_catalog
+from ingest.pipeline import ingest
+from regression.compare import compare_vectors
+from regression.head import HeadConfig
+from store.collection import PosterStore
+from store.connection import StoreLocation
+from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
+from tests.conftest import make_poster
+
+
+@pytest.fixture(scope="module")
+def style_embedder():
+    return Embedder(None, style=True)
+
+
+def test_style_vector_shape_blocks_and_determinism(style_embedder, random_embedder, tmp_path):
+    paths = [make_poster(tmp_path / f"{i}.jpg", seed=i) for i in range(3)]
+    pixels = np.stack([np.asarray(__import__("embedding.images", fromlist=["x"]).decode_poster(p).pixels) for p in paths])
+    base, style = style_embedder.embed_both(pixels)
+    assert style.shape == (3, 2 * sum(STYLE_CHANNELS)) == (3, 2944) and style.dtype == np.float32
+    assert np.allclose(np.linalg.norm(style, axis=1), 1.0, atol=1e-5)
+    # five layers, each normalised on its own: every block holds an equal share of the length
+    edges = np.cumsum([0, *[2 * c for c in STYLE_CHANNELS]])
+    for start, end in zip(edges, edges[1:]):
+        assert np.allclose(np.linalg.norm(style[:, start:end], axis=1), 1 / np.sqrt(5), atol=1e-5)
+    assert np.allclose(Embedder(None, style=True).embed_both(pixels)[1], style, atol=1e-5)  # same in every build
+    assert np.array_equal(base, random_embedder.embed_pixels(pixels))  # the original vector is unchanged
+    assert style_embedder.style_spec.dim == 2944 and style_embedder.style_spec.layer.count("+") == 4
+
+
+def run(catalog, posters, location, embedder):
+    with PosterStore(location) as store:
+        return ingest(read_catalog(catalog, posters), posters, store, embedder, progress=False)
+
+
+def test_style_is_stored_beside_the_original(poster_set, tmp_path, style_embedder):
+    catalog, posters = poster_set(4)
+    location = StoreLocation(path=tmp_path / "store")
+    run(catalog, posters, location, style_embedder)
+    with PosterStore(location) as store:
+        vectors = store.client.get_collection("posters").config.params.vectors
+        assert (vectors[VECTOR_NAME].size, vectors[STYLE_VECTOR_NAME].size) == (512, 2944)
+        assert store.stored_spec(STYLE_VECTOR_NAME) == style_embedder.style_spec
+        assert len(list(store.points(vector_name=STYLE_VECTOR_NAME))) == 4 == len(list(store.points()))
+
+
+def test_style_is_added_to_an_existing_store_without_touching_what_is_stored(poster_set, tmp_path, random_embedder, style_embedder):
+    catalog, posters = poster_set(5)
+    location = StoreLocation(path=tmp_path / "store")
+    run(catalog, posters, location, random_embedder)  # the original embedding only
+    with PosterStore(location) as store:
+        before = {p.id: (p.payload, p.vector) for p in store.points()}
+        with pytest.raises(UserError, match="no 'vgg16_style' vector.*ingest with --style"):
+            store.stored_spec(STYLE_VECTOR_NAME)
+
+    report = run(catalog, posters, location, style_embedder)
+    assert (report.ingested, report.already_stored, report.style_added) == (0, 5, 5)
+    with PosterStore(location) as store:
+        after = {p.id: (p.payload, p.vector) for p in store.points()}
+        assert store.ids_without(STYLE_VECTOR_NAME) == set() and store.count() == 5
+    assert set(after) == set(before)
+    for pid, (payload, vector) in before.items():
+        assert after[pid][0] == payload and np.array_equal(after[pid][1], vector)
+
+    assert run(catalog, posters, location, style_embedder).style_added == 0  # nothing left to do
+    make_poster(posters / "new.jpg", seed=77)
+    with open(catalog, "a") as f:
+        f.write("new.jpg,New Film,2001\n")
+    report = run(catalog, posters, location, style_embedder)
+    assert (report.ingested, report.style_added) == (1, 0)
+    with PosterStore(location) as store:
+        assert store.ids_without(STYLE_VECTOR_NAME) == set()
+
+
+def test_comparison_on_a_small_store(poster_set, tmp_path, random_embedder, style_embedder):
+    catalog, posters = poster_set(30)
+    location = StoreLocation(path=tmp_path / "store")
+    run(catalog, posters, location, random_embedder)
+    config = HeadConfig(hidden=(16,), members=1, epochs=5)
+    with PosterStore(location) as store, pytest.raises(UserError, match="no 'vgg16_style' vector"):
+        compare_vectors(store, tmp_path / "models", config=config, knn_k=3, progress=False)
+    run(catalog, posters, location, style_embedder)
+    with PosterStore(location) as store:
+        result = compare_vectors(store, tmp_path / "models", seed=1, config=config, knn_k=3, progress=False)
+    assert set(result.year) == set(result.era) == {VECTOR_NAME, STYLE_VECTOR_NAME}
+    assert result.n_test == 6
+    for vector in (VECTOR_NAME, STYLE_VECTOR_NAME):
+        assert set(result.era[vector]) == {3, 10}
+        assert result.year[vector]["mean of training years"]["mae"] == result.year[VECTOR_NAME]["mean of training years"]["mae"]  # same split
+        assert (tmp_path / "models" / vector / "model.keras").is_file()
+    table = result.table()
+    assert "vgg16_style" in table and "3 nearest neighbours" in table and "head MAE" in table
+
+    # the style model predicts the year of a new poster from the style vector
+    from regression.model_file import YearModel
+    from regression.predict import predict_year
+
+    model = YearModel.load(tmp_path / "models" / STYLE_VECTOR_NAME)
+    assert model.uses_style
+    prediction = predict_year(make_poster(tmp_path / "q.jpg", seed=5), model, style_embedder)
+    assert 1900 < prediction.year < 2100
+    with pytest.raises(UserError, match="no style vector"):
+        predict_year(make_poster(tmp_path / "q.jpg", seed=5), model, random_embedder)
