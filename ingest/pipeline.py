@@ -78,7 +78,8 @@ def ingest(
     progress: bool = True,
     sharding: Sharding = Sharding(),
 ) -> IngestReport:
-    """Store the embedding of every film in `catalog` not stored yet.
+    """Store the embedding of every film in `catalog` not stored yet; with a style embedder, also
+    the style vector of every stored film that lacks it.
 
     The model is loaded only when there is something to embed: a no-op rerun never imports
     TensorFlow. It is loaded before the progress bar starts, so weight errors come first.
