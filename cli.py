@@ -43,6 +43,8 @@ WriteConsistency = Annotated[
     Optional[int], typer.Option(min=1, help="Server/cluster only: replicas that must acknowledge a write (default 1).")
 ]
 Collection = Annotated[str, typer.Option("--collection", help="Collection name.")]
+ModelDir = Annotated[Path, typer.Option("--model-dir", help="Folder of the year model (model.keras, model.json, plots).")]
+VectorName = Annotated[str, typer.Option("--vector", help="Which stored vector: 'vgg16', or 'vgg16_style' (ingest --style).")]
 Weights = Annotated[
     Optional[str],
     typer.Option("--weights", help="VGG16 weights: 'imagenet' (downloaded by Keras) or a notop .h5 file (env VGG16_WEIGHTS)."),
@@ -115,9 +117,9 @@ def ingest(
     from embedding.model import Embedder
     from embedding.spec import resolve_weights
     from ingest.catalog import Columns, read_catalog
-    from store.collection import Sharding
     from ingest.pipeline import ingest as run_ingest
     from ingest.pipeline import write_rejects
+    from store.collection import Sharding
 
     embedder = Embedder(resolve_weights(weights), style=style)  # cheap: TensorFlow loads only if there is work
     columns = Columns(file=file_column, id=id_column, title=title_column, year=year_column, genres=genre_column)
@@ -238,9 +240,6 @@ def era(
         report = era_coherence(store, k=k, sample=sample, seed=seed, vector_name=vector, progress=not json_out)
     typer.echo(json.dumps(report.as_dict(), indent=2) if json_out else report.table())
 
-
-ModelDir = Annotated[Path, typer.Option("--model-dir", help="Folder of the year model (model.keras, model.json, plots).")]
-VectorName = Annotated[str, typer.Option("--vector", help="Which stored vector: 'vgg16', or 'vgg16_style' (ingest --style).")]
 
 
 @app.command("train-year")

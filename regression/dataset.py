@@ -9,6 +9,7 @@ from sklearn.model_selection import train_test_split
 
 from errors import UserError
 from store.collection import PosterStore
+from store.embeddings import load_embeddings
 from store.schema import VECTOR_NAME
 
 
@@ -26,25 +27,16 @@ class YearData:
 
 def load_year_data(store: PosterStore, vector_name: str = VECTOR_NAME) -> YearData:
     """Every dated point's vector and year (batched scroll); undated points are counted, not used."""
-    store.stored_spec(vector_name)
-    ids, vectors, years, titles, undated = [], [], [], [], 0
-    for point in store.points(with_vectors=True, vector_name=vector_name):
-        if point.payload.get("year") is None:
-            undated += 1
-            continue
-        ids.append(point.id)
-        vectors.append(point.vector)
-        years.append(float(point.payload["year"]))
-        titles.append(point.payload.get("title", ""))
-    if len(ids) < 10:
-        raise UserError(f"collection '{store.collection}' has {len(ids)} dated posters: too few to train and test a year model")
-    order = np.argsort(ids)
+    everything = load_embeddings(store, vector_name)
+    dated = ~np.isnan(everything.years)
+    if dated.sum() < 10:
+        raise UserError(f"collection '{store.collection}' has {dated.sum()} dated posters: too few to train and test a year model")
     return YearData(
-        ids=np.array(ids)[order],
-        vectors=np.stack(vectors)[order],
-        years=np.array(years)[order],
-        titles=np.array(titles)[order],
-        undated=undated,
+        ids=everything.ids[dated],
+        vectors=everything.vectors[dated],
+        years=everything.years[dated],
+        titles=everything.titles[dated],
+        undated=int((~dated).sum()),
     )
 
 

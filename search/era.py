@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from errors import UserError
 from search.batch import nearest_accepted
 from store.collection import PosterStore, StoredPoint
 from store.schema import VECTOR_NAME
@@ -66,8 +67,6 @@ def era_coherence(
     store.stored_spec(vector_name)  # a clear error if the collection lacks this vector
     dated = [p for p in store.points(with_vectors=True, vector_name=vector_name) if p.payload.get("year") is not None]
     if len(dated) <= k:
-        from errors import UserError
-
         raise UserError(f"the era analysis needs more than k={k} dated posters; the store has {len(dated)}")
     rng = np.random.default_rng(seed)
     years = np.array([p.payload["year"] for p in dated], dtype=np.float64)

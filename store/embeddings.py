@@ -9,6 +9,7 @@ import numpy as np
 
 from errors import UserError
 from store.collection import PosterStore
+from store.schema import VECTOR_NAME
 
 
 @dataclass
@@ -23,10 +24,10 @@ class Embeddings:
         return len(self.ids)
 
 
-def load_embeddings(store: PosterStore) -> Embeddings:
-    """Pull every vector and its payload back out of the store, sorted by id (a stable order)."""
-    dim = store.stored_spec().dim  # also a clear error if there is no usable collection
-    points = sorted(store.points(with_vectors=True), key=lambda p: p.id)
+def load_embeddings(store: PosterStore, vector_name: str = VECTOR_NAME) -> Embeddings:
+    """Pull every vector (of `vector_name`) and its payload back out of the store, sorted by id (a stable order)."""
+    dim = store.stored_spec(vector_name).dim  # also a clear error if there is no usable collection
+    points = sorted(store.points(with_vectors=True, vector_name=vector_name), key=lambda p: p.id)
     return Embeddings(
         ids=np.array([p.id for p in points], dtype=str),
         vectors=np.stack([p.vector for p in points]) if points else np.zeros((0, dim), dtype=np.float32),
