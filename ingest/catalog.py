@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import csv
 import datetime
+import io
 import os
 import re
+import stat
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
 
 from errors import UserError
 from store.schema import point_id
@@ -31,6 +32,8 @@ GENRE_COLUMNS = ("genres", "genre")
 FIRST_FILM_YEAR = 1870  # Muybridge; anything earlier is a data error
 TITLE_YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:/[IVX]+)?\)\s*$")  # "Toy Story (1995)"
 YEAR_VALUE = re.compile(r"^(\d{4})(?:\.0+|-\d{2}-\d{2})?$")  # 1995, 1995.0, 1995-11-22
+MAX_FIELD = 10_000  # characters in a used field: longer is a broken row (a title is at most a few hundred)
+MAX_MESSAGE_VALUE = 200  # characters of a value quoted in a reject or an error message
 
 
 @dataclass(frozen=True)
@@ -90,22 +93,32 @@ def read_catalog(
     """Validate every row; bad rows become Rejects, never exceptions. Bad files are UserErrors."""
     csv_path, posters_dir = Path(csv_path), Path(posters_dir)
     if not csv_path.is_file():
-        raise UserError(f"catalog not found: {csv_path}")
+        raise UserError(f"catalog not found: {_clip(str(csv_path))}")
     if not posters_dir.is_dir():
-        raise UserError(f"posters folder not found: {posters_dir}")
-    table, encoding = _read_table(csv_path, encoding)
-    cols = _detect_columns(list(table.columns), columns or Columns(), csv_path)
-    root = posters_dir
+        raise UserError(f"posters folder not found: {_clip(str(posters_dir))}")
+    header, records, encoding = _read_records(csv_path, encoding)
+    cols = _detect_columns(header, columns or Columns(), csv_path)
+    root = posters_dir.resolve()
     latest_year = datetime.date.today().year + 5  # announced films have posters before release
+    wanted = [name for name in (cols.file, cols.id, cols.title, cols.year, cols.genres) if name]
 
     films: list[Film] = []
     rejects: list[Reject] = []
     first_row_of: dict[str, int] = {}
-    for index, record in enumerate(table.to_dict("records")):
-        row = index + 2
-        get = lambda name: str(record[name]).strip() if name else ""  # noqa: E731
-        file = get(cols.file) or (f"{get(cols.id)}.jpg" if get(cols.id) else "")
+    first_row_of_file: dict[Path, int] = {}
+    for row, fields in records:
+        # Read by position, never by guessing: a row with trailing commas (empty extra fields) is
+        # the row without them; a row with extra values is a reject, not a shift of every column.
+        extra = fields[len(header) :]
+        values = dict(reversed(list(zip(header, fields))))  # a repeated column name: its first column
+        get = lambda name: values.get(name, "").strip() if name else ""  # noqa: E731
+        file = _normal_file(get(cols.file)) or (_normal_file(f"{get(cols.id)}.jpg") if get(cols.id) else "")
         key = get(cols.id) or file
+        too_long = next((name for name in wanted if len(values.get(name, "")) > MAX_FIELD), None)
+        if too_long:
+            reason = f"field {_clip(too_long, 40)!r} is {len(values[too_long]):,} characters (limit {MAX_FIELD:,})"
+            rejects.append(Reject(row, _clip(key), _clip(file), reason))
+            continue
         title, year_text = get(cols.title), get(cols.year)
         if not cols.year:
             match = TITLE_YEAR.match(title)
@@ -113,13 +126,16 @@ def read_catalog(
                 title, year_text = match["title"], match["year"]
 
         def reject(reason: str) -> None:
-            rejects.append(Reject(row, key, file, reason))
+            rejects.append(Reject(row, _clip(key), _clip(file), reason))
 
+        if any(value.strip() for value in extra):
+            reject(f"row has {len(fields)} fields, the header {len(header)} (an unquoted comma?)")
+            continue
         if not key:
             reject("no poster file or id")
             continue
         if key in first_row_of:
-            reject(f"duplicate key {key!r} (first at line {first_row_of[key]})")
+            reject(f"duplicate key {_clip(key)!r} (first at line {first_row_of[key]})")
             continue
         first_row_of[key] = row
         if not title:
@@ -129,41 +145,107 @@ def read_catalog(
         if year_text:
             match = YEAR_VALUE.match(year_text)
             if not match:
-                reject(f"unparseable year {year_text!r}")
+                reject(f"unparseable year {_clip(year_text, 40)!r}")
                 continue
             year = int(match.group(1))
             if not FIRST_FILM_YEAR <= year <= latest_year:
                 reject(f"implausible year {year}")
                 continue
-        # Lexical check: "../x" or "/x" in a catalog must not read outside the folder, while
-        # symlinks the user put inside their own posters folder are followed.
-        path = Path(os.path.normpath(file))
-        if path.is_absolute() or path.parts[0] == "..":
-            reject("poster path escapes the posters folder")
+        where, problem = _locate_poster(root, file)
+        if problem:
+            reject(problem)
             continue
-        if not (root / path).is_file():
-            reject("poster file not found")
+        if where in first_row_of_file:  # e.g. a symlink beside its target: one poster file, one point
+            reject(f"same poster file as line {first_row_of_file[where]}")
             continue
+        first_row_of_file[where] = row
         genres = tuple(g.strip() for g in re.split(r"[|,]", get(cols.genres)) if g.strip()) if cols.genres else ()
-        films.append(Film(key=key, title=title, year=year, file=path.as_posix(), genres=genres, row=row))
-    return Catalog(films=films, rejects=rejects, columns=cols, encoding=encoding, rows=len(table))
+        films.append(Film(key=key, title=title, year=year, file=file, genres=genres, row=row))
+    return Catalog(films=films, rejects=rejects, columns=cols, encoding=encoding, rows=len(records))
 
 
-def _read_table(path: Path, encoding: str | None) -> tuple[pd.DataFrame, str]:
-    # Strings only, and "" for empty cells: ids like 0114709 and years must not become floats.
+def _normal_file(name: str) -> str:
+    """The poster path as one spelling: `./b.jpg` and `sub/../b.jpg` are `b.jpg` (same key, same point)."""
+    if not name:
+        return ""
+    normal = os.path.normpath(name)
+    return "" if normal == "." else Path(normal).as_posix()
+
+
+def _locate_poster(root: Path, file: str) -> tuple[Path | None, str]:
+    """The real path of a poster inside `root`, or why there is none.
+
+    Lexically escaping paths ("../x", "/x") and symlinks that lead outside the folder are both
+    refused: a catalog must not make ingest read (and hash, and store a vector of) other files.
+    """
+    path = Path(file)
+    if path.is_absolute() or path.parts[0] == "..":
+        return None, "poster path escapes the posters folder"
+    try:
+        real = (root / path).resolve()
+        if not real.is_relative_to(root):
+            return None, "poster path escapes the posters folder (a symlink leads outside it)"
+        mode = real.stat().st_mode
+    except FileNotFoundError:
+        return None, "poster file not found"
+    except RuntimeError:  # a symlink loop
+        return None, "poster path is a symlink loop"
+    except OSError as e:
+        return None, f"poster file unreadable: {e.strerror or type(e).__name__}"
+    if stat.S_ISDIR(mode):
+        return None, "poster path is a folder, not a file"
+    if not stat.S_ISREG(mode):
+        return None, "poster path is not a regular file"
+    return real, ""
+
+
+def _clip(text: str, limit: int = MAX_MESSAGE_VALUE) -> str:
+    """A value as it may appear in a message: long values cut, with their length."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def _read_records(path: Path, encoding: str | None) -> tuple[list[str], list[tuple[int, list[str]]], str]:
+    """The header and every non-blank record with the file line it starts on; all values strings.
+
+    The csv module, not pandas: pandas guesses that the first column is an index when rows are
+    longer than the header (trailing commas), shifting every column; ids like 0114709 must stay
+    strings; and a huge field must be a rejected row, not a parser abort.
+    """
+    data = path.read_bytes()
     candidates = [encoding] if encoding else ["utf-8-sig", "latin-1"]  # latin-1 decodes any byte: last resort
     for candidate in candidates:
         try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=candidate), candidate
+            text = data.decode(candidate)
+            break
         except UnicodeDecodeError:
             continue
         except LookupError:
-            raise UserError(f"unknown encoding {candidate!r}") from None
-        except pd.errors.EmptyDataError:
-            raise UserError(f"catalog {path} is empty") from None
-        except (pd.errors.ParserError, csv.Error) as e:
-            raise UserError(f"catalog {path} is not a readable CSV: {str(e).strip().splitlines()[-1]}") from None
-    raise UserError(f"catalog {path} is not valid {encoding} text (try --encoding latin-1)")
+            raise UserError(f"unknown encoding {_clip(candidate, 40)!r}") from None
+    else:
+        raise UserError(f"catalog {path} is not valid {encoding} text (try --encoding latin-1)")
+    if encoding and encoding.lower().replace("_", "-") == "utf-8":
+        text = text.removeprefix("\ufeff")
+    csv.field_size_limit(sys.maxsize)  # long fields are judged per row (MAX_FIELD), not by the parser
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header: list[str] | None = None
+    records: list[tuple[int, list[str]]] = []
+    try:
+        line = 1
+        for fields in reader:
+            start, line = line, reader.line_num + 1
+            if not fields or not any(f.strip() for f in fields):
+                continue  # blank line
+            if header is None:
+                header = fields
+            else:
+                records.append((start, fields))
+    except csv.Error as e:
+        raise UserError(f"catalog {path} is not a readable CSV: {_clip(str(e))} (line {reader.line_num})") from None
+    if header is None:
+        raise UserError(f"catalog {path} is empty")
+    while header and not header[-1].strip():  # a trailing comma on the header line too
+        header.pop()
+    return header, records, candidate
 
 
 def _detect_columns(names: list[str], given: Columns, path: Path) -> Columns:

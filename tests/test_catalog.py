@@ -1,5 +1,7 @@
 """Catalog reading: both real formats, column options, and every kind of bad row."""
 
+import os
+
 import pytest
 
 from errors import UserError
@@ -114,3 +116,97 @@ def test_unreadable_catalogs_are_clear_errors(tmp_path):
     (tmp_path / "bin.csv").write_bytes(b"filename,title\n\xff\xfe,\xff\n")
     with pytest.raises(UserError, match="not valid utf-8"):
         read_catalog(tmp_path / "bin.csv", tmp_path / "posters", encoding="utf-8")
+
+
+def test_trailing_commas_and_a_longer_first_row_never_shift_columns(tmp_path):
+    posters = tmp_path / "posters"
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        make_poster(posters / name, seed=len(name) + ord(name[0]))
+    # Every row ends with a comma (pandas would take the first column as row labels).
+    (tmp_path / "trailing.csv").write_text("filename,title,release_year\na.jpg,Alpha,1950,\nb.jpg,Beta,1960,\n")
+    catalog = read_catalog(tmp_path / "trailing.csv", posters)
+    assert [(f.file, f.title, f.year) for f in catalog.films] == [("a.jpg", "Alpha", 1950), ("b.jpg", "Beta", 1960)]
+    assert catalog.rejects == []
+    # The first row is longer than the header (an unquoted comma in a title): that row is a reject,
+    # the others are read as they are.
+    (tmp_path / "longer.csv").write_text("filename,title,release_year\na.jpg,Alpha, Part 2,1950\nb.jpg,Beta,1960\nc.jpg,Gamma,1970,,\n")
+    catalog = read_catalog(tmp_path / "longer.csv", posters)
+    assert [(f.file, f.title, f.year) for f in catalog.films] == [("b.jpg", "Beta", 1960), ("c.jpg", "Gamma", 1970)]
+    assert [(r.row, r.key, r.reason) for r in catalog.rejects] == [(2, "a.jpg", "row has 4 fields, the header 3 (an unquoted comma?)")]
+
+
+def test_one_poster_file_is_one_key_whatever_its_spelling(tmp_path):
+    posters = tmp_path / "posters"
+    make_poster(posters / "b.jpg", seed=1)
+    make_poster(posters / "c.jpg", seed=2)
+    make_poster(posters / "sub" / "d.jpg", seed=3)
+    (posters / "link-to-b.jpg").symlink_to(posters / "b.jpg")
+    csv = write_csv(
+        tmp_path / "m.csv",
+        ["filename", "title", "release_year"],
+        [
+            ["b.jpg", "B", 1950],
+            ["./b.jpg", "B again", 1950],
+            ["sub/../c.jpg", "C", 1951],
+            ["c.jpg", "C again", 1951],
+            ["sub//./d.jpg", "D", 1952],
+            ["link-to-b.jpg", "B by a link", 1950],
+        ],
+    )
+    catalog = read_catalog(csv, posters)
+    assert [(f.key, f.file) for f in catalog.films] == [("b.jpg", "b.jpg"), ("c.jpg", "c.jpg"), ("sub/d.jpg", "sub/d.jpg")]
+    assert catalog.films[1].point_id == point_id("c.jpg")
+    assert [(r.row, r.reason) for r in catalog.rejects] == [
+        (3, "duplicate key 'b.jpg' (first at line 2)"),
+        (5, "duplicate key 'c.jpg' (first at line 4)"),
+        (7, "same poster file as line 2"),
+    ]
+
+
+def test_symlinks_out_of_the_folder_huge_fields_and_odd_paths_are_rejects(tmp_path):
+    posters = tmp_path / "posters"
+    make_poster(posters / "ok.jpg", seed=1)
+    make_poster(tmp_path / "secret.jpg", seed=2)
+    (posters / "out.jpg").symlink_to(tmp_path / "secret.jpg")
+    (posters / "outdir").symlink_to(tmp_path)
+    (posters / "folder.jpg").mkdir()
+    os.mkfifo(posters / "fifo.jpg")
+    (posters / "loop.jpg").symlink_to(posters / "loop.jpg")
+    long_name = "x" * 300 + ".jpg"
+    huge = "T" * 5_000_000  # the real case was 50 MB; the same path, a tenth of the time
+    rows = [
+        ["ok.jpg", "Fine", 1950],
+        ["out.jpg", "Symlink out", 1950],
+        ["outdir/secret.jpg", "Through a linked folder", 1950],
+        [long_name, "Long name", 1950],
+        ["ok2.jpg", huge, 1950],
+        ["folder.jpg", "A folder", 1950],
+        ["fifo.jpg", "A FIFO", 1950],
+        ["loop.jpg", "A loop", 1950],
+        ["sub/..", "Not a file", 1950],
+    ]
+    csv = write_csv(tmp_path / "m.csv", ["filename", "title", "release_year"], rows)
+    catalog = read_catalog(csv, posters)
+    assert [f.key for f in catalog.films] == ["ok.jpg"]
+    reasons = [(r.row, r.reason) for r in catalog.rejects]
+    outside = "poster path escapes the posters folder (a symlink leads outside it)"
+    assert reasons[:2] == [(3, outside), (4, outside)]
+    assert reasons[2] == (5, "poster file unreadable: File name too long")
+    assert reasons[3] == (6, "field 'title' is 5,000,000 characters (limit 10,000)")
+    assert reasons[4:] == [
+        (7, "poster path is a folder, not a file"),
+        (8, "poster path is not a regular file"),
+        (9, "poster path is a symlink loop"),
+        (10, "no poster file or id"),
+    ]
+    assert all(len(r.key) < 300 and len(r.file) < 300 and len(r.reason) < 300 for r in catalog.rejects)
+
+
+def test_reject_lines_are_file_lines_after_a_multiline_title(tmp_path):
+    make_poster(tmp_path / "posters" / "a.jpg", seed=1)
+    csv = write_csv(
+        tmp_path / "m.csv", ["filename", "title", "release_year"], [["a.jpg", "Two\nlines\nhere", 1950], ["gone.jpg", "Missing", 1950]]
+    )
+    catalog = read_catalog(csv, tmp_path / "posters")
+    assert [f.title for f in catalog.films] == ["Two\nlines\nhere"]
+    assert [(r.row, r.reason) for r in catalog.rejects] == [(5, "poster file not found")]
