@@ -6,10 +6,14 @@ so `python cli.py --help` answers at once.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
 import json
 import os
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -24,8 +28,9 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# Options shared by every command that opens the store. Environment variables are read in
-# store.connection.location_from_options, so notebooks get the same defaults as the CLI.
+# The six store-connection options, declared once: `@store_options` adds them to a command and
+# hands it a `StoreOptions`. Environment variables are read in store.connection.location_from_options,
+# so notebooks get the same defaults as the CLI.
 QdrantPath = Annotated[
     Optional[str], typer.Option("--qdrant-path", help="Embedded store folder (env QDRANT_PATH; default ./qdrant_data).")
 ]
@@ -37,14 +42,15 @@ QdrantGrpc = Annotated[
     Optional[bool], typer.Option("--grpc/--no-grpc", help="Talk gRPC (port 6334) to the server: faster bulk uploads (env QDRANT_GRPC).")
 ]
 QdrantTimeout = Annotated[Optional[float], typer.Option("--qdrant-timeout", help="Seconds per server request (env QDRANT_TIMEOUT; default 30).")]
+Collection = Annotated[str, typer.Option("--collection", help="Collection name.")]
 Shards = Annotated[Optional[int], typer.Option(min=1, help="Server/cluster only: shards of a new collection (default: one per node).")]
 Replicas = Annotated[Optional[int], typer.Option(min=1, help="Server/cluster only: copies of each shard (default 1).")]
 WriteConsistency = Annotated[
     Optional[int], typer.Option(min=1, help="Server/cluster only: replicas that must acknowledge a write (default 1).")
 ]
-Collection = Annotated[str, typer.Option("--collection", help="Collection name.")]
 ModelDir = Annotated[Path, typer.Option("--model-dir", help="Folder of the year model (model.keras, model.json, plots).")]
 VectorName = Annotated[str, typer.Option("--vector", help="Which stored vector: 'vgg16', or 'vgg16_style' (ingest --style).")]
+DEFAULT_YEAR_VECTOR, DEFAULT_YEAR_HEAD = "vgg16_style", "regression"  # the year model train-year makes by default (README: Year regression)
 Weights = Annotated[
     Optional[str],
     typer.Option("--weights", help="VGG16 weights: 'imagenet' (downloaded by Keras) or a notop .h5 file (env VGG16_WEIGHTS)."),
@@ -73,17 +79,102 @@ def cli_errors(command):
     return wrapper
 
 
-def _open_store(
-    path: str | None, url: str | None, api_key: str | None, grpc: bool | None, timeout: float | None, collection: str, must_exist: bool = False
-):
-    from store.collection import PosterStore
-    from store.connection import location_from_options
+# Qdrant's own rule for collection names is loose; these are names that are safe as a folder name
+# in the embedded store and in a server URL path.
+_COLLECTION_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,254}")
 
-    return PosterStore(location_from_options(path, url, api_key, timeout, grpc), collection, must_exist=must_exist)
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """The store-connection options of one command, checked and turned into a location or an open store."""
+
+    path: str | None = None
+    url: str | None = None
+    api_key: str | None = None
+    grpc: bool | None = None
+    timeout: float | None = None
+    collection: str = "posters"
+
+    def location(self):
+        """The StoreLocation these options (and QDRANT_* variables) name; UserError for conflicts and bad values."""
+        from store.connection import location_from_options
+
+        check_collection_name(self.collection)
+        if self.path and self.url:
+            raise UserError("--qdrant-path (an embedded store) and --qdrant-url (a server) both given: choose one")
+        if not (self.path or self.url) and os.environ.get("QDRANT_PATH") and os.environ.get("QDRANT_URL"):
+            raise UserError("QDRANT_PATH and QDRANT_URL are both set: unset one, or choose with --qdrant-path / --qdrant-url")
+        location = location_from_options(self.path, self.url, self.api_key, self.timeout, self.grpc)
+        if self.path and location.url:  # an option beats the environment: --qdrant-path wins over QDRANT_URL
+            location = dataclasses.replace(location, url=None, prefer_grpc=False)
+        if location.url:
+            check_url(location.url)
+        return location
+
+    def open(self, must_exist: bool = False, location=None):
+        """The PosterStore (a context manager); an OS error opening it is one line, not a traceback."""
+        from store.collection import PosterStore
+
+        location = location or self.location()
+        try:
+            return PosterStore(location, self.collection, must_exist=must_exist)
+        except OSError as e:
+            raise UserError(f"cannot open {location.describe()}: {e.strerror or e}") from None
+
+
+def check_collection_name(name: str) -> None:
+    if not _COLLECTION_NAME.fullmatch(name):
+        raise UserError(
+            f"invalid collection name {name!r}: use 1-255 letters, digits, '_', '-' or '.', not starting with '.'"
+        )
+
+
+def check_url(url: str) -> None:
+    """A URL Qdrant's clients can use: scheme, host, optional numeric port."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as e:
+        raise UserError(f"malformed Qdrant URL {url!r}: {e}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(f"malformed Qdrant URL {url!r}: expected http://HOST[:PORT] or https://HOST[:PORT]")
+
+
+_STORE_PARAMETERS = [
+    inspect.Parameter("qdrant_path", inspect.Parameter.KEYWORD_ONLY, annotation=QdrantPath, default=None),
+    inspect.Parameter("qdrant_url", inspect.Parameter.KEYWORD_ONLY, annotation=QdrantUrl, default=None),
+    inspect.Parameter("qdrant_api_key", inspect.Parameter.KEYWORD_ONLY, annotation=QdrantApiKey, default=None),
+    inspect.Parameter("grpc", inspect.Parameter.KEYWORD_ONLY, annotation=QdrantGrpc, default=None),
+    inspect.Parameter("qdrant_timeout", inspect.Parameter.KEYWORD_ONLY, annotation=QdrantTimeout, default=None),
+    inspect.Parameter("collection", inspect.Parameter.KEYWORD_ONLY, annotation=Collection, default="posters"),
+]
+
+
+def store_options(command):
+    """Give a command the six store-connection options, declared once here.
+
+    The command declares `store: StoreOptions` (not a CLI option); Typer sees the six options
+    instead, and the command receives them as one StoreOptions: `store.open(must_exist=True)`.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for name, p in signature.parameters.items() if name != "store"]
+    cli_signature = signature.replace(parameters=own + _STORE_PARAMETERS)
+
+    @functools.wraps(command)
+    def wrapper(*args, qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection, **kwargs):
+        options = StoreOptions(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection)
+        return command(*args, store=options, **kwargs)
+
+    wrapper.__signature__ = cli_signature
+    wrapper.__annotations__ = {p.name: p.annotation for p in cli_signature.parameters.values()}
+    return wrapper
 
 
 @app.command()
 @cli_errors
+@store_options
 def ingest(
     catalog: Annotated[Path, typer.Option(help="Catalog CSV (title, year, poster file).")],
     posters: Annotated[Path, typer.Option(help="Folder of poster images.")],
@@ -106,12 +197,7 @@ def ingest(
     shards: Shards = None,
     replicas: Replicas = None,
     write_consistency: WriteConsistency = None,
-    qdrant_path: QdrantPath = None,
-    qdrant_url: QdrantUrl = None,
-    qdrant_api_key: QdrantApiKey = None,
-    grpc: QdrantGrpc = None,
-    qdrant_timeout: QdrantTimeout = None,
-    collection: Collection = "posters",
+    store: StoreOptions = StoreOptions(),
 ) -> None:
     """Embed every poster of a catalog and upsert it into the store (resumable)."""
     from embedding.model import Embedder
@@ -124,40 +210,37 @@ def ingest(
     embedder = Embedder(resolve_weights(weights), style=style)  # cheap: TensorFlow loads only if there is work
     columns = Columns(file=file_column, id=id_column, title=title_column, year=year_column, genres=genre_column)
     films = read_catalog(catalog, posters, columns, encoding)
-    with _open_store(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection) as store:
+    with store.open() as db:
         sharding = Sharding(shards, replicas, write_consistency)
-        report = run_ingest(films, posters, store, embedder, batch_size=batch_size, limit=limit, recreate=recreate, sharding=sharding)
-        total = store.count()
+        report = run_ingest(films, posters, db, embedder, batch_size=batch_size, limit=limit, recreate=recreate, sharding=sharding)
+        total = db.count()
     if report.rejects:
         write_rejects(report.rejects, rejects)
     typer.echo(report.summary())
-    typer.echo(f"collection '{collection}' now holds {total} posters")
+    typer.echo(f"collection '{store.collection}' now holds {total} posters")
     if report.rejects:
         typer.echo(f"rejected rows and posters, with reasons: {rejects}")
 
 
 @app.command("export-embeddings")
 @cli_errors
+@store_options
 def export_embeddings(
     out: Annotated[Path, typer.Argument(help="The .npz file to write.")],
-    qdrant_path: QdrantPath = None,
-    qdrant_url: QdrantUrl = None,
-    qdrant_api_key: QdrantApiKey = None,
-    grpc: QdrantGrpc = None,
-    qdrant_timeout: QdrantTimeout = None,
-    collection: Collection = "posters",
+    store: StoreOptions = StoreOptions(),
 ) -> None:
     """Write the stored embeddings as one (n_movies, embedding_size) array with ids, titles, years, files."""
     from store.embeddings import load_embeddings, save_npz
 
-    with _open_store(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection, must_exist=True) as store:
-        embeddings = load_embeddings(store)
+    with store.open(must_exist=True) as db:
+        embeddings = load_embeddings(db)
     save_npz(embeddings, out)
     typer.echo(f"wrote {out}: embeddings {embeddings.vectors.shape}, with ids, titles, years, files")
 
 
 @app.command()
 @cli_errors
+@store_options
 def search(
     image: Annotated[Optional[Path], typer.Argument(help="A poster image to search with (needs the model).")] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="How many neighbours.")] = 3,
@@ -171,12 +254,7 @@ def search(
     sheet: Annotated[Optional[Path], typer.Option(help="Also write a PNG of the query and its neighbours.")] = None,
     posters: Annotated[Optional[Path], typer.Option(help="Poster folder for --sheet (default: the one ingest recorded).")] = None,
     weights: Weights = None,
-    qdrant_path: QdrantPath = None,
-    qdrant_url: QdrantUrl = None,
-    qdrant_api_key: QdrantApiKey = None,
-    grpc: QdrantGrpc = None,
-    qdrant_timeout: QdrantTimeout = None,
-    collection: Collection = "posters",
+    store: StoreOptions = StoreOptions(),
 ) -> None:
     """The k films whose posters are most similar to an image, or to a stored film (--title / --id)."""
     from search.nearest import Filters, PosterSearch
@@ -184,21 +262,21 @@ def search(
     if (image is None) == (title is None and id is None):
         raise UserError("give either an image or --title/--id")
     filters = Filters(year_min, year_max, genre)
-    with _open_store(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection, must_exist=True) as store:
+    with store.open(must_exist=True) as db:
         if image is not None:
             from embedding.model import Embedder
             from embedding.spec import resolve_weights
 
-            searcher = PosterSearch(store, Embedder(resolve_weights(weights)))
+            searcher = PosterSearch(db, Embedder(resolve_weights(weights)))
             neighbours = searcher.by_image(image, k, filters)
             query = {"image": str(image)}
         else:
             from search.titles import find_film
 
-            film = find_film(store, title=title, point_id=id, year=year)
-            neighbours = PosterSearch(store).by_point(film, k, filters)
+            film = find_film(db, title=title, point_id=id, year=year)
+            neighbours = PosterSearch(db).by_point(film, k, filters)
             query = {"id": film.id, "title": film.payload.get("title"), "year": film.payload.get("year"), "file": film.payload.get("file")}
-        posters_dir = posters or store.posters_dir()
+        posters_dir = posters or db.posters_dir()
     if sheet is not None and posters_dir is None:
         raise UserError("--sheet needs the poster folder: pass --posters DIR")
     if json_out:
@@ -220,58 +298,103 @@ def search(
 
 @app.command()
 @cli_errors
+@store_options
 def era(
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Neighbours per poster.")] = 3,
     sample: Annotated[Optional[int], typer.Option(min=1, help="Only this many posters (seeded sample) as queries.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the sample and the random baseline.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     vector: VectorName = "vgg16",
-    qdrant_path: QdrantPath = None,
-    qdrant_url: QdrantUrl = None,
-    qdrant_api_key: QdrantApiKey = None,
-    grpc: QdrantGrpc = None,
-    qdrant_timeout: QdrantTimeout = None,
-    collection: Collection = "posters",
+    store: StoreOptions = StoreOptions(),
 ) -> None:
     """Are nearest neighbours from a similar era? Year differences to neighbours vs random pairs."""
     from search.era import era_coherence
 
-    with _open_store(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection, must_exist=True) as store:
-        report = era_coherence(store, k=k, sample=sample, seed=seed, vector_name=vector, progress=not json_out)
+    with store.open(must_exist=True) as db:
+        report = era_coherence(db, k=k, sample=sample, seed=seed, vector_name=vector, progress=not json_out)
     typer.echo(json.dumps(report.as_dict(), indent=2) if json_out else report.table())
 
 
 
+Collections = Annotated[
+    Optional[list[str]], typer.Option("--collection", help="Collection name; repeat it to use several collections of the store (their union).")
+]
+
+
+def store_options_many(command):
+    """store_options with a repeatable --collection: the command gets `store` (the first) and `collections` (all)."""
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for name, p in signature.parameters.items() if name not in ("store", "collections")]
+    many = inspect.Parameter("collection", inspect.Parameter.KEYWORD_ONLY, annotation=Collections, default=None)
+    cli_signature = signature.replace(parameters=own + [p if p.name != "collection" else many for p in _STORE_PARAMETERS])
+
+    @functools.wraps(command)
+    def wrapper(*args, qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection, **kwargs):
+        names = collection or ["posters"]
+        for name in names:
+            check_collection_name(name)
+        options = StoreOptions(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, names[0])
+        return command(*args, store=options, collections=names, **kwargs)
+
+    wrapper.__signature__ = cli_signature
+    wrapper.__annotations__ = {p.name: p.annotation for p in cli_signature.parameters.values()}
+    return wrapper
+
+
 @app.command("train-year")
 @cli_errors
+@store_options_many
 def train_year(
-    test_size: Annotated[float, typer.Option(help="Share of dated posters held out for testing.")] = 0.2,
+    test_size: Annotated[float, typer.Option(help="Share of dated posters held out for testing (chosen by content hash).")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the split and of the head's training.")] = 0,
     epochs: Annotated[int, typer.Option(min=1, help="Most epochs per ensemble member (early stopping ends sooner).")] = 400,
     members: Annotated[int, typer.Option(min=1, help="Ensemble members (seeds) averaged.")] = 5,
     knn_k: Annotated[int, typer.Option(min=1, help="k of the k-NN baseline.")] = 10,
     model_dir: ModelDir = Path("year_model"),
-    vector: VectorName = "vgg16",
+    vector: Annotated[
+        str, typer.Option("--vector", help="Stored vector(s) the model reads: vgg16, vgg16_style, or both as vgg16+vgg16_style.")
+    ] = DEFAULT_YEAR_VECTOR,
+    head: Annotated[str, typer.Option(help="'bins' (soft labels over year bins, the expected year) or 'regression'.")] = DEFAULT_YEAR_HEAD,
     json_out: Annotated[bool, typer.Option("--json", help="Print the test figures as JSON.")] = False,
-    qdrant_path: QdrantPath = None,
-    qdrant_url: QdrantUrl = None,
-    qdrant_api_key: QdrantApiKey = None,
-    grpc: QdrantGrpc = None,
-    qdrant_timeout: QdrantTimeout = None,
-    collection: Collection = "posters",
+    store: StoreOptions = StoreOptions(),
+    collections: list[str] = ["posters"],
 ) -> None:
-    """Train the year head on vectors pulled from Qdrant; report it against baselines on a held-out split."""
+    """Train the year model on one or several collections; score it against baselines on a content-split test part."""
+    from regression.dataset import load_collections, parse_vector_names
     from regression.head import HeadConfig
     from regression.train import train_year_model
 
-    config = HeadConfig(epochs=epochs, members=members)
-    with _open_store(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection, must_exist=True) as store:
-        report = train_year_model(store, model_dir, test_size, seed, config, knn_k, vector_name=vector, progress=not json_out)
+    if head not in ("bins", "regression"):
+        raise UserError(f"--head must be 'bins' or 'regression', not {head!r}")
+    config = HeadConfig(epochs=epochs, members=members, target=head)
+    data = load_collections(store.location(), collections, parse_vector_names(vector))  # read, store closed again: then train
+    report = train_year_model(data, model_dir, test_size, seed, config, knn_k, progress=not json_out)
     if json_out:
-        typer.echo(json.dumps({"n_train": report.n_train, "n_test": report.n_test, "results": report.results}, indent=2))
+        typer.echo(json.dumps(report.as_dict(), indent=2))
     else:
         typer.echo(report.table())
         typer.echo("wrote " + ", ".join(str(f) for f in report.files))
+
+
+@app.command("evaluate-year")
+@cli_errors
+@store_options_many
+def evaluate_year(
+    model_dir: ModelDir = Path("year_model"),
+    include_trained: Annotated[bool, typer.Option(help="Also score posters the model was trained or calibrated on (optimistic).")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    store: StoreOptions = StoreOptions(),
+    collections: list[str] = ["posters"],
+) -> None:
+    """Score a trained year model on every dated poster of one or several collections it was not trained on."""
+    from regression.dataset import load_collections
+    from regression.evaluate import evaluate_model, evaluation_table
+    from regression.model_file import YearModel
+
+    model = YearModel.load(model_dir)
+    data = load_collections(store.location(), collections, model.vector_names)
+    result = evaluate_model(model, data, include_trained=include_trained)
+    typer.echo(json.dumps(result, indent=2) if json_out else evaluation_table(result))
 
 
 @app.command("predict-year")
@@ -282,7 +405,7 @@ def predict_year(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     weights: Weights = None,
 ) -> None:
-    """Predict a poster's release year, with the range held-out errors give."""
+    """Predict a poster's release year, with its calibrated range."""
     from regression.model_file import YearModel
 
     model = YearModel.load(model_dir)
@@ -296,6 +419,7 @@ def predict_year(
 
 @app.command()
 @cli_errors
+@store_options
 def migrate(
     to_url: Annotated[Optional[str], typer.Option(help="Destination Qdrant server or cluster URL.")] = None,
     to_path: Annotated[Optional[Path], typer.Option(help="Destination embedded store folder, instead of a URL.")] = None,
@@ -305,36 +429,36 @@ def migrate(
     shards: Shards = None,
     replicas: Replicas = None,
     write_consistency: WriteConsistency = None,
-    qdrant_path: QdrantPath = None,
-    qdrant_url: QdrantUrl = None,
-    qdrant_api_key: QdrantApiKey = None,
-    grpc: QdrantGrpc = None,
-    qdrant_timeout: QdrantTimeout = None,
-    collection: Collection = "posters",
+    store: StoreOptions = StoreOptions(),
 ) -> None:
     """Copy the collection (vectors, payloads, ids) to a server, cluster or other folder, without re-embedding."""
-    from store.collection import PosterStore, Sharding
-    from store.connection import location_from_options
+    from store.collection import Sharding
+    from store.connection import StoreLocation, location_from_options
     from store.migrate import migrate as run_migrate
 
     if (to_url is None) == (to_path is None):
         raise UserError("give the destination: --to-url URL (a server or cluster) or --to-path DIR")
-    source_location = location_from_options(qdrant_path, qdrant_url, qdrant_api_key, qdrant_timeout, grpc)
-    target_location = location_from_options(
-        str(to_path) if to_path else None, to_url, to_api_key or os.environ.get("QDRANT_TO_API_KEY"), qdrant_timeout, grpc if to_url else False
-    )
-    target_collection = to_collection or collection
-    if source_location == target_location and target_collection == collection:
+    source_location = store.location()
+    if to_path is not None:  # built directly, so that QDRANT_URL (the source's) cannot redirect it
+        target_location = StoreLocation(path=to_path)
+    else:
+        target_location = location_from_options(None, to_url, to_api_key or os.environ.get("QDRANT_TO_API_KEY"), store.timeout, store.grpc)
+        check_url(to_url)
+    target_collection = to_collection or store.collection
+    check_collection_name(target_collection)
+    if source_location == target_location and target_collection == store.collection:
         raise UserError("source and destination are the same collection")
-    with PosterStore(source_location, collection, must_exist=True) as source:
+    with store.open(must_exist=True, location=source_location) as source:
         same_store = source_location == target_location
-        with source.other_collection(target_collection) if same_store else PosterStore(target_location, target_collection) as target:
+        target_options = StoreOptions(collection=target_collection)
+        with source.other_collection(target_collection) if same_store else target_options.open(location=target_location) as target:
             report = run_migrate(source, target, batch_size, Sharding(shards, replicas, write_consistency))
     typer.echo(report.summary())
 
 
 @app.command()
 @cli_errors
+@store_options
 def compare(
     test_size: Annotated[float, typer.Option(help="Share of dated posters held out for testing.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the split, the heads' training and the era baseline.")] = 0,
@@ -343,20 +467,33 @@ def compare(
     knn_k: Annotated[int, typer.Option(min=1, help="k of the k-NN baseline.")] = 10,
     model_dir: ModelDir = Path("compare_models"),
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
-    qdrant_path: QdrantPath = None,
-    qdrant_url: QdrantUrl = None,
-    qdrant_api_key: QdrantApiKey = None,
-    grpc: QdrantGrpc = None,
-    qdrant_timeout: QdrantTimeout = None,
-    collection: Collection = "posters",
+    store: StoreOptions = StoreOptions(),
 ) -> None:
     """Original (vgg16) vs style (vgg16_style) embedding: year head and era coherence, one table."""
     from regression.compare import compare_vectors
     from regression.head import HeadConfig
 
-    with _open_store(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection, must_exist=True) as store:
-        result = compare_vectors(store, model_dir, test_size, seed, HeadConfig(epochs=epochs, members=members), knn_k, progress=not json_out)
+    with store.open(must_exist=True) as db:
+        result = compare_vectors(db, model_dir, test_size, seed, HeadConfig(epochs=epochs, members=members), knn_k, progress=not json_out)
     typer.echo(json.dumps(result.as_dict(), indent=2) if json_out else result.table())
+
+
+@app.command()
+@cli_errors
+@store_options
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on. Anything but localhost exposes the store: see the README.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    model_dir: ModelDir = Path("year_model"),
+    era_sample: Annotated[int, typer.Option(min=10, help="Posters (a seeded sample) behind the page's era figures.")] = 1000,
+    weights: Weights = None,
+    store: StoreOptions = StoreOptions(),
+) -> None:
+    """The web page and JSON API: search by image, title or poster, recommend, predict years (Ctrl-C stops)."""
+    from web.server import serve as run_server
+
+    with store.open(must_exist=True) as db:  # held for the life of the server: one process per embedded store
+        run_server(db, host=host, port=port, weights=weights, model_dir=model_dir, era_sample=era_sample)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ def test_bad_paths_are_one_line_errors(poster_set, tmp_path):
     )
     assert_one_line_error(run_cli("export-embeddings", tmp_path / "e.npz", "--qdrant-path", store), "no store at")
     assert_one_line_error(
-        run_cli(*ingest_args(catalog, posters, store), "--qdrant-url", "http://127.0.0.1:9"), "cannot reach Qdrant at http://127.0.0.1:9"
+        run_cli(*ingest_args(catalog, posters, store)[:-4], "--weights", "random", "--qdrant-url", "http://127.0.0.1:9"),
+        "cannot reach Qdrant at http://127.0.0.1:9",
     )
 
 
