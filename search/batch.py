@@ -1,9 +1,10 @@
-"""Nearest neighbours for many queries at once, through Qdrant batch queries.
+"""Exact nearest neighbours for many queries at once, through Qdrant batch queries.
 
-Each query asks for a few more hits than it needs, without a filter, and `accept` decides which
-hits count (not the query itself, only training posters, ...). Queries left short ask again with a
-larger limit, until they have k or have seen the whole store. The result is exact, and avoids
-filters, which local mode evaluates in Python point by point.
+For evaluations (era coherence, k-NN baselines): exact search, not HNSW, so the figures are
+those of the embedding, not of an index. Each query asks for a few more hits than it needs and
+`accept` decides which hits count (not the query itself, only training posters, ...): one rule
+per query that a single filter cannot express. Queries left short ask again with a larger
+limit, until they have k or have seen the whole store.
 """
 
 from __future__ import annotations
@@ -29,8 +30,7 @@ def nearest_accepted(
     progress: bool = False,
     desc: str = "neighbours",
 ) -> list[list]:
-    """For query i, the k nearest stored points (Qdrant ScoredPoints) for which accept(i, hit) is true."""
-    from qdrant_client import models
+    """For query i, the k nearest stored points (Hits) for which accept(i, hit) is true."""
     from tqdm import tqdm
 
     results: list[list] = [[] for _ in vectors]
@@ -40,13 +40,10 @@ def nearest_accepted(
         short = []
         for start in range(0, len(todo), batch):
             chunk = todo[start : start + batch]
-            requests = [
-                models.QueryRequest(query=np.asarray(vectors[i], dtype=np.float32).tolist(), using=vector_name, limit=limit, with_payload=list(payload))
-                for i in chunk
-            ]
-            for i, response in zip(chunk, store.client.query_batch_points(store.collection, requests)):
-                kept = [hit for hit in response.points if accept(i, hit)]
-                if len(kept) >= k or len(response.points) < limit:  # enough, or nothing more to see
+            responses = store.nearest([vectors[i] for i in chunk], limit, vector_name=vector_name, exact=True, fields=list(payload))
+            for i, hits in zip(chunk, responses):
+                kept = [hit for hit in hits if accept(i, hit)]
+                if len(kept) >= k or len(hits) < limit:  # enough, or nothing more to see
                     results[i] = kept[:k]
                     bar.update(1)
                 else:

@@ -1,4 +1,5 @@
-"""k nearest posters through Qdrant, ranked by cosine similarity, the query itself excluded.
+"""k nearest posters through Qdrant, ranked by cosine similarity, the query itself excluded;
+and recommendations from liked and disliked stored posters.
 
 "The query itself" is any stored poster with the same content: the same file bytes (sha256),
 whichever path it is read from. A merely similar poster (re-encoded, resized) is a neighbour.
@@ -15,6 +16,7 @@ from embedding.images import ImageSource, decode_poster
 from errors import UserError
 from search.batch import EXCLUSION_MARGIN
 from store.collection import PosterStore, StoredPoint
+from store.engine import Hit, PointFilter
 from store.schema import DEFAULT_COLLECTION, VECTOR_NAME
 
 if TYPE_CHECKING:
@@ -37,9 +39,18 @@ class Neighbour:
 
 @dataclass(frozen=True)
 class Filters:
+    """What a user narrows a search by; Qdrant evaluates them with its payload indexes."""
+
     year_min: int | None = None
     year_max: int | None = None
     genre: str | None = None
+
+    def check(self) -> None:
+        if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
+            raise UserError(f"--year-min {self.year_min} is after --year-max {self.year_max}: no film can match")
+
+    def conditions(self) -> dict:
+        return {"year_min": self.year_min, "year_max": self.year_max, "genre": self.genre or None}
 
 
 class PosterSearch:
@@ -50,22 +61,54 @@ class PosterSearch:
         self.embedder = embedder
         self.spec = store.stored_spec()
 
-    def by_image(self, image: ImageSource, k: int = 3, filters: Filters = Filters()) -> list[Neighbour]:
+    def by_image(self, image: ImageSource, k: int = 3, filters: Filters = Filters(), vector_name: str = VECTOR_NAME) -> list[Neighbour]:
         """The k stored films whose posters are most similar to `image` (path, PIL image or array)."""
         _check_k(k)
+        filters.check()
         if self.embedder is None:
             raise UserError("searching by image needs an embedder (VGG16 weights)")
         self.store.check_spec(self.embedder.spec)  # never compare vectors of two embeddings
+        if vector_name != VECTOR_NAME:
+            if self.embedder.style_spec is None:
+                raise UserError(f"searching by '{vector_name}' needs an embedder made with style=True")
+            self.store.check_spec(self.embedder.style_spec, vector_name)
         poster = decode_poster(image)
-        vector = self.embedder.embed_pixels(poster.pixels[None])[0]
-        return self.by_vector(vector, k, filters, exclude_sha256=poster.sha256)
+        base, style = self.embedder.embed_both(poster.pixels[None])
+        vector = base[0] if vector_name == VECTOR_NAME else style[0]
+        return self.by_vector(vector, k, filters, exclude_sha256=poster.sha256, vector_name=vector_name)
 
-    def by_point(self, point: StoredPoint, k: int = 3, filters: Filters = Filters()) -> list[Neighbour]:
+    def by_point(self, point: StoredPoint, k: int = 3, filters: Filters = Filters(), vector_name: str = VECTOR_NAME) -> list[Neighbour]:
         """Neighbours of a stored film, from its stored vector: no model, no TensorFlow."""
         _check_k(k)
-        if point.vector is None:
-            [point] = self.store.retrieve([point.id], with_vectors=True)
-        return self.by_vector(point.vector, k, filters, exclude_ids=[point.id], exclude_sha256=point.payload.get("sha256"))
+        filters.check()
+        self.store.stored_spec(vector_name)  # a clear error if the collection lacks this vector
+        if point.vector is None or vector_name != VECTOR_NAME:
+            found = self.store.retrieve([point.id], with_vectors=vector_name)
+            if not found or found[0].vector is None:
+                raise UserError(f"film {point.id} has no '{vector_name}' vector yet (ingest --style adds it)")
+            point = StoredPoint(point.id, point.payload, found[0].vector)
+        return self.by_vector(point.vector, k, filters, [point.id], point.payload.get("sha256"), vector_name)
+
+    def recommend(
+        self, positive_ids: list[str], negative_ids: list[str] = (), k: int = 3, filters: Filters = Filters(), vector_name: str = VECTOR_NAME
+    ) -> list[Neighbour]:
+        """Films like the liked examples and unlike the disliked ones (Qdrant's recommend query),
+        the examples themselves and their same-content copies excluded."""
+        _check_k(k)
+        filters.check()
+        if not positive_ids:
+            raise UserError("recommend needs at least one liked (positive) example")
+        self.store.stored_spec(vector_name)
+        examples = {p.id: p for p in self.store.retrieve([*positive_ids, *negative_ids], with_vectors=vector_name)}
+        missing = [i for i in [*positive_ids, *negative_ids] if i not in examples or examples[i].vector is None]
+        if missing:
+            raise UserError(f"no film with id {missing[0]} (and a '{vector_name}' vector) in collection '{self.store.collection}'")
+        exclude = PointFilter(**filters.conditions(), exclude_ids=tuple(examples))
+        hits = self.store.recommend(
+            [examples[i].vector for i in positive_ids], [examples[i].vector for i in negative_ids], k + EXCLUSION_MARGIN, exclude, vector_name
+        )
+        copies = {examples[i].payload.get("sha256") for i in examples}
+        return _neighbours([h for h in hits if h.payload.get("sha256") not in copies], k)
 
     def by_vector(
         self,
@@ -74,46 +117,22 @@ class PosterSearch:
         filters: Filters = Filters(),
         exclude_ids: list[str] = (),
         exclude_sha256: str | None = None,
+        vector_name: str = VECTOR_NAME,
     ) -> list[Neighbour]:
         if self.store.count() == 0:
             raise UserError(f"collection '{self.store.collection}' is empty: nothing to search")
-        # Ask for a few extra hits and drop the query's own copies here: exact, and much faster
-        # than a must_not filter, which local mode evaluates in Python point by point. Only when
-        # the copies outnumber the margin does Qdrant filter them out.
-        hits = self._query(vector, k + EXCLUSION_MARGIN, qdrant_filter(filters))
-        kept = [h for h in hits if str(h.id) not in exclude_ids and not (exclude_sha256 and h.payload.get("sha256") == exclude_sha256)]
-        if len(kept) < k and len(hits) == k + EXCLUSION_MARGIN:
-            kept = self._query(vector, k, qdrant_filter(filters, exclude_ids, exclude_sha256))
-        return [
-            Neighbour(rank, str(h.id), h.payload.get("title", ""), h.payload.get("year"), float(h.score), h.payload.get("file", ""))
-            for rank, h in enumerate(kept[:k], start=1)
-        ]
-
-    def _query(self, vector: np.ndarray, limit: int, query_filter):
-        return self.store.client.query_points(
-            self.store.collection,
-            query=np.asarray(vector, dtype=np.float32).tolist(),
-            using=VECTOR_NAME,
-            limit=limit,
-            query_filter=query_filter,
-            with_payload=True,
-        ).points
+        # The query's own copies are excluded by Qdrant itself (ids and sha256 are indexed), so
+        # k results come back whenever k others match the filters.
+        query_filter = PointFilter(**filters.conditions(), exclude_ids=tuple(exclude_ids), exclude_sha256=exclude_sha256)
+        [hits] = self.store.nearest([vector], k, query_filter, vector_name)
+        return _neighbours(hits, k)
 
 
-def qdrant_filter(filters: Filters, exclude_ids=(), exclude_sha256: str | None = None):
-    """Filters become Qdrant conditions, evaluated by Qdrant, so k results still come back."""
-    from qdrant_client import models
-
-    must, must_not = [], []
-    if filters.year_min is not None or filters.year_max is not None:
-        must.append(models.FieldCondition(key="year", range=models.Range(gte=filters.year_min, lte=filters.year_max)))
-    if filters.genre:
-        must.append(models.FieldCondition(key="genres", match=models.MatchValue(value=filters.genre)))
-    if exclude_ids:
-        must_not.append(models.HasIdCondition(has_id=list(exclude_ids)))
-    if exclude_sha256:
-        must_not.append(models.FieldCondition(key="sha256", match=models.MatchValue(value=exclude_sha256)))
-    return models.Filter(must=must or None, must_not=must_not or None) if must or must_not else None
+def _neighbours(hits: list[Hit], k: int) -> list[Neighbour]:
+    return [
+        Neighbour(rank, h.id, h.payload.get("title", ""), h.payload.get("year"), h.score, h.payload.get("file", ""))
+        for rank, h in enumerate(hits[:k], start=1)
+    ]
 
 
 def _check_k(k: int) -> None:
@@ -131,6 +150,7 @@ def nearest(
     year_min: int | None = None,
     year_max: int | None = None,
     genre: str | None = None,
+    vector_name: str = VECTOR_NAME,
 ) -> list[Neighbour]:
     """One-call search for notebooks: opens the store and the model, returns the k nearest films.
 
@@ -143,5 +163,5 @@ def nearest(
 
     location = location or location_from_options(None, None, None)
     with PosterStore(location, collection, must_exist=True) as store:
-        search = PosterSearch(store, Embedder(resolve_weights(weights)))
-        return search.by_image(image, k, Filters(year_min, year_max, genre))
+        search = PosterSearch(store, Embedder(resolve_weights(weights), style=vector_name != VECTOR_NAME))
+        return search.by_image(image, k, Filters(year_min, year_max, genre), vector_name)

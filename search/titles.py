@@ -21,7 +21,7 @@ def find_film(store: PosterStore, title: str | None = None, point_id: str | None
         return found[0]
     if not title:
         raise UserError("give an image, a --title or an --id")
-    matches = _exact(store, title) or _case_insensitive(store, title)
+    matches = _exact(store, title) or (_case_insensitive(store, title) if not _has_words(title) else [])
     if year is not None:
         matches = [m for m in matches if m.payload.get("year") == year]
     if not matches:
@@ -33,15 +33,12 @@ def find_film(store: PosterStore, title: str | None = None, point_id: str | None
 
 
 def _exact(store: PosterStore, title: str) -> list[StoredPoint]:
-    from qdrant_client import models
-
-    records, _ = store.client.scroll(
-        store.collection,
-        scroll_filter=models.Filter(must=[models.FieldCondition(key="title", match=models.MatchValue(value=title))]),
-        limit=50,
-        with_payload=["title", "year"],
-    )
-    return [StoredPoint(str(r.id), r.payload) for r in records]
+    """Films whose title is `title`, exactly or else up to case: Qdrant's full-text index finds the
+    films with all its words, and only those few are compared here."""
+    candidates = store.with_title_words(title)
+    exact = [p for p in candidates if p.payload.get("title") == title]
+    wanted = title.casefold().strip()
+    return exact or [p for p in candidates if p.payload.get("title", "").casefold().strip() == wanted]
 
 
 def _all_titles(store: PosterStore) -> list[StoredPoint]:
@@ -49,6 +46,7 @@ def _all_titles(store: PosterStore) -> list[StoredPoint]:
 
 
 def _case_insensitive(store: PosterStore, title: str) -> list[StoredPoint]:
+    """The slow path, for titles the word index cannot narrow (e.g. only punctuation)."""
     wanted = title.casefold().strip()
     return [p for p in _all_titles(store) if p.payload.get("title", "").casefold().strip() == wanted]
 
@@ -57,3 +55,7 @@ def _close_matches(store: PosterStore, title: str) -> str:
     titles = {p.payload.get("title", ""): p.payload.get("year", "?") for p in _all_titles(store)}
     close = difflib.get_close_matches(title, list(titles), n=5, cutoff=0.6)
     return "; close matches: " + ", ".join(f"{t} ({titles[t]})" for t in close) if close else ""
+
+
+def _has_words(title: str) -> bool:
+    return any(ch.isalnum() for ch in title)

@@ -1,4 +1,8 @@
-"""The poster collection: created for one embedding, refused to any other."""
+"""The poster collection: created for one embedding, refused to any other.
+
+PosterStore is the one interface the rest of the project uses; the engine under it is Qdrant Edge
+for a folder (store/edge.py) or qdrant-client for a server (store/server.py).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,9 @@ import numpy as np
 
 from embedding.spec import EmbeddingSpec
 from errors import UserError
-from store.connection import StoreLocation, open_client
-from store.retry import with_retries
-from store.schema import DEFAULT_COLLECTION, INDEXED_FIELDS, SCHEMA_VERSION, STYLE_VECTOR_NAME, VECTOR_NAME
-
+from store.connection import StoreLocation, open_engine
+from store.engine import Hit, PointFilter, Record, VectorConfig
+from store.schema import DEFAULT_COLLECTION, SCHEMA_VERSION, STYLE_VECTOR_NAME, VECTOR_NAME
 
 # Where each vector's EmbeddingSpec is kept in the collection metadata.
 _METADATA_KEY = {VECTOR_NAME: "embedding", STYLE_VECTOR_NAME: "style_embedding"}
@@ -40,25 +43,20 @@ class StoredPoint:
 
 
 class PosterStore:
-    """One Qdrant collection of poster embeddings. Use as a context manager (local mode holds a lock)."""
-
-    retry_attempts = 5
-    retry_wait = 0.5  # seconds before the first retry, doubling after each
+    """One collection of poster embeddings in a store. Use as a context manager: the embedded
+    store is locked to this process until it is closed."""
 
     def __init__(self, location: StoreLocation, collection: str = DEFAULT_COLLECTION, must_exist: bool = False):
         self.location = location
         self.collection = collection
-        self.client = open_client(location, must_exist=must_exist)
-        self._owns_client = True
+        self.engine = open_engine(location, must_exist=must_exist)
+        self._owns_engine = True
 
     def other_collection(self, collection: str) -> "PosterStore":
-        """Another collection of the same store, on the same client (an embedded folder allows one)."""
+        """Another collection of the same store, on the same engine (an embedded folder allows one)."""
         other = object.__new__(PosterStore)
-        other.location, other.collection, other.client, other._owns_client = self.location, collection, self.client, False
+        other.location, other.collection, other.engine, other._owns_engine = self.location, collection, self.engine, False
         return other
-
-    def _retry(self, what: str, call):
-        return with_retries(call, f"{what} on {self.location.describe()}", self.retry_attempts, self.retry_wait)
 
     def __enter__(self) -> "PosterStore":
         return self
@@ -67,38 +65,45 @@ class PosterStore:
         self.close()
 
     def close(self) -> None:
-        if self._owns_client:
-            self.client.close()
+        if self._owns_engine:
+            self.engine.close()
+
+    def collections(self) -> list[str]:
+        """Every collection in this store (e.g. one per poster collection)."""
+        return self.engine.collection_names()
 
     # --- the collection and its embedding -------------------------------------------------
 
     def exists(self) -> bool:
-        return self.client.collection_exists(self.collection)
+        return self.engine.collection_exists(self.collection)
 
     def stored_spec(self, vector_name: str = VECTOR_NAME) -> EmbeddingSpec:
         """The embedding a vector of the collection was made with; UserError if there is none."""
         if not self.exists():
             raise UserError(f"no collection '{self.collection}' in {self.location.describe()}: run `python cli.py ingest` first")
-        info = self.client.get_collection(self.collection)
-        vectors = info.config.params.vectors
-        if not isinstance(vectors, dict) or VECTOR_NAME not in vectors:
+        vectors = self.engine.vectors(self.collection)
+        if VECTOR_NAME not in vectors:
             raise UserError(f"collection '{self.collection}' has no '{VECTOR_NAME}' vector: it was not made by poster search")
         if vector_name not in vectors:
             hint = " (ingest with --style adds it)" if vector_name == STYLE_VECTOR_NAME else ""
             raise UserError(f"collection '{self.collection}' has no '{vector_name}' vector{hint}")
-        metadata = (info.config.metadata or {}).get(_METADATA_KEY.get(vector_name, vector_name))
+        metadata = self.metadata().get(_METADATA_KEY.get(vector_name, vector_name))
         if not metadata:
             raise UserError(f"collection '{self.collection}' records no embedding for '{vector_name}': it was not made by poster search")
         spec = EmbeddingSpec.from_dict(metadata)
-        if vectors[vector_name].size != spec.dim:
-            raise UserError(
-                f"collection '{self.collection}' holds {vectors[vector_name].size}-d vectors but records a {spec.dim}-d embedding"
-            )
+        if vectors[vector_name] != spec.dim:
+            raise UserError(f"collection '{self.collection}' holds {vectors[vector_name]}-d vectors but records a {spec.dim}-d embedding")
         return spec
 
+    def metadata(self) -> dict:
+        return self.engine.metadata(self.collection)
+
+    def vectors(self) -> dict[str, int]:
+        """The collection's named vectors and their sizes."""
+        return self.engine.vectors(self.collection)
+
     def has_vector(self, vector_name: str) -> bool:
-        vectors = self.client.get_collection(self.collection).config.params.vectors
-        return isinstance(vectors, dict) and vector_name in vectors
+        return vector_name in self.engine.vectors(self.collection)
 
     def check_spec(self, spec: EmbeddingSpec, vector_name: str = VECTOR_NAME) -> None:
         stored = self.stored_spec(vector_name)
@@ -106,8 +111,8 @@ class PosterStore:
             if stored.dim != spec.dim:
                 what = f"holds {stored.dim}-d vectors, this embedding makes {spec.dim}-d vectors"
             else:
-                differing = [k for k, v in spec.as_dict().items() if stored.as_dict()[k] != v]
-                what = "differs in " + ", ".join(f"{k} (stored {stored.as_dict()[k]}, now {spec.as_dict()[k]})" for k in differing)
+                differing = [k for k, v in spec.as_dict().items() if stored.as_dict().get(k) != v]
+                what = "differs in " + ", ".join(f"{k} (stored {stored.as_dict().get(k)}, now {spec.as_dict()[k]})" for k in differing)
             raise UserError(
                 f"collection '{self.collection}' was made with another embedding: {what}; "
                 "use the same --weights, another --collection, or --recreate to start over"
@@ -121,16 +126,14 @@ class PosterStore:
         A style vector asked for on a collection without one is added to it, empty: ingest then
         fills it in for the posters already stored.
         """
-        from qdrant_client import models
-
         self.check_sharding(sharding)
         if recreate and self.exists():
-            self.client.delete_collection(self.collection)
+            self.engine.delete_collection(self.collection)
         if not self.exists():
-            vectors = {VECTOR_NAME: models.VectorParams(size=spec.dim, distance=models.Distance.COSINE)}
+            vectors = [VectorConfig(VECTOR_NAME, spec.dim)]
             metadata = {"embedding": spec.as_dict(), "schema_version": SCHEMA_VERSION}
             if style_spec:
-                vectors[STYLE_VECTOR_NAME] = models.VectorParams(size=style_spec.dim, distance=models.Distance.COSINE)
+                vectors.append(VectorConfig(STYLE_VECTOR_NAME, style_spec.dim))
                 metadata[_METADATA_KEY[STYLE_VECTOR_NAME]] = style_spec.as_dict()
             self.create(vectors, metadata, sharding)
             return
@@ -140,9 +143,8 @@ class PosterStore:
         if self.has_vector(STYLE_VECTOR_NAME):
             self.check_spec(style_spec, STYLE_VECTOR_NAME)
             return
-        config = models.DenseVectorConfig(size=style_spec.dim, distance=models.Distance.COSINE)
-        self.client.create_vector_name(self.collection, STYLE_VECTOR_NAME, models.DenseVectorNameConfig(dense=config))
-        self.client.update_collection(self.collection, metadata={_METADATA_KEY[STYLE_VECTOR_NAME]: style_spec.as_dict()})
+        self.engine.add_vector(self.collection, VectorConfig(STYLE_VECTOR_NAME, style_spec.dim))
+        self.engine.update_metadata(self.collection, {_METADATA_KEY[STYLE_VECTOR_NAME]: style_spec.as_dict()})
 
     def check_sharding(self, sharding: Sharding) -> None:
         if self.location.is_local and not sharding.is_default():
@@ -151,115 +153,137 @@ class PosterStore:
                 "the embedded store is a single shard"
             )
 
-    def create(self, vectors_config: dict, metadata: dict, sharding: Sharding = Sharding()) -> None:
-        """Create the collection with these named vectors and metadata, and its payload indexes."""
-        from qdrant_client import models
-
+    def create(self, vectors: Sequence[VectorConfig], metadata: dict, sharding: Sharding = Sharding()) -> None:
+        """Create the collection with these named vectors (cosine), metadata and payload indexes."""
         self.check_sharding(sharding)
-        self.client.create_collection(
-            self.collection,
-            vectors_config=vectors_config,
-            metadata=metadata,
-            shard_number=sharding.shards,
-            replication_factor=sharding.replicas,
-            write_consistency_factor=sharding.write_consistency,
-        )
-        if not self.location.is_local:  # local mode has no payload indexes (it warns if asked)
-            for field, kind in INDEXED_FIELDS.items():
-                self.client.create_payload_index(self.collection, field, models.PayloadSchemaType(kind), wait=True)
+        self.engine.create_collection(self.collection, vectors, metadata, sharding)
+
+    def delete_collection(self) -> None:
+        self.engine.delete_collection(self.collection)
+
+    def update_metadata(self, metadata: dict) -> None:
+        self.engine.update_metadata(self.collection, metadata)
 
     def remember_posters_dir(self, posters_dir: Path) -> None:
-        """Record where the poster files are, so contact sheets can find them later."""
-        self.client.update_collection(self.collection, metadata={"posters_dir": str(Path(posters_dir).resolve())})
+        """Record where the poster files are, so contact sheets and the web page can find them."""
+        self.update_metadata({"posters_dir": str(Path(posters_dir).resolve())})
 
     def posters_dir(self) -> Path | None:
-        folder = (self.client.get_collection(self.collection).config.metadata or {}).get("posters_dir")
+        folder = self.metadata().get("posters_dir")
         return Path(folder) if folder else None
+
+    def payload_indexes(self) -> set[str]:
+        return self.engine.payload_indexes(self.collection)
+
+    def optimize(self) -> None:
+        """Let the engine build its search index (HNSW) now rather than on the next query."""
+        self.engine.optimize(self.collection)
 
     # --- points -----------------------------------------------------------------------------
 
-    def count(self) -> int:
-        return self.client.count(self.collection, exact=True).count if self.exists() else 0
+    def count(self, filter: PointFilter = PointFilter()) -> int:
+        return self.engine.count(self.collection, filter) if self.exists() else 0
 
     def existing_ids(self, ids: Sequence[str], chunk: int = 1000) -> set[str]:
         found: set[str] = set()
         for start in range(0, len(ids), chunk):
-            part = list(ids[start : start + chunk])
-            records = self._retry("reading ids", lambda: self.client.retrieve(self.collection, part, with_payload=False, with_vectors=False))
-            found.update(str(r.id) for r in records)
+            found.update(r.id for r in self.engine.retrieve(self.collection, list(ids[start : start + chunk]), False, False))
         return found
 
     def upsert(
         self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict], style_vectors: np.ndarray | None = None
     ) -> None:
-        """Write a batch and wait until Qdrant acknowledges it: what returns is stored."""
-        from qdrant_client import models
-
-        named = [{VECTOR_NAME: v.tolist()} for v in vectors]
+        """Write a batch; what returns is stored (on disk, or acknowledged by the server)."""
+        records = [Record(i, p, {VECTOR_NAME: v}) for i, v, p in zip(ids, vectors, payloads)]
         if style_vectors is not None:
-            for entry, style in zip(named, style_vectors):
-                entry[STYLE_VECTOR_NAME] = style.tolist()
-        points = [models.PointStruct(id=i, vector=v, payload=p) for i, v, p in zip(ids, named, payloads)]
-        self._retry("an upsert", lambda: self.client.upsert(self.collection, points=points, wait=True))
+            for record, style in zip(records, style_vectors):
+                record.vectors[STYLE_VECTOR_NAME] = style
+        self.engine.upsert(self.collection, records)
 
     def set_vectors(self, ids: Sequence[str], vector_name: str, vectors: np.ndarray) -> None:
         """Set one named vector of stored points; their payloads and other vectors stay as they are."""
-        from qdrant_client import models
+        self.engine.update_vectors(self.collection, ids, vector_name, vectors)
 
-        points = [models.PointVectors(id=i, vector={vector_name: v.tolist()}) for i, v in zip(ids, vectors)]
-        self._retry("a vector update", lambda: self.client.update_vectors(self.collection, points=points, wait=True))
+    def overwrite_payloads(self, items: list[tuple[str, dict]]) -> None:
+        """Replace the whole payload of stored points (e.g. a corrected title); vectors stay."""
+        self.engine.overwrite_payloads(self.collection, items)
+
+    def delete(self, ids: list[str]) -> None:
+        self.engine.delete(self.collection, ids)
 
     def ids_without(self, vector_name: str) -> set[str]:
         """Ids of stored points that lack this named vector (e.g. stored before it was added)."""
-        from qdrant_client import models
-
         if not self.has_vector(vector_name):
             return set()
-        missing, offset = set(), None
-        lacking = models.Filter(must_not=[models.HasVectorCondition(has_vector=vector_name)])
-        while True:
-            records, offset = self._retry(
-                "a scroll", lambda: self.client.scroll(self.collection, scroll_filter=lacking, limit=2048, offset=offset, with_payload=False)
-            )
-            missing.update(str(r.id) for r in records)
-            if offset is None:
-                return missing
+        return {r.id for records in self.records(fields=[], filter=PointFilter(lacks_vector=vector_name)) for r in records}
 
-    def upsert_records(self, records: list) -> None:
-        """Write Qdrant Records as they are (all named vectors, payload, id), e.g. from another store."""
-        from qdrant_client import models
-
-        points = [models.PointStruct(id=r.id, vector=r.vector, payload=r.payload) for r in records]
-        self._retry("an upsert", lambda: self.client.upsert(self.collection, points=points, wait=True))
+    def upsert_records(self, records: list[Record]) -> None:
+        """Write Records as they are (all named vectors, payload, id), e.g. from another store."""
+        self.engine.upsert(self.collection, records)
 
     def points(
-        self, with_vectors: bool = True, fields: list[str] | None = None, batch: int = 512, vector_name: str = VECTOR_NAME
+        self, with_vectors: bool = True, fields: list[str] | None = None, batch: int = 1024, vector_name: str = VECTOR_NAME
     ) -> Iterator[StoredPoint]:
         """Every point (only the payload `fields`, if given; `vector_name` as its vector), in batches.
 
         Points that lack the named vector are skipped when vectors are asked for."""
-        for records in self.scroll_batches(with_vectors=[vector_name] if with_vectors else False, fields=fields, batch=batch):
+        vectors = [vector_name] if with_vectors else False
+        for records in self.records(with_vectors=vectors, fields=fields, batch=batch):
             for r in records:
-                if with_vectors and vector_name not in (r.vector or {}):
+                if with_vectors and vector_name not in r.vectors:
                     continue
-                vector = np.asarray(r.vector[vector_name], dtype=np.float32) if with_vectors else None
-                yield StoredPoint(str(r.id), r.payload or {}, vector)
+                yield StoredPoint(r.id, r.payload, r.vectors[vector_name] if with_vectors else None)
 
-    def scroll_batches(self, with_vectors: bool | list[str] = True, fields: list[str] | None = None, batch: int = 512) -> Iterator[list]:
-        """Qdrant Records, a batch at a time (all named vectors with with_vectors=True)."""
+    def records(
+        self, with_vectors: bool | list[str] = True, fields: list[str] | None = None, batch: int = 1024, filter: PointFilter = PointFilter()
+    ) -> Iterator[list[Record]]:
+        """Records a batch at a time (all named vectors with with_vectors=True), in id order."""
         offset = None
         while True:
-            records, offset = self._retry(
-                "a scroll",
-                lambda: self.client.scroll(self.collection, limit=batch, offset=offset, with_payload=fields or True, with_vectors=with_vectors),
+            records, offset = self.engine.scroll(
+                self.collection, filter, batch, offset, with_payload=True if fields is None else (fields or False), with_vectors=with_vectors
             )
             yield records
             if offset is None:
                 return
 
-    def retrieve(self, ids: Iterable[str], with_vectors: bool = False) -> list[StoredPoint]:
-        records = self.client.retrieve(self.collection, list(ids), with_payload=True, with_vectors=[VECTOR_NAME] if with_vectors else False)
-        return [
-            StoredPoint(str(r.id), r.payload or {}, np.asarray(r.vector[VECTOR_NAME], dtype=np.float32) if with_vectors else None)
-            for r in records
-        ]
+    def retrieve(self, ids: Iterable[str], with_vectors: bool | str = False) -> list[StoredPoint]:
+        """Stored points by id (unknown ids are left out); `with_vectors` True or a vector name."""
+        name = VECTOR_NAME if with_vectors is True else (with_vectors or None)
+        records = self.engine.retrieve(self.collection, list(ids), True, [name] if name else False)
+        return [StoredPoint(r.id, r.payload, r.vectors.get(name) if name else None) for r in records]
+
+    # --- search -----------------------------------------------------------------------------
+
+    def with_title_words(self, text: str, limit: int = 500) -> list[StoredPoint]:
+        """Points whose title holds every word of `text` (case-insensitive), by Qdrant's full-text index."""
+        records, _ = self.engine.scroll(self.collection, PointFilter(title_words=text), limit, None, ["title", "year", "sha256"], False)
+        return [StoredPoint(r.id, r.payload) for r in records]
+
+    def nearest(
+        self,
+        vectors: Sequence[np.ndarray],
+        limit: int,
+        filter: PointFilter = PointFilter(),
+        vector_name: str = VECTOR_NAME,
+        exact: bool = False,
+        fields: list[str] | None = None,
+    ) -> list[list[Hit]]:
+        """For each query vector, the `limit` most similar points (cosine), best first, by Qdrant.
+
+        `exact` scans every point instead of the HNSW graph: for evaluations, which need the true
+        neighbours; interactive search leaves it off."""
+        if not len(vectors):
+            return []
+        return self.engine.query(self.collection, vectors, vector_name, limit, filter, exact, True if fields is None else fields)
+
+    def recommend(
+        self,
+        positive: Sequence[np.ndarray],
+        negative: Sequence[np.ndarray],
+        limit: int,
+        filter: PointFilter = PointFilter(),
+        vector_name: str = VECTOR_NAME,
+    ) -> list[Hit]:
+        """Points like the positive examples and unlike the negative ones (Qdrant's recommend, best score)."""
+        return self.engine.recommend(self.collection, positive, negative, vector_name, limit, filter, True)

@@ -1,4 +1,5 @@
-"""Open a Qdrant client: embedded local mode in a folder by default, or a server by URL."""
+"""Where the store is, from options and environment, and the engine that opens it: Qdrant Edge in a
+folder by default, or qdrant-client for a server by URL."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ DEFAULT_PATH = "qdrant_data"
 
 @dataclass(frozen=True)
 class StoreLocation:
-    """Where the store is: `url` (server or cluster) wins over `path` (embedded local mode)."""
+    """Where the store is: `url` (a server or cluster) or `path` (the embedded store)."""
 
     path: Path = Path(DEFAULT_PATH)
     url: str | None = None
@@ -32,50 +33,40 @@ class StoreLocation:
         return self.url if self.url else f"local store {self.path}"
 
 
-def open_client(location: StoreLocation, must_exist: bool = False):
-    """A connected QdrantClient, or a one-line UserError saying why there is none."""
-    from qdrant_client import QdrantClient
+def is_local_mode_folder(path: Path) -> bool:
+    """A folder made by an earlier poster search with qdrant-client's local mode."""
+    from store.edge import MARKER
 
-    if location.is_local:
-        path = location.path
-        if path.exists() and not path.is_dir():
-            raise UserError(f"store path {path} is a file, not a folder")
-        if must_exist and not path.is_dir():
-            raise UserError(f"no store at {path}: run `python cli.py ingest` first, or pass --qdrant-path / --qdrant-url")
-        try:
-            return QdrantClient(path=str(path))
-        except RuntimeError as e:
-            if "already accessed" in str(e):
-                raise UserError(
-                    f"the store {path} is in use by another process (the embedded store allows one at a time); "
-                    "wait for it to finish, or use a Qdrant server (--qdrant-url)"
-                ) from None
-            raise
-        except PermissionError as e:
-            raise UserError(f"cannot open store {path}: {e.strerror}") from None
-    # check_compatibility would print its own warning for an unreachable server; the pinned
-    # versions (requirements.txt, docker-compose.yml) are what keeps client and server in step.
-    client = QdrantClient(
-        url=location.url,
-        api_key=location.api_key,
-        timeout=int(location.timeout),
-        prefer_grpc=location.prefer_grpc,
-        check_compatibility=False,
-    )
-    try:
-        client.get_collections()  # the client connects lazily: fail here, clearly, not mid-ingest
-    except Exception as e:
-        client.close()
-        raise UserError(f"cannot reach Qdrant at {location.url}: {_reason(e)}") from None
-    return client
+    return (path / "meta.json").is_file() and not (path / MARKER).is_file()
 
 
-def _reason(error: Exception) -> str:
-    status = getattr(error, "status_code", None)
-    if status in (401, 403):
-        return f"HTTP {status}, check QDRANT_API_KEY"
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
+def open_engine(location: StoreLocation, must_exist: bool = False):
+    """The engine for a location, or a one-line UserError saying why there is none.
+
+    A folder is Qdrant Edge (the default), unless an earlier version made it in qdrant-client's
+    local mode: that keeps working, through qdrant-client, with a note on how to convert it.
+    """
+    if location.url:
+        from store.server import ServerEngine
+
+        return ServerEngine(url=location.url, api_key=location.api_key, timeout=location.timeout, grpc=location.prefer_grpc)
+    path = location.path
+    if path.exists() and not path.is_dir():
+        raise UserError(f"store path {path} is a file, not a folder")
+    if is_local_mode_folder(path):
+        import sys
+
+        from store.server import ServerEngine
+
+        print(
+            f"Note: {path} was made by an earlier version (qdrant-client local mode: slow to open and to filter). "
+            f"Convert it once, without re-embedding: python cli.py migrate --qdrant-path {path} --to-path NEW_FOLDER",
+            file=sys.stderr,
+        )
+        return ServerEngine(path=path)
+    from store.edge import EdgeEngine
+
+    return EdgeEngine(path, must_exist=must_exist)
 
 
 def location_from_options(

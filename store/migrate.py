@@ -1,4 +1,5 @@
-"""Copy a poster collection to another store (embedded folder -> server or cluster) without re-embedding.
+"""Copy a poster collection to another store without re-embedding: embedded folder -> server or
+cluster and back, and a folder made by an earlier version (qdrant-client local mode) -> Qdrant Edge.
 
 Why not qdrant-client's own `migrate()`: it deletes and recreates the destination collection on
 every run and copies the source's shard layout. Here the destination is created once (with the
@@ -15,6 +16,7 @@ import numpy as np
 
 from errors import UserError
 from store.collection import PosterStore, Sharding
+from store.engine import VectorConfig
 
 SPOT_CHECKS = 20  # points whose vectors and payloads are compared after the copy
 
@@ -41,14 +43,13 @@ def migrate(source: PosterStore, target: PosterStore, batch_size: int = 256, sha
         raise UserError("source and destination are the same collection")
     started = time.perf_counter()
     source.stored_spec()  # a clear error if the source is not a poster collection
-    info = source.client.get_collection(source.collection)
-    vectors_config, metadata = info.config.params.vectors, info.config.metadata or {}
-    _prepare_target(target, vectors_config, metadata, sharding)
+    vectors, metadata = source.vectors(), source.metadata()
+    _prepare_target(target, vectors, metadata, sharding)
 
     total = source.count()
     copied = 0
     with tqdm(total=total, unit="point", desc="migrating", disable=not progress) as bar:
-        for records in source.scroll_batches(with_vectors=True, batch=batch_size):
+        for records in source.records(with_vectors=True, batch=batch_size):
             if records:
                 target.upsert_records(records)
             copied += len(records)
@@ -60,34 +61,32 @@ def migrate(source: PosterStore, target: PosterStore, batch_size: int = 256, sha
     return report
 
 
-def _prepare_target(target: PosterStore, vectors_config: dict, metadata: dict, sharding: Sharding) -> None:
+def _prepare_target(target: PosterStore, vectors: dict[str, int], metadata: dict, sharding: Sharding) -> None:
     target.check_sharding(sharding)
     if not target.exists():
-        target.create(vectors_config, metadata, sharding)
+        target.create([VectorConfig(name, dim) for name, dim in vectors.items()], metadata, sharding)
         return
-    existing = target.client.get_collection(target.collection).config
-    have = {name: (v.size, v.distance) for name, v in (existing.params.vectors or {}).items()}
-    want = {name: (v.size, v.distance) for name, v in vectors_config.items()}
-    if have != want or (existing.metadata or {}).get("embedding") != metadata.get("embedding"):
+    have, want = target.vectors(), vectors
+    if have != want or target.metadata().get("embedding") != metadata.get("embedding"):
         raise UserError(
             f"destination collection '{target.collection}' exists with other vectors or another embedding "
             f"(has {have}, source {want}); choose another --to-collection"
         )
     if not sharding.is_default():
         raise UserError("destination collection exists already: --shards/--replicas/--write-consistency only apply when it is created")
-    target.client.update_collection(target.collection, metadata=metadata)  # e.g. a newer posters_dir
+    target.update_metadata(metadata)  # e.g. a newer posters_dir
 
 
 def _spot_check(source: PosterStore, target: PosterStore) -> None:
     """Compare a seeded sample of points: the copy must be exact, not merely the same count."""
     ids = [p.id for p in source.points(with_vectors=False, fields=["key"])]
     sample = [ids[i] for i in np.random.default_rng(0).choice(len(ids), min(SPOT_CHECKS, len(ids)), replace=False)] if ids else []
-    mine = {str(r.id): r for r in source.client.retrieve(source.collection, sample, with_vectors=True)}
-    theirs = {str(r.id): r for r in target.client.retrieve(target.collection, sample, with_vectors=True)}
+    mine = {r.id: r for r in source.engine.retrieve(source.collection, sample, True, True)}
+    theirs = {r.id: r for r in target.engine.retrieve(target.collection, sample, True, True)}
     for pid in sample:
         a, b = mine[pid], theirs.get(pid)
-        if b is None or a.payload != b.payload or set(a.vector) != set(b.vector):
+        if b is None or a.payload != b.payload or set(a.vectors) != set(b.vectors):
             raise UserError(f"point {pid} differs between source and destination after the copy")
-        for name in a.vector:
-            if not np.allclose(a.vector[name], b.vector[name], atol=1e-6):
+        for name in a.vectors:
+            if not np.allclose(a.vectors[name], b.vectors[name], atol=1e-6):
                 raise UserError(f"vector '{name}' of point {pid} differs between source and destination")

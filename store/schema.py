@@ -20,8 +20,9 @@ STYLE_VECTOR_NAME = "vgg16_style"  # optional second vector: the style embedding
 SCHEMA_VERSION = 1
 POINT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "poster-search/posters")
 
-# Payload fields worth an index on a server (local mode has no payload indexes).
-INDEXED_FIELDS = {"year": "integer", "genres": "keyword", "sha256": "keyword", "key": "keyword", "title": "keyword"}
+# Payload indexes, created (idempotently) whenever a collection is opened: filters and title
+# search are evaluated by Qdrant with them. `title` is full-text (words, case-insensitive).
+INDEXED_FIELDS = {"year": "integer", "genres": "keyword", "sha256": "keyword", "key": "keyword", "title": "text"}
 
 
 def point_id(key: str) -> str:

@@ -88,6 +88,40 @@ def location(tmp_path):
     return StoreLocation(path=tmp_path / "store")
 
 
+def local_mode_folder(path: Path):
+    """A store folder as earlier versions made it (qdrant-client local mode); opened through ServerEngine."""
+    from qdrant_client import QdrantClient
+
+    from store.connection import StoreLocation
+
+    QdrantClient(path=str(path)).close()
+    return StoreLocation(path=path)
+
+
+ENGINES = ["edge", "local-mode"] + (["server"] if os.environ.get("QDRANT_URL") else [])
+
+
+@pytest.fixture(params=ENGINES)
+def any_location(request, tmp_path):
+    """The same test on every engine: Qdrant Edge (the default), a qdrant-client local-mode folder
+    (earlier versions' stores) and, when QDRANT_URL is set, a real server (a fresh collection name)."""
+    from store.connection import StoreLocation, location_from_options
+
+    if request.param == "edge":
+        yield StoreLocation(path=tmp_path / "edge")
+    elif request.param == "local-mode":
+        yield local_mode_folder(tmp_path / "local-mode")
+    else:  # a server shared with other tests: start and end with no 'posters' collection
+        from qdrant_client import QdrantClient
+
+        location = location_from_options(None, None, None)
+        client = QdrantClient(url=location.url, api_key=location.api_key)
+        client.delete_collection("posters")
+        yield location
+        client.delete_collection("posters")
+        client.close()
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `python cli.py ARGS` as a user would, in a fresh process."""
     return subprocess.run(

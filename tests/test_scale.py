@@ -17,7 +17,7 @@ from store.connection import StoreLocation, location_from_options
 from store.migrate import migrate
 from store.retry import is_transient
 from store.schema import point_id
-from tests.conftest import run_cli
+from tests.conftest import local_mode_folder, run_cli
 
 SPEC = EmbeddingSpec(weights="random")
 
@@ -40,7 +40,7 @@ def snapshot(location, collection="posters"):
     """Every point's id -> (payload, vector), and the collection's metadata."""
     with PosterStore(location, collection) as store:
         points = {p.id: (p.payload, p.vector) for p in store.points()}
-        return points, store.client.get_collection(collection).config.metadata
+        return points, store.metadata()
 
 
 def assert_same(a, b):
@@ -129,7 +129,8 @@ def test_environment_supplies_connection_options(monkeypatch):
         location_from_options(None, None, None)
 
 
-# --- retries: transient failures injected around a real local store --------------------------
+# --- retries: transient failures injected around a real qdrant-client store -------------------
+# (a local-mode folder, which goes through the same ServerEngine as a server does)
 
 
 class FlakyClient:
@@ -168,21 +169,21 @@ def test_transient_and_permanent_errors_are_told_apart():
 @pytest.mark.parametrize("error,lands", [(READ_TIMEOUT, True), (UNAVAILABLE, False), (ResponseHandlingException(httpx.ConnectError("reset")), False)])
 def test_ingest_retries_transient_failures_without_duplicates(poster_set, tmp_path, random_embedder, error, lands):
     catalog, posters = poster_set(6)
-    with PosterStore(StoreLocation(path=tmp_path / "store")) as store:
-        store.retry_wait = 0  # no backoff sleeps in tests
-        store.client = FlakyClient(store.client, failures=2, error=error, lands=lands)
+    with PosterStore(local_mode_folder(tmp_path / "store")) as store:
+        store.engine.retry_wait = 0  # no backoff sleeps in tests
+        store.engine.client = FlakyClient(store.engine.client, failures=2, error=error, lands=lands)
         report = ingest(read_catalog(catalog, posters), posters, store, random_embedder, batch_size=2, progress=False)
-        assert store.client.upserts == 3 + 2  # three batches, the first one tried three times
+        assert store.engine.client.upserts == 3 + 2  # three batches, the first one tried three times
         assert report.ingested == 6 and store.count() == 6
         assert store.existing_ids([point_id(f"{i}.jpg") for i in range(6)]) == {point_id(f"{i}.jpg") for i in range(6)}
 
 
 def test_persistent_failure_is_a_clear_error_and_keeps_earlier_batches(poster_set, tmp_path, random_embedder):
     catalog, posters = poster_set(6)
-    with PosterStore(StoreLocation(path=tmp_path / "store")) as store:
-        store.retry_wait = 0
-        flaky = FlakyClient(store.client, failures=0, error=READ_TIMEOUT)
-        store.client = flaky
+    with PosterStore(local_mode_folder(tmp_path / "store")) as store:
+        store.engine.retry_wait = 0
+        flaky = FlakyClient(store.engine.client, failures=0, error=READ_TIMEOUT)
+        store.engine.client = flaky
         films = read_catalog(catalog, posters)
         ingest(films, posters, store, random_embedder, batch_size=2, limit=2, progress=False)
         flaky.failures = 99
@@ -208,10 +209,10 @@ def test_migrate_to_a_server_and_back(tmp_path):
     try:
         with PosterStore(local) as s, PosterStore(remote, name) as t:
             assert migrate(s, t, batch_size=128, progress=False).target_count == 300
-            assert set(t.client.get_collection(name).payload_schema) >= {"year", "genres", "sha256"}
+            assert t.payload_indexes() >= {"year", "genres", "sha256", "key", "title"}
         with PosterStore(remote, name) as s, PosterStore(StoreLocation(path=tmp_path / "back")) as t:
             migrate(s, t, progress=False)
         assert_same(snapshot(local), snapshot(StoreLocation(path=tmp_path / "back")))
     finally:
         with PosterStore(remote, name) as t:
-            t.client.delete_collection(name)
+            t.delete_collection()

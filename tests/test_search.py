@@ -127,7 +127,8 @@ def test_search_cli_by_title_json_and_sheet(searchable, tmp_path):
     assert table.returncode == 0 and table.stdout.splitlines()[0] == "nearest to Film 3 (1965):"
     assert len(table.stdout.splitlines()) == 2 + 3
     imported = {line.split("|")[-1].strip() for line in table.stderr.splitlines()}
-    assert "qdrant_client" in imported and not {"tensorflow", "keras"} & imported  # search by title needs no model
+    assert "qdrant_edge" in imported and not {"tensorflow", "keras"} & imported  # search by title needs no model
+    assert "qdrant_client" not in imported  # the embedded store is Qdrant Edge alone
 
 
 def test_search_cli_by_image_and_errors(searchable, tmp_path):

@@ -1,4 +1,4 @@
-"""The store against a real Qdrant local-mode folder: schema, embedding guard, clear errors."""
+"""The store's contract, on every engine (tests/conftest.py `any_location`): schema, embedding guard, clear errors."""
 
 import multiprocessing
 
@@ -9,6 +9,7 @@ from embedding.spec import EmbeddingSpec, resolve_weights, spec_for_weights
 from errors import UserError
 from store.collection import PosterStore
 from store.connection import StoreLocation, location_from_options
+from store.engine import VectorConfig
 from store.schema import VECTOR_NAME, point_id
 
 SPEC = EmbeddingSpec(weights="random")
@@ -19,15 +20,17 @@ def unit_vectors(n, dim=512, seed=0):
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def test_collection_records_its_embedding_and_schema(location):
+def test_collection_records_its_embedding_and_schema(any_location):
+    location = any_location
     with PosterStore(location) as store:
         store.prepare(SPEC)
         ids = [point_id(k) for k in ("a", "b")]
         store.upsert(ids, unit_vectors(2), [{"title": "A", "year": 1990}, {"title": "B"}])
-        info = store.client.get_collection("posters")
-        assert info.config.params.vectors[VECTOR_NAME].size == 512
-        assert info.config.params.vectors[VECTOR_NAME].distance.value == "Cosine"
-        assert info.config.metadata["embedding"] == SPEC.as_dict()
+        assert store.vectors() == {VECTOR_NAME: 512}
+        assert store.metadata()["embedding"] == SPEC.as_dict()
+        # cosine distance: a vector and its double are the same direction
+        [[hit]] = store.nearest([2 * unit_vectors(2)[0]], 1)
+        assert hit.id == ids[0] and hit.score == pytest.approx(1.0, abs=1e-5)
     with PosterStore(location, must_exist=True) as store:  # reopened from disk
         assert store.stored_spec() == SPEC
         assert store.count() == 2
@@ -42,7 +45,8 @@ def test_point_ids_are_deterministic_uuids():
     assert len(point_id("770.jpg")) == 36
 
 
-def test_upsert_is_idempotent(location):
+def test_upsert_is_idempotent(any_location):
+    location = any_location
     with PosterStore(location) as store:
         store.prepare(SPEC)
         ids = [point_id(str(i)) for i in range(5)]
@@ -51,7 +55,8 @@ def test_upsert_is_idempotent(location):
         assert store.count() == 5
 
 
-def test_another_embedding_is_refused_and_nothing_is_lost(location):
+def test_another_embedding_is_refused_and_nothing_is_lost(any_location):
+    location = any_location
     with PosterStore(location) as store:
         store.prepare(SPEC)
         store.upsert([point_id("a")], unit_vectors(1), [{"title": "A"}])
@@ -64,18 +69,16 @@ def test_another_embedding_is_refused_and_nothing_is_lost(location):
         assert store.count() == 0 and store.stored_spec().weights == "imagenet"
 
 
-def test_foreign_collections_are_refused(location):
-    from qdrant_client import models
-
-    with PosterStore(location) as store:
-        store.client.create_collection("posters", vectors_config=models.VectorParams(size=512, distance=models.Distance.COSINE))
+def test_foreign_collections_are_refused(any_location):
+    with PosterStore(any_location) as store:
+        store.create([VectorConfig("other", 512)], {})
         with pytest.raises(UserError, match="no 'vgg16' vector"):
             store.prepare(SPEC)
-        store.client.delete_collection("posters")
-        store.client.create_collection("posters", vectors_config={VECTOR_NAME: models.VectorParams(size=128, distance=models.Distance.COSINE)})
+        store.delete_collection()
+        store.create([VectorConfig(VECTOR_NAME, 128)], {})
         with pytest.raises(UserError, match="records no embedding"):
             store.prepare(SPEC)
-        store.client.update_collection("posters", metadata={"embedding": SPEC.as_dict()})
+        store.update_metadata({"embedding": SPEC.as_dict()})
         with pytest.raises(UserError, match="holds 128-d vectors but records a 512-d embedding"):
             store.prepare(SPEC)
 

@@ -46,8 +46,7 @@ def test_style_is_stored_beside_the_original(poster_set, tmp_path, style_embedde
     location = StoreLocation(path=tmp_path / "store")
     run(catalog, posters, location, style_embedder)
     with PosterStore(location) as store:
-        vectors = store.client.get_collection("posters").config.params.vectors
-        assert (vectors[VECTOR_NAME].size, vectors[STYLE_VECTOR_NAME].size) == (512, 2944)
+        assert store.vectors() == {VECTOR_NAME: 512, STYLE_VECTOR_NAME: 2944}
         assert store.stored_spec(STYLE_VECTOR_NAME) == style_embedder.style_spec
         assert len(list(store.points(vector_name=STYLE_VECTOR_NAME))) == 4 == len(list(store.points()))
 
