@@ -181,6 +181,7 @@ def ingest(
     limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N films of the catalog.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1024, help="Posters per model batch and per upsert.")] = 32,
     recreate: Annotated[bool, typer.Option(help="Delete the collection first and start over.")] = False,
+    prune: Annotated[bool, typer.Option(help="Delete stored films that are no longer in the catalog.")] = False,
     style: Annotated[
         bool, typer.Option(help="Also store the style vector 'vgg16_style' (added to posters already stored).")
     ] = False,
@@ -212,7 +213,9 @@ def ingest(
     films = read_catalog(catalog, posters, columns, encoding)
     with store.open() as db:
         sharding = Sharding(shards, replicas, write_consistency)
-        report = run_ingest(films, posters, db, embedder, batch_size=batch_size, limit=limit, recreate=recreate, sharding=sharding)
+        report = run_ingest(
+            films, posters, db, embedder, batch_size=batch_size, limit=limit, recreate=recreate, sharding=sharding, prune=prune
+        )
         total = db.count()
     if report.rejects:
         write_rejects(report.rejects, rejects)

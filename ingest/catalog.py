@@ -83,6 +83,10 @@ class Catalog:
     encoding: str = "utf-8"
     rows: int = field(default=0)
 
+    def keys(self) -> set[str]:
+        """Every key the catalog names, valid or rejected: a stored film outside it is gone from the catalog."""
+        return {f.key for f in self.films} | {r.key for r in self.rejects if r.key}
+
 
 def read_catalog(
     csv_path: Path,

@@ -20,6 +20,7 @@ import numpy as np
 from embedding.images import INPUT_SIZE, ImageError, decode_poster
 from embedding.spec import EmbeddingSpec
 from ingest.catalog import Catalog, Film, Reject
+from ingest.plan import apply_without_embedding, check_posters_dir, check_ready_to_replace, make_plan
 from store.collection import PosterStore, Sharding
 from store.schema import STYLE_VECTOR_NAME
 
@@ -41,7 +42,10 @@ class PixelEmbedder(Protocol):
 class IngestReport:
     catalog_rows: int = 0
     ingested: int = 0
-    already_stored: int = 0
+    already_stored: int = 0  # stored and unchanged: skipped
+    updated: int = 0  # stored but changed: poster re-embedded, or payload (title, year, genres) rewritten
+    gone: int = 0  # stored films no longer in the catalog
+    pruned: bool = False  # whether those were deleted (--prune)
     style_added: int = 0  # stored posters that got the style vector this run
     rejects: list[Reject] = field(default_factory=list)
     seconds: float = 0.0
@@ -53,10 +57,18 @@ class IngestReport:
 
     def summary(self) -> str:
         style = f", style vector added to {self.style_added} stored" if self.style_added else ""
-        return (
-            f"ingested {self.ingested}, already stored {self.already_stored}{style}, rejected {len(self.rejects)} "
+        updated = f", updated {self.updated}" if self.updated else ""
+        line = (
+            f"ingested {self.ingested}, already stored {self.already_stored}{updated}{style}, rejected {len(self.rejects)} "
             f"of {self.catalog_rows} catalog rows in {self.seconds:.1f}s ({self.rate:.2f} posters/s)"
         )
+        if self.gone:
+            line += (
+                f"\nremoved {self.gone} stored films that are no longer in the catalog"
+                if self.pruned
+                else f"\n{self.gone} stored films are no longer in the catalog (--prune removes them)"
+            )
+        return line
 
 
 @dataclass
@@ -77,6 +89,7 @@ def ingest(
     recreate: bool = False,
     progress: bool = True,
     sharding: Sharding = Sharding(),
+    prune: bool = False,
 ) -> IngestReport:
     """Store the embedding of every film in `catalog` not stored yet; with a style embedder, also
     the style vector of every stored film that lacks it.
@@ -87,15 +100,21 @@ def ingest(
     started = time.perf_counter()
     report = IngestReport(catalog_rows=catalog.rows, rejects=list(catalog.rejects))
     films = catalog.films[:limit] if limit is not None else catalog.films
+    if recreate:  # nothing is deleted before the catalog gave films and the weights load
+        check_ready_to_replace(films, embedder.load)
+    else:
+        check_posters_dir(store, posters_dir)
     store.prepare(embedder.spec, recreate=recreate, sharding=sharding, style_spec=embedder.style_spec)
     store.remember_posters_dir(posters_dir)
-    stored = store.existing_ids([f.point_id for f in films])
-    pending = [f for f in films if f.point_id not in stored]
-    report.already_stored = len(films) - len(pending)
+    plan = make_plan(films, catalog.keys(), store, Path(posters_dir))
+    apply_without_embedding(plan, store, prune)  # corrected titles, years, genres; --prune
+    report.already_stored, report.updated = len(plan.unchanged), len(plan.retitled)
+    report.gone, report.pruned = len(plan.gone), prune
+    pending = plan.to_embed  # new films, and stored films whose poster file changed
     # Posters stored before the style vector was asked for: their poster is read again for the
     # style vector only; their stored vector and payload are left as they are.
     lacking = store.ids_without(STYLE_VECTOR_NAME) if embedder.style_spec else set()
-    restyle = [f for f in films if f.point_id in stored and f.point_id in lacking]
+    restyle = [f for f in plan.stored_films if f.point_id in lacking]
     new_ids = {f.point_id for f in pending}
 
     todo = pending + restyle
@@ -116,7 +135,9 @@ def ingest(
                     store.upsert([batch.films[i].point_id for i in new], vectors[new], payloads, None if style is None else style[new])
                 if old:
                     store.set_vectors([batch.films[i].point_id for i in old], STYLE_VECTOR_NAME, style[old])
-                report.ingested += len(new)
+                changed = sum(batch.films[i].point_id in plan.changed_ids for i in new)
+                report.ingested += len(new) - changed
+                report.updated += changed
                 report.style_added += len(old)
             bar.update(len(batch.films) + len(batch.rejects))
     finally:

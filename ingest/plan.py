@@ -1,0 +1,142 @@
+"""Decide what an ingest run has to do, by comparing the catalog and the poster files with the store.
+
+Each film of the catalog is one of:
+- new: no point with its id yet, embed it;
+- changed: stored, but its poster file's sha256 differs from the stored one (the file was
+  replaced): embed it again and overwrite the whole point;
+- retitled: the same poster, but title, year, genres (or file) in the catalog differ from the
+  stored payload: overwrite the payload only, no embedding;
+- unchanged: nothing to do, and no model is loaded for it.
+Stored points whose key the catalog no longer names are `gone`: reported, deleted only on request.
+
+The plan is computed from the store on every run, so a run killed at any moment is resumed by
+planning again: whatever landed is unchanged, the rest is still to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, Sequence
+
+from errors import UserError
+from ingest.catalog import Film
+from store.schema import point_id
+
+# The payload fields a film's catalog row decides (plus sha256, which the poster file decides).
+CATALOG_FIELDS = ("key", "title", "year", "file", "genres")
+HASH_THREADS = 4  # hashlib releases the GIL: reading and hashing overlap across files
+
+
+class StoredPayloads(Protocol):
+    """What planning needs of the store (store.collection.PosterStore is one)."""
+
+    def exists(self) -> bool: ...
+
+    def points(self, with_vectors: bool = True, fields: list[str] | None = None): ...
+
+
+@dataclass
+class Plan:
+    new: list[Film] = field(default_factory=list)
+    changed: list[Film] = field(default_factory=list)  # poster content differs: embed again
+    retitled: list[tuple[Film, dict]] = field(default_factory=list)  # (film, its full new payload)
+    unchanged: list[Film] = field(default_factory=list)
+    gone: list[tuple[str, str]] = field(default_factory=list)  # (point id, stored key or title)
+
+    @property
+    def to_embed(self) -> list[Film]:
+        """Films whose whole point (vectors and payload) is written by this run, in catalog order."""
+        return sorted([*self.new, *self.changed], key=lambda f: f.row)
+
+    @property
+    def changed_ids(self) -> set[str]:
+        return {f.point_id for f in self.changed}
+
+    @property
+    def stored_films(self) -> list[Film]:
+        """Films whose stored vectors stay as they are (retitled or unchanged)."""
+        return [f for f, _ in self.retitled] + self.unchanged
+
+
+def make_plan(films: Sequence[Film], catalog_keys: set[str], store: StoredPayloads, posters_dir: Path) -> Plan:
+    """Compare `films` with what `store` holds; `catalog_keys` (every key of the whole catalog,
+    not only the `films` of a --limit run) decides what is gone."""
+    plan = Plan()
+    stored: dict[str, dict] = {}
+    if store.exists():
+        stored = {p.id: p.payload for p in store.points(with_vectors=False, fields=[*CATALOG_FIELDS, "sha256"])}
+    known = [f for f in films if f.point_id in stored]
+    digests = file_digests([Path(posters_dir) / f.file for f in known])
+    digest_of = {f.point_id: d for f, d in zip(known, digests)}
+    for film in films:
+        payload = stored.get(film.point_id)
+        if payload is None:
+            plan.new.append(film)
+        elif digest_of[film.point_id] is None or digest_of[film.point_id] != payload.get("sha256"):
+            plan.changed.append(film)  # an unreadable file is decoded again, and rejected with its reason
+        else:
+            wanted = dict(film.payload(), sha256=payload["sha256"])
+            if {k: v for k, v in payload.items() if k in (*CATALOG_FIELDS, "sha256")} != wanted:
+                plan.retitled.append((film, wanted))
+            else:
+                plan.unchanged.append(film)
+    catalog_ids = {point_id(k) for k in catalog_keys}
+    plan.gone = sorted(
+        (pid, str(p.get("key") or p.get("title") or pid)) for pid, p in stored.items() if pid not in catalog_ids
+    )
+    return plan
+
+
+def apply_without_embedding(plan: Plan, store, prune: bool) -> None:
+    """The parts of a plan that need no model: rewrite corrected payloads; with `prune`, delete
+    the stored films that are gone from the catalog."""
+    if plan.retitled:
+        store.overwrite_payloads([(f.point_id, payload) for f, payload in plan.retitled])
+    if prune and plan.gone:
+        store.delete([pid for pid, _ in plan.gone])
+
+
+def file_digests(paths: Sequence[Path]) -> list[str | None]:
+    """sha256 of each file's bytes (as embedding.images records it), None where it cannot be read."""
+
+    def digest(path: Path) -> str | None:
+        try:
+            with open(path, "rb") as f:
+                return hashlib.file_digest(f, "sha256").hexdigest()
+        except OSError:
+            return None
+
+    if not paths:
+        return []
+    with ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="sha256") as pool:
+        return list(pool.map(digest, paths))
+
+
+def check_posters_dir(store, posters_dir: Path) -> None:
+    """One collection, one posters folder: payload `file` is relative to the folder the
+    collection records, so posters from a second folder would make the first ones unfindable
+    (contact sheets) and let `12.jpg` of one folder overwrite or skip `12.jpg` of the other."""
+    if not store.exists() or not store.count():
+        return
+    recorded, here = store.posters_dir(), Path(posters_dir).resolve()
+    if recorded is not None and Path(recorded) != here:
+        raise UserError(
+            f"collection '{store.collection}' holds posters from {recorded}, not {here}: use another --collection "
+            "for these posters (or --recreate to replace the collection)"
+        )
+
+
+def check_ready_to_replace(films: Sequence[Film], load_model) -> None:
+    """Before --recreate deletes anything: the catalog gave films and the weights load.
+
+    Everything else that can fail later (a poster that will not decode) is per poster and only
+    rejects that poster."""
+    if not films:
+        raise UserError("the catalog has no usable rows (see the rejects): nothing was deleted")
+    try:
+        load_model()
+    except UserError as e:
+        raise UserError(f"{e} (nothing was deleted)") from None
