@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -62,7 +63,8 @@ class EdgeEngine:
 
     def __init__(self, path: Path, must_exist: bool = False):
         self.path = Path(path)
-        self._shards: dict = {}
+        self._shards: dict = {}  # collection name -> EdgeShard, opened on first use
+        self._opening = threading.Lock()
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"store path {self.path} is a file, not a folder")
         if must_exist and not (self.path / MARKER).is_file():
@@ -95,6 +97,7 @@ class EdgeEngine:
 
     def close(self) -> None:
         for shard in self._shards.values():
+            shard.flush()  # so that the next open need not replay the WAL
             shard.close()
         self._shards.clear()
         if not self._lock.closed:
@@ -180,7 +183,12 @@ class EdgeEngine:
         from qdrant_edge import EdgeShard
 
         shard = self._shards.get(name)
-        if shard is None:
+        if shard is not None:
+            return shard
+        with self._opening:  # the web server's threads may ask for a collection at the same time
+            shard = self._shards.get(name)
+            if shard is not None:
+                return shard
             if not self.collection_exists(name):
                 raise UserError(f"no collection '{name}' in {self.describe()}")
             try:
@@ -197,16 +205,14 @@ class EdgeEngine:
         from qdrant_edge import Point, UpdateOperation
 
         points = [Point(r.id, {k: np.asarray(v, dtype=np.float32).tolist() for k, v in r.vectors.items()}, r.payload) for r in records]
-        shard = self._shard(name)
-        shard.update(UpdateOperation.upsert_points(points))
-        shard.flush()  # what returns is on disk (the WAL has it too; flush keeps reopening fast)
+        # Durable once update() returns: Edge writes the WAL first, and replays it on the next
+        # open after a crash (kill -9 included). Segments are flushed on close().
+        self._shard(name).update(UpdateOperation.upsert_points(points))
 
     def update_vectors(self, name: str, ids: Sequence[str], vector_name: str, vectors: np.ndarray) -> None:
         from qdrant_edge import PointVectors, UpdateOperation
 
-        shard = self._shard(name)
-        shard.update(UpdateOperation.update_vectors([PointVectors(i, {vector_name: v}) for i, v in zip(ids, as_vector_list(vectors))]))
-        shard.flush()
+        self._shard(name).update(UpdateOperation.update_vectors([PointVectors(i, {vector_name: v}) for i, v in zip(ids, as_vector_list(vectors))]))
 
     def overwrite_payloads(self, name: str, items: Sequence[tuple[str, dict]]) -> None:
         from qdrant_edge import UpdateOperation
@@ -214,14 +220,11 @@ class EdgeEngine:
         shard = self._shard(name)
         for point_id, payload in items:
             shard.update(UpdateOperation.overwrite_payload([point_id], payload))
-        shard.flush()
 
     def delete(self, name: str, ids: Sequence[str]) -> None:
         from qdrant_edge import UpdateOperation
 
-        shard = self._shard(name)
-        shard.update(UpdateOperation.delete_points(list(ids)))
-        shard.flush()
+        self._shard(name).update(UpdateOperation.delete_points(list(ids)))
 
     def retrieve(self, name: str, ids: Sequence[str], with_payload: bool | list[str], with_vectors: bool | list[str]) -> list[Record]:
         valid = [i for i in ids if is_point_id(i)]  # Qdrant ids are UUIDs: anything else is simply not stored
