@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,10 @@ INPUT_SIZE = 224
 # Larger images are refused before decoding: a decompression bomb (a tiny file that expands to
 # gigabytes) must not take the machine down. 64 MP is far beyond any poster scan we expect.
 MAX_PIXELS = 64_000_000
+# Larger files are refused before reading: a poster is a few MB at most; a device, a sparse or a
+# runaway file must not be read into memory (in every decode worker at once).
+MAX_FILE_BYTES = 128 * 1024 * 1024
+_MESSAGE_CHARS = 200  # reasons are cut to one readable line
 
 ImageSource = Union[str, Path, Image.Image, np.ndarray]
 
@@ -35,15 +41,61 @@ class ImageError(UserError):
 
 @dataclass(frozen=True)
 class DecodedPoster:
-    pixels: np.ndarray  # (224, 224, 3) float32, RGB, 0..255, not yet preprocessed for VGG16
+    pixels: np.ndarray  # (224, 224, 3) uint8 RGB; VGG16's preprocessing runs inside the model
     sha256: str  # of the file's bytes, or of the pixels for in-memory images
 
 
 def decode_poster(source: ImageSource, size: int = INPUT_SIZE) -> DecodedPoster:
-    """Load a path, PIL image or array and return it resized for the model, with a content hash."""
-    image, digest = load_rgb(source, draft_size=size)
-    resized = image.resize((size, size), Image.Resampling.BILINEAR)
-    return DecodedPoster(np.asarray(resized, dtype=np.float32), digest)
+    """Load a path, PIL image or array and return it resized for the model, with a content hash.
+
+    Every failure is an ImageError with a one-line reason, whatever raised it inside Pillow
+    (broken EXIF data, odd modes, ...): one bad poster is a reject, never an abort.
+    """
+    try:
+        image, digest = load_rgb(source, draft_size=size)
+    except ImageError:
+        raise
+    except Exception as e:
+        raise ImageError(f"{_name(source)}: cannot read image ({_reason(e)})") from None
+    try:
+        resized = image.resize((size, size), Image.Resampling.BILINEAR)
+        return DecodedPoster(np.asarray(resized, dtype=np.uint8), digest)
+    except Exception as e:
+        raise ImageError(f"{_name(source)}: cannot resize ({_reason(e)})") from None
+
+
+def read_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; ImageError (one line) otherwise.
+
+    Opened non-blocking and checked on the open descriptor, so a FIFO cannot hang the reader and
+    /dev/zero cannot fill the memory, and a folder named like an image says it is a folder.
+    """
+    name = _cut(str(path))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise ImageError(f"{name}: file not found") from None
+    except IsADirectoryError:
+        raise ImageError(f"{name}: is a folder, not an image") from None
+    except OSError as e:
+        raise ImageError(f"{name}: cannot read ({e.strerror or e})") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageError(f"{name}: is a folder, not an image")
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageError(f"{name}: not a regular file ({_file_kind(info.st_mode)})")
+        if info.st_size > limit:
+            raise ImageError(f"{name}: file is {info.st_size / 2**20:.0f} MB, over the {limit / 2**20:.0f} MB limit")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:  # grew while being read
+            raise ImageError(f"{name}: file is over the {limit / 2**20:.0f} MB limit")
+        return data
+    except OSError as e:
+        raise ImageError(f"{name}: cannot read ({e.strerror or e})") from None
+    finally:
+        os.close(fd)
 
 
 def load_rgb(source: ImageSource, draft_size: int | None = None) -> tuple[Image.Image, str]:
@@ -53,14 +105,7 @@ def load_rgb(source: ImageSource, draft_size: int | None = None) -> tuple[Image.
     """
     if isinstance(source, (str, Path)):
         path = Path(source)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ImageError(f"{path}: file not found") from None
-        except IsADirectoryError:
-            raise ImageError(f"{path}: is a folder, not an image") from None
-        except OSError as e:
-            raise ImageError(f"{path}: cannot read ({e.strerror or e})") from None
+        data = read_file(path)
         image = _open_bytes(data, str(path), draft_size)
         digest = hashlib.sha256(data).hexdigest()
     elif isinstance(source, Image.Image):
@@ -76,7 +121,12 @@ def load_rgb(source: ImageSource, draft_size: int | None = None) -> tuple[Image.
         digest = hashlib.sha256(np.ascontiguousarray(source).tobytes()).hexdigest()
     else:
         raise ImageError(f"cannot use a {type(source).__name__} as an image (give a path, a PIL image or an array)")
-    return _to_rgb(image), digest
+    try:
+        return _to_rgb(image), digest
+    except ImageError:
+        raise
+    except Exception as e:
+        raise ImageError(f"{_name(source)}: cannot convert to RGB ({_reason(e)})") from None
 
 
 def _open_bytes(data: bytes, name: str, draft_size: int | None) -> Image.Image:
@@ -84,6 +134,7 @@ def _open_bytes(data: bytes, name: str, draft_size: int | None) -> Image.Image:
         raise ImageError(f"{name}: empty file")
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's "Corrupt EXIF data" etc.: it goes on, so do we
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             if image.width * image.height > MAX_PIXELS:
@@ -98,9 +149,12 @@ def _open_bytes(data: bytes, name: str, draft_size: int | None) -> Image.Image:
         raise ImageError(f"{name}: not an image file (or a format Pillow cannot read)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{name}: image too large (possible decompression bomb)") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        # Pillow reports truncated and corrupt data as OSError ("image file is truncated", ...).
-        raise ImageError(f"{name}: corrupt image ({e})") from None
+    except ImageError:
+        raise
+    except Exception as e:
+        # Pillow reports truncated and corrupt data as OSError ("image file is truncated", ...),
+        # broken EXIF or metadata as almost anything (TypeError, KeyError, struct.error, ...).
+        raise ImageError(f"{name}: corrupt image ({_reason(e)})") from None
 
 
 def _array_to_image(array: np.ndarray) -> Image.Image:
@@ -122,9 +176,36 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        # 16-bit and float greyscale: stretch the actual range to 8 bits instead of clipping.
+        # Deep greyscale: scale by the bit depth, so white stays white and a faded poster stays
+        # faded (stretching each image to its own min..max would change both). 16-bit and
+        # 32-bit integer images are read as 16-bit samples (what PNG and TIFF posters hold);
+        # float images as 0..1 when they are, else as 0..255.
         values = np.asarray(image, dtype=np.float64)
-        low, high = float(values.min()), float(values.max())
-        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
-        return Image.fromarray(scaled.astype(np.uint8)).convert("RGB")
+        if image.mode == "F":
+            scale = 255.0 if values.size and np.nanmax(values) <= 1.0 else 1.0
+        else:
+            scale = 255.0 / 65535.0
+        scaled = np.clip(np.nan_to_num(values * scale), 0, 255)
+        return Image.fromarray(np.rint(scaled).astype(np.uint8)).convert("RGB")
     return image.convert("RGB")  # L, P, CMYK, YCbCr, 1 ...
+
+
+def _name(source: ImageSource) -> str:
+    return _cut(str(source)) if isinstance(source, (str, Path)) else "image"
+
+
+def _cut(text: str) -> str:
+    text = " ".join(text.split())  # one line
+    return text if len(text) <= _MESSAGE_CHARS else text[: _MESSAGE_CHARS - 1] + "…"
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e)
+    return _cut(f"{type(e).__name__}: {text}" if text else type(e).__name__)
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a file"

@@ -8,6 +8,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from embedding.backend import BACKEND_ENV, Runtime, resolve_runtime
 from embedding.images import ImageSource, decode_poster
 from embedding.spec import STYLE_LAYERS, EmbeddingSpec, resolve_weights, spec_for_weights, style_spec_for_weights
 from errors import UserError
@@ -15,14 +16,24 @@ from errors import UserError
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def import_keras():
-    """Import Keras (and TensorFlow) with their C++ start-up log lines kept off the terminal.
+def import_keras(backend: str | None = None):
+    """Import Keras on `backend` (default: $KERAS_BACKEND, else TensorFlow), with the C++ start-up
+    log lines of TensorFlow kept off the terminal.
 
-    TensorFlow's native logger prints before it reads TF_CPP_MIN_LOG_LEVEL, so the only way to
-    keep a clean CLI is to point file descriptor 2 elsewhere during the first import.
+    Keras picks its backend once per process, at import: asking for another one afterwards is a
+    clear error rather than a silent fallback. TensorFlow's native logger prints before it reads
+    TF_CPP_MIN_LOG_LEVEL, so the only way to keep a clean CLI is to point file descriptor 2
+    elsewhere during the first import.
     """
     if "keras" in sys.modules:
-        return sys.modules["keras"]
+        keras = sys.modules["keras"]
+        if backend and keras.backend.backend() != backend:
+            raise UserError(
+                f"Keras is already running on {keras.backend.backend()} in this process; "
+                f"the {backend} backend needs a new process (set KERAS_BACKEND={backend})"
+            )
+        return keras
+    os.environ[BACKEND_ENV] = backend or os.environ.get(BACKEND_ENV) or "tensorflow"
     sys.stderr.flush()
     saved = os.dup(2)
     try:
@@ -44,27 +55,37 @@ class Embedder:
     as the 512 of block 5; then the whole L2-normalised (2,944-d).
 
     `weights` is "imagenet" (Keras downloads it), a path to a notop .h5 file, or None for
-    seeded random weights (tests). The model is built on first use.
+    seeded random weights (tests). `backend` and `precision` are as for `--backend` and
+    `--precision` (embedding/backend.py); resolving them imports nothing. The model is built on
+    first use. It takes uint8 RGB batches: VGG16's preprocessing (RGB->BGR, ImageNet channel
+    means) is its first layer, so it runs on the device and only bytes cross to it.
     """
 
-    def __init__(self, weights: str | None = "imagenet", style: bool = False):
+    def __init__(
+        self, weights: str | None = "imagenet", style: bool = False, backend: str | None = None, precision: str | None = None
+    ):
         self.weights = resolve_weights(weights) if weights is not None else None
-        self.spec: EmbeddingSpec = spec_for_weights(self.weights)
-        self.style_spec: EmbeddingSpec | None = style_spec_for_weights(self.weights) if style else None
+        self.runtime: Runtime = resolve_runtime(backend, precision)
+        self.spec: EmbeddingSpec = spec_for_weights(self.weights, self.runtime.backend, self.runtime.precision)
+        self.style_spec: EmbeddingSpec | None = (
+            style_spec_for_weights(self.weights, self.runtime.backend, self.runtime.precision) if style else None
+        )
         self._model = None
 
     @property
     def model(self):
         if self._model is None:
-            self._model = _build_vgg16(self.weights, self.spec.input_size, style=self.style_spec is not None)
+            self._model = _build_vgg16(
+                self.weights, self.spec.input_size, style=self.style_spec is not None, runtime=self.runtime
+            )
         return self._model
 
     def load(self) -> None:
-        """Build the model now (import TensorFlow, load weights) rather than on first use."""
+        """Build the model now (import Keras and the backend, load weights) rather than on first use."""
         self.model
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """(n, 224, 224, 3) RGB 0..255 -> (n, 512) float32 unit vectors."""
+        """(n, 224, 224, 3) RGB 0..255 (uint8, or floats holding those values) -> (n, 512) float32 unit vectors."""
         return self.embed_both(pixels)[0]
 
     def embed_both(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -72,12 +93,16 @@ class Embedder:
         style_dim = self.style_spec.dim if self.style_spec else 0
         if len(pixels) == 0:
             return np.zeros((0, self.spec.dim), np.float32), np.zeros((0, style_dim), np.float32) if style_dim else None
-        preprocess_input = import_keras().applications.vgg16.preprocess_input
-        # preprocess_input: RGB->BGR and subtract the ImageNet channel means, as VGG16 was trained.
-        outputs = self.model.predict_on_batch(preprocess_input(np.array(pixels, dtype=np.float32)))
+        batch = as_uint8(pixels)
+        n = len(batch)
+        if self.runtime.backend == "jax" and n < _JAX_BUCKET:
+            # JAX compiles once per input shape: pad small batches to one bucket size
+            # instead of compiling for every odd-sized last batch.
+            batch = np.concatenate([batch, np.zeros((_JAX_BUCKET - n, *batch.shape[1:]), np.uint8)])
+        outputs = self.model.predict_on_batch(batch)
         if not self.style_spec:
-            return normalise(np.asarray(outputs, dtype=np.float32)), None
-        base, *stats = (np.asarray(o, dtype=np.float32) for o in outputs)
+            return normalise(np.asarray(outputs, dtype=np.float32)[:n]), None
+        base, *stats = (np.asarray(o, dtype=np.float32)[:n] for o in outputs)
         # Per-layer L2 gives each block an equal say (raw block-1 statistics would be drowned out).
         per_layer = [normalise(layer) for layer in stats]
         return normalise(base), normalise(np.concatenate(per_layer, axis=1))
@@ -90,6 +115,17 @@ class Embedder:
         return self.embed_pixels(np.stack(pixels))
 
 
+_JAX_BUCKET = 32
+
+
+def as_uint8(pixels: np.ndarray) -> np.ndarray:
+    """The model's input type: RGB bytes (floats 0..255, as older callers pass, are rounded)."""
+    array = np.asarray(pixels)
+    if array.dtype == np.uint8:
+        return np.ascontiguousarray(array)
+    return np.clip(np.rint(array), 0, 255).astype(np.uint8)
+
+
 def normalise(vectors: np.ndarray) -> np.ndarray:
     # Qdrant normalises cosine vectors on insert; doing it here makes local and server stores
     # hold exactly the same numbers, and makes dot product equal cosine similarity.
@@ -97,30 +133,70 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
-def _build_vgg16(weights: str | None, input_size: int, style: bool = False):
-    keras = import_keras()
+def _build_vgg16(weights: str | None, input_size: int, style: bool = False, runtime: Runtime | None = None):
+    """uint8 RGB in -> VGG16's preprocessing -> the 13 conv layers -> fp32 average pooling (-> style statistics).
 
-    if weights is None:
-        keras.utils.set_random_seed(0)  # "random" weights must still be the same every time
+    In bf16 the convolutions compute in bfloat16 (Keras "mixed_bfloat16": weights stay fp32);
+    the pooling, the style statistics and the outputs are fp32.
+    """
+    runtime = runtime or Runtime("tensorflow", "fp32", False)
+    keras = import_keras(runtime.backend)
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16" if runtime.precision == "bf16" else "float32")
     try:
-        model = keras.applications.VGG16(
-            include_top=False, weights=weights, input_shape=(input_size, input_size, 3), pooling="avg"
-        )
-    except Exception as e:  # Keras raises bare Exception for download failures
-        if weights == "imagenet":
-            raise UserError(
-                "could not download the ImageNet VGG16 weights (no internet?): "
-                "pass --weights PATH/TO/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 or set VGG16_WEIGHTS"
-            ) from e
-        raise UserError(f"could not load VGG16 weights from {weights}: {str(e).splitlines()[0][:200]}") from e
-    if not style:
-        return model
-    # The same network, with more outputs: [(n, 512) pooled block 5, then per style layer
-    # (n, 2 * channels) = the mean and standard deviation of each channel over the image].
-    stats = []
-    for name in STYLE_LAYERS:
-        activations = model.get_layer(name).output
-        mean = keras.ops.mean(activations, axis=(1, 2))
-        std = keras.ops.std(activations, axis=(1, 2))
-        stats.append(keras.layers.Concatenate(name=f"{name}_stats")([mean, std]))
-    return keras.Model(model.input, [model.output, *stats], name="vgg16_with_style")
+        inputs = keras.Input((input_size, input_size, 3), dtype="uint8", name="rgb_uint8")
+        preprocessed = _vgg16_preprocessing(keras)(inputs)
+        try:
+            base = keras.applications.VGG16(
+                include_top=False, weights=weights if weights is not None else None, input_tensor=preprocessed, pooling=None
+            )
+        except Exception as e:  # Keras raises bare Exception for download failures
+            if weights == "imagenet":
+                raise UserError(
+                    "could not download the ImageNet VGG16 weights (no internet?): "
+                    "pass --weights PATH/TO/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 or set VGG16_WEIGHTS"
+                ) from e
+            raise UserError(f"could not load VGG16 weights from {weights}: {str(e).splitlines()[0][:200]}") from e
+        if weights is None:
+            _set_seeded_weights(base)
+        pooled = keras.layers.GlobalAveragePooling2D(dtype="float32", name="global_average_pooling2d")(base.output)
+        if not style:
+            return keras.Model(inputs, pooled, name="vgg16_embedder")
+        # The same network, with more outputs: [(n, 512) pooled block 5, then per style layer
+        # (n, 2 * channels) = the mean and standard deviation of each channel over the image].
+        stats = []
+        for name in STYLE_LAYERS:
+            activations = keras.ops.cast(base.get_layer(name).output, "float32")
+            mean = keras.ops.mean(activations, axis=(1, 2))
+            std = keras.ops.std(activations, axis=(1, 2))
+            stats.append(keras.layers.Concatenate(name=f"{name}_stats", dtype="float32")([mean, std]))
+        return keras.Model(inputs, [pooled, *stats], name="vgg16_with_style")
+    finally:
+        keras.config.set_dtype_policy(policy)
+
+
+def _vgg16_preprocessing(keras):
+    """keras.applications.vgg16.preprocess_input as a layer: RGB->BGR, ImageNet channel means subtracted (fp32)."""
+
+    class VGG16Preprocessing(keras.layers.Layer):
+        def call(self, rgb):
+            bgr = keras.ops.flip(keras.ops.cast(rgb, "float32"), axis=-1)
+            return bgr - keras.ops.convert_to_tensor(_BGR_MEANS, dtype="float32")
+
+    return VGG16Preprocessing(dtype="float32", name="vgg16_preprocessing")
+
+
+_BGR_MEANS = np.array([103.939, 116.779, 123.68], dtype=np.float32)  # the ImageNet means VGG16 was trained with
+
+
+def _set_seeded_weights(model) -> None:
+    """"random" weights drawn with NumPy (He-uniform kernels, zero biases), so that every backend and
+    every build gets exactly the same numbers (the backends' own random generators differ)."""
+    rng = np.random.default_rng(0)
+    for variable in model.weights:
+        shape = tuple(variable.shape)
+        if len(shape) == 4:
+            limit = np.sqrt(6.0 / (shape[0] * shape[1] * shape[2]))
+            variable.assign(rng.uniform(-limit, limit, shape).astype(np.float32))
+        else:
+            variable.assign(np.zeros(shape, np.float32))

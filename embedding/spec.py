@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from errors import UserError
@@ -24,6 +24,10 @@ RANDOM_WEIGHTS = "random"  # weights=None, seeded: only for tests and experiment
 # layout motifs. See embedding/model.py.
 STYLE_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
 STYLE_CHANNELS = (64, 128, 256, 512, 512)
+# How a poster file becomes the model's input (embedding/images.py): Pillow decode (JPEGs at a
+# reduced DCT scale that is still >= 224 px), EXIF orientation, RGB on white, then a bilinear
+# resize of the whole poster to 224x224, handed over as uint8. Changing any of it changes vectors.
+DECODE = "pillow-draft,bilinear,uint8"
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,12 @@ class EmbeddingSpec:
     resize: str = "squash"  # see embedding/images.py
     weights: str = "imagenet"  # "imagenet", "sha256:<file digest>" or "random"
     dim: int = 512
+    decode: str = DECODE  # compared: another decode/resize gives other vectors
+    # Recorded, not compared: fp32 vectors agree across backends (cosine >= 0.9999) and bf16 ones
+    # with fp32 (>= 0.999, see README), so a store made on a GPU in bf16 can be resumed or searched
+    # on a CPU in fp32. dataclass equality (what the store's spec check uses) ignores them.
+    backend: str = field(default="tensorflow", compare=False)
+    precision: str = field(default="fp32", compare=False)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -46,6 +56,10 @@ class EmbeddingSpec:
 
     def describe(self) -> str:
         return f"{self.model}/{self.layer}/{self.pooling}-pool/{self.input_size}px-{self.resize}/weights={self.weights}"
+
+    def compared(self) -> dict:
+        """The fields that make two embeddings differ (what a store's compatibility check compares)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.compare}
 
 
 def resolve_weights(weights: str | None) -> str | None:
@@ -62,18 +76,20 @@ def resolve_weights(weights: str | None) -> str | None:
     return str(path)
 
 
-def spec_for_weights(weights: str | None) -> EmbeddingSpec:
+def spec_for_weights(weights: str | None, backend: str = "tensorflow", precision: str = "fp32") -> EmbeddingSpec:
     """The spec of the default VGG16 embedding with the given (resolved) weights."""
-    return EmbeddingSpec(weights=weights_id(weights))
+    return EmbeddingSpec(weights=weights_id(weights), backend=backend, precision=precision)
 
 
-def style_spec_for_weights(weights: str | None) -> EmbeddingSpec:
+def style_spec_for_weights(weights: str | None, backend: str = "tensorflow", precision: str = "fp32") -> EmbeddingSpec:
     """The spec of the style embedding (channel statistics of five layers) with these weights."""
     return EmbeddingSpec(
         layer="+".join(STYLE_LAYERS),
         pooling="channel-mean+std,l2-per-layer",
         weights=weights_id(weights),
         dim=2 * sum(STYLE_CHANNELS),
+        backend=backend,
+        precision=precision,
     )
 
 

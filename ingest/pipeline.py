@@ -1,30 +1,37 @@
-"""Embed every catalog poster that the store does not hold yet, batch by batch.
+"""Embed every catalog poster that the store does not hold yet: decode -> model -> store, overlapped.
 
-Resumable by construction: point ids come from catalog keys, each batch is acknowledged by
-Qdrant before the next one starts, and a run first asks the store which films it already has.
-So a killed run loses at most the batch in flight, and a rerun finishes the rest without
-duplicates. Decoding of the next batch runs in a thread while VGG16 embeds the current one.
+Three stages, each bounded, so they overlap and memory stays flat however large the catalog:
+
+    decode (worker processes, ingest/decode.py) -> model (this thread) -> store (a thread, ingest/writer.py)
+
+The summary says how busy each stage was, so it names the one that bound the run.
+
+Resumable by construction: point ids come from catalog keys, each batch is acknowledged by the
+store before it counts as ingested, and a run first plans against what the store holds
+(ingest/plan.py). So a killed run loses at most the batches in flight, and a rerun finishes the
+rest without duplicates.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Protocol
 
 import numpy as np
 
-from embedding.images import INPUT_SIZE, ImageError, decode_poster
 from embedding.spec import EmbeddingSpec
 from ingest.catalog import Catalog, Film, Reject
-from ingest.plan import apply_without_embedding, check_posters_dir, check_ready_to_replace, make_plan
+from ingest.decode import MAX_CHUNK, DecodePool, usable_cores
+from ingest.plan import Plan, apply_without_embedding, check_posters_dir, check_ready_to_replace, make_plan
+from ingest.writer import StoreWriter
 from store.collection import PosterStore, Sharding
 from store.schema import STYLE_VECTOR_NAME
 
-DEFAULT_BATCH_SIZE = 32
+DEFAULT_BATCH_SIZE = 32  # on a CPU; embedding.backend.default_batch_size picks the GPU's
 
 
 class PixelEmbedder(Protocol):
@@ -50,6 +57,12 @@ class IngestReport:
     rejects: list[Reject] = field(default_factory=list)
     seconds: float = 0.0
     embed_seconds: float = 0.0  # time spent inside VGG16
+    load_seconds: float = 0.0  # building the model (import, weights)
+    pipeline_seconds: float = 0.0  # from the model ready to the last write acknowledged
+    busy: dict[str, float] = field(default_factory=dict)  # stage -> fraction of pipeline_seconds (decode: of all workers)
+    workers: int = 0
+    batch_size: int = 0
+    runtime: str = ""  # e.g. "tensorflow on CPU, fp32"
 
     @property
     def rate(self) -> float:
@@ -68,15 +81,42 @@ class IngestReport:
                 if self.pruned
                 else f"\n{self.gone} stored films are no longer in the catalog (--prune removes them)"
             )
-        return line
+        return line + ("\n" + self.stages() if self.busy else "")
+
+    def stages(self) -> str:
+        """Which stage bound the run: e.g. "busy: decode 41 % (2 workers), model 97 %, store 12 %; bound by model"."""
+        busy = self.busy
+        bound = max(busy, key=busy.get)
+        return (
+            f"busy: decode {100 * busy['decode']:.0f} % ({self.workers} {'workers' if self.workers != 1 else 'worker'}), "
+            f"model {100 * busy['model']:.0f} %, store {100 * busy['store']:.0f} %; bound by {bound} "
+            f"[{self.runtime}, batch {self.batch_size}, model load {self.load_seconds:.1f}s]"
+        )
+
+
+@dataclass
+class Work:
+    """What the model has to do in a run, decided before anything is embedded."""
+
+    embed: list[Film]  # embed and write whole points (vectors and payload): new films, replaced posters
+    restyle: list[Film]  # stored points that only need the style vector
+    already_stored: int  # stored and unchanged: skipped
+
+
+def plan_work(plan: Plan, store: PosterStore, style: bool) -> Work:
+    """The embedding part of a plan (ingest/plan.py): whole points to embed and, with `style`,
+    stored posters lacking the style vector (their poster is read again for that vector only;
+    their stored vector and payload are left as they are)."""
+    lacking = store.ids_without(STYLE_VECTOR_NAME) if style else set()
+    restyle = [f for f in plan.stored_films if f.point_id in lacking]
+    return Work(plan.to_embed, restyle, len(plan.unchanged))
 
 
 @dataclass
 class _Batch:
     films: list[Film]
-    pixels: np.ndarray
+    pixels: np.ndarray  # uint8
     hashes: list[str]
-    rejects: list[Reject]
 
 
 def ingest(
@@ -84,16 +124,19 @@ def ingest(
     posters_dir: Path,
     store: PosterStore,
     embedder: PixelEmbedder,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
     limit: int | None = None,
     recreate: bool = False,
     progress: bool = True,
     sharding: Sharding = Sharding(),
+    workers: int | None = None,
     prune: bool = False,
 ) -> IngestReport:
     """Store the embedding of every film in `catalog` not stored yet; with a style embedder, also
     the style vector of every stored film that lacks it.
 
+    `batch_size`: posters per model batch and per store write (default: 32 on a CPU, more on a
+    GPU). `workers`: decode processes (default: the usable cores; 0 decodes in a thread).
     The model is loaded only when there is something to embed: a no-op rerun never imports
     TensorFlow. It is loaded before the progress bar starts, so weight errors come first.
     """
@@ -108,68 +151,103 @@ def ingest(
     store.remember_posters_dir(posters_dir)
     plan = make_plan(films, catalog.keys(), store, Path(posters_dir))
     apply_without_embedding(plan, store, prune)  # corrected titles, years, genres; --prune
-    report.already_stored, report.updated = len(plan.unchanged), len(plan.retitled)
+    work = plan_work(plan, store, embedder.style_spec is not None)
+    report.already_stored, report.updated = work.already_stored, len(plan.retitled)
     report.gone, report.pruned = len(plan.gone), prune
-    pending = plan.to_embed  # new films, and stored films whose poster file changed
-    # Posters stored before the style vector was asked for: their poster is read again for the
-    # style vector only; their stored vector and payload are left as they are.
-    lacking = store.ids_without(STYLE_VECTOR_NAME) if embedder.style_spec else set()
-    restyle = [f for f in plan.stored_films if f.point_id in lacking]
-    new_ids = {f.point_id for f in pending}
+    todo = work.embed + work.restyle
+    if not todo:
+        report.seconds = time.perf_counter() - started
+        return report
 
-    todo = pending + restyle
-    if todo:
+    runtime = getattr(embedder, "runtime", None)
+    if batch_size is None:
+        from embedding.backend import default_batch_size
+
+        batch_size = default_batch_size(runtime) if runtime else DEFAULT_BATCH_SIZE
+    workers = usable_cores() if workers is None else workers
+    workers = min(workers, math.ceil(len(todo) / MAX_CHUNK))  # no idle processes for a small run
+    report.workers, report.batch_size = workers, batch_size
+    report.runtime = runtime.describe() if runtime else type(embedder).__name__
+    chunk = max(1, min(MAX_CHUNK, batch_size, math.ceil(len(todo) / max(1, workers))))
+    chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
+    root = Path(posters_dir)
+    to_write = {f.point_id for f in work.embed}
+    changed_ids = plan.changed_ids
+
+    def write(batch: tuple[list[Film], list[str], np.ndarray, np.ndarray | None]) -> None:
+        films_, hashes, vectors, style = batch
+        whole = [i for i, f in enumerate(films_) if f.point_id in to_write]
+        only_style = [i for i, f in enumerate(films_) if f.point_id not in to_write]
+        if whole:
+            payloads = [dict(films_[i].payload(), sha256=hashes[i]) for i in whole]
+            store.upsert([films_[i].point_id for i in whole], vectors[whole], payloads, None if style is None else style[whole])
+        if only_style:
+            store.set_vectors([films_[i].point_id for i in only_style], STYLE_VECTOR_NAME, style[only_style])
+        changed = sum(films_[i].point_id in changed_ids for i in whole)
+        report.ingested += len(whole) - changed
+        report.updated += changed
+        report.style_added += len(only_style)
+        bar.update(len(films_))
+
+    with DecodePool(workers) as pool:  # workers start now, while the model loads
+        t = time.perf_counter()
         embedder.load()
-    bar = _progress_bar(len(todo), enabled=progress)
-    try:
-        for batch in _decoded_batches(todo, Path(posters_dir), batch_size):
-            report.rejects.extend(batch.rejects)
-            if batch.films:
+        report.load_seconds = time.perf_counter() - t
+        bar = _progress_bar(len(todo), enabled=progress)
+        window_start, window_start_mono = time.perf_counter(), time.monotonic()
+        writer = StoreWriter(write, depth=2)
+        try:
+            for batch, rejects in _batches(pool.decode([[str(root / f.file) for f in c] for c in chunks]), chunks, batch_size):
+                report.rejects.extend(rejects)
+                bar.update(len(rejects))
+                if batch is None:
+                    continue
                 t = time.perf_counter()
                 vectors, style = embedder.embed_both(batch.pixels)
                 report.embed_seconds += time.perf_counter() - t
-                new = [i for i, f in enumerate(batch.films) if f.point_id in new_ids]
-                old = [i for i, f in enumerate(batch.films) if f.point_id not in new_ids]
-                if new:
-                    payloads = [dict(batch.films[i].payload(), sha256=batch.hashes[i]) for i in new]
-                    store.upsert([batch.films[i].point_id for i in new], vectors[new], payloads, None if style is None else style[new])
-                if old:
-                    store.set_vectors([batch.films[i].point_id for i in old], STYLE_VECTOR_NAME, style[old])
-                changed = sum(batch.films[i].point_id in plan.changed_ids for i in new)
-                report.ingested += len(new) - changed
-                report.updated += changed
-                report.style_added += len(old)
-            bar.update(len(batch.films) + len(batch.rejects))
-    finally:
-        bar.close()
-        report.seconds = time.perf_counter() - started
+                writer.put((batch.films, batch.hashes, vectors, style))
+        finally:
+            try:
+                writer.close()  # writes what was embedded (also on Ctrl-C): a few seconds at most
+            finally:
+                bar.close()
+                wall = time.perf_counter() - window_start
+                report.pipeline_seconds = wall
+                if wall > 0:
+                    decode = pool.busy_seconds(window_start_mono, window_start_mono + wall) / (wall * pool.capacity)
+                    report.busy = {"decode": decode, "model": report.embed_seconds / wall, "store": writer.busy_seconds / wall}
+                report.seconds = time.perf_counter() - started
+    store.optimize()  # the engine builds its search index (HNSW, large collections) now, not on a first search
+    report.seconds = time.perf_counter() - started
     return report
 
 
-def _decoded_batches(films: list[Film], root: Path, batch_size: int) -> Iterator[_Batch]:
-    """Yield decoded batches, decoding batch i+1 in a worker thread while the caller handles batch i."""
-    chunks = [films[i : i + batch_size] for i in range(0, len(films), batch_size)]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
-        ahead: Future | None = pool.submit(_decode_batch, chunks[0], root) if chunks else None
-        for i in range(len(chunks)):
-            batch = ahead.result()
-            ahead = pool.submit(_decode_batch, chunks[i + 1], root) if i + 1 < len(chunks) else None
-            yield batch
-
-
-def _decode_batch(films: list[Film], root: Path) -> _Batch:
-    kept, pixels, hashes, rejects = [], [], [], []
-    for film in films:
-        try:
-            poster = decode_poster(root / film.file)
-        except ImageError as e:
-            rejects.append(Reject(film.row, film.key, film.file, str(e).split(": ", 1)[-1]))
-            continue
-        kept.append(film)
-        pixels.append(poster.pixels)
-        hashes.append(poster.sha256)
-    array = np.stack(pixels) if pixels else np.zeros((0, INPUT_SIZE, INPUT_SIZE, 3), dtype=np.float32)
-    return _Batch(kept, array, hashes, rejects)
+def _batches(decoded: Iterator, chunks: list[list[Film]], batch_size: int) -> Iterator[tuple[_Batch | None, list[Reject]]]:
+    """Regroup decoded chunks into model batches of exactly `batch_size` (the last one smaller),
+    with each chunk's rejects as soon as they are known."""
+    films: list[Film] = []
+    pixels: list[np.ndarray] = []
+    hashes: list[str] = []
+    held = 0
+    for chunk_films, result in zip(chunks, decoded):
+        rejects = [Reject(chunk_films[i].row, chunk_films[i].key, chunk_films[i].file, reason) for i, reason in result.rejects]
+        films += [chunk_films[i] for i in result.kept]
+        hashes += result.hashes
+        if len(result.kept):
+            pixels.append(result.pixels)
+            held += len(result.kept)
+        emitted = False
+        while held >= batch_size:
+            array = np.concatenate(pixels) if len(pixels) > 1 else pixels[0]
+            yield _Batch(films[:batch_size], array[:batch_size], hashes[:batch_size]), rejects
+            rejects, emitted = [], True
+            films, hashes = films[batch_size:], hashes[batch_size:]
+            pixels = [array[batch_size:]] if len(array) > batch_size else []
+            held -= batch_size
+        if not emitted and rejects:
+            yield None, rejects
+    if held:
+        yield _Batch(films, np.concatenate(pixels) if len(pixels) > 1 else pixels[0], hashes), []
 
 
 def _progress_bar(total: int, enabled: bool):

@@ -1,17 +1,21 @@
 """Image decoding on what real poster folders contain (no TensorFlow needed)."""
 
+import io
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
-from embedding.images import INPUT_SIZE, MAX_PIXELS, ImageError, decode_poster
+from embedding.images import INPUT_SIZE, MAX_FILE_BYTES, MAX_PIXELS, ImageError, decode_poster, read_file
 from tests.conftest import make_poster
 
 
 def test_rgb_jpeg_becomes_model_sized_rgb_array(tmp_path):
     poster = decode_poster(make_poster(tmp_path / "p.jpg", seed=1, size=(256, 384)))
     assert poster.pixels.shape == (INPUT_SIZE, INPUT_SIZE, 3)
-    assert poster.pixels.dtype == np.float32
+    assert poster.pixels.dtype == np.uint8  # bytes to the model: its first layer preprocesses
     assert 0 <= poster.pixels.min() and poster.pixels.max() <= 255
     assert len(poster.sha256) == 64
 
@@ -29,11 +33,22 @@ def test_transparency_is_composited_on_white(tmp_path):
     assert decode_poster(tmp_path / "clear.png").pixels.min() == 255
 
 
-def test_16_bit_greyscale_is_stretched_not_clipped(tmp_path):
+def test_16_bit_greyscale_is_scaled_by_its_bit_depth(tmp_path):
     ramp = np.tile(np.linspace(0, 65535, 64, dtype=np.uint16), (64, 1))
     Image.fromarray(ramp).save(tmp_path / "deep.png")  # mode I;16
     pixels = decode_poster(tmp_path / "deep.png").pixels
     assert pixels.min() == 0 and pixels.max() == 255
+    # not stretched to the image's own range: white stays white, a faded poster stays faded
+    Image.fromarray(np.full((64, 64), 65535, np.uint16)).save(tmp_path / "white.png")
+    assert decode_poster(tmp_path / "white.png").pixels.min() == 255
+    faded = np.tile(np.linspace(30000, 40000, 64).astype(np.uint16), (64, 1))
+    Image.fromarray(faded).save(tmp_path / "faded.png")
+    pixels = decode_poster(tmp_path / "faded.png").pixels.astype(int)
+    assert abs(pixels.min() - 30000 / 257) <= 2 and abs(pixels.max() - 40000 / 257) <= 2
+    # the same grey in 8 and 16 bits decodes to the same pixels
+    Image.fromarray(np.full((64, 64), 100 * 257, np.uint16)).save(tmp_path / "grey16.png")
+    Image.fromarray(np.full((64, 64), 100, np.uint8)).save(tmp_path / "grey8.png")
+    assert np.array_equal(decode_poster(tmp_path / "grey16.png").pixels, decode_poster(tmp_path / "grey8.png").pixels)
 
 
 def test_exif_orientation_is_applied(tmp_path):
@@ -93,7 +108,61 @@ def test_missing_file_folder_and_wrong_type(tmp_path):
         decode_poster(tmp_path / "nope.jpg")
     with pytest.raises(ImageError, match="folder"):
         decode_poster(tmp_path)
+    (tmp_path / "x.jpg").mkdir()
+    with pytest.raises(ImageError, match="x.jpg: is a folder, not an image"):
+        decode_poster(tmp_path / "x.jpg")
     with pytest.raises(ImageError, match="cannot use"):
         decode_poster(42)
     with pytest.raises(ImageError, match="array"):
         decode_poster(np.zeros((4, 4, 2)))
+
+
+def test_only_regular_files_are_read_a_fifo_does_not_hang(tmp_path):
+    os.mkfifo(tmp_path / "pipe.jpg")  # nobody writes to it: opening it for reading would block
+    with pytest.raises(ImageError, match="not a regular file \\(a FIFO\\)"):
+        decode_poster(tmp_path / "pipe.jpg")
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero on this system")
+def test_dev_zero_is_refused_without_reading_it():
+    with pytest.raises(ImageError, match="not a regular file \\(a character device\\)"):
+        decode_poster("/dev/zero")
+
+
+def test_files_over_the_size_limit_are_refused_before_reading(tmp_path):
+    with open(tmp_path / "huge.jpg", "wb") as f:  # sparse: no disk space used
+        f.truncate(MAX_FILE_BYTES + 1)
+    with pytest.raises(ImageError, match="over the 128 MB limit"):
+        decode_poster(tmp_path / "huge.jpg")
+    path = make_poster(tmp_path / "small.jpg", seed=1)
+    with pytest.raises(ImageError, match="limit"):
+        read_file(path, limit=100)
+
+
+def _broken_exif_jpeg(path: Path) -> Path:
+    """A JPEG whose EXIF orientation entry has a corrupt type field: Pillow raises struct.error on it."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "Canon"
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 96), (200, 10, 10)).save(buffer, "JPEG", exif=exif)
+    data = bytearray(buffer.getvalue())
+    data[data.find(b"Exif") + 17] = 0
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_any_exception_while_decoding_is_an_image_error_of_one_line(tmp_path):
+    path = _broken_exif_jpeg(tmp_path / "exif.jpg")
+    with pytest.raises(Exception) as raw:  # what Pillow itself does with it: not an OSError/ValueError
+        ImageOps.exif_transpose(Image.open(path))
+    assert type(raw.value).__name__ == "error"  # struct.error
+    with pytest.raises(ImageError, match=r"exif.jpg: corrupt image \(error: ") as caught:
+        decode_poster(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_long_names_are_cut_in_messages(tmp_path):
+    with pytest.raises(ImageError) as caught:
+        decode_poster(tmp_path / ("a" * 300 + ".jpg"))  # over the file system's 255-character name limit
+    assert len(str(caught.value)) < 300 and "File name too long" in str(caught.value)

@@ -1,0 +1,120 @@
+"""Which Keras backend and numeric precision run VGG16, decided without importing any of them.
+
+Keras 3 runs the same model on TensorFlow, JAX or PyTorch, but picks its backend once per
+process, at `import keras`, from $KERAS_BACKEND. So the choice is made here, from what is
+installed and whether an NVIDIA GPU is present, and applied before Keras is first imported.
+A no-op ingest rerun must stay fast, so nothing heavy is imported to decide.
+
+- backend "auto": a GPU-capable backend (JAX, then PyTorch, then a GPU build of TensorFlow)
+  when one is installed and the machine has an NVIDIA GPU; else TensorFlow, the fastest CPU
+  backend measured here (see README, *Ingest performance*).
+- precision "auto": bf16 on a GPU that computes in it natively (compute capability 8.0 and up:
+  A100, H100, L4, RTX 30xx and later), else fp32.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+
+from errors import UserError
+
+BACKENDS = ("tensorflow", "jax", "torch")
+PRECISIONS = ("fp32", "bf16")
+BACKEND_ENV = "KERAS_BACKEND"
+# What each backend needs installed, and the extra install that brings it (requirements-gpu.txt).
+_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The resolved choice: what the model runs on, at what precision, in batches of what size."""
+
+    backend: str
+    precision: str
+    gpu: bool  # an NVIDIA GPU is present and the backend can use it
+
+    def describe(self) -> str:
+        return f"{self.backend} on {'GPU' if self.gpu else 'CPU'}, {self.precision}"
+
+
+def installed(backend: str) -> bool:
+    return importlib.util.find_spec(_MODULES[backend]) is not None
+
+
+@lru_cache(maxsize=1)
+def gpu_compute_capability() -> float | None:
+    """The compute capability of the first NVIDIA GPU, 0.0 when present but unknown, None when there is none."""
+    if not (glob.glob("/dev/nvidia[0-9]*") or glob.glob("/proc/driver/nvidia/gpus/*")):
+        return None
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return 0.0
+    try:
+        out = subprocess.run([smi, "--query-gpu=compute_cap", "--format=csv,noheader"], capture_output=True, text=True, timeout=10)
+        return float(out.stdout.split()[0])
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return 0.0
+
+
+def _tensorflow_has_gpu_build() -> bool:
+    # tensorflow-cpu (the default install) never sees a GPU; the full `tensorflow` wheel may.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version("tensorflow")
+        return True
+    except PackageNotFoundError:
+        return False
+
+
+def resolve_backend(requested: str | None = None) -> str:
+    """--backend (or $KERAS_BACKEND when not given) -> an installed backend name; UserError otherwise."""
+    requested = (requested or os.environ.get(BACKEND_ENV) or "auto").lower()
+    if requested == "pytorch":
+        requested = "torch"
+    if requested == "auto":
+        if gpu_compute_capability() is not None:
+            for name in ("jax", "torch"):
+                if installed(name):
+                    return name
+            if installed("tensorflow") and _tensorflow_has_gpu_build():
+                return "tensorflow"
+        return "tensorflow"
+    if requested not in BACKENDS:
+        raise UserError(f"unknown backend '{requested}': use auto, tensorflow, jax or torch")
+    if not installed(requested):
+        raise UserError(f"backend '{requested}' is not installed: pip install -r requirements-gpu.txt (see README, Backends)")
+    return requested
+
+
+def backend_sees_gpu(backend: str) -> bool:
+    """Whether this backend would run on the GPU (cheap guess: a GPU is present and the build can use it)."""
+    if gpu_compute_capability() is None:
+        return False
+    return backend != "tensorflow" or _tensorflow_has_gpu_build()
+
+
+def resolve_precision(requested: str | None, backend: str) -> str:
+    requested = (requested or "auto").lower()
+    if requested == "auto":
+        capability = gpu_compute_capability()
+        return "bf16" if backend_sees_gpu(backend) and capability is not None and capability >= 8.0 else "fp32"
+    if requested not in PRECISIONS:
+        raise UserError(f"unknown precision '{requested}': use auto, fp32 or bf16")
+    return requested
+
+
+def resolve_runtime(backend: str | None = None, precision: str | None = None) -> Runtime:
+    name = resolve_backend(backend)
+    return Runtime(name, resolve_precision(precision, name), backend_sees_gpu(name))
+
+
+def default_batch_size(runtime: Runtime) -> int:
+    """Batch size for the device when none is given: small on a CPU (no gain beyond), large on a GPU."""
+    return 256 if runtime.gpu else 32

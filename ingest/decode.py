@@ -1,0 +1,149 @@
+"""The decode stage: poster files -> uint8 224x224 batches, in a pool of worker processes.
+
+Decoding (JPEG, resize) is pure CPU work in Pillow, a tenth of the model's time per poster on a
+CPU but the bottleneck beside a GPU, so it runs in worker processes, not threads. The pool is
+bounded: at most `2 x workers` chunks are decoded ahead of the model, so memory stays flat
+however large the catalog, and chunks come back in catalog order. Any failure on one poster
+becomes a reject with its reason (embedding.images turns every exception into one line).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from embedding.images import INPUT_SIZE, ImageError, decode_poster
+from errors import UserError
+
+MAX_CHUNK = 32  # posters per worker task: small enough to keep every worker busy, big enough to amortise IPC
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. a container's or taskset's share)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class DecodedChunk:
+    """One worker task's result: the posters that decoded (by index into the chunk) and the rest's reasons."""
+
+    kept: list[int]
+    pixels: np.ndarray  # (len(kept), 224, 224, 3) uint8
+    hashes: list[str]
+    rejects: list[tuple[int, str]]  # (index into the chunk, reason)
+    started: float  # time.monotonic(), comparable across processes on one machine
+    finished: float
+
+
+def decode_chunk(paths: Sequence[str], size: int = INPUT_SIZE) -> DecodedChunk:
+    """Decode a list of poster files (runs in a worker). Never raises for one bad poster."""
+    started = time.monotonic()
+    kept, pixels, hashes, rejects = [], [], [], []
+    for i, path in enumerate(paths):
+        try:
+            poster = decode_poster(Path(path), size)
+        except ImageError as e:
+            rejects.append((i, str(e).split(": ", 1)[-1]))
+            continue
+        except Exception as e:  # belt and braces: decode_poster already turns failures into ImageError
+            rejects.append((i, f"cannot decode ({type(e).__name__}: {str(e)[:150]})"))
+            continue
+        kept.append(i)
+        pixels.append(poster.pixels)
+        hashes.append(poster.sha256)
+    array = np.stack(pixels) if pixels else np.zeros((0, size, size, 3), dtype=np.uint8)
+    return DecodedChunk(kept, array, hashes, rejects, started, time.monotonic())
+
+
+def _worker_init(parent: int) -> None:
+    # Ctrl-C is the parent's to handle (it stops the pool); and a worker whose parent was killed
+    # (kill -9) exits instead of waiting forever on a queue nobody will fill.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def _start_method() -> str:
+    frameworks = ("tensorflow", "jax", "torch")
+    if sys.platform == "linux" and not any(name in sys.modules for name in frameworks):
+        return "fork"
+    return "spawn"
+
+
+class DecodePool:
+    """Decode chunks of poster paths ahead of the consumer, in order, with a bounded number in flight.
+
+    `workers=0` decodes in one thread of this process (no start-up cost: tiny runs and tests).
+    The workers start at once, before the model loads (their start-up overlaps it). On Linux they
+    are forked when no ML framework is loaded yet (the CLI: fast and safe); otherwise they are
+    spawned, since forking a process with TensorFlow's threads running is not safe. A spawned
+    worker re-imports the main script, so a script that calls ingest() after loading a model
+    needs the usual `if __name__ == "__main__":` guard (or workers=0).
+    """
+
+    def __init__(self, workers: int, ahead: int | None = None):
+        self.workers = workers
+        self.ahead = ahead or max(2, 2 * workers)
+        if workers > 0:
+            context = multiprocessing.get_context(_start_method())
+            self._executor: Executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),))
+            for _ in range(workers):  # start them all now
+                self._executor.submit(os.getpid)
+        else:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="decode")
+        self.busy_intervals: list[tuple[float, float]] = []
+
+    def __enter__(self) -> "DecodePool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def decode(self, chunks: Sequence[Sequence[str]]) -> Iterator[DecodedChunk]:
+        """Yield each chunk's DecodedChunk in order; at most `ahead` chunks decoded ahead of the caller."""
+        pending: deque[Future] = deque()
+        submitted = 0
+        while submitted < len(chunks) or pending:
+            while submitted < len(chunks) and len(pending) < self.ahead:
+                pending.append(self._executor.submit(decode_chunk, list(chunks[submitted])))
+                submitted += 1
+            try:
+                result = pending.popleft().result()
+            except BrokenProcessPool:
+                raise UserError(
+                    "a poster-decoding worker process died (out of memory, killed, or a script without an "
+                    "`if __name__ == \"__main__\":` guard); everything stored so far is kept: run again, or with --workers 0"
+                ) from None
+            self.busy_intervals.append((result.started, result.finished))
+            yield result
+
+    def busy_seconds(self, since: float, until: float) -> float:
+        """Worker-seconds spent decoding within [since, until] (time.monotonic())."""
+        return sum(max(0.0, min(end, until) - max(start, since)) for start, end in self.busy_intervals)
+
+    @property
+    def capacity(self) -> int:
+        return max(1, self.workers)
