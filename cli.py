@@ -179,7 +179,14 @@ def ingest(
     catalog: Annotated[Path, typer.Option(help="Catalog CSV (title, year, poster file).")],
     posters: Annotated[Path, typer.Option(help="Folder of poster images.")],
     limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N films of the catalog.")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=1024, help="Posters per model batch and per upsert.")] = 32,
+    batch_size: Annotated[
+        Optional[int], typer.Option(min=1, max=1024, help="Posters per model batch and per upsert (default: 32 on a CPU, 256 on a GPU).")
+    ] = None,
+    backend: Annotated[
+        Optional[str], typer.Option(help="Keras backend: auto (a GPU backend if installed and a GPU is present, else tensorflow), tensorflow, jax, torch (env KERAS_BACKEND).")
+    ] = None,
+    precision: Annotated[str, typer.Option(help="Model precision: auto (bf16 on a GPU that has it, else fp32), fp32, bf16.")] = "auto",
+    workers: Annotated[Optional[int], typer.Option(min=0, help="Poster-decoding processes (default: the usable CPU cores; 0: a thread).")] = None,
     recreate: Annotated[bool, typer.Option(help="Delete the collection first and start over.")] = False,
     prune: Annotated[bool, typer.Option(help="Delete stored films that are no longer in the catalog.")] = False,
     style: Annotated[
@@ -208,13 +215,15 @@ def ingest(
     from ingest.pipeline import write_rejects
     from store.collection import Sharding
 
-    embedder = Embedder(resolve_weights(weights), style=style)  # cheap: TensorFlow loads only if there is work
+    # cheap: the backend is chosen without importing it, and loads only if there is work
+    embedder = Embedder(resolve_weights(weights), style=style, backend=backend, precision=precision)
     columns = Columns(file=file_column, id=id_column, title=title_column, year=year_column, genres=genre_column)
     films = read_catalog(catalog, posters, columns, encoding)
     with store.open() as db:
         sharding = Sharding(shards, replicas, write_consistency)
         report = run_ingest(
-            films, posters, db, embedder, batch_size=batch_size, limit=limit, recreate=recreate, sharding=sharding, prune=prune
+            films, posters, db, embedder, batch_size=batch_size, limit=limit, recreate=recreate, sharding=sharding, prune=prune,
+            workers=workers,
         )
         total = db.count()
     if report.rejects:
