@@ -82,10 +82,11 @@ class Catalog:
     columns: Columns
     encoding: str = "utf-8"
     rows: int = field(default=0)
+    named: set[str] = field(default_factory=set)  # every key a row names, in full (reject keys are cut)
 
     def keys(self) -> set[str]:
         """Every key the catalog names, valid or rejected: a stored film outside it is gone from the catalog."""
-        return {f.key for f in self.films} | {r.key for r in self.rejects if r.key}
+        return {f.key for f in self.films} | {r.key for r in self.rejects if r.key} | self.named
 
 
 def read_catalog(
@@ -110,6 +111,7 @@ def read_catalog(
     rejects: list[Reject] = []
     first_row_of: dict[str, int] = {}
     first_row_of_file: dict[Path, int] = {}
+    named: set[str] = set()
     for row, fields in records:
         # Read by position, never by guessing: a row with trailing commas (empty extra fields) is
         # the row without them; a row with extra values is a reject, not a shift of every column.
@@ -118,6 +120,8 @@ def read_catalog(
         get = lambda name: values.get(name, "").strip() if name else ""  # noqa: E731
         file = _normal_file(get(cols.file)) or (_normal_file(f"{get(cols.id)}.jpg") if get(cols.id) else "")
         key = get(cols.id) or file
+        if len(key) <= MAX_FIELD:
+            named.add(key)  # a stored film whose row is now rejected is still in the catalog, not gone
         too_long = next((name for name in wanted if len(values.get(name, "")) > MAX_FIELD), None)
         if too_long:
             reason = f"field {_clip(too_long, 40)!r} is {len(values[too_long]):,} characters (limit {MAX_FIELD:,})"
@@ -165,7 +169,7 @@ def read_catalog(
         first_row_of_file[where] = row
         genres = tuple(g.strip() for g in re.split(r"[|,]", get(cols.genres)) if g.strip()) if cols.genres else ()
         films.append(Film(key=key, title=title, year=year, file=file, genres=genres, row=row))
-    return Catalog(films=films, rejects=rejects, columns=cols, encoding=encoding, rows=len(records))
+    return Catalog(films=films, rejects=rejects, columns=cols, encoding=encoding, rows=len(records), named=named - {""})
 
 
 def _normal_file(name: str) -> str:

@@ -94,6 +94,10 @@ def test_films_gone_from_the_catalog_are_reported_and_removed_only_with_prune(tm
 
     report, _ = run(films(5), posters, location, random_embedder, tmp_path, limit=2)  # --limit: not gone
     assert report.gone == 0
+    rows = films(5)
+    rows[4][2] = "19x9"  # a row rejected this time is still in the catalog: not gone
+    report, _ = run(rows, posters, location, random_embedder, tmp_path, prune=True)
+    assert (report.gone, len(report.rejects), len(stored(location))) == (0, 1, 5)
 
     report, embedded = run(films(3), posters, location, random_embedder, tmp_path)
     assert (report.gone, embedded, len(stored(location))) == (2, 0, 5)
