@@ -12,7 +12,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 import time
 from collections import deque
@@ -76,36 +75,53 @@ def _worker_init(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
+        process = multiprocessing.parent_process()
+        if process is not None:
+            process.join()  # returns when the parent is gone
+        else:
+            while _alive(parent):
+                time.sleep(0.5)
         os._exit(0)
 
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
-def _start_method() -> str:
-    frameworks = ("tensorflow", "jax", "torch")
-    if sys.platform == "linux" and not any(name in sys.modules for name in frameworks):
-        return "fork"
-    return "spawn"
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _context():
+    """A "forkserver" context that preloads only this module: workers are forked from a fresh, small
+    server process, so they inherit neither the caller's open files (the embedded store's lock:
+    a killed ingest must not leave its workers holding it) nor TensorFlow's threads, and start in
+    milliseconds. "spawn" where there is no forkserver (Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 class DecodePool:
     """Decode chunks of poster paths ahead of the consumer, in order, with a bounded number in flight.
 
     `workers=0` decodes in one thread of this process (no start-up cost: tiny runs and tests).
-    The workers start at once, before the model loads (their start-up overlaps it). On Linux they
-    are forked when no ML framework is loaded yet (the CLI: fast and safe); otherwise they are
-    spawned, since forking a process with TensorFlow's threads running is not safe. A spawned
-    worker re-imports the main script, so a script that calls ingest() after loading a model
-    needs the usual `if __name__ == "__main__":` guard (or workers=0).
+    The workers start at once, before the model loads (their start-up overlaps it). As with any
+    Python multiprocessing, a worker imports the main script, so a script (not a notebook) that
+    calls ingest() needs the usual `if __name__ == "__main__":` guard, or workers=0.
     """
 
     def __init__(self, workers: int, ahead: int | None = None):
         self.workers = workers
         self.ahead = ahead or max(2, 2 * workers)
         if workers > 0:
-            context = multiprocessing.get_context(_start_method())
+            context = _context()
             self._executor: Executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),))
             for _ in range(workers):  # start them all now
                 self._executor.submit(os.getpid)
