@@ -19,7 +19,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from errors import UserError
+from errors import UserError, check_output_file
+from presentation import as_json, export_summary, film_query, ingest_summary, neighbours_json, neighbours_table
 
 app = typer.Typer(
     help="Embed movie posters with VGG16, store them in Qdrant, find similar posters, predict release years.",
@@ -43,6 +44,9 @@ QdrantGrpc = Annotated[
 ]
 QdrantTimeout = Annotated[Optional[float], typer.Option("--qdrant-timeout", help="Seconds per server request (env QDRANT_TIMEOUT; default 30).")]
 Collection = Annotated[str, typer.Option("--collection", help="Collection name.")]
+Collections = Annotated[
+    Optional[list[str]], typer.Option("--collection", help="Collection name; repeat it to use several collections of the store (their union).")
+]
 Shards = Annotated[Optional[int], typer.Option(min=1, help="Server/cluster only: shards of a new collection (default: one per node).")]
 Replicas = Annotated[Optional[int], typer.Option(min=1, help="Server/cluster only: copies of each shard (default 1).")]
 WriteConsistency = Annotated[
@@ -70,6 +74,8 @@ def cli_errors(command):
         except KeyboardInterrupt:
             typer.echo("Interrupted: everything stored so far is kept; run the same command again to resume.", err=True)
             raise typer.Exit(130) from None
+        except BrokenPipeError:  # the reader went away (`| head`): Typer stops quietly, exit code 1
+            raise
         except Exception as e:  # a bug, not bad input: still one line, the traceback on request
             if os.environ.get("POSTER_SEARCH_DEBUG"):
                 raise
@@ -157,15 +163,24 @@ def store_options(command):
 
     The command declares `store: StoreOptions` (not a CLI option); Typer sees the six options
     instead, and the command receives them as one StoreOptions: `store.open(must_exist=True)`.
+    A command that also declares `collections: list[str]` gets a repeatable --collection: `store`
+    names the first collection, `collections` all of them.
     """
     signature = inspect.signature(command, eval_str=True)
-    own = [p for name, p in signature.parameters.items() if name != "store"]
-    cli_signature = signature.replace(parameters=own + _STORE_PARAMETERS)
+    many = "collections" in signature.parameters
+    own = [p for name, p in signature.parameters.items() if name not in ("store", "collections")]
+    store_parameters = [
+        p.replace(annotation=Collections, default=None) if many and p.name == "collection" else p for p in _STORE_PARAMETERS
+    ]
+    cli_signature = signature.replace(parameters=own + store_parameters)
 
     @functools.wraps(command)
     def wrapper(*args, qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection, **kwargs):
-        options = StoreOptions(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection)
-        return command(*args, store=options, **kwargs)
+        names = (collection or ["posters"]) if many else [collection]
+        for name in names:
+            check_collection_name(name)
+        options = StoreOptions(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, names[0])
+        return command(*args, store=options, **({"collections": names} if many else {}), **kwargs)
 
     wrapper.__signature__ = cli_signature
     wrapper.__annotations__ = {p.name: p.annotation for p in cli_signature.parameters.values()}
@@ -215,6 +230,7 @@ def ingest(
     from ingest.pipeline import write_rejects
     from store.collection import Sharding
 
+    check_output_file(rejects, "--rejects")  # before the long work, not after it
     # cheap: the backend is chosen without importing it, and loads only if there is work
     embedder = Embedder(resolve_weights(weights), style=style, backend=backend, precision=precision)
     columns = Columns(file=file_column, id=id_column, title=title_column, year=year_column, genres=genre_column)
@@ -228,10 +244,7 @@ def ingest(
         total = db.count()
     if report.rejects:
         write_rejects(report.rejects, rejects)
-    typer.echo(report.summary())
-    typer.echo(f"collection '{store.collection}' now holds {total} posters")
-    if report.rejects:
-        typer.echo(f"rejected rows and posters, with reasons: {rejects}")
+    typer.echo(ingest_summary(report.summary(), store.collection, total, rejects if report.rejects else None))
 
 
 @app.command("export-embeddings")
@@ -244,10 +257,14 @@ def export_embeddings(
     """Write the stored embeddings as one (n_movies, embedding_size) array with ids, titles, years, files."""
     from store.embeddings import load_embeddings, save_npz
 
+    if out.is_dir():
+        raise UserError(f"the output file {out} is a folder; give a file name such as embeddings.npz")
+    written = out if out.suffix == ".npz" else out.with_name(out.name + ".npz")  # numpy adds .npz to any other name
+    check_output_file(written, "the output file")
     with store.open(must_exist=True) as db:
         embeddings = load_embeddings(db)
-    save_npz(embeddings, out)
-    typer.echo(f"wrote {out}: embeddings {embeddings.vectors.shape}, with ids, titles, years, files")
+    save_npz(embeddings, written)
+    typer.echo(export_summary(written, embeddings.vectors.shape))
 
 
 @app.command()
@@ -274,6 +291,13 @@ def search(
     if (image is None) == (title is None and id is None):
         raise UserError("give either an image or --title/--id")
     filters = Filters(year_min, year_max, genre)
+    filters.check()
+    if sheet is not None:
+        from search.sheet import check_posters_dir, check_sheet_path
+
+        check_sheet_path(sheet)
+        if posters is not None:
+            check_posters_dir(posters, "--posters")
     with store.open(must_exist=True) as db:
         if image is not None:
             from embedding.model import Embedder
@@ -287,24 +311,13 @@ def search(
 
             film = find_film(db, title=title, point_id=id, year=year)
             neighbours = PosterSearch(db).by_point(film, k, filters)
-            query = {"id": film.id, "title": film.payload.get("title"), "year": film.payload.get("year"), "file": film.payload.get("file")}
+            query = film_query(film)
         posters_dir = posters or db.posters_dir()
-    if sheet is not None and posters_dir is None:
-        raise UserError("--sheet needs the poster folder: pass --posters DIR")
-    if json_out:
-        typer.echo(json.dumps({"query": query, "neighbours": [n.as_dict() for n in neighbours]}, ensure_ascii=False, indent=2))
-    else:
-        label = query.get("image") or f"{query['title']} ({query.get('year', '?')})"
-        typer.echo(f"nearest to {label}:")
-        typer.echo(f"{'rank':>4}  {'similarity':>10}  {'year':>4}  title")
-        for n in neighbours:
-            typer.echo(f"{n.rank:>4}  {n.score:>10.3f}  {n.year if n.year is not None else '?':>4}  {n.title}")
+    typer.echo(neighbours_json(query, neighbours) if json_out else neighbours_table(query, neighbours))
     if sheet is not None:
-        from search.sheet import contact_sheet
+        from search.sheet import query_sheet
 
-        source = image if image is not None else posters_dir / query["file"]
-        caption = image.name if image is not None else f"{query['title']} ({query.get('year', '?')})"
-        contact_sheet(source, caption, neighbours, posters_dir, sheet)
+        query_sheet(query, neighbours, posters_dir, sheet)
         typer.echo(f"wrote {sheet}", err=json_out)
 
 
@@ -324,38 +337,13 @@ def era(
 
     with store.open(must_exist=True) as db:
         report = era_coherence(db, k=k, sample=sample, seed=seed, vector_name=vector, progress=not json_out)
-    typer.echo(json.dumps(report.as_dict(), indent=2) if json_out else report.table())
+    typer.echo(as_json(report.as_dict()) if json_out else report.table())
 
-
-
-Collections = Annotated[
-    Optional[list[str]], typer.Option("--collection", help="Collection name; repeat it to use several collections of the store (their union).")
-]
-
-
-def store_options_many(command):
-    """store_options with a repeatable --collection: the command gets `store` (the first) and `collections` (all)."""
-    signature = inspect.signature(command, eval_str=True)
-    own = [p for name, p in signature.parameters.items() if name not in ("store", "collections")]
-    many = inspect.Parameter("collection", inspect.Parameter.KEYWORD_ONLY, annotation=Collections, default=None)
-    cli_signature = signature.replace(parameters=own + [p if p.name != "collection" else many for p in _STORE_PARAMETERS])
-
-    @functools.wraps(command)
-    def wrapper(*args, qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, collection, **kwargs):
-        names = collection or ["posters"]
-        for name in names:
-            check_collection_name(name)
-        options = StoreOptions(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, names[0])
-        return command(*args, store=options, collections=names, **kwargs)
-
-    wrapper.__signature__ = cli_signature
-    wrapper.__annotations__ = {p.name: p.annotation for p in cli_signature.parameters.values()}
-    return wrapper
 
 
 @app.command("train-year")
 @cli_errors
-@store_options_many
+@store_options
 def train_year(
     test_size: Annotated[float, typer.Option(help="Share of dated posters held out for testing (chosen by content hash).")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the split and of the head's training.")] = 0,
@@ -390,7 +378,7 @@ def train_year(
 
 @app.command("evaluate-year")
 @cli_errors
-@store_options_many
+@store_options
 def evaluate_year(
     model_dir: ModelDir = Path("year_model"),
     include_trained: Annotated[bool, typer.Option(help="Also score posters the model was trained or calibrated on (optimistic).")] = False,
@@ -508,5 +496,18 @@ def serve(
         run_server(db, host=host, port=port, weights=weights, model_dir=model_dir, era_sample=era_sample)
 
 
+def main() -> None:
+    """The console command `poster-search` and `python cli.py`: the Typer app, quiet on a closed pipe
+    (`... | head`): no message and exit code 1, whether the pipe closes mid-run or at the final flush."""
+    try:
+        app()
+    finally:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's own flush stays quiet
+            sys.exit(1)
+
+
 if __name__ == "__main__":
-    sys.exit(app())
+    main()

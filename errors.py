@@ -1,5 +1,35 @@
-"""The one exception type the CLI turns into a clear one-line message."""
+"""The one exception type the CLI turns into a clear one-line message, and the check that makes a
+bad output path one of them before any long work starts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
 
 
 class UserError(Exception):
     """Bad input or environment the user can fix: printed as one line, exit code 1, no traceback."""
+
+
+def check_output_file(path: Path, what: str) -> None:
+    """UserError unless `path` can be written as a file: checked at the start of a command, so a
+    folder, a missing parent or an unwritable place fails at once, not after an hour of embedding.
+
+    It really opens the file (and removes it again if it did not exist): permission bits say
+    nothing for root, and places like /proc refuse files whatever the bits.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise UserError(f"cannot write {what} {path}: folder {path.parent} does not exist")
+    existed = path.exists()
+    try:  # non-blocking: a FIFO nobody reads is an error here, not a hang
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644))
+    except OSError as e:
+        raise UserError(f"cannot write {what} {path}: {e.strerror or e}") from None
+    if not existed:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass

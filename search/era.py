@@ -70,6 +70,8 @@ def era_coherence(
         raise UserError(f"the era analysis needs more than k={k} dated posters; the store has {len(dated)}")
     rng = np.random.default_rng(seed)
     years = np.array([p.payload["year"] for p in dated], dtype=np.float64)
+    if np.all(years == years[0]):  # every difference would be 0, the ratio 0/0
+        raise UserError(f"all {len(dated)} dated posters are from {int(years[0])}: era coherence needs posters from at least two years")
     picked = np.arange(len(dated)) if sample is None or sample >= len(dated) else np.sort(rng.choice(len(dated), sample, replace=False))
 
     neighbour_years = nearest_dated_years(store, [dated[i] for i in picked], k, vector_name, progress)

@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -138,3 +139,73 @@ def test_interrupted_ingest_resumes_without_duplicates_or_losses(poster_set, tmp
     with PosterStore(StoreLocation(path=store)) as s:
         assert s.count() == n
         assert s.existing_ids([point_id(f"{i}.jpg") for i in range(n)]) == {point_id(f"{i}.jpg") for i in range(n)}
+
+
+# Point ids are a public contract: users query Qdrant with them, and stores made by any version
+# must keep matching. Literal values, computed once; a change here breaks every existing store.
+PINNED_POINT_IDS = {
+    "0.jpg": "6855b092-d7eb-58fc-913f-1954469efa2d",
+    "10178.jpg": "64324a47-8c01-5d5f-86a4-167bd855d17e",
+    "0114709": "0e303d37-9ce3-54ab-b538-ef5bac31f874",  # a Kaggle imdbId: a string, leading zero kept
+    "Toy Story (1995).jpg": "9bb51f90-6979-53ca-9d12-7159eb977a03",
+    "sub/é.png": "0907fd10-5734-5a03-8427-44460db63160",
+}
+
+
+def test_point_ids_are_pinned():
+    assert {key: point_id(key) for key in PINNED_POINT_IDS} == PINNED_POINT_IDS
+
+
+def test_ingest_stores_posters_under_the_pinned_ids(poster_set, tmp_path):
+    catalog, posters = poster_set(1)
+    assert run_cli(*ingest_args(catalog, posters, tmp_path / "store")).returncode == 0
+    with PosterStore(StoreLocation(path=tmp_path / "store")) as s:
+        assert [p.id for p in s.points(with_vectors=False)] == [PINNED_POINT_IDS["0.jpg"]]
+
+
+# --- the installable package ---------------------------------------------------------------------
+
+INSTALLED = ["pyproject.toml", "requirements.txt", "README.md", "cli.py", "errors.py", "presentation.py"]
+PACKAGES = ["embedding", "ingest", "search", "regression", "store", "web"]
+
+
+def test_wheel_installs_the_console_command(tmp_path):
+    """Build the wheel from the declared files only (as `pip install .` does), install it without
+    dependencies into a bare folder and run `poster-search` from there, outside the checkout."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in INSTALLED:
+        shutil.copy(ROOT / name, source / name)
+    for name in PACKAGES:
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", source], check=True, capture_output=True)
+    [wheel] = (tmp_path / "dist").glob("poster_search-*.whl")
+    target = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--target", target, wheel], check=True, capture_output=True)
+
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    elsewhere = tmp_path / "elsewhere"  # not the checkout: modules must come from the installed wheel
+    elsewhere.mkdir()
+    where = subprocess.run(
+        [sys.executable, "-c", "import cli, web, importlib.metadata as m; print(cli.__file__); "
+         "print(*[e.value for e in m.entry_points(group='console_scripts', name='poster-search')])"],
+        cwd=elsewhere, env=env, capture_output=True, text=True, check=True,
+    ).stdout.split()
+    assert where == [str(target / "cli.py"), "cli:main"]
+    assert (target / "web" / "static" / "index.html").is_file()
+    dependencies = subprocess.run(
+        [sys.executable, "-c", "import importlib.metadata as m; print(*m.requires('poster-search'), sep='\\n')"],
+        cwd=elsewhere, env=env, capture_output=True, text=True, check=True,
+    ).stdout.split()
+    pinned = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    assert dependencies == [line for line in pinned if line]  # one list: requirements.txt
+
+    command = target / "bin" / "poster-search"
+    installed = subprocess.run([command, "--help"], cwd=elsewhere, env=env, capture_output=True, text=True)
+    checkout = run_cli("--help")
+    commands = re.compile(r"^│ ([a-z][a-z-]+) ", re.M)  # the rows of the Commands panel
+    assert installed.returncode == 0 and "Usage: poster-search" in installed.stdout, installed.stderr
+    assert commands.findall(installed.stdout) == commands.findall(checkout.stdout) and "search" in commands.findall(installed.stdout)
+    error = subprocess.run([command, "search", "--title", "x", "--qdrant-path", tmp_path / "none"], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert error.returncode == 1 and error.stderr.startswith("Error: no store at"), error.stderr
