@@ -1,0 +1,228 @@
+"""End to end in a real headless browser: `python cli.py serve` on localhost, Debian's chromium
+driven through chromedriver (Selenium). Load the page, upload a poster, see result cards, click
+one ("more like this"), like one and refine, and keep a screenshot as a test artefact
+(results/browser/, git-ignored) for a person to look at.
+
+Skipped, with the reason, only where chromium or chromedriver is not installed (`.ci/run`
+installs them with apt when it can).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from store.connection import StoreLocation
+from tests.conftest import ROOT, make_poster, run_cli, write_csv
+
+ARTEFACTS = ROOT / "results" / "browser"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+CHROMEDRIVER = shutil.which("chromedriver")
+N = 30  # posters in the store
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="needs chromium and chromedriver (Debian: apt-get install chromium chromium-driver; .ci/run does this)",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A store of 30 generated posters, a small year model, and `cli.py serve` on them, on
+    127.0.0.1 and a free port: made with the CLI, as a user would (seeded random VGG16 weights)."""
+    tmp = tmp_path_factory.mktemp("browser")
+    rows = [[f"{i}.jpg", f"Film {i}", 1940 + 3 * i, ["Drama", "Comedy", "Horror"][i % 3]] for i in range(N)]
+    for i in range(N):
+        make_poster(tmp / "posters" / f"{i}.jpg", seed=500 + i, size=(200, 300))
+    catalog = write_csv(tmp / "movies.csv", ["filename", "title", "release_year", "genre"], rows)
+    location = StoreLocation(path=tmp / "store")
+    for command in [
+        ["ingest", "--catalog", catalog, "--posters", tmp / "posters", "--weights", "random"],
+        ["train-year", "--vector", "vgg16", "--members", "1", "--epochs", "5", "--knn-k", "3", "--test-size", "0.3", "--seed", "3", "--model-dir", tmp / "model"],
+        # (the split is by content hash: seed 3 leaves these 30 posters 16 to fit, 5 to calibrate, 9 to test)
+    ]:
+        made = run_cli(*command, "--qdrant-path", location.path)
+        assert made.returncode == 0, made.stderr
+    port = free_port()
+    log = open(tmp / "serve.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "cli.py"), "serve", "--qdrant-path", str(location.path), "--port", str(port), "--weights", "random",
+         "--model-dir", str(tmp / "model"), "--era-sample", "20"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url + "/api/collections", timeout=2).read()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"the server did not start: {(tmp / 'serve.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+    yield url, tmp, location
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C, as a user stops it
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1100",
+                     "--no-first-run", "--disable-extensions", "--disable-background-networking"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def wait_for(driver, condition, timeout: float = 60, what: str = ""):
+    """Wait for `condition`; on a timeout keep a screenshot and say what the page showed."""
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:  # a stale element: the grid was re-rendered while the condition looked at it; look again
+        return WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
+    except TimeoutException:
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(ARTEFACTS / "timeout.png"))
+        shown = driver.find_element(By.TAG_NAME, "main").text[:1500]
+        pytest.fail(f"timed out waiting for {what}; screenshot {ARTEFACTS / 'timeout.png'}; the page showed:\n{shown}")
+
+
+def cards(driver):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, "#grid .card")
+
+
+def test_upload_see_cards_click_one_refine_and_screenshot(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    url, tmp, _ = server
+    browser.get(url + "/")
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#collection option"), what="the collection list")
+    assert f"{N} posters" in browser.find_element(By.ID, "collection-info").text
+
+    # upload a poster that is not in the store (drag and drop and the chooser share this input)
+    query = make_poster(tmp_path / "my poster.png", seed=77, size=(200, 300))
+    browser.find_element(By.ID, "file").send_keys(str(query))
+    wait_for(browser, lambda d: len(cards(d)) == 12, timeout=120, what="12 result cards (the model loads on the first upload)")
+    assert browser.find_element(By.ID, "results-title").text == "Posters like my poster.png"
+    first = cards(browser)[0]
+    assert first.find_element(By.CSS_SELECTOR, ".t").text.startswith("Film ")
+    assert "sim " in first.text
+    wait_for(browser, lambda d: d.execute_script(
+        "return [...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth === 200)"), what="the thumbnails")
+    assert browser.find_element(By.ID, "query-preview").get_attribute("src").startswith("blob:")
+    wait_for(browser, lambda d: "Predicted release year: " in d.find_element(By.ID, "prediction").text, what="the predicted year")
+    predicted = int(browser.find_element(By.CSS_SELECTOR, "#prediction strong").text)
+    assert 1800 < predicted < 2200 and "% range" in browser.find_element(By.ID, "prediction").text
+
+    # click a result: more like this, from its stored vector
+    clicked = first.find_element(By.CSS_SELECTOR, ".t").text
+    first.find_element(By.CSS_SELECTOR, "button.open").click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "results-title").text.startswith(f"More like {clicked} ("), what="more like this")
+    titles = [c.find_element(By.CSS_SELECTOR, ".t").text for c in cards(browser)]
+    assert len(titles) == 12 and clicked not in titles  # the clicked poster itself is excluded
+
+    # like one, dislike another, refine
+    cards(browser)[0].find_element(By.CSS_SELECTOR, "button.like").click()
+    cards(browser)[3].find_element(By.CSS_SELECTOR, "button.dislike").click()
+    assert cards(browser)[0].find_element(By.CSS_SELECTOR, "button.like").get_attribute("aria-pressed") == "true"
+    browser.find_element(By.ID, "recommend").click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "results-title").text == "Refined: 1 liked, 1 disliked", what="recommendations")
+    assert len(cards(browser)) == 12
+
+    # a filter narrows the same search: posters from 1970 on
+    year_min = browser.find_element(By.ID, "year-min")
+    year_min.send_keys("1970")
+    browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", year_min)
+    wait_for(browser, lambda d: cards(d) and all(int(c.find_element(By.CSS_SELECTOR, ".meta span:nth-child(2)").text) >= 1970 for c in cards(d)),
+             what="filtered results")
+
+    # the era panel draws its charts
+    browser.find_element(By.CSS_SELECTOR, "#era-panel summary").click()
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#era-body svg rect"), what="the era chart")
+
+    # a bad upload is a message on the page, not a broken page
+    (tmp_path / "notes.txt").write_text("not an image")
+    browser.find_element(By.ID, "file").send_keys(str(tmp_path / "notes.txt"))
+    wait_for(browser, lambda d: "not an image" in d.find_element(By.ID, "status").text, what="the error message")
+
+    # back to a good result page, no filter, for the screenshot
+    year_min.clear()
+    browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", year_min)
+    browser.find_element(By.ID, "file").send_keys(str(query))
+    wait_for(browser, lambda d: d.find_element(By.ID, "results-title").text == "Posters like my poster.png" and len(cards(d)) == 12, what="results again")
+    wait_for(browser, lambda d: "Predicted release year: " in d.find_element(By.ID, "prediction").text, what="the predicted year again")
+    browser.execute_script("window.scrollTo(0, 0)")
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTEFACTS / "page.png"
+    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    # no script errors (answers with 4xx, expected above, are network entries)
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and e["source"] != "network"]
+    assert not errors, errors
+
+
+def test_the_page_works_with_the_keyboard_and_on_a_phone(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    url, _, _ = server
+    browser.set_window_size(390, 844)  # a phone
+    try:
+        browser.get(url + "/")
+        wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#collection option"), what="the collection list")
+        title = browser.find_element(By.ID, "title")
+        title.send_keys("film 3", Keys.ENTER)
+        wait_for(browser, lambda d: d.find_element(By.ID, "results-title").text == "Posters like Film 3 (1949)", what="title search")
+        assert browser.execute_script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth")  # no sideways scrolling
+        # Tab reaches a result's "more like this" button; Enter opens it
+        browser.execute_script("document.getElementById('title').focus()")
+        for _ in range(40):
+            browser.switch_to.active_element.send_keys(Keys.TAB)
+            if "open" in (browser.switch_to.active_element.get_attribute("class") or ""):
+                break
+        focused = browser.switch_to.active_element
+        assert focused.get_attribute("aria-label").startswith("More like ")
+        focused.send_keys(Keys.ENTER)
+        wait_for(browser, lambda d: d.find_element(By.ID, "results-title").text.startswith("More like Film "), what="more like this by keyboard")
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(ARTEFACTS / "phone.png"))
+    finally:
+        browser.set_window_size(1280, 1100)
+
+
+def test_other_commands_say_the_store_is_in_use_while_serving(server):
+    _, _, location = server
+    result = run_cli("search", "--title", "Film 1", "--qdrant-path", location.path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "in use by another process" in result.stderr

@@ -1,0 +1,364 @@
+"""The web API with FastAPI's test client over a small real store: every endpoint, every bad input.
+
+The store holds 24 generated posters (with genres, the style vector, and one point whose recorded
+file escapes the poster folder), a second collection, and a small year model trained on it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance
+
+from ingest.catalog import read_catalog
+from ingest.pipeline import ingest
+from search.nearest import Filters, PosterSearch
+from store.collection import PosterStore
+from store.connection import StoreLocation
+from store.schema import point_id
+from tests.conftest import make_poster, run_cli, write_csv
+
+GENRES = ["Drama", "Comedy|Drama", "Horror", "Comedy", "Western", "Horror|Comedy"]
+N = 24
+ESCAPING = point_id("escaping")  # a point whose payload names a file outside the poster folder
+
+
+@pytest.fixture(scope="session")
+def style_embedder():
+    """The seeded random VGG16 with the style vector too (same base vectors as random_embedder)."""
+    from embedding.model import Embedder
+
+    embedder = Embedder(None, style=True)
+    embedder.load()
+    return embedder
+
+
+@pytest.fixture(scope="module")
+def web_store(tmp_path_factory, style_embedder):
+    tmp = tmp_path_factory.mktemp("web")
+    rows = []
+    for i in range(N):
+        make_poster(tmp / "posters" / f"{i}.jpg", seed=300 + i)
+        rows.append([f"{i}.jpg", "Twin Title" if i in (0, 9) else f"Film {i}", 1940 + 3 * i, GENRES[i % len(GENRES)]])
+    catalog = write_csv(tmp / "movies.csv", ["filename", "title", "release_year", "genre"], rows)
+    (tmp / "secret.txt").write_text("not a poster")
+    location = StoreLocation(path=tmp / "store")
+    with PosterStore(location) as store:
+        ingest(read_catalog(catalog, tmp / "posters"), tmp / "posters", store, style_embedder, progress=False)
+        # the escaping point has real vectors: it is found by searches like any other point
+        base, style = style_embedder.embed_both(np.zeros((1, 224, 224, 3), np.float32) + 127)
+        store.upsert([ESCAPING], base, [{"key": "escaping", "title": "Escaping", "year": 2001, "file": "../secret.txt", "sha256": "x"}], style)
+        second = store.other_collection("second")
+        for i in range(4):
+            make_poster(tmp / "second" / f"s{i}.jpg", seed=900 + i)
+        second_catalog = write_csv(tmp / "second.csv", ["filename", "title", "release_year"], [[f"s{i}.jpg", f"Second {i}", 2000 + i] for i in range(4)])
+        ingest(read_catalog(second_catalog, tmp / "second"), tmp / "second", second, style_embedder, progress=False)
+    # a small year model, made the way users make one
+    trained = run_cli("train-year", "--members", "1", "--epochs", "5", "--knn-k", "3", "--test-size", "0.4", "--qdrant-path", location.path, "--model-dir", tmp / "model")
+    assert trained.returncode == 0, trained.stderr
+    return tmp, location
+
+
+@pytest.fixture(scope="module")
+def client(web_store, style_embedder):
+    from fastapi.testclient import TestClient
+
+    from web.app import create_app
+    from web.service import PosterService
+
+    tmp, location = web_store
+    with PosterStore(location, must_exist=True) as store:
+        app = create_app(PosterService(store, weights="random", model_dir=tmp / "model", era_sample=20, embedder=style_embedder))
+        with TestClient(app, raise_server_exceptions=False) as test_client:
+            test_client.tmp = tmp
+            test_client.store = store
+            yield test_client
+
+
+def poster_bytes(client, i: int) -> bytes:
+    return (client.tmp / "posters" / f"{i}.jpg").read_bytes()
+
+
+def upload(client, data: bytes, name: str = "query.jpg", path: str = "/api/search/image", **params):
+    return client.post(path, params=params, files={"file": (name, data, "image/jpeg")})
+
+
+def assert_one_line_error(response, status: int, *fragments: str):
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail and "Traceback" not in detail, detail
+    for fragment in fragments:
+        assert fragment in detail, detail
+
+
+# --- the page -----------------------------------------------------------------------------
+
+
+def test_page_and_its_static_files_and_the_openapi_document(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert '<script src="/static/app.js"' in page.text and 'id="drop"' in page.text
+    for asset, kind in [("/static/app.js", "javascript"), ("/static/style.css", "text/css")]:
+        response = client.get(asset)
+        assert response.status_code == 200 and kind in response.headers["content-type"] and len(response.content) > 500
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {
+        "/api/collections", "/api/collections/{name}", "/api/search/image", "/api/search/id/{point_id}", "/api/search/title",
+        "/api/recommend", "/api/predict-year", "/api/era", "/api/posters/{collection}/{point_id}",
+    } <= set(paths)
+    # the page calls nothing outside the API
+    script = client.get("/static/app.js").text
+    assert "http://" not in script.replace("http://www.w3.org/2000/svg", "") and "https://" not in script
+
+
+# --- collections --------------------------------------------------------------------------
+
+
+def test_collections_list_counts_vectors_genres_and_years(client):
+    data = client.get("/api/collections").json()
+    assert data["default"] == "posters"
+    by_name = {c["name"]: c for c in data["collections"]}
+    assert set(by_name) == {"posters", "second"}
+    posters = by_name["posters"]
+    assert posters["count"] == N + 1 and posters["posters"] is True
+    assert set(posters["vectors"]) == {"vgg16", "vgg16_style"}
+    assert posters["vectors"]["vgg16"]["weights"] == "random" and posters["vectors"]["vgg16"]["dim"] == 512
+    assert posters["genres"] == ["Comedy", "Drama", "Horror", "Western"]
+    assert posters["years"] == [1940, 1940 + 3 * (N - 1)]
+    assert client.get("/api/collections/posters").json() == posters
+    assert_one_line_error(client.get("/api/collections/nothing"), 404, "no poster collection 'nothing'")
+
+
+def test_another_collection_of_the_store_is_searchable(client):
+    second = client.get("/api/collections/second").json()
+    assert second["count"] == 4 and second["years"] == [2000, 2003]
+    results = client.get(f"/api/search/id/{point_id('s0.jpg')}", params={"collection": "second", "k": 10}).json()["results"]
+    assert {r["title"] for r in results} == {"Second 1", "Second 2", "Second 3"}
+    assert all(r["poster_url"].startswith("/api/posters/second/") for r in results)
+    assert client.get(results[0]["poster_url"]).status_code == 200
+
+
+# --- searches -----------------------------------------------------------------------------
+
+
+def test_image_search_matches_the_library_and_excludes_the_query_itself(client, style_embedder):
+    response = upload(client, poster_bytes(client, 3), k=5)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    expected = PosterSearch(client.store, style_embedder).by_image(client.tmp / "posters" / "3.jpg", k=5)
+    assert [r["id"] for r in data["results"]] == [n.id for n in expected]
+    assert np.allclose([r["score"] for r in data["results"]], [n.score for n in expected], atol=1e-5)
+    assert point_id("3.jpg") not in [r["id"] for r in data["results"]]  # the same bytes: the query itself
+    assert [r["rank"] for r in data["results"]] == [1, 2, 3, 4, 5]
+    assert data["query"] == {"kind": "image", "name": "query.jpg"} and data["k"] == 5 and data["collection"] == "posters"
+    first = data["results"][0]
+    assert first["poster_url"] == f"/api/posters/posters/{first['id']}" and {"title", "year", "score", "file"} <= set(first)
+
+
+def test_a_similar_image_finds_its_poster_first(client, tmp_path):
+    ImageEnhance.Brightness(Image.open(client.tmp / "posters" / "7.jpg")).enhance(1.1).save(tmp_path / "brighter.png")
+    response = upload(client, (tmp_path / "brighter.png").read_bytes(), name="brighter.png", k=1)
+    assert response.json()["results"][0]["id"] == point_id("7.jpg")
+
+
+def test_filters_apply_to_every_search(client):
+    params = {"k": 30, "year_min": 1950, "year_max": 1990, "genre": "Comedy"}
+    for response in [
+        upload(client, poster_bytes(client, 2), **params),
+        client.get(f"/api/search/id/{point_id('2.jpg')}", params=params),
+        client.get("/api/search/title", params={"title": "Film 2", **params}),
+        client.post("/api/recommend", json={"positive": [point_id("2.jpg")], **params}),
+    ]:
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        stored = {p.id: p.payload for p in client.store.retrieve([r["id"] for r in results])}
+        expected = {
+            point_id(f"{i}.jpg") for i in range(N) if 1950 <= 1940 + 3 * i <= 1990 and "Comedy" in GENRES[i % len(GENRES)] and i != 2
+        }
+        assert {r["id"] for r in results} == expected, response.request.url
+        assert all("Comedy" in stored[r["id"]]["genres"] for r in results)
+
+
+def test_search_by_stored_id_is_more_like_this_without_the_model(client):
+    target = point_id("5.jpg")
+    data = client.get(f"/api/search/id/{target}", params={"k": 4}).json()
+    assert data["query"]["id"] == target and data["query"]["title"] == "Film 5" and data["query"]["year"] == 1955
+    assert data["query"]["poster_url"] == f"/api/posters/posters/{target}"
+    [point] = client.store.retrieve([target])
+    expected = PosterSearch(client.store).by_point(point, 4)
+    assert [r["id"] for r in data["results"]] == [n.id for n in expected] and target not in [r["id"] for r in data["results"]]
+    assert_one_line_error(client.get("/api/search/id/not-a-uuid"), 404, "no film with id not-a-uuid")
+    assert_one_line_error(client.get(f"/api/search/id/{point_id('nope')}"), 404, "no film with id")
+
+
+def test_search_by_title_with_unknown_and_ambiguous_titles(client):
+    data = client.get("/api/search/title", params={"title": "film 4", "k": 3}).json()  # case-insensitive, like the CLI
+    assert data["query"]["title"] == "Film 4" and len(data["results"]) == 3
+    twin = client.get("/api/search/title", params={"title": "Twin Title", "year": 1967}).json()
+    assert twin["query"]["id"] == point_id("9.jpg")
+    assert_one_line_error(client.get("/api/search/title", params={"title": "Twin Title"}), 400, "2 films are titled")
+    assert_one_line_error(client.get("/api/search/title", params={"title": "Flim 4"}), 404, "no film titled", "close matches")
+    assert_one_line_error(client.get("/api/search/title", params={"title": ""}), 422, "title")
+
+
+def test_style_vector_search(client):
+    response = client.get(f"/api/search/id/{point_id('4.jpg')}", params={"vector": "vgg16_style", "k": 3})
+    assert response.status_code == 200, response.text
+    style_ids = [r["id"] for r in response.json()["results"]]
+    [point] = client.store.retrieve([point_id("4.jpg")])
+    assert style_ids == [n.id for n in PosterSearch(client.store).by_point(point, 3, vector_name="vgg16_style")]
+    assert style_ids != [n.id for n in PosterSearch(client.store).by_point(point, 3)]  # another vector, another ranking
+    assert upload(client, poster_bytes(client, 4), vector="vgg16_style", k=3).json()["results"][0]["id"] in style_ids
+
+
+def test_recommend_with_liked_and_disliked_posters(client):
+    liked, disliked = [point_id("1.jpg"), point_id("6.jpg")], [point_id("11.jpg")]
+    response = client.post("/api/recommend", json={"positive": liked, "negative": disliked, "k": 5})
+    assert response.status_code == 200, response.text
+    data = response.json()
+    ids = [r["id"] for r in data["results"]]
+    assert len(ids) == 5 and not set(ids) & {*liked, *disliked}
+    assert all(a["score"] >= b["score"] for a, b in zip(data["results"], data["results"][1:]))
+    assert data["query"] == {"kind": "recommend", "positive": liked, "negative": disliked}
+    assert ids == [n.id for n in PosterSearch(client.store).recommend(liked, disliked, 5)]
+    for body, status, message in [
+        ({"positive": [], "negative": disliked}, 400, "at least one liked"),
+        ({"positive": liked, "negative": liked[:1]}, 400, "both liked and disliked"),
+        ({"positive": [point_id("nope")]}, 404, "no film with id"),
+        ({"positive": liked, "k": 0}, 422, "k"),
+        ({"negative": disliked}, 422, "positive"),
+        ({"positive": liked, "collection": "nothing"}, 404, "no poster collection"),
+    ]:
+        assert_one_line_error(client.post("/api/recommend", json=body), status, message)
+    assert_one_line_error(client.post("/api/recommend", content=b"{not json", headers={"content-type": "application/json"}), 422)
+
+
+def test_predict_year_matches_the_library(client, style_embedder, tmp_path):
+    from regression.model_file import YearModel
+    from regression.predict import predict_year
+
+    make_poster(tmp_path / "new.png", seed=4242)
+    response = upload(client, (tmp_path / "new.png").read_bytes(), name="new.png", path="/api/predict-year")
+    assert response.status_code == 200, response.text
+    data = response.json()
+    expected = predict_year(tmp_path / "new.png", YearModel.load(client.tmp / "model"), style_embedder)
+    assert data["year"] == pytest.approx(expected.year, abs=1e-3)
+    assert (data["low"], data["high"]) == pytest.approx((expected.low, expected.high), abs=1e-3)
+    meta = json.loads((client.tmp / "model" / "model.json").read_text())
+    assert data["coverage"] == 0.8 and data["vector"] == meta["vector_name"] and data["name"] == "new.png"
+
+
+def test_predict_year_without_a_model_is_a_clear_404(client, style_embedder, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from web.app import create_app
+    from web.service import PosterService
+
+    app = create_app(PosterService(client.store, weights="random", model_dir=tmp_path / "none", era_sample=20, embedder=style_embedder))
+    with TestClient(app, raise_server_exceptions=False) as other:
+        assert_one_line_error(upload(other, poster_bytes(client, 1), path="/api/predict-year"), 404, "no year model in")
+        assert other.get("/api/era", params={"k": 2}).json()["year_model"] is None
+
+
+def test_era_figures_and_the_models_errors_by_decade(client):
+    response = client.get("/api/era", params={"k": 2})
+    assert response.status_code == 200, response.text
+    data = response.json()
+    coherence = data["coherence"]
+    assert coherence["k"] == 2 and coherence["posters"] == 20  # the server's era sample
+    assert coherence["neighbour_mean"] > 0 and coherence["random_mean"] > 0
+    assert sum(d["posters"] for d in coherence["by_decade"]) == 20
+    model = data["year_model"]
+    assert model["vector"] == json.loads((client.tmp / "model" / "model.json").read_text())["vector_name"] and model["n_test"] > 0 and "Keras head" in model["test"]
+    assert model["test"]["Keras head"]["mae_by_decade"]
+    assert client.get("/api/era", params={"k": 2}).json() == data  # computed once, then cached
+    assert_one_line_error(client.get("/api/era", params={"k": 60}), 400, "at most 50")
+    assert_one_line_error(client.get("/api/era", params={"sample": 1}), 422, "sample")
+
+
+# --- posters: only stored points, only from the recorded folder ---------------------------
+
+
+def test_posters_are_served_for_stored_points_only(client):
+    for i in (0, 13):
+        response = client.get(f"/api/posters/posters/{point_id(f'{i}.jpg')}")
+        assert response.status_code == 200 and response.content == poster_bytes(client, i)
+        assert response.headers["content-type"] == "image/jpeg"
+    for path, status in [
+        (f"/api/posters/posters/{point_id('nope')}", 404),
+        ("/api/posters/posters/0.jpg", 404),  # a file name is not an id
+        ("/api/posters/posters/..%2Fsecret.txt", 404),
+        ("/api/posters/posters/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd", 404),
+        (f"/api/posters/nothing/{point_id('0.jpg')}", 404),
+        (f"/api/posters/posters/{ESCAPING}", 404),  # stored, but its file is outside the folder
+    ]:
+        response = client.get(path)
+        assert response.status_code == status, (path, response.text)
+        assert b"not a poster" not in response.content and b"root:" not in response.content
+    assert "not in the recorded poster folder" in client.get(f"/api/posters/posters/{ESCAPING}").json()["detail"]
+
+
+# --- bad input: 4xx with one line, never a 500 ----------------------------------------------
+
+
+def bomb_png() -> bytes:
+    """A tiny file that claims 72 megapixels: refused before decoding, as at ingest."""
+    buffer = io.BytesIO()
+    Image.new("1", (9_000, 8_000)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("path", ["/api/search/image", "/api/predict-year"])
+def test_bad_uploads_are_4xx_with_one_line(client, path):
+    jpeg = poster_bytes(client, 0)
+    cases = [
+        (b"", 400, "query.jpg: empty file"),
+        (b"%PDF-1.4 this is not an image", 415, "not an image"),
+        (jpeg[: len(jpeg) // 2], 422, "corrupt image"),
+        (bomb_png(), 422, "over the 64 MP limit"),
+        (b"\xff\xd8" + b"\0" * (20 * 1024 * 1024 + 100), 413, "20 MB"),
+    ]
+    for data, status, message in cases:
+        assert_one_line_error(upload(client, data, path=path), status, message)
+    assert_one_line_error(client.post(path), 422, "file")
+    assert_one_line_error(client.post(path, data={"file": "text, not a file"}), 422, "file")
+    # a file name never leaks the server's temporary paths, and odd names are made safe
+    detail = upload(client, b"junk", name="../../etc/x\n.jpg", path=path).json()["detail"]
+    assert "/tmp" not in detail and "poster-upload" not in detail and "\n" not in detail
+
+
+def test_oversized_upload_is_refused_from_its_content_length(client):
+    response = client.post("/api/search/image", content=b"x" * 100, headers={"content-length": str(30 * 1024 * 1024), "content-type": "multipart/form-data; boundary=x"})
+    assert_one_line_error(response, 413, "over the 20 MB limit")
+
+
+def test_bad_parameters_are_4xx_with_one_line(client):
+    target = f"/api/search/id/{point_id('1.jpg')}"
+    assert_one_line_error(client.get(target, params={"k": 0}), 422, "k")
+    assert_one_line_error(client.get(target, params={"k": 101}), 422, "k")
+    assert_one_line_error(client.get(target, params={"k": "many"}), 422, "k")
+    assert_one_line_error(client.get(target, params={"year_min": "1950s"}), 422, "year_min")
+    assert_one_line_error(client.get(target, params={"vector": "clip"}), 400, "no vector 'clip'")
+    assert_one_line_error(client.get(target, params={"collection": "nothing"}), 404, "no poster collection 'nothing'")
+    assert_one_line_error(upload(client, poster_bytes(client, 1), vector="clip"), 400, "no vector 'clip'")
+    assert client.get("/api/nothing").status_code == 404
+
+
+def test_nothing_is_written_to_the_store(client):
+    before = sorted((p.id, json.dumps(p.payload, sort_keys=True)) for p in client.store.points(with_vectors=False))
+    upload(client, poster_bytes(client, 2))
+    upload(client, poster_bytes(client, 2), path="/api/predict-year")
+    client.get(f"/api/search/id/{point_id('2.jpg')}")
+    client.post("/api/recommend", json={"positive": [point_id("2.jpg")]})
+    after = sorted((p.id, json.dumps(p.payload, sort_keys=True)) for p in client.store.points(with_vectors=False))
+    assert after == before and client.store.count() == N + 1
+
+
+def test_only_loopback_hosts_count_as_local():
+    from web.server import is_loopback
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "127.0.0.2"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.5", "::", "example.org"))

@@ -1,0 +1,175 @@
+"""The HTTP routes: the page, and the JSON API it uses (OpenAPI at /docs and /openapi.json).
+
+FastAPI (on Starlette, served by uvicorn): typed query parameters are validated and documented
+from the signatures below, multipart uploads come with python-multipart, and its TestClient
+drives the same app in tests. Routes are plain `def`s: FastAPI runs them in a thread pool, so a
+search never blocks the server's event loop, and the service's lock keeps them one at a time.
+"""
+
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, File, Query as Q, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from errors import UserError
+from search.nearest import Filters
+from store.schema import VECTOR_NAME
+from web.service import NotFound, PosterService, Query
+from web.uploads import MAX_UPLOAD_BYTES, UploadError, rename_in_message, uploaded_image
+
+STATIC = Path(__file__).parent / "static"
+MULTIPART_SLACK = 64 * 1024  # form boundaries and headers around the file itself
+
+
+class RecommendRequest(BaseModel):
+    positive: list[str] = Field(description="Point ids of liked posters (at least one).")
+    negative: list[str] = Field(default_factory=list, description="Point ids of disliked posters.")
+    collection: str | None = None
+    vector: str = VECTOR_NAME
+    k: int = Field(12, ge=1, le=100)
+    year_min: int | None = None
+    year_max: int | None = None
+    genre: str | None = None
+
+
+def one_line(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"detail": " ".join(str(message).split())}, status_code=status)
+
+
+def create_app(service: PosterService) -> FastAPI:
+    app = FastAPI(
+        title="poster search",
+        description="Similar movie posters (VGG16 embeddings in Qdrant), recommendations and release-year prediction.",
+        version="1",
+    )
+
+    # --- errors: always one line of JSON, never a traceback --------------------------------
+
+    @app.exception_handler(NotFound)
+    def not_found(request: Request, error: NotFound):
+        return one_line(404, str(error))
+
+    @app.exception_handler(UploadError)
+    def bad_upload(request: Request, error: UploadError):
+        return one_line(error.status, str(error))
+
+    @app.exception_handler(UserError)
+    def bad_request(request: Request, error: UserError):
+        return one_line(400, str(error))
+
+    @app.exception_handler(RequestValidationError)
+    def invalid(request: Request, error: RequestValidationError):
+        parts = []
+        for e in error.errors():
+            where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "body", "path"))
+            parts.append(f"{where}: {e.get('msg', 'invalid')}" if where else e.get("msg", "invalid"))
+        return one_line(422, "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(Exception)
+    def unexpected(request: Request, error: Exception):
+        return one_line(500, f"unexpected error: {type(error).__name__}")
+
+    @app.middleware("http")
+    async def refuse_large_bodies(request: Request, call_next):
+        """Refuse an oversized upload from its Content-Length, before reading a byte of it."""
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_UPLOAD_BYTES + MULTIPART_SLACK:
+            return one_line(413, f"upload of {int(length) / 1e6:.1f} MB is over the {MAX_UPLOAD_BYTES // (1024 * 1024)} MB limit")
+        return await call_next(request)
+
+    # --- shared parameters ----------------------------------------------------------------
+
+    def search_query(
+        collection: Annotated[str | None, Q(description="Collection to search (default: the server's).")] = None,
+        vector: Annotated[str, Q(description="Stored vector to search by: vgg16 or vgg16_style.")] = VECTOR_NAME,
+        k: Annotated[int, Q(ge=1, le=100, description="How many results.")] = 12,
+        year_min: Annotated[int | None, Q(description="Only posters from this year on.")] = None,
+        year_max: Annotated[int | None, Q(description="Only posters up to this year.")] = None,
+        genre: Annotated[str | None, Q(description="Only posters of this genre.")] = None,
+    ) -> Query:
+        return Query(collection or service.default_collection, vector, k, Filters(year_min, year_max, genre or None))
+
+    def read_upload(file: UploadFile) -> bytes:
+        return file.file.read(MAX_UPLOAD_BYTES + 1)
+
+    # --- the page ---------------------------------------------------------------------------
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    # --- the API ----------------------------------------------------------------------------
+
+    @app.get("/api/collections", summary="The store's poster collections: count, embeddings, vectors, genres, years")
+    def collections():
+        return {"default": service.default_collection, "collections": [service.info(n) for n in service.collection_names()]}
+
+    @app.get("/api/collections/{name}", summary="One collection: count, embedding of each vector, genres, year range")
+    def collection(name: str):
+        return service.info(name)
+
+    @app.post("/api/search/image", summary="Posters most similar to an uploaded image (embedded with VGG16)")
+    def search_image(file: Annotated[UploadFile, File(description="A poster image, at most 20 MB.")], query: Annotated[Query, Depends(search_query)]):
+        data = read_upload(file)
+        with uploaded_image(data, file.filename) as path:
+            try:
+                results = service.search_image(path, query)
+            except UserError as e:
+                raise type(e)(rename_in_message(str(e), path, file.filename)) from None
+        return {"query": {"kind": "image", "name": file.filename}, **_where(query), "results": results}
+
+    @app.get("/api/search/id/{point_id}", summary="More like this: neighbours of a stored poster, no model needed")
+    def search_id(point_id: str, query: Annotated[Query, Depends(search_query)]):
+        film, results = service.search_point(point_id, query)
+        return {"query": {"kind": "id", **film}, **_where(query), "results": results}
+
+    @app.get("/api/search/title", summary="Neighbours of the stored film with this title (and year)")
+    def search_title(
+        title: Annotated[str, Q(min_length=1, max_length=300)],
+        query: Annotated[Query, Depends(search_query)],
+        year: Annotated[int | None, Q(description="The film's year, when several share the title.")] = None,
+    ):
+        film, results = service.search_title(title, year, query)
+        return {"query": {"kind": "title", **film}, **_where(query), "results": results}
+
+    @app.post("/api/recommend", summary="Posters like the liked examples and unlike the disliked ones")
+    def recommend(body: RecommendRequest):
+        query = Query(body.collection or service.default_collection, body.vector, body.k, Filters(body.year_min, body.year_max, body.genre or None))
+        results = service.recommend(body.positive, body.negative, query)
+        return {"query": {"kind": "recommend", "positive": body.positive, "negative": body.negative}, **_where(query), "results": results}
+
+    @app.post("/api/predict-year", summary="Predicted release year of an uploaded poster, with the range held-out errors give")
+    def predict_year(file: Annotated[UploadFile, File(description="A poster image, at most 20 MB.")]):
+        data = read_upload(file)
+        with uploaded_image(data, file.filename) as path:
+            try:
+                return {"name": file.filename, **service.predict_year(path)}
+            except UserError as e:
+                raise type(e)(rename_in_message(str(e), path, file.filename)) from None
+
+    @app.get("/api/era", summary="Era figures: neighbour year difference vs random pairs, year model error by decade")
+    def era(
+        query: Annotated[Query, Depends(search_query)],
+        sample: Annotated[int | None, Q(ge=10, le=100_000, description="Posters used as queries (seeded sample).")] = None,
+    ):
+        if query.k > 50:
+            raise UserError("k for the era figures is at most 50")
+        return {**_where(query), **service.era(query, sample)}
+
+    @app.get("/api/posters/{collection}/{point_id}", summary="The poster file of a stored point", response_class=FileResponse)
+    def poster(collection: str, point_id: str):
+        return FileResponse(service.poster_file(collection, point_id), headers={"Cache-Control": "max-age=3600"})
+
+    return app
+
+
+def _where(query: Query) -> dict:
+    return {"collection": query.collection, "vector": query.vector, "k": query.k, "filters": asdict(query.filters)}

@@ -1,0 +1,273 @@
+"""What the web API does, over the open store: search, recommend, predict the year, era figures.
+
+One PosterService lives as long as the server. It holds the store open (the embedded store admits
+one process, so the server opens it once) and loads VGG16 and the year model on first use, so the
+page answers at once and only the first image search pays for TensorFlow. Calls are serialised
+with a lock: the embedded store and a Keras model are not meant to be used from several threads
+at once, and a local page has one user.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from embedding.spec import resolve_weights
+from errors import UserError
+from search.nearest import Filters, Neighbour, PosterSearch
+from search.titles import find_film
+from store.collection import PosterStore, StoredPoint
+from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
+
+KNOWN_VECTORS = (VECTOR_NAME, STYLE_VECTOR_NAME)
+MAX_EXAMPLES = 20  # liked + disliked posters per recommendation, each
+
+
+class NotFound(UserError):
+    """Something the request names does not exist (HTTP 404)."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """Where and how to search: the collection, the stored vector, k and the filters."""
+
+    collection: str
+    vector: str = VECTOR_NAME
+    k: int = 12
+    filters: Filters = Filters()
+
+
+class PosterService:
+    """The open store plus lazily loaded models; every public method is one API call."""
+
+    def __init__(
+        self, store: PosterStore, weights: str | None = None, model_dir: Path | None = None, era_sample: int = 1000, embedder=None
+    ):
+        """`embedder`: an Embedder(style=True) already built (tests share one); else made on first use."""
+        self.store = store
+        self.weights = weights
+        self.model_dir = Path(model_dir) if model_dir else None
+        self.era_sample = era_sample
+        self._lock = threading.RLock()
+        self._handles: dict[str, PosterStore] = {}
+        self._embedder = embedder
+        self._year_model = None
+        self._info: dict[str, dict] = {}
+        self._era: dict[tuple, dict] = {}
+
+    # --- collections --------------------------------------------------------------------
+
+    @property
+    def default_collection(self) -> str:
+        return self.store.collection
+
+    def collection_names(self) -> list[str]:
+        with self._lock:
+            return sorted(n for n in self.store.collections() if self._is_poster_collection(n))
+
+    def _is_poster_collection(self, name: str) -> bool:
+        try:
+            self._handle(name).stored_spec()
+            return True
+        except UserError:
+            return False
+
+    def _handle(self, name: str) -> PosterStore:
+        if name not in self._handles:
+            self._handles[name] = self.store if name == self.store.collection else self.store.other_collection(name)
+        return self._handles[name]
+
+    def collection(self, name: str) -> PosterStore:
+        """The named collection, or NotFound: requests may name only collections of this store."""
+        if name not in self.collection_names():
+            raise NotFound(f"no poster collection {name!r} in this store (there are: {', '.join(self.collection_names()) or 'none'})")
+        return self._handle(name)
+
+    def info(self, name: str) -> dict:
+        """Count, embedding of each stored vector, genres and year range of a collection."""
+        with self._lock:
+            if name not in self._info:
+                store = self.collection(name)
+                vectors = {v: store.stored_spec(v).as_dict() for v in KNOWN_VECTORS if store.has_vector(v)}
+                genres: dict[str, int] = {}
+                years = []
+                for point in store.points(with_vectors=False, fields=["genres", "year"]):
+                    for genre in point.payload.get("genres") or []:
+                        genres[genre] = genres.get(genre, 0) + 1
+                    if point.payload.get("year") is not None:
+                        years.append(int(point.payload["year"]))
+                self._info[name] = {
+                    "name": name,
+                    "count": store.count(),
+                    "vectors": vectors,
+                    "posters": store.posters_dir() is not None,
+                    "genres": sorted(genres),
+                    "years": [min(years), max(years)] if years else None,
+                }
+            return self._info[name]
+
+    def _searcher(self, query: Query, with_model: bool = False) -> PosterSearch:
+        store = self.collection(query.collection)
+        if query.vector not in KNOWN_VECTORS or not store.has_vector(query.vector):
+            have = ", ".join(v for v in KNOWN_VECTORS if store.has_vector(v))
+            raise UserError(f"collection {query.collection!r} has no vector {query.vector!r} (it has: {have})")
+        return PosterSearch(store, self.embedder() if with_model else None)
+
+    # --- models, loaded on first use ----------------------------------------------------
+
+    def embedder(self):
+        """VGG16, built on the first image search (imports TensorFlow: seconds, once)."""
+        with self._lock:
+            if self._embedder is None:
+                from embedding.model import Embedder
+
+                # style=True: the same forward pass also gives the style vector, for `vgg16_style`
+                # searches and a year model trained on it.
+                embedder = Embedder(resolve_weights(self.weights), style=True)
+                embedder.load()
+                self._embedder = embedder
+            return self._embedder
+
+    def year_model(self):
+        with self._lock:
+            if self._year_model is None:
+                from regression.model_file import YearModel
+
+                if self.model_dir is None:
+                    raise NotFound("no year model: start the server with --model-dir (made by `python cli.py train-year`)")
+                try:
+                    self._year_model = YearModel.load(self.model_dir)
+                except UserError as e:
+                    raise NotFound(str(e)) from None
+            return self._year_model
+
+    # --- searches -----------------------------------------------------------------------
+
+    def search_image(self, image: Path, query: Query) -> list[dict]:
+        with self._lock:
+            searcher = self._searcher(query, with_model=True)
+            neighbours = searcher.by_image(image, query.k, query.filters, vector_name=query.vector)
+            return self._cards(query.collection, neighbours)
+
+    def point(self, collection: str, point_id: str) -> StoredPoint:
+        with self._lock:
+            try:
+                return find_film(self.collection(collection), point_id=point_id)
+            except NotFound:
+                raise
+            except UserError as e:
+                raise NotFound(str(e)) from None
+
+    def search_point(self, point_id: str, query: Query) -> tuple[dict, list[dict]]:
+        """Neighbours of a stored poster, from its stored vector: no model."""
+        with self._lock:
+            point = self.point(query.collection, point_id)
+            return self._describe(query.collection, point), self._neighbours_of(point, query)
+
+    def search_title(self, title: str, year: int | None, query: Query) -> tuple[dict, list[dict]]:
+        with self._lock:
+            try:
+                point = find_film(self.collection(query.collection), title=title, year=year)
+            except NotFound:
+                raise
+            except UserError as e:
+                if str(e).startswith("no film"):
+                    raise NotFound(str(e)) from None
+                raise
+            return self._describe(query.collection, point), self._neighbours_of(point, query)
+
+    def _neighbours_of(self, point: StoredPoint, query: Query) -> list[dict]:
+        neighbours = self._searcher(query).by_point(point, query.k, query.filters, vector_name=query.vector)
+        return self._cards(query.collection, neighbours)
+
+    def recommend(self, positive: list[str], negative: list[str], query: Query) -> list[dict]:
+        """Posters like the liked examples and unlike the disliked ones (Qdrant's recommend)."""
+        if len(positive) > MAX_EXAMPLES or len(negative) > MAX_EXAMPLES:
+            raise UserError(f"at most {MAX_EXAMPLES} liked and {MAX_EXAMPLES} disliked posters")
+        if set(positive) & set(negative):
+            raise UserError("a poster cannot be both liked and disliked")
+        with self._lock:
+            for point_id in [*positive, *negative]:
+                self.point(query.collection, point_id)  # NotFound for ids outside the collection
+            neighbours = self._searcher(query).recommend(positive, negative, query.k, query.filters, vector_name=query.vector)
+            return self._cards(query.collection, neighbours)
+
+    def predict_year(self, image: Path) -> dict:
+        from regression.predict import predict_year
+
+        with self._lock:
+            model = self.year_model()
+            prediction = predict_year(image, model, self.embedder())
+            return {**prediction.as_dict(), "vector": model.meta.get("vector_name", VECTOR_NAME), "trained_on": model.meta.get("collection")}
+
+    # --- era figures --------------------------------------------------------------------
+
+    def era(self, query: Query, sample: int | None = None) -> dict:
+        """Neighbour year difference vs random pairs (computed once per setting), and the year
+        model's held-out error by decade when there is a model."""
+        from search.era import era_coherence
+
+        sample = sample or self.era_sample
+        key = (query.collection, query.vector, query.k, sample)
+        with self._lock:
+            self._searcher(query)  # checks collection and vector
+            if key not in self._era:
+                report = era_coherence(self.collection(query.collection), k=query.k, sample=sample, vector_name=query.vector, progress=False)
+                self._era[key] = report.as_dict()
+            return {"coherence": self._era[key], "year_model": self._year_model_errors()}
+
+    def _year_model_errors(self) -> dict | None:
+        """The saved model's test figures (model.json only: no Keras needed)."""
+        from regression.model_file import META_FILE
+
+        meta_file = self.model_dir / META_FILE if self.model_dir else None
+        if meta_file is None or not meta_file.is_file():
+            return None
+        meta = json.loads(meta_file.read_text())
+        return {
+            "vector": meta.get("vector_name", VECTOR_NAME),
+            "collection": meta.get("collection"),
+            "n_test": meta.get("split", {}).get("n_test"),
+            "test": meta.get("test", {}),
+        }
+
+    # --- posters ------------------------------------------------------------------------
+
+    def poster_file(self, collection: str, point_id: str) -> Path:
+        """The poster file of a stored point, from the folder recorded at ingest, never outside it."""
+        with self._lock:
+            store = self.collection(collection)
+            point = self.point(collection, point_id)
+            folder = store.posters_dir()
+        if folder is None:
+            raise NotFound(f"collection {collection!r} records no poster folder")
+        base = folder.resolve()
+        path = (base / str(point.payload.get("file", ""))).resolve()
+        if not path.is_relative_to(base) or path == base or not path.is_file():
+            raise NotFound(f"the poster file of {point_id} is not in the recorded poster folder")
+        return path
+
+    # --- results as the page shows them -------------------------------------------------
+
+    def _cards(self, collection: str, neighbours: Iterable[Neighbour]) -> list[dict]:
+        return [{**n.as_dict(), "poster_url": poster_url(collection, n.id)} for n in neighbours]
+
+    def _describe(self, collection: str, point: StoredPoint) -> dict:
+        payload = point.payload
+        return {
+            "id": point.id,
+            "title": payload.get("title", ""),
+            "year": payload.get("year"),
+            "genres": payload.get("genres", []),
+            "file": payload.get("file", ""),
+            "poster_url": poster_url(collection, point.id),
+        }
+
+
+def poster_url(collection: str, point_id: str) -> str:
+    from urllib.parse import quote
+
+    return f"/api/posters/{quote(collection, safe='')}/{quote(point_id, safe='')}"
