@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import json
 import os
 import re
 import sys
@@ -20,7 +19,7 @@ from typing import Annotated, Optional
 import typer
 
 from errors import UserError, check_output_file
-from presentation import as_json, export_summary, film_query, ingest_summary, neighbours_json, neighbours_table
+from presentation import as_json, export_summary, film_query, files_written, ingest_summary, neighbours_json, neighbours_table
 
 app = typer.Typer(
     help="Embed movie posters with VGG16, store them in Qdrant, find similar posters, predict release years.",
@@ -370,10 +369,10 @@ def train_year(
     data = load_collections(store.location(), collections, parse_vector_names(vector))  # read, store closed again: then train
     report = train_year_model(data, model_dir, test_size, seed, config, knn_k, progress=not json_out)
     if json_out:
-        typer.echo(json.dumps(report.as_dict(), indent=2))
+        typer.echo(as_json(report.as_dict()))
     else:
         typer.echo(report.table())
-        typer.echo("wrote " + ", ".join(str(f) for f in report.files))
+        typer.echo(files_written(report.files))
 
 
 @app.command("evaluate-year")
@@ -394,7 +393,7 @@ def evaluate_year(
     model = YearModel.load(model_dir)
     data = load_collections(store.location(), collections, model.vector_names)
     result = evaluate_model(model, data, include_trained=include_trained)
-    typer.echo(json.dumps(result, indent=2) if json_out else evaluation_table(result))
+    typer.echo(as_json(result) if json_out else evaluation_table(result))
 
 
 @app.command("predict-year")
@@ -414,7 +413,7 @@ def predict_year(
     from regression.predict import predict_year as run_predict
 
     prediction = run_predict(image, model, Embedder(resolve_weights(weights), style=model.uses_style))
-    typer.echo(json.dumps({"image": str(image), **prediction.as_dict()}) if json_out else f"{image}: {prediction.sentence()}")
+    typer.echo(as_json({"image": str(image), **prediction.as_dict()}, indent=None) if json_out else f"{image}: {prediction.sentence()}")
 
 
 @app.command()
@@ -475,7 +474,7 @@ def compare(
 
     with store.open(must_exist=True) as db:
         result = compare_vectors(db, model_dir, test_size, seed, HeadConfig(epochs=epochs, members=members), knn_k, progress=not json_out)
-    typer.echo(json.dumps(result.as_dict(), indent=2) if json_out else result.table())
+    typer.echo(as_json(result.as_dict()) if json_out else result.table())
 
 
 @app.command()

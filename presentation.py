@@ -18,8 +18,9 @@ def one_line(text: Any) -> str:
     return " ".join(str(text).split())
 
 
-def as_json(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=2)
+def as_json(data: Any, indent: int | None = 2) -> str:
+    """JSON for scripts; indent=None gives one line per result (predict-year over many images)."""
+    return json.dumps(data, ensure_ascii=False, indent=indent)
 
 
 def ingest_summary(report_summary: str, collection: str, total: int, rejects: Path | None) -> str:
@@ -31,6 +32,10 @@ def ingest_summary(report_summary: str, collection: str, total: int, rejects: Pa
 
 def export_summary(written: Path, shape: tuple[int, ...]) -> str:
     return f"wrote {written}: embeddings {shape}, with ids, titles, years, files"
+
+
+def files_written(files) -> str:
+    return "wrote " + ", ".join(str(f) for f in files)
 
 
 def film_query(film: "StoredPoint") -> dict:

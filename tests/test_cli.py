@@ -1,4 +1,5 @@
-"""`python cli.py ...` in fresh processes: clear one-line errors, fast help, kill and resume."""
+"""The command line: clear one-line errors and ingest/export through Typer's CliRunner (in-process);
+fast help, kill and resume, and the installed console command in fresh processes."""
 
 import os
 import re
@@ -17,8 +18,18 @@ from store.schema import point_id
 from tests.conftest import ROOT, make_poster, run_cli
 
 
+def invoke(*args):
+    """`python cli.py ARGS`, in this process (Typer's CliRunner): for tests that need no fresh process."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
 def assert_one_line_error(result, pattern):
-    assert result.returncode == 1, result.stderr
+    code = result.returncode if isinstance(result, subprocess.CompletedProcess) else result.exit_code
+    assert code == 1, result.stderr
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
@@ -43,14 +54,14 @@ def ingest_args(catalog, posters, store, *extra):
 def test_bad_paths_are_one_line_errors(poster_set, tmp_path):
     catalog, posters = poster_set(2)
     store = tmp_path / "store"
-    assert_one_line_error(run_cli(*ingest_args(tmp_path / "none.csv", posters, store)), "catalog not found")
-    assert_one_line_error(run_cli(*ingest_args(catalog, tmp_path / "none", store)), "posters folder not found")
+    assert_one_line_error(invoke(*ingest_args(tmp_path / "none.csv", posters, store)), "catalog not found")
+    assert_one_line_error(invoke(*ingest_args(catalog, tmp_path / "none", store)), "posters folder not found")
     assert_one_line_error(
-        run_cli("ingest", "--catalog", catalog, "--posters", posters, "--weights", tmp_path / "w.h5"), "weights file not found"
+        invoke("ingest", "--catalog", catalog, "--posters", posters, "--weights", tmp_path / "w.h5"), "weights file not found"
     )
-    assert_one_line_error(run_cli("export-embeddings", tmp_path / "e.npz", "--qdrant-path", store), "no store at")
+    assert_one_line_error(invoke("export-embeddings", tmp_path / "e.npz", "--qdrant-path", store), "no store at")
     assert_one_line_error(
-        run_cli(*ingest_args(catalog, posters, store)[:-4], "--weights", "random", "--qdrant-url", "http://127.0.0.1:9"),
+        invoke(*ingest_args(catalog, posters, store)[:-4], "--weights", "random", "--qdrant-url", "http://127.0.0.1:9"),
         "cannot reach Qdrant at http://127.0.0.1:9",
     )
 
@@ -58,11 +69,11 @@ def test_bad_paths_are_one_line_errors(poster_set, tmp_path):
 def test_locked_store_and_other_embedding_are_one_line_errors_and_keep_data(poster_set, tmp_path):
     catalog, posters = poster_set(2)
     store = tmp_path / "store"
-    assert run_cli(*ingest_args(catalog, posters, store)).returncode == 0
-    with PosterStore(StoreLocation(path=store)):
-        assert_one_line_error(run_cli(*ingest_args(catalog, posters, store)), "in use by another process")
+    assert invoke(*ingest_args(catalog, posters, store)).exit_code == 0
+    with PosterStore(StoreLocation(path=store)):  # a lock on its own open file: refused in this process too
+        assert_one_line_error(invoke(*ingest_args(catalog, posters, store)), "in use by another process")
     (tmp_path / "other.h5").write_bytes(b"other weights")
-    result = run_cli(*ingest_args(catalog, posters, store)[:-2], "--weights", tmp_path / "other.h5")
+    result = invoke(*ingest_args(catalog, posters, store)[:-2], "--weights", tmp_path / "other.h5")
     assert_one_line_error(result, "made with another embedding: differs in weights")
     with PosterStore(StoreLocation(path=store)) as s:
         assert s.count() == 2
@@ -79,12 +90,12 @@ def test_imagenet_weights_offline_is_a_one_line_error_naming_the_option(poster_s
 def test_ingest_and_export_from_the_command_line(poster_set, tmp_path):
     catalog, posters = poster_set(3)
     (posters / "2.jpg").write_text("not an image")
-    result = run_cli(*ingest_args(catalog, posters, tmp_path / "store", "--rejects", tmp_path / "rej.csv"))
-    assert result.returncode == 0, result.stderr
+    result = invoke(*ingest_args(catalog, posters, tmp_path / "store", "--rejects", tmp_path / "rej.csv"))
+    assert result.exit_code == 0, result.stderr
     assert "ingested 2, already stored 0, rejected 1 of 3 catalog rows" in result.stdout
     assert "not an image" in (tmp_path / "rej.csv").read_text()
-    result = run_cli("export-embeddings", tmp_path / "e.npz", "--qdrant-path", tmp_path / "store")
-    assert result.returncode == 0 and "(2, 512)" in result.stdout
+    result = invoke("export-embeddings", tmp_path / "e.npz", "--qdrant-path", tmp_path / "store")
+    assert result.exit_code == 0 and "(2, 512)" in result.stdout
 
 
 def start_ingest(n_posters, tmp_path, poster_set):
@@ -158,7 +169,7 @@ def test_point_ids_are_pinned():
 
 def test_ingest_stores_posters_under_the_pinned_ids(poster_set, tmp_path):
     catalog, posters = poster_set(1)
-    assert run_cli(*ingest_args(catalog, posters, tmp_path / "store")).returncode == 0
+    assert invoke(*ingest_args(catalog, posters, tmp_path / "store")).exit_code == 0
     with PosterStore(StoreLocation(path=tmp_path / "store")) as s:
         assert [p.id for p in s.points(with_vectors=False)] == [PINNED_POINT_IDS["0.jpg"]]
 
