@@ -14,12 +14,16 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from errors import UserError, check_output_file
 from presentation import as_json, export_summary, film_query, files_written, ingest_summary, neighbours_json, neighbours_table
+
+if TYPE_CHECKING:
+    from store.collection import PosterStore
+    from store.connection import StoreLocation
 
 app = typer.Typer(
     help="Embed movie posters with VGG16, store them in Qdrant, find similar posters, predict release years.",
@@ -100,7 +104,7 @@ class StoreOptions:
     timeout: float | None = None
     collection: str = "posters"
 
-    def location(self):
+    def location(self) -> "StoreLocation":
         """The StoreLocation these options (and QDRANT_* variables) name; UserError for conflicts and bad values."""
         from store.connection import location_from_options
 
@@ -116,7 +120,7 @@ class StoreOptions:
             check_url(location.url)
         return location
 
-    def open(self, must_exist: bool = False, location=None):
+    def open(self, must_exist: bool = False, location: "StoreLocation | None" = None) -> "PosterStore":
         """The PosterStore (a context manager); an OS error opening it is one line, not a traceback."""
         from store.collection import PosterStore
 
