@@ -9,11 +9,12 @@ from tests.conftest import ROOT
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 NODES = ["qdrant-node1", "qdrant-node2", "qdrant-node3"]
+QDRANT = {name: s for name, s in SERVICES.items() if name != "web"}  # the web page's service is checked below
 
 
 def test_every_service_is_pinned_with_its_own_volume_a_working_healthcheck_and_no_telemetry():
     mounts = []
-    for name, service in SERVICES.items():
+    for name, service in QDRANT.items():
         assert re.fullmatch(r"qdrant/qdrant:v\d+\.\d+\.\d+", service["image"]), name  # pinned, not :latest
         [mount] = service["volumes"]
         volume, target = mount.split(":")
@@ -50,6 +51,47 @@ def test_cluster_profile_follows_qdrant_distributed_deployment():
 
 def test_compose_server_minor_version_is_within_one_of_the_client():
     pinned = re.search(r"qdrant-client==1\.(\d+)", (ROOT / "requirements.txt").read_text())
-    for service in SERVICES.values():
+    for service in QDRANT.values():
         server_minor = int(service["image"].split(":v")[1].split(".")[1])
         assert abs(int(pinned.group(1)) - server_minor) <= 1
+
+
+# --- the web page: an optional service built from the project's CPU-only Dockerfile -------------
+
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+WEB = SERVICES["web"]
+
+
+def test_web_service_is_optional_and_serves_the_page_from_the_qdrant_server():
+    assert WEB["profiles"] == ["web"]  # a plain `docker compose up` starts only Qdrant
+    assert WEB["build"] == "." and (ROOT / "Dockerfile").is_file()
+    command = WEB["command"]
+    assert command[0] == "serve" and command[command.index("--host") + 1] == "0.0.0.0"  # inside the container
+    port = command[command.index("--port") + 1]
+    assert WEB["ports"] == [f"127.0.0.1:{port}:{port}"]  # on the host: localhost only
+    assert WEB["environment"]["QDRANT_URL"] == "http://qdrant:6333" and "qdrant" in SERVICES
+    assert WEB["depends_on"]["qdrant"]["condition"] == "service_healthy"
+    data, models = WEB["volumes"]
+    assert data.endswith(":/data:ro")  # posters and weights, read-only
+    assert models.split(":")[0] in COMPOSE["volumes"] and command[command.index("--model-dir") + 1].startswith(models.split(":")[1])
+
+
+def test_web_healthcheck_asks_the_api_with_python_not_curl():
+    test = WEB["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"]  # the slim image has no curl or wget
+    port = WEB["command"][WEB["command"].index("--port") + 1]
+    assert f"http://127.0.0.1:{port}/api/collections" in test[3]
+    compile(test[3], "healthcheck", "exec")  # valid Python
+
+
+def test_dockerfile_is_cpu_only_pinned_and_runs_the_cli():
+    base = re.search(r"^FROM (\S+)", DOCKERFILE, re.M).group(1)
+    assert re.fullmatch(r"python:3\.11(\.\d+)?-slim-\w+", base)  # the Python the project requires, not :latest
+    assert 'requires-python = ">=3.11"' in (ROOT / "pyproject.toml").read_text()
+    assert "pip install -r requirements.txt" in DOCKERFILE
+    assert re.search(r"^tensorflow-cpu==", (ROOT / "requirements.txt").read_text(), re.M)  # no CUDA wheels
+    instructions = "\n".join(line for line in DOCKERFILE.splitlines() if not line.lstrip().startswith("#"))
+    assert not re.search(r"cuda|nvidia|--gpus", instructions, re.I)
+    assert 'ENTRYPOINT ["python", "cli.py"]' in DOCKERFILE and re.search(r"^USER (?!root)\w+", DOCKERFILE, re.M)
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", "qdrant_data", "*.h5", "results"} <= set(ignored)  # no environment, store, weights or results in the image
