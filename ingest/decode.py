@@ -128,6 +128,7 @@ class DecodePool:
         else:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="decode")
         self.busy_intervals: list[tuple[float, float]] = []
+        self.submitted = 0  # chunks handed to the workers so far
 
     def __enter__(self) -> "DecodePool":
         return self
@@ -146,6 +147,7 @@ class DecodePool:
             while submitted < len(chunks) and len(pending) < self.ahead:
                 pending.append(self._executor.submit(decode_chunk, list(chunks[submitted])))
                 submitted += 1
+                self.submitted += 1
             try:
                 result = pending.popleft().result()
             except BrokenProcessPool:

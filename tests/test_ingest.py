@@ -108,3 +108,84 @@ def test_export_of_a_missing_collection_is_a_clear_error(location):
 
     with PosterStore(location) as store, pytest.raises(UserError, match="no collection"):
         load_embeddings(store)
+
+
+def test_worker_processes_store_what_a_thread_stores_and_reject_every_odd_file(poster_set, tmp_path, random_embedder):
+    """Decoding in worker processes (the default) is the same as in-process; a FIFO, a folder named
+    like a poster, broken EXIF data and a sparse 200 MB file are rejects with their reason, never an abort."""
+    import os
+
+    from tests.test_images import _broken_exif_jpeg
+
+    catalog_csv, posters = poster_set(40)
+    os.remove(posters / "3.jpg")
+    os.mkfifo(posters / "3.jpg")
+    os.remove(posters / "7.jpg")
+    (posters / "7.jpg").mkdir()
+    _broken_exif_jpeg(posters / "11.jpg")
+    with open(posters / "20.jpg", "r+b") as f:
+        f.truncate(200 * 2**20)
+    from store.connection import StoreLocation
+
+    threads, processes = StoreLocation(path=tmp_path / "threads"), StoreLocation(path=tmp_path / "processes")
+    report, _, count = run(catalog_csv, posters, threads, random_embedder, workers=0, batch_size=8)
+    report2, _, count2 = run(catalog_csv, posters, processes, random_embedder, workers=2, batch_size=8)
+    assert (report2.ingested, count2, report2.workers) == (report.ingested, count, 2) == (36, 36, 2)
+    reasons = {r.key: r.reason for r in report2.rejects}
+    assert sorted(reasons) == ["11.jpg", "20.jpg", "3.jpg", "7.jpg"]
+    assert "not a regular file" in reasons["3.jpg"] and "is a folder" in reasons["7.jpg"]  # the catalog may see these first
+    assert reasons["11.jpg"].startswith("corrupt image (error: ")  # struct.error from Pillow's EXIF reader
+    assert reasons["20.jpg"] == "file is 200 MB, over the 128 MB limit"
+    assert reasons == {r.key: r.reason for r in report.rejects}
+    with PosterStore(threads) as a, PosterStore(processes) as b:
+        va = {p.id: p.vector for p in a.points()}
+        vb = {p.id: p.vector for p in b.points()}
+    assert va.keys() == vb.keys() and all(np.allclose(va[k], vb[k], atol=1e-6) for k in va)
+
+
+def test_summary_names_the_stage_that_bound_the_run(poster_set, location, random_embedder):
+    catalog_csv, posters = poster_set(6)
+    report, _, _ = run(catalog_csv, posters, location, random_embedder, batch_size=4, workers=1)
+    assert set(report.busy) == {"decode", "model", "store"}
+    assert all(0 <= v <= 1.0 for v in report.busy.values())
+    assert report.busy["model"] > report.busy["store"]  # VGG16 on a CPU dwarfs the rest
+    summary = report.summary()
+    assert "busy: decode " in summary and "bound by model" in summary and "batch 4" in summary
+    noop, _, _ = run(catalog_csv, posters, location, random_embedder)
+    assert "busy" not in noop.summary()  # nothing ran: no stage figures
+
+
+def test_the_decode_pool_is_bounded_and_in_order(poster_set):
+    """However far behind the model is, at most `ahead` chunks are decoded and held."""
+    from ingest.decode import DecodePool
+
+    _, posters = poster_set(12)
+    chunks = [[str(posters / f"{i}.jpg")] for i in range(12)]
+    with DecodePool(workers=1, ahead=3) as pool:
+        decoded = pool.decode(chunks)
+        first = next(decoded)
+        import time
+
+        time.sleep(1.0)  # a slow consumer: the pool must not run ahead of its bound
+        assert pool.submitted <= 3 + 1
+        rest = list(decoded)
+    assert len(first.kept) == 1 and len(rest) == 11 and pool.submitted == 12
+
+
+def test_a_store_error_stops_the_pipeline_with_that_error():
+    from ingest.writer import StoreWriter
+
+    written = []
+
+    def write(item):
+        if item == 3:
+            raise RuntimeError("store went away")
+        written.append(item)
+
+    writer = StoreWriter(write, depth=1)
+    with pytest.raises(RuntimeError, match="store went away"):
+        for item in range(100):
+            writer.put(item)
+        writer.close()
+    writer.close()  # closing after the error is quiet, and writes nothing more
+    assert written == [0, 1, 2]
