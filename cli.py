@@ -486,17 +486,19 @@ def compare(
 @store_options
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on. Anything but localhost exposes the store: see the README.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port, printed at start).")] = 8000,
     model_dir: ModelDir = Path("year_model"),
     era_sample: Annotated[int, typer.Option(min=10, help="Posters (a seeded sample) behind the page's era figures.")] = 1000,
     weights: Weights = None,
     store: StoreOptions = StoreOptions(),
 ) -> None:
     """The web page and JSON API: search by image, title or poster, recommend, predict years (Ctrl-C stops)."""
+    from web.server import listen
     from web.server import serve as run_server
 
-    with store.open(must_exist=True) as db:  # held for the life of the server: one process per embedded store
-        run_server(db, host=host, port=port, weights=weights, model_dir=model_dir, era_sample=era_sample)
+    listener = listen(host, port)  # a busy port is one line before the store is opened
+    with listener, store.open(must_exist=True) as db:  # held for the life of the server: one process per embedded store
+        run_server(db, listener, weights=weights, model_dir=model_dir, era_sample=era_sample)
 
 
 def main() -> None:

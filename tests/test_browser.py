@@ -83,6 +83,7 @@ def server(tmp_path_factory):
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
     log.close()
+    assert process.returncode == 0 and (tmp / "serve.log").read_text().strip().endswith("poster search: stopped")
 
 
 @pytest.fixture(scope="module")

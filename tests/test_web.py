@@ -362,3 +362,16 @@ def test_only_loopback_hosts_count_as_local():
 
     assert all(is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "127.0.0.2"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.5", "::", "example.org"))
+
+
+def test_serve_refuses_a_busy_port_and_a_missing_store_in_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli("serve", "--port", port, "--qdrant-path", tmp_path / "none", timeout=60)
+    assert result.returncode == 1 and result.stderr.strip() == f"Error: cannot serve on 127.0.0.1:{port}: Address already in use"
+    result = run_cli("serve", "--port", "0", "--qdrant-path", tmp_path / "none", timeout=60)
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1 and "no store at" in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import sys
 from pathlib import Path
 
@@ -21,30 +22,45 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before the store is opened: a busy port is one line, at once."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listener = socket.socket(family, kind, proto)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+    except OSError as e:
+        raise UserError(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
+    listener.listen(128)
+    return listener
+
+
 def serve(
     store: PosterStore,
-    host: str = "127.0.0.1",
-    port: int = 8000,
+    listener: socket.socket,
     weights: str | None = None,
     model_dir: Path | None = None,
     era_sample: int = 1000,
 ) -> None:
-    """Serve the page and the API until Ctrl-C. The store stays open; models load on first use."""
+    """Serve the page and the API on `listener` until Ctrl-C. The store stays open; models load on first use."""
     import uvicorn
 
     from web.app import create_app
     from web.service import PosterService
 
     store.stored_spec()  # a store without a poster collection is one line now, not a page of errors
+    host, port = listener.getsockname()[:2]
     if not is_loopback(host):
         print(
             f"Warning: serving on {host}: anyone who can reach this machine on port {port} can search the store "
-            "and see its posters (there is no login). Use 127.0.0.1 unless that is what you want.",
+            "and download its posters (there is no login). Use 127.0.0.1 unless that is what you want.",
             file=sys.stderr,
         )
     app = create_app(PosterService(store, weights=weights, model_dir=model_dir, era_sample=era_sample))
     print(f"poster search: http://{host if ':' not in host else f'[{host}]'}:{port}/  (API docs: /docs; Ctrl-C stops)", file=sys.stderr)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
-    except SystemExit as e:  # uvicorn exits when it cannot bind
-        raise UserError(f"cannot serve on {host}:{port} (port in use, or not an address of this machine)") from e
+        server.run(sockets=[listener])
+    except KeyboardInterrupt:  # uvicorn shuts down gracefully, then passes Ctrl-C on: the normal way to stop
+        pass
+    print("poster search: stopped", file=sys.stderr)
