@@ -6,11 +6,9 @@ so `python cli.py --help` answers at once.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 import os
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from errors import UserError, check_output_file
+from store.schema import check_collection_name
 from presentation import as_json, export_summary, film_query, files_written, ingest_summary, neighbours_json, neighbours_table
 
 if TYPE_CHECKING:
@@ -88,11 +87,6 @@ def cli_errors(command):
     return wrapper
 
 
-# Qdrant's own rule for collection names is loose; these are names that are safe as a folder name
-# in the embedded store and in a server URL path.
-_COLLECTION_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,254}")
-
-
 @dataclass(frozen=True)
 class StoreOptions:
     """The store-connection options of one command, checked and turned into a location or an open store."""
@@ -109,16 +103,7 @@ class StoreOptions:
         from store.connection import location_from_options
 
         check_collection_name(self.collection)
-        if self.path and self.url:
-            raise UserError("--qdrant-path (an embedded store) and --qdrant-url (a server) both given: choose one")
-        if not (self.path or self.url) and os.environ.get("QDRANT_PATH") and os.environ.get("QDRANT_URL"):
-            raise UserError("QDRANT_PATH and QDRANT_URL are both set: unset one, or choose with --qdrant-path / --qdrant-url")
-        location = location_from_options(self.path, self.url, self.api_key, self.timeout, self.grpc)
-        if self.path and location.url:  # an option beats the environment: --qdrant-path wins over QDRANT_URL
-            location = dataclasses.replace(location, url=None, prefer_grpc=False)
-        if location.url:
-            check_url(location.url)
-        return location
+        return location_from_options(self.path, self.url, self.api_key, self.timeout, self.grpc)
 
     def open(self, must_exist: bool = False, location: "StoreLocation | None" = None) -> "PosterStore":
         """The PosterStore (a context manager); an OS error opening it is one line, not a traceback."""
@@ -129,26 +114,6 @@ class StoreOptions:
             return PosterStore(location, self.collection, must_exist=must_exist)
         except OSError as e:
             raise UserError(f"cannot open {location.describe()}: {e.strerror or e}") from None
-
-
-def check_collection_name(name: str) -> None:
-    if not _COLLECTION_NAME.fullmatch(name):
-        raise UserError(
-            f"invalid collection name {name!r}: use 1-255 letters, digits, '_', '-' or '.', not starting with '.'"
-        )
-
-
-def check_url(url: str) -> None:
-    """A URL Qdrant's clients can use: scheme, host, optional numeric port."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError as e:
-        raise UserError(f"malformed Qdrant URL {url!r}: {e}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserError(f"malformed Qdrant URL {url!r}: expected http://HOST[:PORT] or https://HOST[:PORT]")
 
 
 _STORE_PARAMETERS = [
@@ -262,12 +227,11 @@ def export_embeddings(
 
     if out.is_dir():
         raise UserError(f"the output file {out} is a folder; give a file name such as embeddings.npz")
-    written = out if out.suffix == ".npz" else out.with_name(out.name + ".npz")  # numpy adds .npz to any other name
-    check_output_file(written, "the output file")
+    check_output_file(out, "the output file")
     with store.open(must_exist=True) as db:
         embeddings = load_embeddings(db)
-    save_npz(embeddings, written)
-    typer.echo(export_summary(written, embeddings.vectors.shape))
+    save_npz(embeddings, out)
+    typer.echo(export_summary(out, embeddings.vectors.shape))
 
 
 @app.command()
@@ -446,7 +410,6 @@ def migrate(
         target_location = StoreLocation(path=to_path)
     else:
         target_location = location_from_options(None, to_url, to_api_key or os.environ.get("QDRANT_TO_API_KEY"), store.timeout, store.grpc)
-        check_url(to_url)
     target_collection = to_collection or store.collection
     check_collection_name(target_collection)
     if source_location == target_location and target_collection == store.collection:

@@ -1,9 +1,9 @@
-"""Search latency: nearest() with the model loaded, search by title, and the CLI's cold start.
+"""Search latency on the real store: nearest() with the model loaded, search by title, and the
+CLI's cold start. (The engines side by side, and synthetic stores up to 100,000 points: bench/engines.py.)
 
-    .venv/bin/python bench/search.py [--qdrant-path qdrant_data] [--synthetic 50000] [-n 50]
+    .venv/bin/python bench/search.py [--qdrant-path qdrant_data] [-n 50]
 
-The real store is the one `python cli.py ingest` made (the README's quick start); the synthetic
-one is built here: random 512-d unit vectors with generated titles and years.
+The real store is the one `python cli.py ingest` made (the README's quick start).
 """
 
 from __future__ import annotations
@@ -12,21 +12,17 @@ import argparse
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from common import POSTERS, ROOT, WEIGHTS, require_data  # noqa: E402  (sets sys.path)
 from embedding.model import Embedder  # noqa: E402
-from embedding.spec import EmbeddingSpec  # noqa: E402
 from search.nearest import PosterSearch  # noqa: E402
 from search.titles import find_film  # noqa: E402
 from store.collection import PosterStore  # noqa: E402
 from store.connection import StoreLocation  # noqa: E402
-from store.schema import point_id  # noqa: E402
 
 
 def percentiles(seconds: list[float]) -> str:
@@ -70,45 +66,15 @@ def bench_real(store_path: Path, n: int) -> None:
     print(f"  `cli.py search --title` cold:  {cold_start(store_path, title):7.2f} s (median of 5 processes)")
 
 
-def bench_synthetic(n_points: int, n: int) -> None:
-    path = Path(tempfile.mkdtemp(prefix="bench-search-")) / "store"
-    rng = np.random.default_rng(0)
-    started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # local mode warns above 20,000 points: that is what we measure
-        with PosterStore(StoreLocation(path=path)) as store:
-            store.prepare(EmbeddingSpec(weights="random"))
-            for start in range(0, n_points, 1000):
-                ids = range(start, min(start + 1000, n_points))
-                vectors = rng.normal(size=(len(ids), 512)).astype(np.float32)
-                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-                payloads = [{"title": f"Synthetic film {i}", "year": int(1930 + i % 95), "sha256": f"{i:064x}"} for i in ids]
-                store.upsert([point_id(str(i)) for i in ids], vectors, payloads)
-        build = time.perf_counter() - started
-        with PosterStore(StoreLocation(path=path)) as store:
-            searcher = PosterSearch(store)
-            queries = [v / np.linalg.norm(v) for v in rng.normal(size=(n, 512)).astype(np.float32)]
-            by_vector = timed(lambda v: searcher.by_vector(v, 3), queries)
-            titles = [f"Synthetic film {i}" for i in rng.integers(0, n_points, n)]
-            by_title = timed(lambda t: searcher.by_point(find_film(store, title=t), k=3), titles)
-    print(f"synthetic store ({n_points} random 512-d points, built in {build:.0f} s):")
-    print(f"  nearest(vector):               {percentiles(by_vector)}")
-    print(f"  search by title (no model):    {percentiles(by_title)}")
-    print(f"  `cli.py search --title` cold:  {cold_start(path, titles[0]):7.2f} s (median of 5 processes)")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--qdrant-path", type=Path, default=ROOT / "qdrant_data")
-    parser.add_argument("--synthetic", type=int, default=50_000, help="points in the synthetic store (0: skip)")
     parser.add_argument("-n", type=int, default=50, help="queries per measurement")
     args = parser.parse_args()
     require_data()
-    if not (args.qdrant_path / "collection").is_dir():
+    if not args.qdrant_path.is_dir():
         sys.exit(f"no store at {args.qdrant_path}: run the README's quick start (python cli.py ingest ...) first")
     bench_real(args.qdrant_path, args.n)
-    if args.synthetic:
-        bench_synthetic(args.synthetic, args.n)
 
 
 if __name__ == "__main__":

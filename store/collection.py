@@ -16,7 +16,7 @@ from embedding.spec import EmbeddingSpec
 from errors import UserError
 from store.connection import StoreLocation, open_engine
 from store.engine import Hit, PointFilter, Record, VectorConfig
-from store.schema import DEFAULT_COLLECTION, SCHEMA_VERSION, STYLE_VECTOR_NAME, VECTOR_NAME
+from store.schema import DEFAULT_COLLECTION, SCHEMA_VERSION, STYLE_VECTOR_NAME, VECTOR_NAME, check_collection_name
 
 # Where each vector's EmbeddingSpec is kept in the collection metadata.
 _METADATA_KEY = {VECTOR_NAME: "embedding", STYLE_VECTOR_NAME: "style_embedding"}
@@ -47,6 +47,7 @@ class PosterStore:
     store is locked to this process until it is closed."""
 
     def __init__(self, location: StoreLocation, collection: str = DEFAULT_COLLECTION, must_exist: bool = False):
+        check_collection_name(collection)
         self.location = location
         self.collection = collection
         self.engine = open_engine(location, must_exist=must_exist)
@@ -54,6 +55,7 @@ class PosterStore:
 
     def other_collection(self, collection: str) -> "PosterStore":
         """Another collection of the same store, on the same engine (an embedded folder allows one)."""
+        check_collection_name(collection)
         other = object.__new__(PosterStore)
         other.location, other.collection, other.engine, other._owns_engine = self.location, collection, self.engine, False
         return other

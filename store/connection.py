@@ -72,24 +72,47 @@ def open_engine(location: StoreLocation, must_exist: bool = False):
 def location_from_options(
     path: str | None, url: str | None, api_key: str | None, timeout: float | None = None, grpc: bool | None = None
 ) -> StoreLocation:
-    """Options win over environment variables (QDRANT_PATH, QDRANT_URL, QDRANT_API_KEY, QDRANT_TIMEOUT, QDRANT_GRPC)."""
+    """The store named by options, else by QDRANT_PATH / QDRANT_URL (and QDRANT_API_KEY,
+    QDRANT_TIMEOUT, QDRANT_GRPC). An option beats the environment; a path and a URL together
+    are a conflict, not a silent choice."""
+    env_path, env_url = os.environ.get("QDRANT_PATH") or None, os.environ.get("QDRANT_URL") or None
+    if path and url:
+        raise UserError("--qdrant-path (an embedded store) and --qdrant-url (a server) both given: choose one")
+    if not (path or url) and env_path and env_url:
+        raise UserError("QDRANT_PATH and QDRANT_URL are both set: unset one, or choose with --qdrant-path / --qdrant-url")
+    url = None if path else url or env_url
+    if url:
+        check_url(url)
     env_timeout = os.environ.get("QDRANT_TIMEOUT")
     try:
         timeout = float(timeout if timeout is not None else env_timeout or 30.0)
     except ValueError:
         raise UserError(f"QDRANT_TIMEOUT must be a number of seconds, not {env_timeout!r}") from None
-    if timeout <= 0:
+    if not timeout > 0:
         raise UserError(f"the Qdrant timeout must be positive, not {timeout}")
-    url = url or os.environ.get("QDRANT_URL") or None
-    if url and not url.startswith(("http://", "https://")):
-        raise UserError(f"--qdrant-url must start with http:// or https://, not {url!r}")
-    grpc = grpc if grpc is not None else os.environ.get("QDRANT_GRPC", "").lower() in ("1", "true", "yes")
     if grpc and not url:
         raise UserError("--grpc needs a Qdrant server (--qdrant-url); the embedded store has no network protocol")
+    if grpc is None:  # from the environment: only meaningful for a server
+        grpc = bool(url) and os.environ.get("QDRANT_GRPC", "").lower() in ("1", "true", "yes")
     return StoreLocation(
-        path=Path(path or os.environ.get("QDRANT_PATH") or DEFAULT_PATH),
+        path=Path(path or env_path or DEFAULT_PATH),
         url=url,
         api_key=api_key or os.environ.get("QDRANT_API_KEY") or None,
         timeout=timeout,
         prefer_grpc=grpc,
     )
+
+
+def check_url(url: str) -> None:
+    """A URL Qdrant's clients can use: http(s), a host, an optional numeric port."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as e:
+        raise UserError(f"malformed Qdrant URL {url!r}: {e}") from None
+    if parts.scheme not in ("http", "https"):
+        raise UserError(f"malformed Qdrant URL {url!r}: it must start with http:// or https://")
+    if not parts.hostname:
+        raise UserError(f"malformed Qdrant URL {url!r}: expected http://HOST[:PORT] or https://HOST[:PORT]")

@@ -14,9 +14,9 @@ JSON file with its vectors and metadata (the embedding it was made with). Search
 payload indexes (including the full-text index on `title`), recommend and HNSW are Qdrant's.
 
 Search parameters (README, *Store*): collections are exact-scanned until a segment holds more
-than INDEXING_THRESHOLD_KB of one vector (about 5,000 posters of 512-d); then `optimize()`,
-run at the end of an ingest, builds an HNSW graph (m=16, ef_construct=128) and interactive
-queries use it with hnsw_ef=128. Evaluations (era, k-NN baselines) ask for exact search.
+than INDEXING_THRESHOLD_KB of one vector (about 5,000 posters of 512-d); then `optimize()`, run
+at the end of an ingest, builds an HNSW graph (m=16, ef_construct=100: Qdrant's defaults) and
+interactive queries use it with hnsw_ef=128. Evaluations (era, k-NN baselines) ask for exact search.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import shutil
 import threading
 from pathlib import Path
@@ -34,28 +33,21 @@ import numpy as np
 
 from errors import UserError
 from store.engine import Hit, PointFilter, Record, VectorConfig, as_vector_list, is_point_id
-from store.schema import INDEXED_FIELDS
+from store.schema import INDEXED_FIELDS, check_collection_name
 
 MARKER = "poster-search-store.json"
 FORMAT = 1
-HNSW_M = 16
-HNSW_EF_CONSTRUCT = 128
+HNSW_M = 16  # Qdrant's default
+HNSW_EF_CONSTRUCT = 100  # Qdrant's default
 HNSW_EF = 128
 INDEXING_THRESHOLD_KB = 10_000
 FULL_SCAN_THRESHOLD_KB = 10_000  # a filter matching fewer vectors than this is answered by exact scan
-COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def edge_version() -> str:
     from importlib.metadata import version
 
     return version("qdrant-edge-py")
-
-
-def check_collection_name(name: str) -> None:
-    """A collection is a folder here: letters, digits, '.', '_', '-', not starting with a dot."""
-    if not COLLECTION_NAME.match(name or ""):
-        raise UserError(f"invalid collection name {name!r}: use letters, digits, '.', '_' and '-' (not starting with '.' or '-')")
 
 
 class EdgeEngine:

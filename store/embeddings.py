@@ -38,8 +38,10 @@ def load_embeddings(store: PosterStore, vector_name: str = VECTOR_NAME) -> Embed
 
 
 def save_npz(embeddings: Embeddings, path: Path) -> None:
+    """Write exactly `path` (numpy would add `.npz` to a path without it; a file object it leaves alone)."""
     if not path.parent.is_dir():
         raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
-    np.savez_compressed(
-        path, embeddings=embeddings.vectors, ids=embeddings.ids, titles=embeddings.titles, years=embeddings.years, files=embeddings.files
-    )
+    with open(path, "wb") as f:
+        np.savez_compressed(
+            f, embeddings=embeddings.vectors, ids=embeddings.ids, titles=embeddings.titles, years=embeddings.years, files=embeddings.files
+        )

@@ -12,7 +12,10 @@ Collection `posters` (configurable), one point per film:
 
 from __future__ import annotations
 
+import re
 import uuid
+
+from errors import UserError
 
 DEFAULT_COLLECTION = "posters"
 VECTOR_NAME = "vgg16"
@@ -28,3 +31,12 @@ INDEXED_FIELDS = {"year": "integer", "genres": "keyword", "sha256": "keyword", "
 def point_id(key: str) -> str:
     """The point id of a catalog key: stable across runs, machines and stores."""
     return str(uuid.uuid5(POINT_NAMESPACE, key))
+
+
+# Safe as a folder name (the embedded store keeps a folder per collection) and in a server's URL path.
+_COLLECTION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
+
+
+def check_collection_name(name: str) -> None:
+    if not _COLLECTION_NAME.fullmatch(name or ""):
+        raise UserError(f"invalid collection name {name!r}: use 1-255 letters, digits, '_', '-' or '.', not starting with '.' or '-'")

@@ -154,5 +154,6 @@ def test_a_store_made_by_an_earlier_version_keeps_working_and_converts(tmp_path)
 
 @pytest.mark.parametrize("name", ["", "a/b", "..", ".hidden", "x" * 300])
 def test_collection_names_that_cannot_be_a_folder_are_refused(tmp_path, name):
-    with PosterStore(StoreLocation(path=tmp_path / "edge"), name) as store, pytest.raises(UserError, match="invalid collection name"):
-        store.prepare(SPEC)
+    with pytest.raises(UserError, match="invalid collection name"):
+        PosterStore(StoreLocation(path=tmp_path / "edge"), name)
+    assert not (tmp_path / "edge").exists()  # refused before anything is created

@@ -1,7 +1,7 @@
 """The two embedded engines side by side: Qdrant Edge (the default) and qdrant-client's local mode
 (what earlier versions used), on the real store and on synthetic ones.
 
-    .venv/bin/python bench/store.py [--real /tmp/era_store] [--sizes 3748,100000] [--style-sizes 3748,100000]
+    .venv/bin/python bench/engines.py [--real /tmp/era_store] [--sizes 3748,100000] [--style-sizes 3748,100000]
                                     [--engines edge,local-mode] [--local-mode-max 50000] [-n 200]
 
 For each engine and size: open (a fresh process's first answer, lock included), write (points/s,
@@ -9,8 +9,9 @@ batches of 256, every batch on disk before the next), index (Edge builds HNSW af
 nearest k=10 (p50/p99), nearest with a year-range filter, title search (find_film), and HNSW
 recall@10 against exact search. With --real (a store made by `cli.py ingest --style`): the same
 searches on the real posters, and cold `cli.py search --title` / `cli.py search poster.jpg`
-processes with where their time goes. Synthetic points: random unit vectors, generated titles,
-years and genres; local mode above --local-mode-max points is skipped (minutes to open).
+processes with where their time goes. Synthetic points: clustered non-negative vectors (see
+`poster_like`), generated titles, years and genres; local mode above --local-mode-max points is
+skipped (minutes to open).
 """
 
 from __future__ import annotations
@@ -70,6 +71,16 @@ def unit(rng, n, dim):
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+def poster_like(rng, n, dim, clusters=2000):
+    """Vectors shaped like VGG16 features: non-negative (after ReLU), in clusters (posters of a
+    kind), each a cluster centre times log-normal noise (cosine to its centre about 0.8). Uniform
+    random vectors would be a poor stand-in: in 512-d they are all nearly equidistant, which no
+    real collection is and which defeats any approximate index."""
+    centres = np.random.default_rng(99).normal(size=(clusters, dim)).astype(np.float32) ** 2
+    v = centres[rng.integers(0, clusters, n)] * np.exp(0.5 * rng.normal(size=(n, dim))).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
 def write_synthetic(location: StoreLocation, n_points: int, style: bool) -> tuple[float, float]:
     """Fill a store; returns (points/s of the writes, seconds of the index build after them)."""
     rng = np.random.default_rng(0)
@@ -82,7 +93,9 @@ def write_synthetic(location: StoreLocation, n_points: int, style: bool) -> tupl
              "sha256": f"{i:064x}", "genres": [GENRES[i % len(GENRES)]]}
             for i in ids
         ]
-        batches.append(([point_id(f"{i}.jpg") for i in ids], unit(rng, len(ids), 512), payloads, unit(rng, len(ids), STYLE_DIM) if style else None))
+        batches.append(
+            ([point_id(f"{i}.jpg") for i in ids], poster_like(rng, len(ids), 512), payloads, poster_like(rng, len(ids), STYLE_DIM) if style else None)
+        )
     with PosterStore(location) as store:
         store.prepare(spec, style_spec=style_spec if style else None)
         started = time.perf_counter()
@@ -109,7 +122,7 @@ def searches(location: StoreLocation, n: int, titles: list[str], label: str) -> 
     rng = np.random.default_rng(1)
     with PosterStore(location, must_exist=True) as store:
         dim = store.vectors()["vgg16"]
-        queries = list(unit(rng, n, dim))
+        queries = list(poster_like(rng, n, dim))
         search = PosterSearch(store)
         out = {
             "nearest": timed(lambda v: store.nearest([v], 10), queries),
