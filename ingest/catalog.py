@@ -190,10 +190,17 @@ def _locate_poster(root: Path, file: str) -> tuple[Path | None, str]:
     if path.is_absolute() or path.parts[0] == "..":
         return None, "poster path escapes the posters folder"
     try:
-        real = (root / path).resolve()
-        if not real.is_relative_to(root):
-            return None, "poster path escapes the posters folder (a symlink leads outside it)"
-        mode = real.stat().st_mode
+        real, mode = root, 0
+        for part in path.parts:  # one lstat per component: cheaper than resolve() when no symlink is met
+            real = real / part
+            mode = os.lstat(real).st_mode
+            if stat.S_ISLNK(mode):
+                break
+        if stat.S_ISLNK(mode):  # a symlink on the way: follow it all, and see where it leads
+            real = (root / path).resolve()
+            if not real.is_relative_to(root):
+                return None, "poster path escapes the posters folder (a symlink leads outside it)"
+            mode = real.stat().st_mode
     except FileNotFoundError:
         return None, "poster file not found"
     except RuntimeError:  # a symlink loop
