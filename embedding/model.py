@@ -95,10 +95,11 @@ class Embedder:
             return np.zeros((0, self.spec.dim), np.float32), np.zeros((0, style_dim), np.float32) if style_dim else None
         batch = as_uint8(pixels)
         n = len(batch)
-        if self.runtime.backend == "jax" and n < _JAX_BUCKET:
-            # JAX compiles once per input shape: pad small batches to one bucket size
-            # instead of compiling for every odd-sized last batch.
-            batch = np.concatenate([batch, np.zeros((_JAX_BUCKET - n, *batch.shape[1:]), np.uint8)])
+        if self.runtime.backend == "jax" and n & (n - 1):
+            # JAX compiles once per input shape: pad to a power of two, so that odd-sized last
+            # batches and single queries reuse a few compiled shapes instead of compiling anew.
+            padded = 1 << n.bit_length()
+            batch = np.concatenate([batch, np.zeros((padded - n, *batch.shape[1:]), np.uint8)])
         outputs = self.model.predict_on_batch(batch)
         if not self.style_spec:
             return normalise(np.asarray(outputs, dtype=np.float32)[:n]), None
@@ -114,8 +115,6 @@ class Embedder:
             return np.zeros((0, self.spec.dim), dtype=np.float32)
         return self.embed_pixels(np.stack(pixels))
 
-
-_JAX_BUCKET = 32
 
 
 def as_uint8(pixels: np.ndarray) -> np.ndarray:
