@@ -153,3 +153,15 @@ def test_other_backends_agree_with_tensorflow_on_real_posters(backend, era_data,
     reference = Embedder(str(real_weights)).embed_pixels(np.stack([decode_poster(p).pixels for p in paths]))
     vectors = embed_in_process(paths, str(real_weights), backend, "fp32", tmp_path / "v.npy")
     assert cosines(vectors, reference).min() >= 0.9999
+
+
+def test_cli_refuses_an_unknown_backend_or_precision_in_one_line(poster_set, tmp_path):
+    from tests.conftest import run_cli
+
+    catalog, posters = poster_set(2)
+    common = ["ingest", "--catalog", catalog, "--posters", posters, "--qdrant-path", tmp_path / "store", "--weights", "random"]
+    result = run_cli(*common, "--backend", "mxnet")
+    assert result.returncode == 1 and result.stderr.strip() == "Error: unknown backend 'mxnet': use auto, tensorflow, jax or torch"
+    result = run_cli(*common, "--precision", "fp8")
+    assert result.returncode == 1 and result.stderr.strip() == "Error: unknown precision 'fp8': use auto, fp32 or bf16"
+    assert not (tmp_path / "store").exists()  # refused before anything was created
