@@ -113,7 +113,7 @@ def load_rgb(source: ImageSource, draft_size: int | None = None) -> tuple[Image.
         # An image opened from a file is that file's content: hash the file, as ingest does.
         origin = Path(getattr(source, "filename", "") or "")
         if origin.is_file():
-            digest = hashlib.sha256(origin.read_bytes()).hexdigest()
+            digest = hashlib.sha256(read_file(origin)).hexdigest()
         else:
             digest = hashlib.sha256(np.asarray(source).tobytes()).hexdigest()
     elif isinstance(source, np.ndarray):
