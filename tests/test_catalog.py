@@ -210,3 +210,22 @@ def test_reject_lines_are_file_lines_after_a_multiline_title(tmp_path):
     catalog = read_catalog(csv, tmp_path / "posters")
     assert [f.title for f in catalog.films] == ["Two\nlines\nhere"]
     assert [(r.row, r.reason) for r in catalog.rejects] == [(5, "poster file not found")]
+
+
+def test_hostile_rows_through_the_command_line_are_short_rejects(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    make_poster(tmp_path / "posters" / "ok.jpg", seed=1)
+    rows = [["ok.jpg", "Fine", 1950], ["y" * 300 + ".jpg", "Long name", 1950], ["z.jpg", "T" * 5_000_000, 1950]]
+    catalog = write_csv(tmp_path / "m.csv", ["filename", "title", "release_year"], rows)
+    rejects = tmp_path / "rejects.csv"
+    args = ["ingest", "--catalog", catalog, "--posters", tmp_path / "posters", "--qdrant-path", tmp_path / "store"]
+    result = CliRunner().invoke(app, [str(a) for a in [*args, "--weights", "random", "--rejects", rejects]])
+    assert result.exit_code == 0, result.output
+    assert "ingested 1, already stored 0, rejected 2 of 3 catalog rows" in result.output
+    assert max(len(line) for line in result.output.splitlines()) < 300
+    lines = rejects.read_text().splitlines()
+    assert len(lines) == 3 and max(len(line) for line in lines) < 600
+    assert "File name too long" in lines[1] and "5,000,000 characters" in lines[2]
