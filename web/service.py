@@ -46,7 +46,7 @@ class PosterService:
     def __init__(
         self, store: PosterStore, weights: str | None = None, model_dir: Path | None = None, era_sample: int = 1000, embedder=None
     ):
-        """`embedder`: an Embedder(style=True) already built (tests share one); else made on first use."""
+        """`embedder`: an Embedder already built (tests share one); else made on first use."""
         self.store = store
         self.weights = weights
         self.model_dir = Path(model_dir) if model_dir else None
@@ -124,12 +124,18 @@ class PosterService:
             if self._embedder is None:
                 from embedding.model import Embedder
 
-                # style=True: the same forward pass also gives the style vector, for `vgg16_style`
-                # searches and a year model trained on it.
-                embedder = Embedder(resolve_weights(self.weights), style=True)
+                embedder = Embedder(resolve_weights(self.weights), style=self._needs_style())
                 embedder.load()
                 self._embedder = embedder
             return self._embedder
+
+    def _needs_style(self) -> bool:
+        """Whether uploads need the style vector too (same forward pass, about 15 % more work): for
+        `vgg16_style` searches, or a year model that reads it."""
+        if any(self._handle(n).has_vector(STYLE_VECTOR_NAME) for n in self.collection_names()):
+            return True
+        errors = self._year_model_errors()
+        return bool(errors) and STYLE_VECTOR_NAME in errors["vector"]
 
     def year_model(self):
         with self._lock:

@@ -1,0 +1,122 @@
+"""Latency of the web API, through real HTTP on localhost: `python cli.py serve` in its own process.
+
+    .venv/bin/python bench/web.py [--qdrant-path qdrant_data] [--collection posters] [-n 50] [-k 12]
+
+Measures, warm (after the first image search has loaded VGG16): search by image upload, by
+stored id, by title, recommend, a poster file and the page; and cold: how soon the server answers
+after it starts, the first image search (which loads the model) and the first era figures. The store is the one
+`python cli.py ingest` made (the README's quick start); uploads are posters of the shared data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import POSTERS, ROOT, WEIGHTS, require_data  # noqa: E402  (sets sys.path)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def summary(seconds: list[float]) -> str:
+    ms = np.array(seconds) * 1000
+    return f"p50 {np.percentile(ms, 50):7.1f} ms   p95 {np.percentile(ms, 95):7.1f} ms   (n={len(ms)})"
+
+
+def timed(call, inputs) -> list[float]:
+    out = []
+    for x in inputs:
+        started = time.perf_counter()
+        response = call(x)
+        out.append(time.perf_counter() - started)
+        response.raise_for_status()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--qdrant-path", default="qdrant_data")
+    parser.add_argument("--collection", default="posters")
+    parser.add_argument("-n", type=int, default=50, help="queries per row")
+    parser.add_argument("-k", type=int, default=12, help="results per search (the page's default)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--weights", default=str(WEIGHTS), help="the weights the store was made with")
+    args = parser.parse_args()
+    require_data()
+    import httpx
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, str(ROOT / "cli.py"), "serve", "--qdrant-path", args.qdrant_path, "--collection", args.collection,
+               "--port", str(port), "--weights", args.weights]
+    started = time.perf_counter()
+    server = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            while True:
+                try:
+                    client.get("/api/collections").raise_for_status()
+                    break
+                except httpx.TransportError:
+                    if server.poll() is not None:
+                        sys.exit(f"the server stopped: {server.stderr.read()[-1000:]}")
+                    time.sleep(0.05)
+            first_answer = time.perf_counter() - started
+            info = client.get(f"/api/collections/{args.collection}").json()
+            rng = random.Random(args.seed)
+            files = rng.sample(sorted(POSTERS.iterdir()), args.n + 1)
+            uploads = [(f.name, f.read_bytes()) for f in files]
+            params = {"collection": args.collection, "k": args.k}
+
+            def upload(item):
+                name, data = item
+                return client.post("/api/search/image", params=params, files={"file": (name, data, "image/jpeg")})
+
+            first_image = timed(upload, uploads[:1])[0]  # loads VGG16
+            image = timed(upload, uploads[1:])
+            # stored ids and titles from what the searches returned
+            results = [r for item in uploads[1 : 1 + args.n] for r in upload(item).json()["results"]]
+            by_id = {r["id"]: r for r in results}
+            ids = rng.sample(sorted(by_id), min(args.n, len(by_id)))
+            stored = timed(lambda i: client.get(f"/api/search/id/{i}", params=params), ids)
+            titled = [by_id[i] for i in ids if by_id[i]["year"] is not None]
+            title = timed(lambda r: client.get("/api/search/title", params={**params, "title": r["title"], "year": r["year"]}), titled)
+            recommend = timed(
+                lambda i: client.post("/api/recommend", json={**params, "positive": [ids[i], ids[(i + 1) % len(ids)]], "negative": [ids[(i + 2) % len(ids)]]}),
+                range(len(ids)),
+            )
+            poster = timed(lambda i: client.get(f"/api/posters/{args.collection}/{i}"), ids)
+            page = timed(lambda _: client.get("/"), range(args.n))
+            era_first = timed(lambda _: client.get("/api/era", params={"collection": args.collection, "k": 3}), range(1))[0]
+            era_cached = timed(lambda _: client.get("/api/era", params={"collection": args.collection, "k": 3}), range(args.n))
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        server.wait(timeout=30)
+
+    print(f"web API on {args.qdrant_path} ({info['count']} posters), k={args.k}, through HTTP on localhost; {os.cpu_count()} CPUs")
+    print(f"  server answers after start      {first_answer:7.2f} s   (store opened; no model yet)")
+    print(f"  first image search (loads VGG16) {first_image:6.2f} s")
+    print(f"  search by image upload           {summary(image)}")
+    print(f"  search by stored id              {summary(stored)}")
+    print(f"  search by title (and year)       {summary(title)}")
+    print(f"  recommend (2 liked, 1 disliked)  {summary(recommend)}")
+    print(f"  poster file                      {summary(poster)}")
+    print(f"  the page (index.html)            {summary(page)}")
+    print(f"  era figures, first (k=3, 1,000 sampled posters) {era_first:6.2f} s; then cached: {summary(era_cached)}")
+
+
+if __name__ == "__main__":
+    main()
