@@ -54,6 +54,7 @@ def migrate(source: PosterStore, target: PosterStore, batch_size: int = 256, sha
                 target.upsert_records(records)
             copied += len(records)
             bar.update(len(records))
+    target.optimize()  # an embedded destination builds its search index now (a server does so by itself)
     report = MigrateReport(copied, source.count(), target.count(), time.perf_counter() - started)
     if report.target_count < report.source_count:
         raise UserError(f"destination holds {report.target_count} points, source {report.source_count}: run migrate again")
