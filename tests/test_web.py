@@ -24,6 +24,8 @@ from tests.conftest import make_poster, run_cli, write_csv
 GENRES = ["Drama", "Comedy|Drama", "Horror", "Comedy", "Western", "Horror|Comedy"]
 N = 24
 ESCAPING = point_id("escaping")  # a point whose payload names a file outside the poster folder
+DISGUISED = point_id("disguised")  # a point whose poster is a PNG named .html
+STORED = N + 2
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +53,8 @@ def web_store(tmp_path_factory, style_embedder):
         # the escaping point has real vectors: it is found by searches like any other point
         base, style = style_embedder.embed_both(np.zeros((1, 224, 224, 3), np.float32) + 127)
         store.upsert([ESCAPING], base, [{"key": "escaping", "title": "Escaping", "year": 2001, "file": "../secret.txt", "sha256": "x"}], style)
+        Image.open(tmp / "posters" / "5.jpg").save(tmp / "posters" / "disguised.html", "PNG")
+        store.upsert([DISGUISED], base, [{"key": "disguised", "title": "Disguised", "year": 2002, "file": "disguised.html", "sha256": "y"}], style)
         second = store.other_collection("second")
         for i in range(4):
             make_poster(tmp / "second" / f"s{i}.jpg", seed=900 + i)
@@ -123,7 +127,7 @@ def test_collections_list_counts_vectors_genres_and_years(client):
     by_name = {c["name"]: c for c in data["collections"]}
     assert set(by_name) == {"posters", "second"}
     posters = by_name["posters"]
-    assert posters["count"] == N + 1 and posters["posters"] is True
+    assert posters["count"] == STORED and posters["posters"] is True
     assert set(posters["vectors"]) == {"vgg16", "vgg16_style"}
     assert posters["vectors"]["vgg16"]["weights"] == "random" and posters["vectors"]["vgg16"]["dim"] == 512
     assert posters["genres"] == ["Comedy", "Drama", "Horror", "Western"]
@@ -301,6 +305,14 @@ def test_posters_are_served_for_stored_points_only(client):
     assert "not in the recorded poster folder" in client.get(f"/api/posters/posters/{ESCAPING}").json()["detail"]
 
 
+def test_a_poster_is_only_ever_served_as_the_image_it_is(client):
+    response = client.get(f"/api/posters/posters/{DISGUISED}")  # PNG bytes in a file named .html
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    assert response.headers["x-content-type-options"] == "nosniff" and "sandbox" in response.headers["content-security-policy"]
+    page = client.get("/")
+    assert "default-src 'self'" in page.headers["content-security-policy"] and page.headers["x-content-type-options"] == "nosniff"
+
+
 # --- bad input: 4xx with one line, never a 500 ----------------------------------------------
 
 
@@ -354,7 +366,7 @@ def test_nothing_is_written_to_the_store(client):
     client.get(f"/api/search/id/{point_id('2.jpg')}")
     client.post("/api/recommend", json={"positive": [point_id("2.jpg")]})
     after = sorted((p.id, json.dumps(p.payload, sort_keys=True)) for p in client.store.points(with_vectors=False))
-    assert after == before and client.store.count() == N + 1
+    assert after == before and client.store.count() == STORED
 
 
 def test_only_loopback_hosts_count_as_local():

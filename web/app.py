@@ -25,6 +25,12 @@ from web.uploads import MAX_UPLOAD_BYTES, UploadError, rename_in_message, upload
 
 STATIC = Path(__file__).parent / "static"
 MULTIPART_SLACK = 64 * 1024  # form boundaries and headers around the file itself
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+POSTER_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox"}
 
 
 class RecommendRequest(BaseModel):
@@ -74,6 +80,14 @@ def create_app(service: PosterService) -> FastAPI:
     @app.exception_handler(Exception)
     def unexpected(request: Request, error: Exception):
         return one_line(500, f"unexpected error: {type(error).__name__}")
+
+    @app.middleware("http")
+    async def page_policy(request: Request, call_next):
+        """The page runs only its own script and loads only its own files (and the preview blob)."""
+        response = await call_next(request)
+        if request.url.path == "/" or request.url.path.startswith("/static/"):
+            response.headers.update(PAGE_HEADERS)
+        return response
 
     @app.middleware("http")
     async def refuse_large_bodies(request: Request, call_next):
@@ -166,9 +180,23 @@ def create_app(service: PosterService) -> FastAPI:
 
     @app.get("/api/posters/{collection}/{point_id}", summary="The poster file of a stored point", response_class=FileResponse)
     def poster(collection: str, point_id: str):
-        return FileResponse(service.poster_file(collection, point_id), headers={"Cache-Control": "max-age=3600"})
+        path = service.poster_file(collection, point_id)
+        # The type comes from the image's own header, not its file name, and browsers may neither
+        # sniff another nor run anything in it: a stored file is only ever shown as an image.
+        return FileResponse(path, media_type=image_type(path), headers={"Cache-Control": "max-age=3600", **POSTER_HEADERS})
 
     return app
+
+
+def image_type(path: Path) -> str:
+    """The MIME type of an image file from its header (Pillow reads no pixels for this)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return Image.MIME.get(image.format or "", "application/octet-stream")
+    except Exception:  # not an image after all: let nothing interpret it
+        return "application/octet-stream"
 
 
 def _where(query: Query) -> dict:
