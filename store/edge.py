@@ -57,6 +57,7 @@ class EdgeEngine:
         self.path = Path(path)
         self._shards: dict = {}  # collection name -> EdgeShard, opened on first use
         self._opening = threading.Lock()
+        self._written: set[str] = set()  # collections changed since open: flushed on close
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"store path {self.path} is a file, not a folder")
         if must_exist and not (self.path / MARKER).is_file():
@@ -88,8 +89,9 @@ class EdgeEngine:
         return f"local store {self.path}"
 
     def close(self) -> None:
-        for shard in self._shards.values():
-            shard.flush()  # so that the next open need not replay the WAL
+        for name, shard in self._shards.items():
+            if name in self._written:
+                shard.flush()  # so that the next open need not replay the WAL
             shard.close()
         self._shards.clear()
         if not self._lock.closed:
@@ -154,7 +156,7 @@ class EdgeEngine:
     def add_vector(self, name: str, vector: VectorConfig) -> None:
         from qdrant_edge import Distance, UpdateOperation
 
-        self._shard(name).update(UpdateOperation.create_dense_vector(vector.name, vector.dim, Distance.Cosine))
+        self._update(name, UpdateOperation.create_dense_vector(vector.name, vector.dim, Distance.Cosine))
         config = self._config(name)
         config["vectors"][vector.name] = vector.dim
         _write_json(self._dir(name) / "collection.json", config)
@@ -166,10 +168,14 @@ class EdgeEngine:
         """Create the payload indexes poster search filters on; idempotent, so run on every open."""
         from qdrant_edge import UpdateOperation
 
-        shard, have = self._shard(name), self.payload_indexes(name)
+        have = self.payload_indexes(name)
         for field_name, kind in INDEXED_FIELDS.items():
             if field_name not in have:
-                shard.update(UpdateOperation.create_field_index(field_name, _index_schema(kind)))
+                self._update(name, UpdateOperation.create_field_index(field_name, _index_schema(kind)))
+
+    def _update(self, name: str, operation) -> None:
+        self._shard(name).update(operation)
+        self._written.add(name)
 
     def _shard(self, name: str):
         from qdrant_edge import EdgeShard
@@ -199,24 +205,23 @@ class EdgeEngine:
         points = [Point(r.id, {k: np.asarray(v, dtype=np.float32).tolist() for k, v in r.vectors.items()}, r.payload) for r in records]
         # Durable once update() returns: Edge writes the WAL first, and replays it on the next
         # open after a crash (kill -9 included). Segments are flushed on close().
-        self._shard(name).update(UpdateOperation.upsert_points(points))
+        self._update(name, UpdateOperation.upsert_points(points))
 
     def update_vectors(self, name: str, ids: Sequence[str], vector_name: str, vectors: np.ndarray) -> None:
         from qdrant_edge import PointVectors, UpdateOperation
 
-        self._shard(name).update(UpdateOperation.update_vectors([PointVectors(i, {vector_name: v}) for i, v in zip(ids, as_vector_list(vectors))]))
+        self._update(name, UpdateOperation.update_vectors([PointVectors(i, {vector_name: v}) for i, v in zip(ids, as_vector_list(vectors))]))
 
     def overwrite_payloads(self, name: str, items: Sequence[tuple[str, dict]]) -> None:
         from qdrant_edge import UpdateOperation
 
-        shard = self._shard(name)
         for point_id, payload in items:
-            shard.update(UpdateOperation.overwrite_payload([point_id], payload))
+            self._update(name, UpdateOperation.overwrite_payload([point_id], payload))
 
     def delete(self, name: str, ids: Sequence[str]) -> None:
         from qdrant_edge import UpdateOperation
 
-        self._shard(name).update(UpdateOperation.delete_points(list(ids)))
+        self._update(name, UpdateOperation.delete_points(list(ids)))
 
     def retrieve(self, name: str, ids: Sequence[str], with_payload: bool | list[str], with_vectors: bool | list[str]) -> list[Record]:
         valid = [i for i in ids if is_point_id(i)]  # Qdrant ids are UUIDs: anything else is simply not stored
@@ -271,6 +276,7 @@ class EdgeEngine:
     def optimize(self, name: str) -> None:
         """Merge segments and build HNSW where a segment is over the indexing threshold."""
         self._shard(name).optimize()
+        self._written.add(name)
 
 
 def edge_filter(f: PointFilter):
