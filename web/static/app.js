@@ -209,7 +209,8 @@ function updateVotes() {
 function barChart(title, groups, series, unit) {
   // groups: [{label, values: [..one per series..]}]; series: [{name, color}]
   const width = 560, height = 240, left = 40, bottom = 30, top = 10;
-  const max = Math.max(1, ...groups.flatMap((g) => g.values.filter((v) => v != null)));
+  const highest = Math.max(1, ...groups.flatMap((g) => g.values.filter((v) => v != null)));
+  const max = Math.ceil(highest / 10) * 10;  // round axis: ticks at whole multiples
   const slot = (width - left) / Math.max(1, groups.length);
   const bar = Math.max(2, (slot - 6) / series.length);
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
@@ -224,8 +225,8 @@ function barChart(title, groups, series, unit) {
     return node;
   };
   const y = (v) => top + (height - top - bottom) * (1 - v / max);
-  for (let t = 0; t <= 4; t++) {
-    const v = (max * t) / 4;
+  for (let t = 0; t <= 5; t++) {
+    const v = (max * t) / 5;
     add("line", { x1: left, x2: width, y1: y(v), y2: y(v), stroke: "#ddd" });
     add("text", { x: left - 4, y: y(v) + 4, "text-anchor": "end", "font-size": 11, fill: "#666" }, Math.round(v));
   }
