@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from errors import UserError
+from regression.dataset import load_year_data
 from regression.head import HeadConfig
 from regression.model_file import HEAD_NAME
 from regression.train import train_year_model
@@ -67,7 +68,7 @@ def compare_vectors(
             raise UserError(f"{lacking} stored posters have no style vector yet: run `python cli.py ingest --style ...` first")
     year, era, n_test = {}, {}, 0
     for name in vectors:
-        report = train_year_model(store, model_dir / name, test_size, seed, config, knn_k, vector_name=name, progress=progress)
+        report = train_year_model(load_year_data(store, name), model_dir / name, test_size, seed, config, knn_k, progress=progress)
         year[name], n_test = report.results, report.n_test
         era[name] = {k: era_coherence(store, k=k, seed=seed, vector_name=name, progress=progress) for k in era_ks}
     return Comparison(year, era, n_test, seed)

@@ -1,48 +1,153 @@
-"""Vectors and years pulled back out of the Qdrant collection, and a seeded train/test split."""
+"""Vectors and years out of one or several collections, and a split by poster content.
+
+The split is a function of each poster's content hash (the sha256 of its file, stored at ingest),
+not of its row number: identical posters always land on the same side (a copy of a test poster is
+never trained on), and adding posters to a collection never moves an old one between train and test.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from errors import UserError
 from store.collection import PosterStore
+from store.connection import StoreLocation
 from store.embeddings import load_embeddings
-from store.schema import VECTOR_NAME
+from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
+
+BOTH_VECTORS = (VECTOR_NAME, STYLE_VECTOR_NAME)
+MIN_DATED = 10
 
 
 @dataclass
 class YearData:
-    ids: np.ndarray  # (n,) point ids, sorted: the split depends only on the seed and the ids
-    vectors: np.ndarray  # (n, d)
+    ids: np.ndarray  # (n,) point ids, sorted within each collection
+    vectors: np.ndarray  # (n, d): the named vectors side by side, each unit length
     years: np.ndarray  # (n,) float
     titles: np.ndarray
     undated: int  # points left out for having no year
+    keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))  # content key: sha256, else the point id
+    collections: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))  # which collection each row is from
+    vector_names: tuple[str, ...] = (VECTOR_NAME,)
+    specs: dict = field(default_factory=dict)  # vector name -> EmbeddingSpec.as_dict()
+    store: str = ""  # where the data came from, in words
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    def subset(self, rows: np.ndarray) -> "YearData":
+        return YearData(
+            self.ids[rows], self.vectors[rows], self.years[rows], self.titles[rows], 0, self.keys[rows], self.collections[rows],
+            self.vector_names, self.specs, self.store,
+        )
 
-def load_year_data(store: PosterStore, vector_name: str = VECTOR_NAME) -> YearData:
-    """Every dated point's vector and year (batched scroll); undated points are counted, not used."""
-    everything = load_embeddings(store, vector_name)
-    dated = ~np.isnan(everything.years)
-    if dated.sum() < 10:
+
+def parse_vector_names(vector: str) -> tuple[str, ...]:
+    """'vgg16', 'vgg16_style' or 'vgg16+vgg16_style' (both, side by side) -> names."""
+    names = tuple(v.strip() for v in vector.split("+") if v.strip())
+    unknown = [v for v in names if v not in BOTH_VECTORS]
+    if not names or unknown or len(set(names)) != len(names):
+        raise UserError(f"--vector must be {VECTOR_NAME}, {STYLE_VECTOR_NAME} or {VECTOR_NAME}+{STYLE_VECTOR_NAME}, not '{vector}'")
+    return names
+
+
+def load_year_data(store: PosterStore, vector_name: str | Sequence[str] = VECTOR_NAME, allow_undated_only: bool = False) -> YearData:
+    """Every dated point's vector(s), year and content key from one open collection; undated points are counted."""
+    names = (vector_name,) if isinstance(vector_name, str) else tuple(vector_name)
+    specs, parts, base = {}, [], None
+    for name in names:
+        if name != VECTOR_NAME and not store.has_vector(name):
+            raise UserError(f"collection '{store.collection}' has no vector '{name}': run `python cli.py ingest --style ...` first")
+        specs[name] = store.stored_spec(name).as_dict()
+        lacking = len(store.ids_without(name)) if name != VECTOR_NAME else 0
+        if lacking:
+            raise UserError(f"{lacking} stored posters of '{store.collection}' lack the vector '{name}': run `python cli.py ingest --style ...` to add it")
+        loaded = load_embeddings(store, name)
+        if base is not None and not np.array_equal(loaded.ids, base.ids):
+            raise UserError(f"the posters of '{store.collection}' changed while they were read: run the command again")
+        base = base if base is not None else loaded
+        parts.append(loaded.vectors)
+    hashes = {p.id: p.payload.get("sha256") for p in store.points(with_vectors=False, fields=["sha256"])}
+    dated = ~np.isnan(base.years)
+    if dated.sum() < MIN_DATED and not allow_undated_only:
         raise UserError(f"collection '{store.collection}' has {dated.sum()} dated posters: too few to train and test a year model")
+    ids = base.ids[dated]
     return YearData(
-        ids=everything.ids[dated],
-        vectors=everything.vectors[dated],
-        years=everything.years[dated],
-        titles=everything.titles[dated],
+        ids=ids,
+        vectors=np.concatenate(parts, axis=1)[dated] if len(parts) > 1 else parts[0][dated],
+        years=base.years[dated],
+        titles=base.titles[dated],
         undated=int((~dated).sum()),
+        keys=np.array([hashes.get(i) or i for i in ids], dtype=str),
+        collections=np.full(len(ids), store.collection, dtype=object).astype(str),
+        vector_names=names,
+        specs=specs,
+        store=store.location.describe(),
     )
 
 
-def split_indices(n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Disjoint, sorted train and test row indices; the same for the same n, test_size and seed."""
+def load_collections(location: StoreLocation, collections: Sequence[str], vector_name: str | Sequence[str] = VECTOR_NAME) -> YearData:
+    """The union of several collections of one store, read one after the other; the store is closed on return.
+
+    Training never holds the store open: read, close, then train. All collections must share the
+    embedding (the same weights), else a model would mix incomparable vectors.
+    """
+    if not collections:
+        raise UserError("name at least one --collection")
+    if len(set(collections)) != len(collections):
+        raise UserError(f"a collection is named twice: {', '.join(collections)}")
+    loaded = []
+    for name in collections:
+        with PosterStore(location, name, must_exist=True) as store:
+            loaded.append(load_year_data(store, vector_name))
+    first = loaded[0]
+    for other, name in zip(loaded[1:], collections[1:]):
+        if other.specs != first.specs:
+            raise UserError(f"collection '{name}' was embedded differently from '{collections[0]}': a model cannot mix them")
+    if len(loaded) == 1:
+        return first
+    return YearData(
+        ids=np.concatenate([d.ids for d in loaded]),
+        vectors=np.concatenate([d.vectors for d in loaded]),
+        years=np.concatenate([d.years for d in loaded]),
+        titles=np.concatenate([d.titles for d in loaded]),
+        undated=sum(d.undated for d in loaded),
+        keys=np.concatenate([d.keys for d in loaded]),
+        collections=np.concatenate([d.collections for d in loaded]),
+        vector_names=first.vector_names,
+        specs=first.specs,
+        store=first.store,
+    )
+
+
+def content_fraction(keys: Sequence[str], salt: str) -> np.ndarray:
+    """A number in [0, 1) per key, uniform and fixed for (salt, key): the basis of every split here."""
+    return np.array([int(hashlib.sha256(f"{salt}:{k}".encode()).hexdigest()[:15], 16) / 16**15 for k in keys])
+
+
+def content_split(keys: Sequence[str], test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted train and test row indices, decided per content key (sha256): copies share a side; stable as posters are added."""
     if not 0 < test_size < 1:
         raise UserError(f"--test-size must be between 0 and 1, not {test_size}")
-    train, test = train_test_split(np.arange(n), test_size=test_size, random_state=seed)
-    return np.sort(train), np.sort(test)
+    is_test = content_fraction(keys, f"test-{seed}") < test_size
+    return np.flatnonzero(~is_test), np.flatnonzero(is_test)
+
+
+def calibration_split(keys: Sequence[str], share: float, seed: int, at_least: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Within the training part: rows to fit on and rows to calibrate the ranges on, again by content.
+
+    A tiny training part still gets `at_least` calibration posters (those whose hash is lowest)."""
+    fraction = content_fraction(keys, f"calibration-{seed}")
+    is_calibration = fraction < share
+    if is_calibration.sum() < at_least and len(keys) > 2 * at_least:
+        is_calibration = fraction <= np.sort(fraction)[at_least - 1]
+    return np.flatnonzero(~is_calibration), np.flatnonzero(is_calibration)
+
+
+def split_indices(n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-based split, kept for callers without content keys: the row number is the key."""
+    return content_split([str(i) for i in range(n)], test_size, seed)

@@ -65,12 +65,42 @@ class HeadConfig:
     patience: int = 25
     validation_split: float = 0.15
     members: int = 5
+    target: str = "regression"  # or "bins": soft labels over year bins, the expected year out
+    bin_width: float = 5.0  # years per bin (target "bins")
+    label_sigma: float = 7.0  # years: the spread of each poster's soft label over the bins
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def _member(train_vectors: np.ndarray, config: HeadConfig, seed: int) -> "keras.Model":
+@keras.saving.register_keras_serializable(package="poster_search")
+class ExpectedValue(keras.layers.Layer):
+    """Probabilities over year bins -> the expected (standardised) year: sum of p_i * centre_i."""
+
+    def __init__(self, centres, **kwargs):
+        super().__init__(**kwargs)
+        self.centres = [float(c) for c in centres]
+
+    def call(self, probabilities):
+        return keras.ops.sum(probabilities * keras.ops.convert_to_tensor(self.centres, dtype=probabilities.dtype), axis=-1, keepdims=True)
+
+    def get_config(self):
+        return {**super().get_config(), "centres": self.centres}
+
+
+def bin_centres(years: np.ndarray, width: float) -> np.ndarray:
+    """Year bins of `width` covering the training years with one spare bin at each end."""
+    low, high = np.floor(years.min() / width) * width - width, np.ceil(years.max() / width) * width + width
+    return np.arange(low, high + 1e-9, width) + width / 2
+
+
+def soft_labels(years: np.ndarray, centres: np.ndarray, sigma: float) -> np.ndarray:
+    """Each year as a Gaussian over the bin centres: neighbouring years share probability (the order of years)."""
+    weights = np.exp(-0.5 * ((years[:, None] - centres[None, :]) / sigma) ** 2)
+    return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _member(train_vectors: np.ndarray, config: HeadConfig, seed: int, n_out: int = 1) -> "keras.Model":
     keras.utils.set_random_seed(seed)  # initial weights, dropout and noise: reproducible per seed
     power = PowerNormalization()
     powered = keras.ops.convert_to_numpy(power(train_vectors))
@@ -84,9 +114,14 @@ def _member(train_vectors: np.ndarray, config: HeadConfig, seed: int) -> "keras.
             keras.layers.Dense(units, activation="relu", kernel_regularizer=keras.regularizers.l2(config.l2)),
             keras.layers.Dropout(config.dropout),
         ]
-    layers.append(keras.layers.Dense(1))
+    if n_out == 1:
+        layers.append(keras.layers.Dense(1))
+        loss = keras.losses.Huber(config.huber_delta)
+    else:
+        layers.append(keras.layers.Dense(n_out, activation="softmax"))
+        loss = keras.losses.CategoricalCrossentropy()
     model = keras.Sequential(layers, name=f"member_{seed}")
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=keras.losses.Huber(config.huber_delta))
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss)
     return model
 
 
@@ -97,7 +132,13 @@ def train_head(
     from tqdm import tqdm
 
     mean, std = float(years.mean()), float(years.std()) or 1.0
-    target = (years - mean) / std
+    if config.target == "bins":
+        centres = bin_centres(years, config.bin_width)
+        target, n_out = soft_labels(years, centres, config.label_sigma), len(centres)
+    elif config.target == "regression":
+        target, n_out = (years - mean) / std, 1
+    else:
+        raise ValueError(f"unknown head target {config.target!r}")
     members = []
     bar = tqdm(total=config.members, unit="member", desc="training head", disable=not progress)
     for m in range(config.members):
@@ -106,7 +147,7 @@ def train_head(
         # gives each its own validation part: the ensemble then averages over that choice (worth
         # about +-0.3 years of test MAE for a single member) and its members differ more.
         order = np.random.default_rng(member_seed).permutation(len(years))
-        member = _member(vectors, config, seed=member_seed)
+        member = _member(vectors, config, seed=member_seed, n_out=n_out)
         history = member.fit(
             vectors[order],
             target[order],
@@ -122,6 +163,9 @@ def train_head(
     bar.close()
     inputs = keras.Input((vectors.shape[1],), name="embedding")
     outputs = [member(inputs) for member in members]
+    if config.target == "bins":
+        expected = ExpectedValue((centres - mean) / std, name="expected_year")
+        outputs = [expected(o) for o in outputs]
     z = keras.layers.Average()(outputs) if len(outputs) > 1 else outputs[0]
     year = keras.layers.Rescaling(scale=std, offset=mean, name="to_year")(z)  # z -> year
     return keras.Model(inputs, year, name="year_head"), {"mean": mean, "std": std}

@@ -10,34 +10,13 @@ import numpy as np
 
 from embedding.spec import EmbeddingSpec
 from errors import UserError
-from store.schema import STYLE_VECTOR_NAME
+from regression.conformal import ranges
+from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
 
 MODEL_FILE = "model.keras"
 META_FILE = "model.json"
-COVERAGE = 0.8  # the uncertainty range holds this share of held-out errors
-MIN_RESIDUALS_PER_DECADE = 30  # fewer than this: use the overall range
+TRAINED_ON_FILE = "trained_on.txt"  # content keys (sha256) of every poster the model was fitted or calibrated on
 HEAD_NAME = "Keras head"  # the head's key among the test results
-
-
-def residual_ranges(true: np.ndarray, predicted: np.ndarray) -> dict:
-    """Quantiles of held-out errors (true - predicted), overall and by decade of the prediction.
-
-    Errors depend on the prediction: a model that says 1950 is usually wrong in a different
-    direction than one that says 2000 (predictions are pulled towards the mean).
-    """
-    low_q, high_q = (1 - COVERAGE) / 2, 1 - (1 - COVERAGE) / 2
-    residuals = true - predicted
-    decades = (np.round(predicted) // 10 * 10).astype(int)
-    by_decade = {
-        str(d): [float(np.quantile(residuals[decades == d], low_q)), float(np.quantile(residuals[decades == d], high_q))]
-        for d in np.unique(decades)
-        if (decades == d).sum() >= MIN_RESIDUALS_PER_DECADE
-    }
-    return {
-        "coverage": COVERAGE,
-        "overall": [float(np.quantile(residuals, low_q)), float(np.quantile(residuals, high_q))],
-        "by_predicted_decade": by_decade,
-    }
 
 
 @dataclass
@@ -45,18 +24,31 @@ class YearModel:
     model: object  # keras.Model: embedding -> year
     meta: dict
 
+    trained_on: frozenset[str] = frozenset()
+
+    @property
+    def vector_names(self) -> tuple[str, ...]:
+        """The stored vectors the model reads, side by side in this order."""
+        return tuple(self.meta.get("vector_names") or [self.meta.get("vector_name", VECTOR_NAME)])
+
+    @property
+    def specs(self) -> dict[str, EmbeddingSpec]:
+        stored = self.meta.get("embeddings") or {self.vector_names[0]: self.meta["embedding"]}
+        return {name: EmbeddingSpec.from_dict(spec) for name, spec in stored.items()}
+
     @property
     def spec(self) -> EmbeddingSpec:
-        return EmbeddingSpec.from_dict(self.meta["embedding"])
+        return self.specs[self.vector_names[0]]
 
     @property
     def uses_style(self) -> bool:
-        return self.meta.get("vector_name") == STYLE_VECTOR_NAME
+        return STYLE_VECTOR_NAME in self.vector_names
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save(folder / MODEL_FILE)
         (folder / META_FILE).write_text(json.dumps(self.meta, indent=2, ensure_ascii=False))
+        (folder / TRAINED_ON_FILE).write_text("".join(f"{k}\n" for k in sorted(self.trained_on)))
 
     @classmethod
     def load(cls, folder: Path) -> "YearModel":
@@ -70,15 +62,19 @@ class YearModel:
             model = import_keras().saving.load_model(folder / MODEL_FILE)
         except Exception as e:
             raise UserError(f"cannot load the year model in {folder}: {str(e).splitlines()[0][:200]}") from None
-        return cls(model, meta)
+        keys = (folder / TRAINED_ON_FILE).read_text().split() if (folder / TRAINED_ON_FILE).is_file() else []
+        return cls(model, meta, frozenset(keys))
 
     def predict(self, vectors: np.ndarray) -> np.ndarray:
         from regression.head import predict_years
 
         return predict_years(self.model, vectors)
 
+    def ranges(self, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The calibrated range (low, high) around each prediction."""
+        return ranges(self.meta["uncertainty"], predicted)
+
     def range_for(self, predicted: float) -> tuple[float, float]:
-        """The COVERAGE range of true years around one prediction, from held-out errors."""
-        ranges = self.meta["uncertainty"]
-        low, high = ranges["by_predicted_decade"].get(str(int(round(predicted) // 10 * 10)), ranges["overall"])
-        return predicted + low, predicted + high
+        """The calibrated range of true years around one prediction."""
+        low, high = self.ranges(np.array([predicted]))
+        return float(low[0]), float(high[0])

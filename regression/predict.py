@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from embedding.images import ImageSource, decode_poster
 from errors import UserError
 from regression.model_file import HEAD_NAME, YearModel
@@ -12,7 +14,7 @@ from regression.model_file import HEAD_NAME, YearModel
 @dataclass(frozen=True)
 class YearPrediction:
     year: float
-    low: float  # the range that held `coverage` of held-out errors for predictions like this one
+    low: float  # the split-conformal range: calibrated to hold `coverage` of true years for predictions like this one
     high: float
     coverage: float
     test_mae: float
@@ -23,7 +25,7 @@ class YearPrediction:
     def sentence(self) -> str:
         return (
             f"predicted year {self.year:.0f} ({self.coverage:.0%} range {self.low:.0f}-{self.high:.0f}, "
-            f"from held-out errors; test MAE {self.test_mae:.1f} years)"
+            f"calibrated; test MAE {self.test_mae:.1f} years)"
         )
 
 
@@ -32,14 +34,17 @@ def predict_year(image: ImageSource, model: YearModel, embedder) -> YearPredicti
 
     `embedder` must make the model's embedding: Embedder(weights, style=model.uses_style).
     """
-    spec = embedder.style_spec if model.uses_style else embedder.spec
-    if spec != model.spec:
-        raise UserError(
-            f"the year model was trained on embedding {model.spec.describe()}, "
-            f"but these weights give {spec.describe() if spec else 'no style vector'}: use the same --weights"
-        )
+    from store.schema import STYLE_VECTOR_NAME
+
+    made = {name: embedder.style_spec if name == STYLE_VECTOR_NAME else embedder.spec for name in model.vector_names}
+    for name, spec in made.items():
+        if spec != model.specs[name]:
+            raise UserError(
+                f"the year model was trained on embedding {model.specs[name].describe()}, "
+                f"but these weights give {spec.describe() if spec else 'no style vector'}: use the same --weights"
+            )
     base, style = embedder.embed_both(decode_poster(image).pixels[None])
-    vector = style if model.uses_style else base
+    vector = np.concatenate([style if name == STYLE_VECTOR_NAME else base for name in model.vector_names], axis=1)
     year = float(model.predict(vector)[0])
     low, high = model.range_for(year)
     return YearPrediction(year, low, high, model.meta["uncertainty"]["coverage"], model.meta["test"][HEAD_NAME]["mae"])

@@ -1,4 +1,7 @@
-"""The whole year-regression run: data out of Qdrant, split, head and baselines, figures, saved model."""
+"""The whole year-regression run on arrays read from the store: content split, head, calibrated ranges, baselines, saved model.
+
+Nothing here holds the store open: the caller reads the vectors (regression.dataset) and closes it.
+"""
 
 from __future__ import annotations
 
@@ -9,32 +12,54 @@ from pathlib import Path
 
 import numpy as np
 
-from regression.baselines import knn_qdrant_baseline, mean_baseline, ridge_baseline
-from regression.dataset import load_year_data, split_indices
+from errors import UserError
+from regression.baselines import knn_exact, mean_baseline, ridge_baseline
+from regression.conformal import COVERAGE, calibrate, coverage, ranges
+from regression.dataset import YearData, calibration_split, content_split
 from regression.head import HeadConfig, predict_years, train_head
 from regression.metrics import year_metrics
-from regression.model_file import HEAD_NAME, YearModel, residual_ranges
+from regression.model_file import HEAD_NAME, YearModel
 from regression.plots import error_by_decade, predicted_vs_true
-from store.collection import PosterStore
-from store.schema import VECTOR_NAME
+
+CALIBRATION_SHARE = 0.15  # of the training part, held out of fitting to calibrate the ranges
 
 
 @dataclass
 class TrainReport:
-    results: dict[str, dict]  # model name -> year_metrics
+    results: dict[str, dict]  # model name -> year_metrics (the head's with `coverage` of its ranges)
     n_train: int
     n_test: int
     undated: int
     seconds: float
+    by_collection: dict[str, dict[str, dict]] = field(default_factory=dict)  # collection -> model -> metrics (several collections)
+    n_calibration: int = 0
     files: list[Path] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "n_train": self.n_train,
+            "n_calibration": self.n_calibration,
+            "n_test": self.n_test,
+            "results": self.results,
+            "by_collection": self.by_collection,
+        }
 
     def table(self) -> str:
         decades = sorted({d for m in self.results.values() for d in m["mae_by_decade"]})
+        head = self.results[HEAD_NAME]
         lines = [
-            f"test set: {self.n_test} posters (train {self.n_train}; {self.undated} undated left out), {self.seconds:.0f}s",
-            f"{'model':22}{'MAE':>7}{'RMSE':>7}{'R^2':>7}{'MedAE':>7}",
+            f"test set: {self.n_test} posters (train {self.n_train}, of which {self.n_calibration} calibrate the ranges; "
+            f"{self.undated} undated left out), {self.seconds:.0f}s",
+            f"{'model':22}{'MAE':>7}{'RMSE':>7}{'R^2':>7}{'MedAE':>7}{'bias':>7}",
         ]
-        lines += [f"{name:22}{m['mae']:7.2f}{m['rmse']:7.2f}{m['r2']:7.3f}{m['median_ae']:7.2f}" for name, m in self.results.items()]
+        lines += [f"{name:22}{m['mae']:7.2f}{m['rmse']:7.2f}{m['r2']:7.3f}{m['median_ae']:7.2f}{m['bias']:7.1f}" for name, m in self.results.items()]
+        lines.append(f"{head['stated_coverage']:.0%} ranges of the head hold {head['coverage']:.1%} of test posters")
+        for collection, results in self.by_collection.items():
+            m = results[HEAD_NAME]
+            lines.append(
+                f"  {collection}: n {m['n']}, head MAE {m['mae']:.2f} (bias {m['bias']:+.1f}, ranges hold {m['coverage']:.1%}), "
+                + ", ".join(f"{name.split(' (')[0]} {r['mae']:.2f}" for name, r in results.items() if name != HEAD_NAME)
+            )
         lines.append("MAE by decade of release:")
         lines.append(f"{'decade':8}" + "".join(f"{name[:14]:>16}" for name in self.results))
         for d in decades:
@@ -43,48 +68,74 @@ class TrainReport:
 
 
 def train_year_model(
-    store: PosterStore,
+    data: YearData,
     model_dir: Path,
     test_size: float = 0.2,
     seed: int = 0,
     config: HeadConfig = HeadConfig(),
     knn_k: int = 10,
-    vector_name: str = VECTOR_NAME,
     progress: bool = True,
+    calibration_share: float = CALIBRATION_SHARE,
 ) -> TrainReport:
+    """Split by content, fit the head, calibrate its ranges, score it and the baselines on the test part, save it."""
     started = time.perf_counter()
-    data = load_year_data(store, vector_name)
-    train, test = split_indices(len(data), test_size, seed)
-    x_train, y_train, x_test, y_test = data.vectors[train], data.years[train], data.vectors[test], data.years[test]
+    train, test = content_split(data.keys, test_size, seed)
+    fit_rows, calibration_rows = calibration_split(data.keys[train], calibration_share, seed)
+    fit, calibration = train[fit_rows], train[calibration_rows]
+    if len(test) < 2 or len(calibration) < 2 or len(fit) < 5:
+        raise UserError(f"{len(data)} dated posters give {len(fit)} to fit, {len(calibration)} to calibrate, {len(test)} to test: too few")
+    x, y = data.vectors, data.years
 
-    model, scaling = train_head(x_train, y_train, config, seed=seed, progress=progress)
-    predicted = predict_years(model, x_test)
-    ridge, alpha = ridge_baseline(x_train, y_train, x_test)
-    knn = knn_qdrant_baseline(store, x_test, set(data.ids[train]), knn_k, vector_name, progress=progress)
-    results = {
-        HEAD_NAME: year_metrics(y_test, predicted),
-        "mean of training years": year_metrics(y_test, mean_baseline(y_train, len(test))),
-        f"ridge (alpha {alpha:g})": year_metrics(y_test, ridge),
-        f"{knn_k}-NN via Qdrant": year_metrics(y_test, knn),
-    }
-    report = TrainReport(results, len(train), len(test), data.undated, 0.0)
+    model, scaling = train_head(x[fit], y[fit], config, seed=seed, progress=progress)
+    uncertainty = calibrate(y[calibration], predict_years(model, x[calibration]))
+    predicted = predict_years(model, x[test])
+    low, high = ranges(uncertainty, predicted)
+    ridge, alpha = ridge_baseline(x[train], y[train], x[test])
+    knn = knn_exact(x[train], y[train], x[test], knn_k, data.keys[train], data.keys[test])
+    mean = mean_baseline(y[train], len(test))
+    predictions = {HEAD_NAME: predicted, "mean of training years": mean, f"ridge (alpha {alpha:g})": ridge, f"{knn_k}-NN (exact)": knn}
+
+    def score(rows: np.ndarray) -> dict[str, dict]:
+        results = {name: year_metrics(y[test][rows], p[rows]) for name, p in predictions.items()}
+        results[HEAD_NAME].update(coverage=coverage(y[test][rows], low[rows], high[rows]), stated_coverage=COVERAGE)
+        return results
+
+    results = score(np.arange(len(test)))
+    names = np.unique(data.collections)
+    by_collection = {str(c): score(np.flatnonzero(data.collections[test] == c)) for c in names} if len(names) > 1 else {}
+    report = TrainReport(results, len(train), len(test), data.undated, 0.0, by_collection, len(calibration))
 
     meta = {
-        "embedding": store.stored_spec(vector_name).as_dict(),
-        "collection": store.collection,
-        "vector_name": vector_name,
-        "store": store.location.describe(),
-        "split": {"seed": seed, "test_size": test_size, "n_train": len(train), "n_test": len(test), "undated_left_out": data.undated},
+        "embeddings": data.specs,
+        "embedding": data.specs[data.vector_names[0]],
+        "vector_names": list(data.vector_names),
+        "vector_name": "+".join(data.vector_names),
+        "collections": [str(c) for c in names],
+        "collection": "+".join(str(c) for c in names),
+        "store": data.store,
+        "split": {
+            "by": "content (sha256)",
+            "seed": seed,
+            "test_size": test_size,
+            "calibration_share": calibration_share,
+            "n_train": len(train),
+            "n_fit": len(fit),
+            "n_calibration": len(calibration),
+            "n_test": len(test),
+            "undated_left_out": data.undated,
+        },
         "target_scaling": scaling,
+        "training_mean": float(y[train].mean()),
         "head": config.as_dict(),
         "test": results,
-        "uncertainty": residual_ranges(y_test, predicted),
+        "test_by_collection": by_collection,
+        "uncertainty": uncertainty,
         "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    YearModel(model, meta).save(model_dir)
+    YearModel(model, meta, frozenset(data.keys[train])).save(model_dir)
     report.files = [
         model_dir / "model.keras",
-        predicted_vs_true(y_test, predicted, results[HEAD_NAME]["mae"], model_dir / "predicted_vs_true.png"),
+        predicted_vs_true(y[test], predicted, results[HEAD_NAME]["mae"], model_dir / "predicted_vs_true.png"),
         error_by_decade({name: m["mae_by_decade"] for name, m in results.items()}, model_dir / "error_by_decade.png"),
     ]
     report.seconds = time.perf_counter() - started

@@ -9,8 +9,8 @@ from embedding.spec import EmbeddingSpec
 from errors import UserError
 from ingest.catalog import read_catalog
 from ingest.pipeline import ingest
-from regression.baselines import knn_qdrant_baseline, mean_baseline, ridge_baseline
-from regression.dataset import load_year_data, split_indices
+from regression.baselines import knn_exact, knn_qdrant_baseline, mean_baseline, ridge_baseline
+from regression.dataset import content_split, load_year_data, split_indices
 from regression.metrics import year_metrics
 from store.collection import PosterStore
 from store.connection import StoreLocation
@@ -20,29 +20,50 @@ from tests.conftest import make_poster, run_cli
 SPEC = EmbeddingSpec(weights="random")
 
 
-def synthetic_store(path, n=300, seed=0, undated=0):
-    """Non-negative unit vectors (like pooled ReLU features) whose year is a smooth function of them."""
+def synthetic_store(path, n=300, seed=0, undated=0, collection="posters", spec=SPEC, reverse=False):
+    """Non-negative unit vectors (like pooled ReLU features) whose year is a smooth function of them.
+
+    Every point has a distinct content hash (sha256 payload) unless the caller overwrites it."""
     rng = np.random.default_rng(seed)
     raw = np.abs(rng.normal(size=(n + undated, 512))).astype(np.float32)
+    if reverse:
+        raw[:, 10:20] += 3  # the other collection is recognisable (its "look")
     vectors = raw / np.linalg.norm(raw, axis=1, keepdims=True)
-    signal = vectors[:, :8] @ rng.normal(size=8)  # the year is a linear function of 8 of the 512 features
+    signal = vectors[:, :8] @ np.random.default_rng(0).normal(size=8)  # the year is a linear function of 8 of the 512 features
+    signal = -signal if reverse else signal  # another collection's "look": the same features, the opposite trend
     years = np.round(1940 + 80 * (signal - signal.min()) / (signal.max() - signal.min()))
-    payloads = [{"title": f"F{i}", "year": int(years[i])} if i < n else {"title": f"U{i}"} for i in range(n + undated)]
-    with PosterStore(StoreLocation(path=path)) as store:
-        store.prepare(SPEC)
-        store.upsert([point_id(str(i)) for i in range(n + undated)], vectors, payloads)
+    payloads = [
+        {"title": f"F{i}", "sha256": f"{collection}-{seed}-{i}"} | ({"year": int(years[i])} if i < n else {}) for i in range(n + undated)
+    ]
+    with PosterStore(StoreLocation(path=path), collection) as store:
+        store.prepare(spec)
+        store.upsert([point_id(f"{collection}-{i}") for i in range(n + undated)], vectors, payloads)
     return StoreLocation(path=path), vectors[:n], years[:n]
 
 
 def test_split_is_deterministic_disjoint_and_complete():
-    train, test = split_indices(100, 0.2, seed=7)
-    assert len(test) == 20 and len(train) == 80
-    assert not set(train) & set(test) and set(train) | set(test) == set(range(100))
-    again = split_indices(100, 0.2, seed=7)
+    train, test = split_indices(1000, 0.2, seed=7)
+    assert 160 <= len(test) <= 240 and len(train) + len(test) == 1000  # a hash decides: about 20 %
+    assert not set(train) & set(test) and set(train) | set(test) == set(range(1000))
+    again = split_indices(1000, 0.2, seed=7)
     assert np.array_equal(again[0], train) and np.array_equal(again[1], test)
-    assert not np.array_equal(split_indices(100, 0.2, seed=8)[1], test)
+    assert not np.array_equal(split_indices(1000, 0.2, seed=8)[1], test)
     with pytest.raises(UserError, match="between 0 and 1"):
         split_indices(100, 1.5, seed=0)
+
+
+def test_content_split_keeps_copies_together_and_old_posters_in_place():
+    keys = [f"sha-{i}" for i in range(500)]
+    copies = keys + keys[:50]  # 50 posters stored twice (same content, other rows)
+    train, test = content_split(copies, 0.2, seed=1)
+    side = {}
+    for rows, name in ((train, "train"), (test, "test")):
+        for r in rows:
+            assert side.setdefault(copies[r], name) == name  # a copy never straddles train and test
+    # adding posters (anywhere in the order) moves no old one between train and test
+    grown = [f"new-{i}" for i in range(300)] + keys[::-1]
+    grown_train, grown_test = content_split(grown, 0.2, seed=1)
+    assert {grown[r] for r in grown_test} & set(keys) == {keys[r] for r in content_split(keys, 0.2, seed=1)[1]}
 
 
 def test_data_comes_out_of_qdrant_sorted_with_undated_counted(tmp_path):
@@ -51,9 +72,9 @@ def test_data_comes_out_of_qdrant_sorted_with_undated_counted(tmp_path):
         data = load_year_data(store)
     assert (len(data), data.undated) == (40, 3)
     assert list(data.ids) == sorted(data.ids)
-    by_id = {point_id(str(i)): (vectors[i], years[i]) for i in range(40)}
-    for pid, v, y in zip(data.ids, data.vectors, data.years):
-        assert np.allclose(by_id[pid][0], v, atol=1e-6) and by_id[pid][1] == y
+    by_id = {point_id(f"posters-{i}"): (vectors[i], years[i], f"posters-0-{i}") for i in range(40)}
+    for pid, v, y, key in zip(data.ids, data.vectors, data.years, data.keys):
+        assert np.allclose(by_id[pid][0], v, atol=1e-6) and by_id[pid][1] == y and by_id[pid][2] == key
 
 
 def test_too_few_dated_posters_is_a_clear_error(tmp_path):
@@ -70,6 +91,33 @@ def test_metrics_on_known_numbers():
     true = np.array([1950.0, 1960.0, 2000.0])
     assert m["r2"] == pytest.approx(1 - 125 / ((true - true.mean()) ** 2).sum())
     assert m["mae_by_decade"] == {1950: 5.0, 1960: 0.0, 2000: 10.0}
+    assert m["bias"] == pytest.approx(-5 / 3) and m["bias_by_decade"] == {1950: 5.0, 1960: 0.0, 2000: -10.0}
+    assert m["n"] == 3 and m["n_by_decade"] == {1950: 1, 1960: 1, 2000: 1}
+
+
+def test_conformal_ranges_hold_their_coverage_on_new_draws_and_widen_where_errors_are_larger():
+    from regression.conformal import calibrate, coverage, ranges
+
+    rng = np.random.default_rng(0)
+
+    def draw(n):  # errors grow with the prediction and are skewed: a single symmetric range would be wrong
+        predicted = rng.uniform(1930, 2020, n)
+        spread = 2 + 0.2 * (predicted - 1930)
+        return predicted + spread * (rng.standard_normal(n) + 0.5 * rng.exponential(1, n)), predicted
+
+    true, predicted = draw(3000)
+    calibration = calibrate(true, predicted, coverage=0.8)
+    assert calibration["n_calibration"] == 3000 and len(calibration["by_bin"]) == 6
+    widths = [high - low for low, high in calibration["by_bin"]]
+    assert widths == sorted(widths) and widths[-1] > 3 * widths[0]
+    new_true, new_predicted = draw(20000)
+    low, high = ranges(calibration, new_predicted)
+    assert 0.78 <= coverage(new_true, low, high) <= 0.83
+    for part in (new_predicted < 1960, new_predicted > 1990):  # it holds per bin, not only on average
+        assert 0.76 <= coverage(new_true[part], low[part], high[part]) <= 0.85
+    # a tiny calibration set gives one conservative range (finite-sample correction), not a crash
+    small = calibrate(true[:9], predicted[:9])
+    assert len(small["by_bin"]) == 1 and small["overall"] == [float((true[:9] - predicted[:9]).min()), float((true[:9] - predicted[:9]).max())]
 
 
 def test_mean_and_knn_baselines_compute_what_they_claim(tmp_path):
@@ -77,11 +125,23 @@ def test_mean_and_knn_baselines_compute_what_they_claim(tmp_path):
     train, test = split_indices(200, 0.25, seed=0)
     assert np.all(mean_baseline(years[train], 5) == years[train].mean())
     # k-NN through Qdrant equals brute-force cosine k-NN over the training posters only
-    with PosterStore(location) as store:
-        knn = knn_qdrant_baseline(store, vectors[test], {point_id(str(i)) for i in train}, k=5)
     sims = vectors[test] @ vectors[train].T
     expected = years[train][np.argsort(-sims, axis=1)[:, :5]].mean(axis=1)
+    assert np.allclose(knn_exact(vectors[train], years[train], vectors[test], k=5), expected)
+    with PosterStore(location) as store:  # the store's search finds the same neighbours
+        knn = knn_qdrant_baseline(store, vectors[test], {point_id(f"posters-{i}") for i in train}, k=5)
     assert np.allclose(knn, expected)
+
+
+def test_exact_knn_never_uses_a_copy_of_the_query():
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(50, 16)).astype(np.float32)
+    train /= np.linalg.norm(train, axis=1, keepdims=True)
+    years = np.arange(1950.0, 2000.0)
+    query = train[[7]]  # an exact copy of training poster 7, with the same content key
+    keys = np.array([f"k{i}" for i in range(50)])
+    assert knn_exact(train, years, query, k=1)[0] == 1957.0  # without keys the copy is its own nearest neighbour
+    assert knn_exact(train, years, query, k=1, train_keys=keys, test_keys=np.array(["k7"]))[0] != 1957.0
 
 
 def test_ridge_recovers_a_linear_rule_from_training_data_only():
@@ -95,6 +155,19 @@ def test_ridge_recovers_a_linear_rule_from_training_data_only():
     assert alpha > 0
 
 
+def test_soft_labels_are_ordered_distributions_whose_expected_value_is_the_year():
+    from regression.head import bin_centres, soft_labels
+
+    years = np.array([1941.0, 1977.0, 2024.0])
+    centres = bin_centres(years, 5.0)
+    assert centres[0] < 1941 - 2.5 and centres[-1] > 2024 + 2.5 and np.allclose(np.diff(centres), 5.0)
+    labels = soft_labels(years, centres, sigma=7.0)
+    assert np.allclose(labels.sum(axis=1), 1.0) and (labels >= 0).all()
+    assert abs(centres[labels[1].argmax()] - 1977) <= 2.5  # the mass sits at the true year
+    assert labels[1][np.abs(centres - 1977) < 10].sum() > 0.8  # and spreads to neighbouring years, not to far ones
+    assert abs(labels[1] @ centres - 1977) < 0.5  # away from the ends the expected value is the year itself
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A small head trained through the whole pipeline on a synthetic store."""
@@ -105,25 +178,31 @@ def trained(tmp_path_factory):
     location, _, _ = synthetic_store(tmp / "s", n=1500)
     config = HeadConfig(hidden=(64, 16), members=2, epochs=150, patience=15)
     with PosterStore(location) as store:
-        report = train_year_model(store, tmp / "model", test_size=0.2, seed=3, config=config, knn_k=5, progress=False)
+        data = load_year_data(store)
+    report = train_year_model(data, tmp / "model", test_size=0.2, seed=3, config=config, knn_k=5, progress=False)
     return tmp, location, report
 
 
 def test_head_learns_and_the_run_is_reported_and_saved(trained):
     tmp, _, report = trained
     head, mean = report.results["Keras head"], report.results["mean of training years"]
-    assert (report.n_train, report.n_test) == (1200, 300)
+    assert report.n_train + report.n_test == 1500 and 240 <= report.n_test <= 360
+    assert 0.1 * report.n_train < report.n_calibration < 0.2 * report.n_train
     assert head["mae"] < 0.75 * mean["mae"]  # about 0.6 when it learns, 1.0 when it does not
-    assert {"Keras head", "mean of training years", "5-NN via Qdrant"} <= set(report.results)
+    assert {"Keras head", "mean of training years", "5-NN (exact)"} <= set(report.results)
+    assert 0.6 < head["coverage"] < 0.95 and head["stated_coverage"] == 0.8
     assert any(name.startswith("ridge") for name in report.results)
     for f in ("model.keras", "model.json", "predicted_vs_true.png", "error_by_decade.png"):
         assert (tmp / "model" / f).stat().st_size > 0
     meta = json.loads((tmp / "model" / "model.json").read_text())
-    assert meta["embedding"] == SPEC.as_dict() and meta["vector_name"] == "vgg16" and meta["collection"] == "posters"
-    assert meta["split"] == {"seed": 3, "test_size": 0.2, "n_train": 1200, "n_test": 300, "undated_left_out": 0}
+    assert meta["embedding"] == SPEC.as_dict() and meta["vector_names"] == ["vgg16"] and meta["collections"] == ["posters"]
+    split = meta["split"]
+    assert (split["seed"], split["n_train"], split["n_test"], split["n_calibration"]) == (3, report.n_train, report.n_test, report.n_calibration)
     assert set(meta["target_scaling"]) == {"mean", "std"} and meta["test"]["Keras head"]["mae"] == head["mae"]
     low, high = meta["uncertainty"]["overall"]
-    assert low < 0 < high
+    assert low < 0 < high and meta["uncertainty"]["n_calibration"] == report.n_calibration
+    trained_on = (tmp / "model" / "trained_on.txt").read_text().split()
+    assert len(trained_on) == report.n_train  # every poster fitted or calibrated on, by content key
 
 
 def test_saved_model_reloads_and_predicts_the_same(trained):
@@ -155,22 +234,25 @@ def test_missing_and_broken_models_are_clear_errors(tmp_path):
 
 def test_predict_year_on_a_new_poster_and_its_errors(tmp_path, random_embedder, poster_set):
     """Through the CLI: a store of generated posters, a model, a poster that was never ingested."""
-    catalog, posters = poster_set(24, start_year=1950)
+    catalog, posters = poster_set(40, start_year=1950)
     location = StoreLocation(path=tmp_path / "store")
     with PosterStore(location) as store:
         ingest(read_catalog(catalog, posters), posters, store, random_embedder, progress=False)
-    result = run_cli("train-year", "--members", "1", "--epochs", "5", "--knn-k", "3", "--qdrant-path", location.path, "--model-dir", tmp_path / "m")
+    train = ["train-year", "--members", "1", "--epochs", "5", "--knn-k", "3", "--qdrant-path", location.path, "--model-dir", tmp_path / "m"]
+    result = run_cli(*train, "--vector", "vgg16")
     assert result.returncode == 0, result.stderr
-    assert "Keras head" in result.stdout and "3-NN via Qdrant" in result.stdout
+    assert "Keras head" in result.stdout and "3-NN (exact)" in result.stdout and "ranges of the head hold" in result.stdout
+    result = run_cli(*train, "--vector", "vgg16_style")  # this store has no style vectors
+    assert result.returncode == 1 and "no vector 'vgg16_style'" in result.stderr and "Traceback" not in result.stderr
 
     new = make_poster(tmp_path / "new.jpg", seed=999)
     result = run_cli("predict-year", new, "--model-dir", tmp_path / "m", "--weights", "random", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert set(data) == {"image", "year", "low", "high", "coverage", "test_mae"}
-    # the range is the prediction plus the held-out residual quantiles (this tiny model's may not straddle 0)
+    # the range is the prediction plus the calibrated residual quantiles (this tiny model's may not straddle 0)
     ranges = json.loads((tmp_path / "m" / "model.json").read_text())["uncertainty"]
-    offsets = [ranges["overall"], *ranges["by_predicted_decade"].values()]
+    offsets = [ranges["overall"], *ranges["by_bin"]]
     assert any(np.allclose([data["low"] - data["year"], data["high"] - data["year"]], o, atol=1e-3) for o in offsets)
     assert data["low"] < data["high"] and data["coverage"] == 0.8
 
@@ -182,3 +264,78 @@ def test_predict_year_on_a_new_poster_and_its_errors(tmp_path, random_embedder, 
     ]:
         result = run_cli("predict-year", *args)
         assert result.returncode == 1 and "Traceback" not in result.stderr and message in result.stderr, result.stderr
+
+
+def two_collection_store(tmp_path, n=(600, 400)):
+    """One store, two collections with different year rules (two 'looks'), one poster stored in both."""
+    location, _, _ = synthetic_store(tmp_path / "s", n=n[0], seed=1, collection="a")
+    synthetic_store(tmp_path / "s", n=n[1], seed=2, collection="b", reverse=True)
+    with PosterStore(location, "a") as a:
+        shared = a.retrieve([point_id("a-0")], with_vectors=True)[0]
+    with PosterStore(location, "b") as b:  # the same poster file ingested into b as well
+        b.upsert([point_id("b-copy")], shared.vector[None], [shared.payload])
+    return location
+
+
+def test_several_collections_are_read_as_one_dataset_with_copies_on_one_side(tmp_path):
+    from regression.dataset import load_collections
+
+    location = two_collection_store(tmp_path)
+    data = load_collections(location, ["a", "b"])
+    assert len(data) == 1001 and sorted(set(data.collections)) == ["a", "b"]
+    assert (data.collections == "a").sum() == 600 and (data.collections == "b").sum() == 401
+    copies = np.flatnonzero(data.keys == "a-1-0")
+    assert len(copies) == 2 and set(data.collections[copies]) == {"a", "b"}
+    for seed in range(5):
+        train, test = content_split(data.keys, 0.2, seed)
+        assert np.isin(copies, test).all() or np.isin(copies, train).all()
+    with pytest.raises(UserError, match="named twice"):
+        load_collections(location, ["a", "a"])
+    with pytest.raises(UserError, match="vgg16_style"):
+        load_collections(location, ["a"], ("vgg16", "vgg16_style"))
+    synthetic_store(tmp_path / "s", n=50, collection="c", spec=EmbeddingSpec(weights="other"))
+    with pytest.raises(UserError, match="embedded differently"):
+        load_collections(location, ["a", "c"])
+
+
+def test_train_on_several_collections_and_evaluate_on_each_through_the_cli(tmp_path):
+    location = two_collection_store(tmp_path, n=(600, 400))
+    store = ["--qdrant-path", location.path]
+    common = ["--members", "1", "--epochs", "40", "--knn-k", "5", "--vector", "vgg16", *store]
+    result = run_cli("train-year", *common, "--collection", "a", "--collection", "b", "--model-dir", tmp_path / "ab", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report["by_collection"]) == {"a", "b"}
+    assert sum(r["Keras head"]["n"] for r in report["by_collection"].values()) == report["n_test"]
+    meta = json.loads((tmp_path / "ab" / "model.json").read_text())
+    assert meta["collections"] == ["a", "b"]
+
+    # evaluate on b: only the posters of b the model never saw, against both means
+    result = run_cli("evaluate-year", "--model-dir", tmp_path / "ab", *store, "--collection", "b", "--json")
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert {"n", "mae", "median_ae", "rmse", "bias", "coverage", "stated_coverage", "by_decade", "baselines"} <= set(scores)
+    assert scores["collections"] == ["b"] and scores["n"] + scores["left_out_trained_on"] == 401
+    assert 0.7 * 401 < scores["left_out_trained_on"] < 0.9 * 401  # the training part of b (80 %, by content)
+    assert scores["mae"] < scores["baselines"]["training_mean"]["mae"]
+    assert sum(d["n"] for d in scores["by_decade"].values()) == scores["n"]
+    everything = json.loads(run_cli("evaluate-year", "--model-dir", tmp_path / "ab", *store, "--collection", "b", "--include-trained", "--json").stdout)
+    assert everything["n"] == 401 and everything["left_out_trained_on"] == 0
+
+    # a model trained on a alone, evaluated on b (the opposite year trend): far worse than inside a
+    result = run_cli("train-year", *common, "--collection", "a", "--model-dir", tmp_path / "a", "--json")
+    assert result.returncode == 0, result.stderr
+    inside = json.loads(result.stdout)["results"]["Keras head"]["mae"]
+    across = json.loads(run_cli("evaluate-year", "--model-dir", tmp_path / "a", *store, "--collection", "b", "--json").stdout)
+    assert across["n"] in (400, 401)  # only the copy of a's poster can have been trained on
+    assert across["mae"] > inside and across["mae"] > across["baselines"]["store_mean"]["mae"]  # worse than knowing b's mean
+    assert across["coverage"] < 0.6
+    table = run_cli("evaluate-year", "--model-dir", tmp_path / "a", *store, "--collection", "b").stdout
+    assert "always the training mean" in table and "ranges hold" in table
+
+    # a store made with other weights is refused, in one line
+    synthetic_store(tmp_path / "s", n=30, collection="other", spec=EmbeddingSpec(weights="other"))
+    result = run_cli("evaluate-year", "--model-dir", tmp_path / "a", *store, "--collection", "other")
+    assert result.returncode == 1 and "same weights" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli("evaluate-year", "--model-dir", tmp_path / "a", *store, "--collection", "missing")
+    assert result.returncode == 1 and "Traceback" not in result.stderr

@@ -90,7 +90,7 @@ def test_comparison_on_a_small_store(poster_set, tmp_path, random_embedder, styl
     with PosterStore(location) as store:
         result = compare_vectors(store, tmp_path / "models", seed=1, config=config, knn_k=3, progress=False)
     assert set(result.year) == set(result.era) == {VECTOR_NAME, STYLE_VECTOR_NAME}
-    assert result.n_test == 6
+    assert 2 <= result.n_test <= 12  # about 20 % of 30, decided by each poster's content hash
     for vector in (VECTOR_NAME, STYLE_VECTOR_NAME):
         assert set(result.era[vector]) == {3, 10}
         assert result.year[vector]["mean of training years"]["mae"] == result.year[VECTOR_NAME]["mean of training years"]["mae"]  # same split
