@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import sys
+import time
 from pathlib import Path
+from typing import Callable, Iterable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -30,3 +32,20 @@ def first_n_catalog(n: int, out: Path) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return out
+
+
+def timed(fn: Callable, inputs: Iterable) -> list[float]:
+    """Seconds of fn(x) for each input, one call at a time."""
+    out = []
+    for x in inputs:
+        started = time.perf_counter()
+        fn(x)
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def percentiles(seconds: list[float], high: int = 99) -> str:
+    import numpy as np
+
+    ms = np.array(seconds) * 1000
+    return f"p50 {np.percentile(ms, 50):7.2f} ms  p{high} {np.percentile(ms, high):7.2f} ms"

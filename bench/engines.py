@@ -2,7 +2,7 @@
 (what earlier versions used), on the real store and on synthetic ones.
 
     .venv/bin/python bench/engines.py [--real /tmp/era_store] [--sizes 3748,100000] [--style-sizes 3748,100000]
-                                    [--engines edge,local-mode] [--local-mode-max 50000] [-n 200]
+                                    [--engines edge,local-mode] [--local-mode-max 100000] [-n 200] [--local-mode-n 20]
 
 For each engine and size: open (a fresh process's first answer, lock included), write (points/s,
 batches of 256, every batch on disk before the next), index (Edge builds HNSW after an ingest),
@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import POSTERS, ROOT, WEIGHTS  # noqa: E402  (sets sys.path)
+from common import POSTERS, ROOT, WEIGHTS, timed  # noqa: E402  (sets sys.path)
+from common import percentiles as ms  # noqa: E402
 from embedding.spec import EmbeddingSpec  # noqa: E402
 from search.nearest import Filters, PosterSearch  # noqa: E402
 from search.titles import find_film  # noqa: E402
@@ -43,20 +44,6 @@ STYLE_DIM = 2944
 GENRES = ["Drama", "Comedy", "Horror", "Western", "Romance", "Thriller"]
 
 
-def ms(seconds: list[float]) -> str:
-    a = np.array(seconds) * 1000
-    return f"p50 {np.percentile(a, 50):6.2f} ms  p99 {np.percentile(a, 99):6.2f} ms"
-
-
-def timed(fn, inputs) -> list[float]:
-    out = []
-    for x in inputs:
-        started = time.perf_counter()
-        fn(x)
-        out.append(time.perf_counter() - started)
-    return out
-
-
 def make_folder(engine: str, root: Path) -> StoreLocation:
     path = root / engine
     if engine == "local-mode":  # a folder as earlier versions made it: opened through qdrant-client
@@ -64,11 +51,6 @@ def make_folder(engine: str, root: Path) -> StoreLocation:
 
         QdrantClient(path=str(path)).close()
     return StoreLocation(path=path)
-
-
-def unit(rng, n, dim):
-    v = rng.normal(size=(n, dim)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
 def poster_like(rng, n, dim, clusters=2000):
@@ -133,10 +115,13 @@ def searches(location: StoreLocation, n: int, titles: list[str], label: str) -> 
         exact = [[h.id for h in store.nearest([v], 10, exact=True)[0]] for v in queries[:50]]
         out["recall@10"] = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)]))
         out["count"] = store.count()
-        out["style"] = store.has_vector(STYLE_VECTOR_NAME)
+        if store.has_vector(STYLE_VECTOR_NAME):
+            style_queries = list(poster_like(rng, n, store.vectors()[STYLE_VECTOR_NAME]))
+            out["style nearest"] = timed(lambda v: store.nearest([v], 10, vector_name=STYLE_VECTOR_NAME), style_queries)
+    style = f" | style nearest {ms(out['style nearest'])}" if "style nearest" in out else ""
     print(
         f"  {label:44s} nearest {ms(out['nearest'])} | year-filtered {ms(out['filtered'])} | "
-        f"title search {ms(out['search by title'])} | HNSW recall@10 {out['recall@10']:.3f}",
+        f"title search {ms(out['search by title'])} | HNSW recall@10 {out['recall@10']:.3f}{style}",
         flush=True,
     )
     return out
@@ -191,7 +176,7 @@ def bench_real(real: Path, engines: list[str], n: int, root: Path) -> None:
         print(f"  {engine}: cold `cli.py search poster.jpg`: {cold_cli(search_image):.2f} s; phases {image_search_phases(location.path, image)}")
 
 
-def bench_synthetic(sizes: list[int], style_sizes: list[int], engines: list[str], n: int, root: Path, local_max: int) -> None:
+def bench_synthetic(sizes: list[int], style_sizes: list[int], engines: list[str], n: int, root: Path, local_max: int, local_n: int) -> None:
     for style in (False, True):
         for size in style_sizes if style else sizes:
             for engine in engines:
@@ -203,8 +188,9 @@ def bench_synthetic(sizes: list[int], style_sizes: list[int], engines: list[str]
                 rate, index_s = write_synthetic(location, size, style)
                 opened = open_in_fresh_process(location)
                 print(f"  {label}: write {rate:,.0f} points/s, index build {index_s:.1f} s, open {opened:.3f} s", flush=True)
-                titles = [f"Synthetic film {i}" for i in np.random.default_rng(2).integers(0, size, n)]
-                searches(location, n, titles, label)
+                queries = min(n, local_n) if engine == "local-mode" else n  # local mode: seconds per query at this size
+                titles = [f"Synthetic film {i}" for i in np.random.default_rng(2).integers(0, size, queries)]
+                searches(location, queries, titles, label)
                 shutil.rmtree(location.path)
 
 
@@ -214,8 +200,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="3748,100000", help="synthetic stores with the 512-d vector")
     parser.add_argument("--style-sizes", default="3748,100000", help="synthetic stores with both vectors")
     parser.add_argument("--engines", default="edge,local-mode")
-    parser.add_argument("--local-mode-max", type=int, default=50_000)
+    parser.add_argument("--local-mode-max", type=int, default=100_000, help="largest synthetic local-mode store")
     parser.add_argument("-n", type=int, default=200, help="queries per measurement")
+    parser.add_argument("--local-mode-n", type=int, default=20, help="queries per measurement on synthetic local-mode stores")
     args = parser.parse_args()
     engines = args.engines.split(",")
     root = Path(tempfile.mkdtemp(prefix="bench-store-"))
@@ -223,7 +210,7 @@ def main() -> None:
         if args.real:
             bench_real(args.real, engines, args.n, root)
         to_ints = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
-        bench_synthetic(to_ints(args.sizes), to_ints(args.style_sizes), engines, args.n, root, args.local_mode_max)
+        bench_synthetic(to_ints(args.sizes), to_ints(args.style_sizes), engines, args.n, root, args.local_mode_max, args.local_mode_n)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -15,28 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
-from common import POSTERS, ROOT, WEIGHTS, require_data  # noqa: E402  (sets sys.path)
+from common import POSTERS, ROOT, WEIGHTS, percentiles, require_data, timed  # noqa: E402  (sets sys.path)
 from embedding.model import Embedder  # noqa: E402
 from search.nearest import PosterSearch  # noqa: E402
 from search.titles import find_film  # noqa: E402
 from store.collection import PosterStore  # noqa: E402
 from store.connection import StoreLocation  # noqa: E402
-
-
-def percentiles(seconds: list[float]) -> str:
-    ms = np.array(seconds) * 1000
-    return f"p50 {np.percentile(ms, 50):7.1f} ms   p99 {np.percentile(ms, 99):7.1f} ms   (n={len(ms)})"
-
-
-def timed(fn, inputs) -> list[float]:
-    out = []
-    for x in inputs:
-        started = time.perf_counter()
-        fn(x)
-        out.append(time.perf_counter() - started)
-    return out
 
 
 def cold_start(store_path: Path, title: str, runs: int = 5) -> float:

@@ -18,11 +18,9 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
 
-from common import POSTERS, ROOT, WEIGHTS, require_data  # noqa: E402  (sets sys.path)
+from common import POSTERS, ROOT, WEIGHTS, percentiles, require_data  # noqa: E402  (sets sys.path)
 
 
 def free_port() -> int:
@@ -32,8 +30,7 @@ def free_port() -> int:
 
 
 def summary(seconds: list[float]) -> str:
-    ms = np.array(seconds) * 1000
-    return f"p50 {np.percentile(ms, 50):7.1f} ms   p95 {np.percentile(ms, 95):7.1f} ms   (n={len(ms)})"
+    return f"{percentiles(seconds, high=95)}   (n={len(seconds)})"
 
 
 def timed(call, inputs) -> list[float]:
