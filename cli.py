@@ -56,7 +56,7 @@ WriteConsistency = Annotated[
 ]
 ModelDir = Annotated[Path, typer.Option("--model-dir", help="Folder of the year model (model.keras, model.json, plots).")]
 VectorName = Annotated[str, typer.Option("--vector", help="Which stored vector: 'vgg16', or 'vgg16_style' (ingest --style).")]
-DEFAULT_YEAR_VECTOR, DEFAULT_YEAR_HEAD = "vgg16_style", "regression"  # the year model train-year makes by default (README: Year regression)
+DEFAULT_YEAR_VECTOR, DEFAULT_YEAR_HEAD = "vgg16+vgg16_style", "bins"  # the default year model: see README, Year regression
 Weights = Annotated[
     Optional[str],
     typer.Option("--weights", help="VGG16 weights: 'imagenet' (downloaded by Keras) or a notop .h5 file (env VGG16_WEIGHTS)."),
