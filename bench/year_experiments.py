@@ -9,6 +9,7 @@ bench/year_views.py; `table` prints the markdown tables.
     python bench/year_experiments.py run --arrays /tmp/y12/arrays.npz --results /tmp/y12/results.json
     python bench/year_experiments.py views --arrays /tmp/y12/arrays.npz --views /tmp/y12/views-era.npz /tmp/y12/views-imdb.npz --results /tmp/y12/views.json
     python bench/year_experiments.py table --results /tmp/y12/results.json
+    python bench/year_experiments.py saved-views --model-dir year_model --arrays /tmp/y12/arrays.npz --views /tmp/y12/views-era-unseen.npz
 """
 
 from __future__ import annotations
@@ -265,6 +266,33 @@ def views(args) -> None:
             Path(args.results).write_text(json.dumps(out, indent=1))
 
 
+def saved_views(args) -> None:
+    """A saved model (e.g. the default) on unseen posters under each view: MAE, and how far predictions move."""
+    from regression.model_file import YearModel
+    from store.schema import STYLE_VECTOR_NAME
+
+    model = YearModel.load(Path(args.model_dir))
+    arrays = dict(np.load(args.arrays, allow_pickle=False))
+    row_of = {k: i for i, k in enumerate(arrays["keys"])}
+    v = dict(np.load(args.views, allow_pickle=False))
+    rows = np.array([row_of[k] for k in v["sha256"]])
+    assert not set(v["sha256"]) & model.trained_on, "these posters were trained on"
+
+    def x(base: np.ndarray, style: np.ndarray) -> np.ndarray:
+        return np.concatenate([style if n == STYLE_VECTOR_NAME else base for n in model.vector_names], axis=1)
+
+    true = arrays["years"][rows]
+    plain = model.predict(x(arrays["base"][rows], arrays["style"][rows]))
+    out = {"n": int(len(rows)), "stored input (squashed)": {"mae": float(np.abs(plain - true).mean())}}
+    views = {name[: -len("_style")]: model.predict(x(v[name.replace("_style", "_base")], v[name])) for name in v if name.endswith("_style")}
+    if "flip" in views:
+        both = (plain + views["flip"]) / 2
+        out["flip-averaged"] = {"mae": float(np.abs(both - true).mean())}
+    for name, p in views.items():
+        out[name] = {"mae": float(np.abs(p - true).mean()), "mean |shift|": float(np.abs(p - plain).mean()), "mean shift": float((p - plain).mean())}
+    print(json.dumps(out, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -285,11 +313,15 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--variants", nargs="+", default=["ridge", "head bins (both)", "head bins (both), strong reg."])
     p.add_argument("--members", type=int, default=1)
+    p = sub.add_parser("saved-views")
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--arrays", required=True)
+    p.add_argument("--views", required=True)
     p = sub.add_parser("table")
     p.add_argument("--results", required=True)
     p.add_argument("--decades", action="store_true")
     args = parser.parse_args()
-    {"export": export, "run": run, "views": views, "table": table}[args.command](args)
+    {"export": export, "run": run, "views": views, "saved-views": saved_views, "table": table}[args.command](args)
 
 
 if __name__ == "__main__":

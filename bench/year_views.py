@@ -65,11 +65,14 @@ def faded(img: Image.Image) -> list[Image.Image]:
 VIEWS = {"flip": flip, "crops": crops, "degrade": degrade, "faded": faded}
 
 
-def subset(catalog: Path, n: int) -> list[dict]:
-    """A stable subset: the n rows whose file name hashes lowest (no seed, no order dependence)."""
+def subset(catalog: Path, n: int, exclude: set[str] = frozenset(), posters: Path | None = None) -> list[dict]:
+    """A stable subset: the n rows whose file name hashes lowest (no seed, no order dependence),
+    leaving out posters whose content sha256 is in `exclude` (e.g. a model's trained_on.txt)."""
     with catalog.open(encoding="utf-8", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r.get("release_year")]
     rows.sort(key=lambda r: hashlib.sha256(r["filename"].encode()).hexdigest())
+    if exclude:
+        rows = [r for r in rows if hashlib.sha256((posters / r["filename"]).read_bytes()).hexdigest() not in exclude]
     return rows[:n]
 
 
@@ -80,11 +83,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--weights", required=True)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--exclude", type=Path, help="file of sha256 keys to leave out (a model's trained_on.txt)")
+    parser.add_argument("--views", nargs="+", default=list(VIEWS), choices=list(VIEWS))
     args = parser.parse_args()
 
     from embedding.model import Embedder
 
-    rows = subset(args.collection / "movies.csv", args.n)
+    exclude = set(args.exclude.read_text().split()) if args.exclude else set()
+    rows = subset(args.collection / "movies.csv", args.n, exclude, args.collection / "posters")
     done = dict(np.load(args.out, allow_pickle=False)) if args.out.exists() else {}
     images, digests = [], []
     for r in rows:
@@ -98,7 +104,7 @@ def main() -> None:
     }
     embedder = Embedder(args.weights, style=True)
     for view, make in VIEWS.items():
-        if f"{view}_style" in done:
+        if f"{view}_style" in done or view not in args.views:
             continue
         base_out, style_out = [], []
         started = time.perf_counter()
