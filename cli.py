@@ -436,11 +436,13 @@ def compare(
     store: StoreOptions = StoreOptions(),
 ) -> None:
     """Original (vgg16) vs style (vgg16_style) embedding: year head and era coherence, one table."""
-    from regression.compare import compare_vectors
+    from regression.compare import read_for_comparison, train_for_comparison
     from regression.head import HeadConfig
 
-    with store.open(must_exist=True) as db:
-        result = compare_vectors(db, model_dir, test_size, seed, HeadConfig(epochs=epochs, members=members), knn_k, progress=not json_out)
+    with store.open(must_exist=True) as db:  # read, then close: the store is free while the heads train
+        data, era = read_for_comparison(db, seed=seed, progress=not json_out)
+    config = HeadConfig(epochs=epochs, members=members)
+    result = train_for_comparison(data, era, model_dir, test_size, seed, config, knn_k, progress=not json_out)
     typer.echo(as_json(result.as_dict()) if json_out else result.table())
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from errors import UserError
-from regression.dataset import load_year_data
+from regression.dataset import YearData, load_year_data
 from regression.head import HeadConfig
 from regression.model_file import HEAD_NAME
 from regression.train import train_year_model
@@ -61,14 +61,37 @@ def compare_vectors(
     progress: bool = True,
 ) -> Comparison:
     """Train the same head and run the same era analysis on each vector; same points, split and seed."""
+    data, era = read_for_comparison(store, era_ks, seed, vectors, progress)
+    return train_for_comparison(data, era, model_dir, test_size, seed, config, knn_k, progress)
+
+
+def read_for_comparison(
+    store: PosterStore, era_ks: tuple[int, ...] = (3, 10), seed: int = 0, vectors: tuple[str, ...] = (VECTOR_NAME, STYLE_VECTOR_NAME), progress: bool = True
+) -> tuple[dict[str, YearData], dict[str, dict[int, EraReport]]]:
+    """Everything the comparison needs from the store (the vectors, and the era figures, which query
+    it); after this the store can be closed while the heads train."""
     if STYLE_VECTOR_NAME in vectors:
         store.stored_spec(STYLE_VECTOR_NAME)
         lacking = len(store.ids_without(STYLE_VECTOR_NAME))
         if lacking:
             raise UserError(f"{lacking} stored posters have no style vector yet: run `python cli.py ingest --style ...` first")
-    year, era, n_test = {}, {}, 0
-    for name in vectors:
-        report = train_year_model(load_year_data(store, name), model_dir / name, test_size, seed, config, knn_k, progress=progress)
+    data = {name: load_year_data(store, name) for name in vectors}
+    era = {name: {k: era_coherence(store, k=k, seed=seed, vector_name=name, progress=progress) for k in era_ks} for name in vectors}
+    return data, era
+
+
+def train_for_comparison(
+    data: dict[str, YearData],
+    era: dict[str, dict[int, EraReport]],
+    model_dir: Path,
+    test_size: float = 0.2,
+    seed: int = 0,
+    config: HeadConfig = HeadConfig(),
+    knn_k: int = 10,
+    progress: bool = True,
+) -> Comparison:
+    year, n_test = {}, 0
+    for name, vectors in data.items():
+        report = train_year_model(vectors, model_dir / name, test_size, seed, config, knn_k, progress=progress)
         year[name], n_test = report.results, report.n_test
-        era[name] = {k: era_coherence(store, k=k, seed=seed, vector_name=name, progress=progress) for k in era_ks}
     return Comparison(year, era, n_test, seed)

@@ -258,11 +258,6 @@ def test_export_writes_exactly_the_path_it_names(small_store, tmp_path):
     assert_one_line_error(cli("export-embeddings", tmp_path, "--qdrant-path", store), "is a folder")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="regression/dataset.py load_year_data compares ids only between two loaded vectors; with --vector "
-    "vgg16_style alone the posters lacking it are silently left out (see the issue 14 report)",
-)
 def test_style_vector_missing_on_some_posters_says_how_many_and_how(tmp_path):
     first, posters = make_catalog(tmp_path, ["A", "B", "C"], [1950, 1960, 1970])
     ingest(first, posters, tmp_path / "store", "--style")
