@@ -58,7 +58,7 @@ def test_noise_gives_no_era_signal_and_undated_copies_are_skipped(tmp_path):
         report = era_coherence(store, k=5, progress=False)
         sample = era_coherence(store, k=5, sample=50, seed=3, progress=False)
         [poster0] = store.retrieve([point_id("0")], with_vectors=True)
-        assert store.nearest([poster0.vector], 2, exact=True)[0][1].id == point_id("301")
+        assert {h.id for h in store.nearest([poster0.vector], 2, exact=True)[0]} == {point_id("0"), point_id("301")}  # a tie
         assert 1700 not in nearest_dated_years(store, [poster0], k=5)[0]  # its identical copy is not its neighbour
     assert report.posters == 301  # the undated poster is not a query
     assert 0.8 < report.neighbour_mean / report.random_mean < 1.2
