@@ -249,6 +249,7 @@ def search(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     sheet: Annotated[Optional[Path], typer.Option(help="Also write a PNG of the query and its neighbours.")] = None,
     posters: Annotated[Optional[Path], typer.Option(help="Poster folder for --sheet (default: the one ingest recorded).")] = None,
+    vector: VectorName = "vgg16",
     weights: Weights = None,
     store: StoreOptions = StoreOptions(),
 ) -> None:
@@ -270,14 +271,14 @@ def search(
             from embedding.model import Embedder
             from embedding.spec import resolve_weights
 
-            searcher = PosterSearch(db, Embedder(resolve_weights(weights)))
-            neighbours = searcher.by_image(image, k, filters)
+            searcher = PosterSearch(db, Embedder(resolve_weights(weights), style=vector != "vgg16"))
+            neighbours = searcher.by_image(image, k, filters, vector_name=vector)
             query = {"image": str(image)}
         else:
             from search.titles import find_film
 
             film = find_film(db, title=title, point_id=id, year=year)
-            neighbours = PosterSearch(db).by_point(film, k, filters)
+            neighbours = PosterSearch(db).by_point(film, k, filters, vector_name=vector)
             query = film_query(film)
         posters_dir = posters or db.posters_dir()
     typer.echo(neighbours_json(query, neighbours) if json_out else neighbours_table(query, neighbours))

@@ -108,3 +108,24 @@ def test_comparison_on_a_small_store(poster_set, tmp_path, random_embedder, styl
     assert 1900 < prediction.year < 2100
     with pytest.raises(UserError, match="no style vector"):
         predict_year(make_poster(tmp_path / "q.jpg", seed=5), model, random_embedder)
+
+
+def test_search_by_the_style_vector_from_the_cli(poster_set, tmp_path, style_embedder):
+    import json
+
+    from tests.conftest import run_cli
+
+    catalog, posters = poster_set(5)
+    location = StoreLocation(path=tmp_path / "store")
+    run(catalog, posters, location, style_embedder)
+    with PosterStore(location) as store:
+        points = {p.payload["title"]: p for p in store.points(vector_name=STYLE_VECTOR_NAME)}
+    query = points["Film 1"]
+    others = sorted((p for t, p in points.items() if t != "Film 1"), key=lambda p: -float(p.vector @ query.vector))
+    expected = [p.payload["title"] for p in others[:3]]
+    for args in (["--title", "Film 1"], [str(posters / "1.jpg"), "--weights", "random"]):
+        result = run_cli("search", *args, "--vector", STYLE_VECTOR_NAME, "-k", "3", "--json", "--qdrant-path", location.path)
+        assert result.returncode == 0, result.stderr
+        assert [n["title"] for n in json.loads(result.stdout)["neighbours"]] == expected  # ranked by the style vector
+    result = run_cli("search", "--title", "Film 1", "--vector", "nope", "--qdrant-path", location.path)
+    assert result.returncode == 1 and "no 'nope' vector" in result.stderr
