@@ -36,6 +36,20 @@ def make_poster(path: Path, seed: int, size: tuple[int, int] = (96, 144), mode: 
     return path
 
 
+class CountingEmbedder:
+    """The real embedder, counting the posters it is asked to embed."""
+
+    def __init__(self, embedder):
+        self.embedder, self.spec, self.style_spec, self.calls = embedder, embedder.spec, embedder.style_spec, 0
+
+    def load(self):
+        self.embedder.load()
+
+    def embed_both(self, pixels):
+        self.calls += len(pixels)
+        return self.embedder.embed_both(pixels)
+
+
 def write_csv(path: Path, header: list[str], rows: list[list], encoding: str = "utf-8") -> Path:
     with open(path, "w", newline="", encoding=encoding) as f:
         writer = csv.writer(f)

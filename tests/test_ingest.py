@@ -10,20 +10,7 @@ from ingest.pipeline import ingest, write_rejects
 from store.collection import PosterStore
 from store.embeddings import load_embeddings, save_npz
 from store.schema import point_id
-
-
-class CountingEmbedder:
-    """The real embedder, counting the posters it is asked to embed."""
-
-    def __init__(self, embedder):
-        self.embedder, self.spec, self.style_spec, self.calls = embedder, embedder.spec, embedder.style_spec, 0
-
-    def load(self):
-        self.embedder.load()
-
-    def embed_both(self, pixels):
-        self.calls += len(pixels)
-        return self.embedder.embed_both(pixels)
+from tests.conftest import CountingEmbedder
 
 
 def run(catalog_csv, posters, location, embedder, **kwargs):

@@ -12,23 +12,9 @@ from ingest.pipeline import ingest
 from store.collection import PosterStore
 from store.connection import StoreLocation
 from store.schema import point_id
-from tests.conftest import make_poster, write_csv
+from tests.conftest import CountingEmbedder, make_poster, write_csv
 
 HEADER = ["filename", "title", "release_year", "genres"]
-
-
-class CountingEmbedder:
-    """The real embedder, counting the posters it is asked to embed."""
-
-    def __init__(self, embedder):
-        self.embedder, self.spec, self.style_spec, self.calls = embedder, embedder.spec, embedder.style_spec, 0
-
-    def load(self):
-        self.embedder.load()
-
-    def embed_both(self, pixels):
-        self.calls += len(pixels)
-        return self.embedder.embed_both(pixels)
 
 
 def films(n: int) -> list[list]:
