@@ -71,7 +71,6 @@ def load_year_data(store: PosterStore, vector_name: str | Sequence[str] = VECTOR
             raise UserError(f"the posters of '{store.collection}' changed while they were read: run the command again")
         base = base if base is not None else loaded
         parts.append(loaded.vectors)
-    hashes = {p.id: p.payload.get("sha256") for p in store.points(with_vectors=False, fields=["sha256"])}
     dated = ~np.isnan(base.years)
     if dated.sum() < MIN_DATED and not allow_undated_only:
         raise UserError(f"collection '{store.collection}' has {dated.sum()} dated posters: too few to train and test a year model")
@@ -82,7 +81,7 @@ def load_year_data(store: PosterStore, vector_name: str | Sequence[str] = VECTOR
         years=base.years[dated],
         titles=base.titles[dated],
         undated=int((~dated).sum()),
-        keys=np.array([hashes.get(i) or i for i in ids], dtype=str),
+        keys=np.where(base.sha256[dated] != "", base.sha256[dated], ids),
         collections=np.full(len(ids), store.collection, dtype=object).astype(str),
         vector_names=names,
         specs=specs,

@@ -19,6 +19,7 @@ class Embeddings:
     titles: np.ndarray  # (n,) str
     years: np.ndarray  # (n,) float64, NaN where the catalog had no year
     files: np.ndarray  # (n,) poster file names
+    sha256: np.ndarray  # (n,) content hash of each poster file ("" where unknown)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -34,6 +35,7 @@ def load_embeddings(store: PosterStore, vector_name: str = VECTOR_NAME) -> Embed
         titles=np.array([p.payload.get("title", "") for p in points], dtype=str),
         years=np.array([p.payload.get("year", np.nan) for p in points], dtype=np.float64),
         files=np.array([p.payload.get("file", "") for p in points], dtype=str),
+        sha256=np.array([p.payload.get("sha256", "") for p in points], dtype=str),
     )
 
 
