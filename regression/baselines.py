@@ -1,4 +1,4 @@
-"""What the head must beat, on the same split: the mean year, ridge regression, k-NN (exact)."""
+"""What the head must beat, on the same split: the mean year, ridge regression, k-NN (exact, through the store)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sklearn.preprocessing import StandardScaler
 
 from search.batch import nearest_accepted
 from store.collection import PosterStore
+from store.connection import StoreLocation
 from store.schema import VECTOR_NAME
 
 RIDGE_ALPHAS = np.logspace(-1, 5, 25)
@@ -38,9 +39,8 @@ def knn_exact(
     """Mean year of the k most similar training posters (exact cosine: every vector is unit length).
 
     Copies of the query (same content key) are never its neighbours, even if the split let one in.
-    Exact search in numpy over the arrays read from the store, so training never holds the store
-    open; for collections too large for memory this is the place for the store's exact
-    nearest-neighbour query.
+    The same search as `knn_store_baseline`, in numpy: for arrays that are not in a store (the
+    experiments in bench/, tests).
     """
     train = np.asarray(train_vectors, np.float32)
     out = np.empty(len(test_vectors))
@@ -53,16 +53,28 @@ def knn_exact(
     return out
 
 
-def knn_qdrant_baseline(
-    store: PosterStore,
+def knn_store_baseline(
+    location: StoreLocation,
     test_vectors: np.ndarray,
-    train_ids: set[str],
+    train_ids: dict[str, set[str]],
     k: int = 10,
     vector_name: str = VECTOR_NAME,
     progress: bool = False,
 ) -> np.ndarray:
-    """Each test poster's year as the mean year of its k most similar *training* posters, found by Qdrant."""
-    hits = nearest_accepted(
-        store, list(test_vectors), k, lambda _, hit: str(hit.id) in train_ids, vector_name, payload=("year",), progress=progress, desc="k-NN baseline"
-    )
-    return np.array([np.mean([h.payload["year"] for h in found]) for found in hits])
+    """Each test poster's year as the mean year of its k most similar *training* posters, found by Qdrant.
+
+    `train_ids` maps each collection to its training point ids: every collection is searched with
+    exact search (not HNSW), hits outside the training part are dropped (test posters, and so the
+    query's own copies, which the content split puts on the test side with it), and the
+    collections' hits are merged by cosine. Opens the store only for these queries.
+    """
+    found: list[list] = [[] for _ in range(len(test_vectors))]
+    for collection, ids in train_ids.items():
+        with PosterStore(location, collection, must_exist=True) as store:
+            hits = nearest_accepted(
+                store, list(test_vectors), k, lambda _, hit, ids=ids: str(hit.id) in ids, vector_name,
+                payload=("year",), progress=progress, desc=f"k-NN baseline ({collection})",
+            )
+        for mine, more in zip(found, hits):
+            mine.extend(more)
+    return np.array([np.mean([h.payload["year"] for h in sorted(hits, key=lambda h: -h.score)[:k]]) for hits in found])

@@ -35,6 +35,7 @@ class YearData:
     vector_names: tuple[str, ...] = (VECTOR_NAME,)
     specs: dict = field(default_factory=dict)  # vector name -> EmbeddingSpec.as_dict()
     store: str = ""  # where the data came from, in words
+    location: StoreLocation | None = None  # the store itself, for queries after reading (the k-NN baseline); None for bare arrays
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -42,8 +43,14 @@ class YearData:
     def subset(self, rows: np.ndarray) -> "YearData":
         return YearData(
             self.ids[rows], self.vectors[rows], self.years[rows], self.titles[rows], 0, self.keys[rows], self.collections[rows],
-            self.vector_names, self.specs, self.store,
+            self.vector_names, self.specs, self.store, self.location,
         )
+
+    def vector_part(self, name: str) -> np.ndarray:
+        """The columns of one named vector within `vectors` (they sit side by side in vector_names order)."""
+        dims = [int(self.specs[n]["dim"]) if n in self.specs else self.vectors.shape[1] for n in self.vector_names]
+        start = sum(dims[: self.vector_names.index(name)])
+        return self.vectors[:, start : start + dims[self.vector_names.index(name)]]
 
 
 def parse_vector_names(vector: str) -> tuple[str, ...]:
@@ -86,6 +93,7 @@ def load_year_data(store: PosterStore, vector_name: str | Sequence[str] = VECTOR
         vector_names=names,
         specs=specs,
         store=store.location.describe(),
+        location=store.location,
     )
 
 
@@ -120,6 +128,7 @@ def load_collections(location: StoreLocation, collections: Sequence[str], vector
         vector_names=first.vector_names,
         specs=first.specs,
         store=first.store,
+        location=first.location,
     )
 
 

@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from errors import UserError
-from regression.baselines import knn_exact, mean_baseline, ridge_baseline
+from regression.baselines import knn_exact, knn_store_baseline, mean_baseline, ridge_baseline
 from regression.conformal import COVERAGE, calibrate, coverage, ranges
 from regression.dataset import YearData, calibration_split, content_split
 from regression.head import HeadConfig, predict_years, train_head
 from regression.metrics import year_metrics
 from regression.model_file import HEAD_NAME, YearModel
+from store.schema import STYLE_VECTOR_NAME
 from regression.plots import error_by_decade, predicted_vs_true
 
 CALIBRATION_SHARE = 0.15  # of the training part, held out of fitting to calibrate the ranges
@@ -91,9 +92,9 @@ def train_year_model(
     predicted = predict_years(model, x[test])
     low, high = ranges(uncertainty, predicted)
     ridge, alpha = ridge_baseline(x[train], y[train], x[test])
-    knn = knn_exact(x[train], y[train], x[test], knn_k, data.keys[train], data.keys[test])
+    knn, knn_name = knn_baseline(data, train, test, knn_k, progress)
     mean = mean_baseline(y[train], len(test))
-    predictions = {HEAD_NAME: predicted, "mean of training years": mean, f"ridge (alpha {alpha:g})": ridge, f"{knn_k}-NN (exact)": knn}
+    predictions = {HEAD_NAME: predicted, "mean of training years": mean, f"ridge (alpha {alpha:g})": ridge, knn_name: knn}
 
     def score(rows: np.ndarray) -> dict[str, dict]:
         results = {name: year_metrics(y[test][rows], p[rows]) for name, p in predictions.items()}
@@ -140,3 +141,15 @@ def train_year_model(
     ]
     report.seconds = time.perf_counter() - started
     return report
+
+
+def knn_baseline(data: YearData, train: np.ndarray, test: np.ndarray, k: int, progress: bool = False) -> tuple[np.ndarray, str]:
+    """k-NN on one stored vector (the style vector when the model reads it: the better of the two for
+    k-NN), through the store's exact search when the data came from a store, else in numpy."""
+    name = STYLE_VECTOR_NAME if STYLE_VECTOR_NAME in data.vector_names else data.vector_names[0]
+    x = data.vector_part(name)
+    if data.location is None:
+        return knn_exact(x[train], data.years[train], x[test], k, data.keys[train], data.keys[test]), f"{k}-NN (exact, {name})"
+    train_ids = {str(c): set(data.ids[train][data.collections[train] == c].tolist()) for c in np.unique(data.collections[train])}
+    predicted = knn_store_baseline(data.location, x[test], train_ids, k, name, progress)
+    return predicted, f"{k}-NN ({name}, Qdrant exact search)"

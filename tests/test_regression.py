@@ -9,7 +9,7 @@ from embedding.spec import EmbeddingSpec
 from errors import UserError
 from ingest.catalog import read_catalog
 from ingest.pipeline import ingest
-from regression.baselines import knn_exact, knn_qdrant_baseline, mean_baseline, ridge_baseline
+from regression.baselines import knn_exact, knn_store_baseline, mean_baseline, ridge_baseline
 from regression.dataset import content_split, load_year_data, split_indices
 from regression.metrics import year_metrics
 from store.collection import PosterStore
@@ -128,9 +128,23 @@ def test_mean_and_knn_baselines_compute_what_they_claim(tmp_path):
     sims = vectors[test] @ vectors[train].T
     expected = years[train][np.argsort(-sims, axis=1)[:, :5]].mean(axis=1)
     assert np.allclose(knn_exact(vectors[train], years[train], vectors[test], k=5), expected)
-    with PosterStore(location) as store:  # the store's search finds the same neighbours
-        knn = knn_qdrant_baseline(store, vectors[test], {point_id(f"posters-{i}") for i in train}, k=5)
+    # the store's exact search finds the same neighbours, never a test poster
+    knn = knn_store_baseline(location, vectors[test], {"posters": {point_id(f"posters-{i}") for i in train}}, k=5)
     assert np.allclose(knn, expected)
+
+
+def test_store_knn_merges_the_neighbours_of_several_collections(tmp_path):
+    """Two collections of one store (with the same point ids in both): one ranking over their union."""
+    location, a, years_a = synthetic_store(tmp_path / "s", n=120, seed=1, collection="a")
+    _, b, years_b = synthetic_store(tmp_path / "s", n=80, seed=2, collection="b", reverse=True)
+    queries, train_a, train_b = a[:20], np.arange(20, 120), np.arange(0, 60)
+    train_vectors = np.concatenate([a[train_a], b[train_b]])
+    train_years = np.concatenate([years_a[train_a], years_b[train_b]])
+    expected = knn_exact(train_vectors, train_years, queries, k=7)
+    ids = {"a": {point_id(f"a-{i}") for i in train_a}, "b": {point_id(f"b-{i}") for i in train_b}}
+    assert np.allclose(knn_store_baseline(location, queries, ids, k=7), expected)
+    only_a = knn_store_baseline(location, queries, {"a": ids["a"]}, k=7)
+    assert np.allclose(only_a, knn_exact(a[train_a], years_a[train_a], queries, k=7)) and not np.allclose(only_a, expected)
 
 
 def test_exact_knn_never_uses_a_copy_of_the_query():
@@ -189,7 +203,7 @@ def test_head_learns_and_the_run_is_reported_and_saved(trained):
     assert report.n_train + report.n_test == 1500 and 240 <= report.n_test <= 360
     assert 0.1 * report.n_train < report.n_calibration < 0.2 * report.n_train
     assert head["mae"] < 0.75 * mean["mae"]  # about 0.6 when it learns, 1.0 when it does not
-    assert {"Keras head", "mean of training years", "5-NN (exact)"} <= set(report.results)
+    assert {"Keras head", "mean of training years", "5-NN (vgg16, Qdrant exact search)"} <= set(report.results)
     assert 0.6 < head["coverage"] < 0.95 and head["stated_coverage"] == 0.8
     assert any(name.startswith("ridge") for name in report.results)
     for f in ("model.keras", "model.json", "predicted_vs_true.png", "error_by_decade.png"):
@@ -203,6 +217,16 @@ def test_head_learns_and_the_run_is_reported_and_saved(trained):
     assert low < 0 < high and meta["uncertainty"]["n_calibration"] == report.n_calibration
     trained_on = (tmp / "model" / "trained_on.txt").read_text().split()
     assert len(trained_on) == report.n_train  # every poster fitted or calibrated on, by content key
+
+
+def test_the_knn_baseline_of_a_training_run_is_the_stores_exact_search(trained):
+    tmp, location, report = trained
+    with PosterStore(location) as store:
+        data = load_year_data(store)
+    train, test = content_split(data.keys, 0.2, seed=3)
+    numpy_knn = knn_exact(data.vectors[train], data.years[train], data.vectors[test], 5, data.keys[train], data.keys[test])
+    expected, found = year_metrics(data.years[test], numpy_knn), report.results["5-NN (vgg16, Qdrant exact search)"]
+    assert (found["n"], found["mae"], found["bias"]) == (expected["n"], pytest.approx(expected["mae"]), pytest.approx(expected["bias"]))
 
 
 def test_saved_model_reloads_and_predicts_the_same(trained):
@@ -241,7 +265,7 @@ def test_predict_year_on_a_new_poster_and_its_errors(tmp_path, random_embedder, 
     train = ["train-year", "--members", "1", "--epochs", "5", "--knn-k", "3", "--qdrant-path", location.path, "--model-dir", tmp_path / "m"]
     result = run_cli(*train, "--vector", "vgg16")
     assert result.returncode == 0, result.stderr
-    assert "Keras head" in result.stdout and "3-NN (exact)" in result.stdout and "ranges of the head hold" in result.stdout
+    assert "Keras head" in result.stdout and "3-NN (vgg16, Qdrant" in result.stdout and "ranges of the head hold" in result.stdout
     result = run_cli(*train, "--vector", "vgg16_style")  # this store has no style vectors
     assert result.returncode == 1 and "no vector 'vgg16_style'" in result.stderr and "Traceback" not in result.stderr
 
