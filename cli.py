@@ -175,6 +175,10 @@ def ingest(
     style: Annotated[
         bool, typer.Option(help="Also store the style vector 'vgg16_style' (added to posters already stored).")
     ] = False,
+    augment: Annotated[
+        bool,
+        typer.Option(help="Store each poster's augmented view instead (cropped, recoloured, recompressed), to train the year model with: into a collection of its own."),
+    ] = False,
     rejects: Annotated[Path, typer.Option(help="Where to write rejected rows and posters, with reasons.")] = Path(
         "ingest-rejects.csv"
     ),
@@ -200,7 +204,7 @@ def ingest(
 
     check_output_file(rejects, "--rejects")  # before the long work, not after it
     # cheap: the backend is chosen without importing it, and loads only if there is work
-    embedder = Embedder(resolve_weights(weights), style=style, backend=backend, precision=precision)
+    embedder = Embedder(resolve_weights(weights), style=style, backend=backend, precision=precision, augmented=augment)
     columns = Columns(file=file_column, id=id_column, title=title_column, year=year_column, genres=genre_column)
     films = read_catalog(catalog, posters, columns, encoding)
     with store.open() as db:
@@ -322,13 +326,17 @@ def train_year(
     vector: Annotated[
         str, typer.Option("--vector", help="Stored vector(s) the model reads: vgg16, vgg16_style, or both as vgg16+vgg16_style.")
     ] = DEFAULT_YEAR_VECTOR,
-    head: Annotated[str, typer.Option(help="'bins' (soft labels over year bins, the expected year) or 'regression'.")] = DEFAULT_YEAR_HEAD,
+    head: Annotated[str, typer.Option(help="'bins' (soft labels over year bins, the median year) or 'regression'.")] = DEFAULT_YEAR_HEAD,
+    augmented: Annotated[
+        Optional[list[str]],
+        typer.Option("--augmented", help="A collection made by `ingest --augment` of the same posters: its views of the training posters are extra training rows (repeat for several)."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the test figures as JSON.")] = False,
     store: StoreOptions = StoreOptions(),
     collections: list[str] = ["posters"],
 ) -> None:
     """Train the year model on one or several collections; score it against baselines on a content-split test part."""
-    from regression.dataset import load_collections, parse_vector_names
+    from regression.dataset import load_augmented, load_collections, parse_vector_names
     from regression.head import HeadConfig
     from regression.train import train_year_model
 
@@ -336,7 +344,8 @@ def train_year(
         raise UserError(f"--head must be 'bins' or 'regression', not {head!r}")
     config = HeadConfig(epochs=epochs, members=members, target=head)
     data = load_collections(store.location(), collections, parse_vector_names(vector))  # read, store closed again: then train
-    report = train_year_model(data, model_dir, test_size, seed, config, knn_k, progress=not json_out)
+    views = load_augmented(store.location(), augmented, data) if augmented else None
+    report = train_year_model(data, model_dir, test_size, seed, config, knn_k, progress=not json_out, augmented=views)
     if json_out:
         typer.echo(as_json(report.as_dict()))
     else:

@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from regression.baselines import knn_exact, ridge_baseline  # noqa: E402
-from regression.conformal import calibrate, coverage, ranges  # noqa: E402
+from regression.conformal import calibrate, calibrate_quantiles, coverage, ranges  # noqa: E402
 from regression.dataset import calibration_split, content_split  # noqa: E402
 
 COLLECTIONS = ("posters-era", "posters-imdb")
@@ -83,13 +83,18 @@ def head_variant(name: str, members: int):
     from regression.head import HeadConfig
 
     fast = dict(members=members, batch_size=128, patience=15, epochs=300)
+    mean = dict(target="bins", output="mean", **fast)  # the expected year: the bins head as first built
+    median = dict(target="bins", output="median", **fast)  # the median year: today's default
     return {
         "head regression (style)": ("style", HeadConfig(**fast)),
         "head regression (both)": ("both", HeadConfig(**fast)),
-        "head bins (style)": ("style", HeadConfig(target="bins", **fast)),
-        "head bins (both)": ("both", HeadConfig(target="bins", **fast)),
-        "head bins (both), strong reg.": ("both", HeadConfig(target="bins", dropout=0.6, input_noise=0.6, l2=1e-3, **fast)),
-        "head bins (both), collection-scaled": ("scaled", HeadConfig(target="bins", **fast)),
+        "head bins (style)": ("style", HeadConfig(**mean)),
+        "head bins (both)": ("both", HeadConfig(**mean)),
+        "head bins (both), strong reg.": ("both", HeadConfig(dropout=0.6, input_noise=0.6, l2=1e-3, **median)),
+        "head bins (both), collection-scaled": ("scaled", HeadConfig(**median)),
+        "head bins (both), median": ("both", HeadConfig(**median)),
+        "head bins (both), median, collections balanced": ("both", HeadConfig(balance="collections", **median)),
+        "head bins (both), median, augmented": ("both", HeadConfig(**median)),
     }[name]
 
 
@@ -98,7 +103,7 @@ HEADS = ["head regression (style)", "head bins (style)", "head bins (both)", "he
 
 def run_one(arrays: dict, scenario: str, variant: str, seed: int, members: int) -> dict:
     """Train `variant` on the training part of the scenario's collections; score on every collection's test part."""
-    from regression.head import predict_years, train_head
+    from regression.head import predict_with_quantiles, train_head
 
     collections, years, keys = arrays["collections"], arrays["years"], arrays["keys"]
     train_all, test = content_split(keys, 0.2, seed)
@@ -107,7 +112,7 @@ def run_one(arrays: dict, scenario: str, variant: str, seed: int, members: int) 
     fit_rows, cal_rows = calibration_split(keys[train], 0.15, seed)
     fit, cal = train[fit_rows], train[cal_rows]
     started = time.perf_counter()
-    cal_pred, w = None, None
+    cal_pred, w, poster_ranges = None, None, None
     if variant == "mean":
         pred = np.full(len(test), years[train].mean())
     elif variant.startswith("ridge"):
@@ -119,8 +124,16 @@ def run_one(arrays: dict, scenario: str, variant: str, seed: int, members: int) 
     elif variant.startswith("head"):
         which, config = head_variant(variant, members)
         x = features(arrays, which)
-        model, _ = train_head(x[fit], years[fit], config, seed=seed)
-        pred, cal_pred = predict_years(model, x[test]), predict_years(model, x[cal])
+        fit_x, fit_years, fit_groups = x[fit], years[fit], collections[fit]
+        if "augmented" in variant:  # one augmented view of every fitting poster as extra rows (bench/year_views.py augment)
+            views = arrays["augmented"][fit]
+            has = ~np.isnan(views[:, 0])
+            fit_x, fit_years = np.concatenate([fit_x, views[has]]), np.concatenate([fit_years, fit_years[has]])
+            fit_groups = np.concatenate([fit_groups, fit_groups[has]])
+        model, _ = train_head(fit_x, fit_years, config, seed=seed, groups=fit_groups)
+        (pred, test_q), (cal_pred, cal_q) = predict_with_quantiles(model, x[test]), predict_with_quantiles(model, x[cal])
+        if test_q is not None:  # the bins head: each poster's own range, conformalised (CQR), as train-year does
+            poster_ranges = ranges(calibrate_quantiles(years[cal], cal_q), pred, test_q)
         # the same head blended with 10-NN on the style vector; the weight is chosen on the calibration part
         knn_x = features(arrays, "style")
         knn_test = knn_exact(knn_x[fit], years[fit], knn_x[test], 10, keys[fit], keys[test])
@@ -133,6 +146,14 @@ def run_one(arrays: dict, scenario: str, variant: str, seed: int, members: int) 
     seconds = time.perf_counter() - started
     result = score(arrays, test, cal, pred, cal_pred)
     result.update(seconds=seconds, n_train=int(len(train)))
+    if poster_ranges is not None:  # beside the ranges by predicted year (score): each poster's own (CQR)
+        low, high = poster_ranges
+        plain_low, plain_high = ranges(calibrate(years[cal], cal_pred), pred)
+        for c in COLLECTIONS:
+            rows = collections[test] == c
+            result[c]["cqr_coverage"] = coverage(years[test][rows], low[rows], high[rows])
+            result[c]["cqr_width"] = float(np.mean(high[rows] - low[rows]))
+            result[c]["width"] = float(np.mean(plain_high[rows] - plain_low[rows]))
     if variant.startswith("head"):
         result["blend"] = score(arrays, test, cal, *blend)
         result["blend"]["head_weight"] = w
@@ -161,8 +182,22 @@ def score(arrays: dict, test: np.ndarray, cal: np.ndarray, pred: np.ndarray, cal
     return result
 
 
+def with_augmented(arrays: dict, paths: list[str]) -> dict:
+    """arrays["augmented"]: each poster's augmented view (base + style side by side) by content key; NaN where none."""
+    out = np.full((len(arrays["keys"]), arrays["base"].shape[1] + arrays["style"].shape[1]), np.nan, np.float32)
+    row_of = {k: i for i, k in enumerate(arrays["keys"])}
+    for path in paths:
+        v = dict(np.load(path, allow_pickle=False))
+        for i, key in enumerate(v["sha256"]):
+            if key in row_of:
+                out[row_of[key]] = np.concatenate([v["augment_base"][i], v["augment_style"][i]])
+    return {**arrays, "augmented": out}
+
+
 def run(args) -> None:
     arrays = dict(np.load(args.arrays, allow_pickle=False))
+    if args.augmented:
+        arrays = with_augmented(arrays, args.augmented)
     results = json.loads(Path(args.results).read_text()) if Path(args.results).exists() else {}
     plan = [(s, v) for s in args.scenarios for v in args.variants]
     for seed in args.seeds:
@@ -306,6 +341,7 @@ def main() -> None:
     p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
     p.add_argument("--variants", nargs="+", default=["mean", "ridge (style)", "ridge (both)", "ridge (both, per-block)", "10-NN (style)", *HEADS])
     p.add_argument("--members", type=int, default=1)
+    p.add_argument("--augmented", nargs="*", default=[], help="view files with an 'augment' view (bench/year_views.py --views augment)")
     p = sub.add_parser("views")
     p.add_argument("--arrays", required=True)
     p.add_argument("--views", nargs="+", required=True)

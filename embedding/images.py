@@ -45,14 +45,21 @@ class DecodedPoster:
     sha256: str  # of the file's bytes, or of the pixels for in-memory images
 
 
-def decode_poster(source: ImageSource, size: int = INPUT_SIZE) -> DecodedPoster:
+def decode_poster(source: ImageSource, size: int = INPUT_SIZE, augmented: bool = False) -> DecodedPoster:
     """Load a path, PIL image or array and return it resized for the model, with a content hash.
+
+    `augmented`: the poster's augmented view (embedding/augment.py) instead, decoded at full size
+    first (the view shrinks and recompresses it itself); the hash is still the file's.
 
     Every failure is an ImageError with a one-line reason, whatever raised it inside Pillow
     (broken EXIF data, odd modes, ...): one bad poster is a reject, never an abort.
     """
     try:
-        image, digest = load_rgb(source, draft_size=size)
+        image, digest = load_rgb(source, draft_size=None if augmented else size)
+        if augmented:
+            from embedding.augment import augment
+
+            image = augment(image, digest)
     except ImageError:
         raise
     except Exception as e:

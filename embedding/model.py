@@ -62,13 +62,21 @@ class Embedder:
     """
 
     def __init__(
-        self, weights: str | None = "imagenet", style: bool = False, backend: str | None = None, precision: str | None = None
+        self,
+        weights: str | None = "imagenet",
+        style: bool = False,
+        backend: str | None = None,
+        precision: str | None = None,
+        augmented: bool = False,
     ):
         self.weights = resolve_weights(weights) if weights is not None else None
         self.runtime: Runtime = resolve_runtime(backend, precision)
-        self.spec: EmbeddingSpec = spec_for_weights(self.weights, self.runtime.backend, self.runtime.precision)
+        # augmented: ingest stores each poster's augmented view (embedding/augment.py), for training
+        # a year model; it is another embedding (its spec says so), kept in a collection of its own.
+        self.augmented = augmented
+        self.spec: EmbeddingSpec = spec_for_weights(self.weights, self.runtime.backend, self.runtime.precision, augmented)
         self.style_spec: EmbeddingSpec | None = (
-            style_spec_for_weights(self.weights, self.runtime.backend, self.runtime.precision) if style else None
+            style_spec_for_weights(self.weights, self.runtime.backend, self.runtime.precision, augmented) if style else None
         )
         self._model = None
 

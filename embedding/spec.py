@@ -76,14 +76,24 @@ def resolve_weights(weights: str | None) -> str | None:
     return str(path)
 
 
-def spec_for_weights(weights: str | None, backend: str = "tensorflow", precision: str = "fp32") -> EmbeddingSpec:
+def decode_for(augmented: bool) -> str:
+    """How posters become model input: the stored poster, or its augmented view (embedding/augment.py)."""
+    from embedding.augment import AUGMENT
+
+    return f"{DECODE},{AUGMENT}" if augmented else DECODE
+
+
+def spec_for_weights(weights: str | None, backend: str = "tensorflow", precision: str = "fp32", augmented: bool = False) -> EmbeddingSpec:
     """The spec of the default VGG16 embedding with the given (resolved) weights."""
-    return EmbeddingSpec(weights=weights_id(weights), backend=backend, precision=precision)
+    return EmbeddingSpec(weights=weights_id(weights), backend=backend, precision=precision, decode=decode_for(augmented))
 
 
-def style_spec_for_weights(weights: str | None, backend: str = "tensorflow", precision: str = "fp32") -> EmbeddingSpec:
+def style_spec_for_weights(
+    weights: str | None, backend: str = "tensorflow", precision: str = "fp32", augmented: bool = False
+) -> EmbeddingSpec:
     """The spec of the style embedding (channel statistics of five layers) with these weights."""
     return EmbeddingSpec(
+        decode=decode_for(augmented),
         layer="+".join(STYLE_LAYERS),
         pooling="channel-mean+std,l2-per-layer",
         weights=weights_id(weights),

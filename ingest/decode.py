@@ -49,13 +49,13 @@ class DecodedChunk:
     finished: float
 
 
-def decode_chunk(paths: Sequence[str], size: int = INPUT_SIZE) -> DecodedChunk:
+def decode_chunk(paths: Sequence[str], size: int = INPUT_SIZE, augmented: bool = False) -> DecodedChunk:
     """Decode a list of poster files (runs in a worker). Never raises for one bad poster."""
     started = time.monotonic()
     kept, pixels, hashes, rejects = [], [], [], []
     for i, path in enumerate(paths):
         try:
-            poster = decode_poster(Path(path), size)
+            poster = decode_poster(Path(path), size, augmented)
         except ImageError as e:
             rejects.append((i, str(e).split(": ", 1)[-1]))
             continue
@@ -139,13 +139,15 @@ class DecodePool:
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def decode(self, chunks: Sequence[Sequence[str]]) -> Iterator[DecodedChunk]:
-        """Yield each chunk's DecodedChunk in order; at most `ahead` chunks decoded ahead of the caller."""
+    def decode(self, chunks: Sequence[Sequence[str]], augmented: bool = False) -> Iterator[DecodedChunk]:
+        """Yield each chunk's DecodedChunk in order; at most `ahead` chunks decoded ahead of the caller.
+
+        `augmented`: each poster's augmented view instead (`ingest --augment`)."""
         pending: deque[Future] = deque()
         submitted = 0
         while submitted < len(chunks) or pending:
             while submitted < len(chunks) and len(pending) < self.ahead:
-                pending.append(self._executor.submit(decode_chunk, list(chunks[submitted])))
+                pending.append(self._executor.submit(decode_chunk, list(chunks[submitted]), INPUT_SIZE, augmented))
                 submitted += 1
                 self.submitted += 1
             try:

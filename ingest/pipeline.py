@@ -197,7 +197,7 @@ def ingest(
         window_start, window_start_mono = time.perf_counter(), time.monotonic()
         writer = StoreWriter(write, depth=2)
         try:
-            for batch, rejects in _batches(pool.decode([[str(root / f.file) for f in c] for c in chunks]), chunks, batch_size):
+            for batch, rejects in _batches(pool.decode([[str(root / f.file) for f in c] for c in chunks], getattr(embedder, "augmented", False)), chunks, batch_size):
                 report.rejects.extend(rejects)
                 bar.update(len(rejects))
                 if batch is None:

@@ -9,6 +9,13 @@ one saying 2010 downwards, since guesses are pulled towards the middle), so the 
 posters are grouped by predicted year into bins of equal count (Mondrian conformal prediction)
 and each bin gets its own range; each bin keeps enough posters for a stable quantile.
 
+A head that predicts a distribution over years (the bins head) gives each poster its own raw
+range, the 10th to 90th percentile of its distribution; `calibrate_quantiles` then widens (or
+narrows) every such range by one amount chosen on the calibration posters: conformalised quantile
+regression (Romano, Patterson and Candès, 2019). The width then follows the model's own doubt
+about a poster, which is larger on posters unlike its training ones, and the calibrated share
+still holds.
+
 The guarantee holds inside the population the calibration posters come from. On a collection
 with another look the errors are larger and coverage drops: evaluate-year measures it.
 """
@@ -50,9 +57,25 @@ def calibrate(true: np.ndarray, predicted: np.ndarray, coverage: float = COVERAG
     }
 
 
-def ranges(calibration: dict, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The (low, high) years of the calibrated range around each prediction."""
+CQR = "conformalised quantiles (CQR) of each poster's predicted distribution"
+
+
+def calibrate_quantiles(true: np.ndarray, quantiles: np.ndarray, coverage: float = COVERAGE) -> dict:
+    """The correction that makes each poster's raw range [low, high] quantiles hold `coverage` of calibration years."""
+    true, quantiles = np.asarray(true, float), np.asarray(quantiles, float)
+    scores = np.sort(np.maximum(quantiles[:, 0] - true, true - quantiles[:, 1]))  # > 0: outside by that much
+    rank = min(len(scores), math.ceil((len(scores) + 1) * coverage))
+    return {"method": CQR, "coverage": coverage, "n_calibration": int(len(true)), "correction": float(scores[rank - 1])}
+
+
+def ranges(calibration: dict, predicted: np.ndarray, quantiles: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The (low, high) years of the calibrated range around each prediction (CQR needs the posters' raw quantiles)."""
     predicted = np.asarray(predicted, float)
+    if calibration.get("method") == CQR:
+        if quantiles is None:
+            raise ValueError("these ranges are calibrated per poster: pass the model's quantiles")
+        quantiles = np.asarray(quantiles, float)
+        return quantiles[:, 0] - calibration["correction"], quantiles[:, 1] + calibration["correction"]
     if "by_bin" not in calibration:  # models saved before calibration: held-out error quantiles by predicted decade
         offsets = np.array(
             [calibration["by_predicted_decade"].get(str(int(round(p) // 10 * 10)), calibration["overall"]) for p in predicted]

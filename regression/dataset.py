@@ -132,6 +132,29 @@ def load_collections(location: StoreLocation, collections: Sequence[str], vector
     )
 
 
+def load_augmented(location: StoreLocation, collections: Sequence[str], data: YearData) -> YearData:
+    """The augmented views (collections made by `ingest --augment`) of posters in `data`, read like `data`.
+
+    They must be the same embedding apart from the augmentation, and views of the same posters
+    (matched by content key): training uses only the views of its fitting posters, never those of
+    calibration or test posters.
+    """
+    if set(collections) & set(data.collections.tolist()):
+        raise UserError("a collection is named both with --collection and with --augmented")
+    for collection in collections:  # checked before anything is read
+        with PosterStore(location, collection, must_exist=True) as store:
+            for name in data.vector_names:
+                spec = store.stored_spec(name).as_dict()  # a clear error for a missing collection or vector
+                if spec["decode"] == data.specs[name]["decode"] or {**spec, "decode": data.specs[name]["decode"]} != data.specs[name]:
+                    raise UserError(
+                        f"--augmented {collection} must be made by `ingest --augment` with the same --weights (and --style) as the training collections"
+                    )
+    views = load_collections(location, collections, data.vector_names)
+    if not np.isin(views.keys, data.keys).any():
+        raise UserError(f"--augmented {', '.join(collections)} holds no view of a poster in the training collections")
+    return views
+
+
 def content_fraction(keys: Sequence[str], salt: str) -> np.ndarray:
     """A number in [0, 1) per key, uniform and fixed for (salt, key): the basis of every split here."""
     return np.array([int(hashlib.sha256(f"{salt}:{k}".encode()).hexdigest()[:15], 16) / 16**15 for k in keys])

@@ -33,8 +33,7 @@ def evaluate_model(model: YearModel, data: YearData, include_trained: bool = Fal
     if len(rows) == 0:
         raise UserError(f"all {len(data)} dated posters were used to train this model: nothing unseen to evaluate on")
     true = data.years[rows]
-    predicted = model.predict(data.vectors[rows])
-    low, high = model.ranges(predicted)
+    predicted, low, high = model.predict_with_ranges(data.vectors[rows])
     inside = (true >= low) & (true <= high)
     m = year_metrics(true, predicted)
     decades = (true // 10 * 10).astype(int)

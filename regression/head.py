@@ -68,6 +68,9 @@ class HeadConfig:
     target: str = "regression"  # or "bins": soft labels over year bins, the expected year out
     bin_width: float = 5.0  # years per bin (target "bins")
     label_sigma: float = 7.0  # years: the spread of each poster's soft label over the bins
+    output: str = "median"  # target "bins": the year read off the members' averaged distribution, "median" or "mean"
+    range_quantiles: tuple[float, float] = (0.1, 0.9)  # target "bins": also output these quantiles (the raw range, see conformal.py)
+    balance: str = "none"  # sample weights: "none", or "collections" (each collection weighs the same in the loss)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -86,6 +89,45 @@ class ExpectedValue(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "centres": self.centres}
+
+
+@keras.saving.register_keras_serializable(package="poster_search")
+class QuantileValue(keras.layers.Layer):
+    """Probabilities over equal-width year bins -> a quantile of the (standardised) year, interpolated within its bin.
+
+    The median (quantile 0.5), not the expected value, is what minimises the expected absolute
+    error; on a skewed distribution (a poster near either end of the century) the two differ.
+    """
+
+    def __init__(self, centres, quantile: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.centres = [float(c) for c in centres]
+        self.quantile = float(quantile)
+
+    def call(self, probabilities):
+        centres = keras.ops.convert_to_tensor(self.centres, dtype=probabilities.dtype)
+        width = centres[1] - centres[0]
+        cdf = keras.ops.cumsum(probabilities, axis=-1)
+        below = keras.ops.sum(keras.ops.cast(cdf < self.quantile, "int32"), axis=-1)  # the bin where the cdf passes it
+        at = keras.ops.one_hot(keras.ops.minimum(below, len(self.centres) - 1), len(self.centres), dtype=probabilities.dtype)
+        p = keras.ops.sum(probabilities * at, axis=-1, keepdims=True)
+        before = keras.ops.sum((cdf - probabilities) * at, axis=-1, keepdims=True)
+        low_edge = keras.ops.sum(centres * at, axis=-1, keepdims=True) - width / 2
+        return low_edge + width * keras.ops.clip((self.quantile - before) / keras.ops.maximum(p, 1e-9), 0.0, 1.0)
+
+    def get_config(self):
+        return {**super().get_config(), "centres": self.centres, "quantile": self.quantile}
+
+
+def balancing_weights(groups: np.ndarray | None, how: str) -> np.ndarray | None:
+    """Per-row sample weights (mean 1) so that each group (collection) weighs the same in the loss, or None."""
+    if how == "none" or groups is None:
+        return None
+    if how != "collections":
+        raise ValueError(f"unknown balance {how!r}")
+    names, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    weights = (len(groups) / (len(names) * counts))[inverse]
+    return weights.astype(np.float32)
 
 
 def bin_centres(years: np.ndarray, width: float) -> np.ndarray:
@@ -126,9 +168,16 @@ def _member(train_vectors: np.ndarray, config: HeadConfig, seed: int, n_out: int
 
 
 def train_head(
-    vectors: np.ndarray, years: np.ndarray, config: HeadConfig = HeadConfig(), seed: int = 0, progress: bool = False
+    vectors: np.ndarray,
+    years: np.ndarray,
+    config: HeadConfig = HeadConfig(),
+    seed: int = 0,
+    progress: bool = False,
+    groups: np.ndarray | None = None,
 ) -> tuple["keras.Model", dict]:
-    """Train the ensemble on (vectors, years); returns the model (embedding -> year) and the target scaling."""
+    """Train the ensemble on (vectors, years); returns the model (embedding -> year) and the target scaling.
+
+    `groups` (each row's collection) is used only by config.balance."""
     from tqdm import tqdm
 
     mean, std = float(years.mean()), float(years.std()) or 1.0
@@ -139,6 +188,7 @@ def train_head(
         target, n_out = (years - mean) / std, 1
     else:
         raise ValueError(f"unknown head target {config.target!r}")
+    weights = balancing_weights(groups, config.balance)
     members = []
     bar = tqdm(total=config.members, unit="member", desc="training head", disable=not progress)
     for m in range(config.members):
@@ -151,6 +201,7 @@ def train_head(
         history = member.fit(
             vectors[order],
             target[order],
+            sample_weight=None if weights is None else weights[order],
             validation_split=config.validation_split,
             epochs=config.epochs,
             batch_size=config.batch_size,
@@ -163,13 +214,27 @@ def train_head(
     bar.close()
     inputs = keras.Input((vectors.shape[1],), name="embedding")
     outputs = [member(inputs) for member in members]
+    # The members' mean: of their years (regression), or of their distributions over the bins,
+    # from which one year is read (for the expected value the two orders give the same number).
+    z = keras.layers.Average(name="members_mean")(outputs) if len(outputs) > 1 else keras.layers.Identity(name="members_mean")(outputs[0])
     if config.target == "bins":
-        expected = ExpectedValue((centres - mean) / std, name="expected_year")
-        outputs = [expected(o) for o in outputs]
-    z = keras.layers.Average()(outputs) if len(outputs) > 1 else outputs[0]
+        if config.output not in ("mean", "median"):
+            raise ValueError(f"unknown output {config.output!r}")
+        z_centres = (centres - mean) / std
+        year = (ExpectedValue(z_centres, name="mean_year") if config.output == "mean" else QuantileValue(z_centres, 0.5, name="median_year"))(z)
+        # Columns 2 and 3: quantiles of the same distribution, a range whose width is this poster's
+        # own (a poster the model is unsure of gets a wide one); conformal.py calibrates them.
+        low, high = (QuantileValue(z_centres, q, name=f"quantile_{q:g}")(z) for q in config.range_quantiles)
+        z = keras.layers.Concatenate(name="year_and_quantiles")([year, low, high])
     year = keras.layers.Rescaling(scale=std, offset=mean, name="to_year")(z)  # z -> year
     return keras.Model(inputs, year, name="year_head"), {"mean": mean, "std": std}
 
 
 def predict_years(model: "keras.Model", vectors: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(np.asarray(vectors, dtype=np.float32), verbose=0, batch_size=1024))[:, 0]
+    return predict_with_quantiles(model, vectors)[0]
+
+
+def predict_with_quantiles(model: "keras.Model", vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Years, and (n, 2) low/high quantiles of each poster's predicted distribution (None for a regression head)."""
+    out = np.asarray(model.predict(np.asarray(vectors, dtype=np.float32), verbose=0, batch_size=1024))
+    return out[:, 0], (out[:, 1:3] if out.shape[1] == 3 else None)

@@ -70,11 +70,10 @@ class YearModel:
 
         return predict_years(self.model, vectors)
 
-    def ranges(self, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The calibrated range (low, high) around each prediction."""
-        return ranges(self.meta["uncertainty"], predicted)
+    def predict_with_ranges(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each poster's year and its calibrated range: (years, low, high)."""
+        from regression.head import predict_with_quantiles
 
-    def range_for(self, predicted: float) -> tuple[float, float]:
-        """The calibrated range of true years around one prediction."""
-        low, high = self.ranges(np.array([predicted]))
-        return float(low[0]), float(high[0])
+        years, quantiles = predict_with_quantiles(self.model, vectors)
+        low, high = ranges(self.meta["uncertainty"], years, quantiles)
+        return years, low, high

@@ -14,7 +14,7 @@ from regression.model_file import HEAD_NAME, YearModel
 @dataclass(frozen=True)
 class YearPrediction:
     year: float
-    low: float  # the split-conformal range: calibrated to hold `coverage` of true years for predictions like this one
+    low: float  # the conformal range: calibrated to hold `coverage` of true years of posters like the calibration ones
     high: float
     coverage: float
     test_mae: float
@@ -45,6 +45,5 @@ def predict_year(image: ImageSource, model: YearModel, embedder) -> YearPredicti
             )
     base, style = embedder.embed_both(decode_poster(image).pixels[None])
     vector = np.concatenate([style if name == STYLE_VECTOR_NAME else base for name in model.vector_names], axis=1)
-    year = float(model.predict(vector)[0])
-    low, high = model.range_for(year)
-    return YearPrediction(year, low, high, model.meta["uncertainty"]["coverage"], model.meta["test"][HEAD_NAME]["mae"])
+    years, low, high = model.predict_with_ranges(vector)
+    return YearPrediction(float(years[0]), float(low[0]), float(high[0]), model.meta["uncertainty"]["coverage"], model.meta["test"][HEAD_NAME]["mae"])

@@ -14,9 +14,9 @@ import numpy as np
 
 from errors import UserError
 from regression.baselines import knn_exact, knn_store_baseline, mean_baseline, ridge_baseline
-from regression.conformal import COVERAGE, calibrate, coverage, ranges
+from regression.conformal import COVERAGE, calibrate, calibrate_quantiles, coverage, ranges
 from regression.dataset import YearData, calibration_split, content_split
-from regression.head import HeadConfig, predict_years, train_head
+from regression.head import HeadConfig, predict_with_quantiles, train_head
 from regression.metrics import year_metrics
 from regression.model_file import HEAD_NAME, YearModel
 from store.schema import STYLE_VECTOR_NAME
@@ -34,12 +34,14 @@ class TrainReport:
     seconds: float
     by_collection: dict[str, dict[str, dict]] = field(default_factory=dict)  # collection -> model -> metrics (several collections)
     n_calibration: int = 0
+    n_views: int = 0  # augmented views of fitting posters trained on as well
     files: list[Path] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
             "n_train": self.n_train,
             "n_calibration": self.n_calibration,
+            "n_augmented_views": self.n_views,
             "n_test": self.n_test,
             "results": self.results,
             "by_collection": self.by_collection,
@@ -50,7 +52,9 @@ class TrainReport:
         head = self.results[HEAD_NAME]
         lines = [
             f"test set: {self.n_test} posters (train {self.n_train}, of which {self.n_calibration} calibrate the ranges; "
-            f"{self.undated} undated left out), {self.seconds:.0f}s",
+            f"{self.undated} undated left out"
+            + (f"; {self.n_views} augmented views of fitting posters trained on too" if self.n_views else "")
+            + f"), {self.seconds:.0f}s",
             f"{'model':22}{'MAE':>7}{'RMSE':>7}{'R^2':>7}{'MedAE':>7}{'bias':>7}",
         ]
         lines += [f"{name:22}{m['mae']:7.2f}{m['rmse']:7.2f}{m['r2']:7.3f}{m['median_ae']:7.2f}{m['bias']:7.1f}" for name, m in self.results.items()]
@@ -77,8 +81,13 @@ def train_year_model(
     knn_k: int = 10,
     progress: bool = True,
     calibration_share: float = CALIBRATION_SHARE,
+    augmented: YearData | None = None,
 ) -> TrainReport:
-    """Split by content, fit the head, calibrate its ranges, score it and the baselines on the test part, save it."""
+    """Split by content, fit the head, calibrate its ranges, score it and the baselines on the test part, save it.
+
+    `augmented`: augmented views of the posters (regression.dataset.load_augmented); those of the
+    fitting posters are extra fitting rows with the same year.
+    """
     started = time.perf_counter()
     train, test = content_split(data.keys, test_size, seed)
     fit_rows, calibration_rows = calibration_split(data.keys[train], calibration_share, seed)
@@ -87,10 +96,22 @@ def train_year_model(
         raise UserError(f"{len(data)} dated posters give {len(fit)} to fit, {len(calibration)} to calibrate, {len(test)} to test: too few")
     x, y = data.vectors, data.years
 
-    model, scaling = train_head(x[fit], y[fit], config, seed=seed, progress=progress)
-    uncertainty = calibrate(y[calibration], predict_years(model, x[calibration]))
-    predicted = predict_years(model, x[test])
-    low, high = ranges(uncertainty, predicted)
+    fit_x, fit_y, groups = x[fit], y[fit], data.collections[fit]
+    n_views = 0
+    if augmented is not None:
+        collection_of = dict(zip(data.keys[fit], data.collections[fit]))
+        views = np.flatnonzero(np.isin(augmented.keys, data.keys[fit]))  # never a view of a calibration or test poster
+        n_views = len(views)
+        fit_x, fit_y = np.concatenate([fit_x, augmented.vectors[views]]), np.concatenate([fit_y, augmented.years[views]])
+        groups = np.concatenate([groups, [collection_of[k] for k in augmented.keys[views]]])
+    model, scaling = train_head(fit_x, fit_y, config, seed=seed, progress=progress, groups=groups)
+    calibration_years, calibration_quantiles = predict_with_quantiles(model, x[calibration])
+    if calibration_quantiles is None:  # regression head: ranges by predicted year
+        uncertainty = calibrate(y[calibration], calibration_years)
+    else:  # bins head: each poster's own quantiles, conformalised
+        uncertainty = calibrate_quantiles(y[calibration], calibration_quantiles)
+    predicted, quantiles = predict_with_quantiles(model, x[test])
+    low, high = ranges(uncertainty, predicted, quantiles)
     ridge, alpha = ridge_baseline(x[train], y[train], x[test])
     knn, knn_name = knn_baseline(data, train, test, knn_k, progress)
     mean = mean_baseline(y[train], len(test))
@@ -104,7 +125,7 @@ def train_year_model(
     results = score(np.arange(len(test)))
     names = np.unique(data.collections)
     by_collection = {str(c): score(np.flatnonzero(data.collections[test] == c)) for c in names} if len(names) > 1 else {}
-    report = TrainReport(results, len(train), len(test), data.undated, 0.0, by_collection, len(calibration))
+    report = TrainReport(results, len(train), len(test), data.undated, 0.0, by_collection, len(calibration), n_views=n_views)
 
     meta = {
         "embeddings": data.specs,
@@ -112,6 +133,7 @@ def train_year_model(
         "vector_names": list(data.vector_names),
         "vector_name": "+".join(data.vector_names),
         "collections": [str(c) for c in names],
+        "augmented": {"collections": sorted(set(augmented.collections.tolist())), "n_views": n_views} if augmented is not None else None,
         "collection": "+".join(str(c) for c in names),
         "store": data.store,
         "split": {
