@@ -112,7 +112,7 @@ def run_one(arrays: dict, scenario: str, variant: str, seed: int, members: int) 
     fit_rows, cal_rows = calibration_split(keys[train], 0.15, seed)
     fit, cal = train[fit_rows], train[cal_rows]
     started = time.perf_counter()
-    cal_pred, w, poster_ranges = None, None, None
+    cal_pred, w, poster_ranges, shift = None, None, None, None
     if variant == "mean":
         pred = np.full(len(test), years[train].mean())
     elif variant.startswith("ridge"):
@@ -134,6 +134,8 @@ def run_one(arrays: dict, scenario: str, variant: str, seed: int, members: int) 
         (pred, test_q), (cal_pred, cal_q) = predict_with_quantiles(model, x[test]), predict_with_quantiles(model, x[cal])
         if test_q is not None:  # the bins head: each poster's own range, conformalised (CQR), as train-year does
             poster_ranges = ranges(calibrate_quantiles(years[cal], cal_q), pred, test_q)
+        if "augmented" in arrays and which == "both":  # how far predictions move when a test poster is changed
+            shift = predict_with_quantiles(model, arrays["augmented"][test])[0] - pred
         # the same head blended with 10-NN on the style vector; the weight is chosen on the calibration part
         knn_x = features(arrays, "style")
         knn_test = knn_exact(knn_x[fit], years[fit], knn_x[test], 10, keys[fit], keys[test])
@@ -146,6 +148,10 @@ def run_one(arrays: dict, scenario: str, variant: str, seed: int, members: int) 
     seconds = time.perf_counter() - started
     result = score(arrays, test, cal, pred, cal_pred)
     result.update(seconds=seconds, n_train=int(len(train)))
+    if shift is not None:
+        for c in COLLECTIONS:
+            rows = collections[test] == c
+            result[c]["augmented_shift"] = float(np.nanmean(np.abs(shift[rows])))
     if poster_ranges is not None:  # beside the ranges by predicted year (score): each poster's own (CQR)
         low, high = poster_ranges
         plain_low, plain_high = ranges(calibrate(years[cal], cal_pred), pred)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from errors import UserError
@@ -62,6 +62,10 @@ def compare_vectors(
 ) -> Comparison:
     """Train the same head and run the same era analysis on each vector; same points, split and seed."""
     data, era = read_for_comparison(store, era_ks, seed, vectors, progress)
+    # The caller holds the store open (one process at a time for the embedded store): the k-NN
+    # baselines run in numpy on the vectors just read (the same exact search). `compare` in the CLI
+    # closes the store first and queries it.
+    data = {name: replace(d, location=None) for name, d in data.items()}
     return train_for_comparison(data, era, model_dir, test_size, seed, config, knn_k, progress)
 
 
