@@ -231,20 +231,25 @@ def table(args) -> None:
     for key, r in results.items():
         scenario, variant, _ = key.split(" | ")
         groups.setdefault((scenario, variant), []).append(r)
-    print("| trained on | model | seeds | era MAE | imdb MAE | era bias | imdb bias | era cov. | imdb cov. |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "| trained on | model | seeds | era MAE | imdb MAE | era bias | imdb bias | era cov. | imdb cov. "
+        "| era cov. per poster | imdb cov. per poster | shift under augmentation (era / imdb) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for (scenario, variant), rs in groups.items():
-        def mean(c: str, k: str) -> str:
+        def mean(c: str, k: str, fmt: str = "{:.2f}") -> str:
             values = [r[c][k] for r in rs if k in r[c]]
-            return f"{np.mean(values):.2f}" if values else "—"
+            return fmt.format(np.mean(values)) if values else "—"
 
         def spread(c: str) -> str:
             values = [r[c]["mae"] for r in rs]
             return f"{np.mean(values):.2f} ± {np.std(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
 
+        shift = " / ".join(mean(c, "augmented_shift", "{:.1f}") for c in COLLECTIONS)
         print(
-            f"| {scenario} | {variant} | {len(rs)} | {spread('posters-era')} | {spread('posters-imdb')} | {mean('posters-era', 'bias')} | "
-            f"{mean('posters-imdb', 'bias')} | {mean('posters-era', 'coverage')} | {mean('posters-imdb', 'coverage')} |"
+            f"| {scenario} | {variant} | {len(rs)} | {spread('posters-era')} | {spread('posters-imdb')} | {mean('posters-era', 'bias', '{:+.1f}')} | "
+            f"{mean('posters-imdb', 'bias', '{:+.1f}')} | {mean('posters-era', 'coverage', '{:.0%}')} | {mean('posters-imdb', 'coverage', '{:.0%}')} | "
+            f"{mean('posters-era', 'cqr_coverage', '{:.0%}')} | {mean('posters-imdb', 'cqr_coverage', '{:.0%}')} | {shift} |"
         )
     if args.decades:
         for (scenario, variant), rs in groups.items():

@@ -204,18 +204,23 @@ def test_soft_labels_are_ordered_distributions_whose_expected_value_is_the_year(
     assert abs(labels[1] @ centres - 1977) < 0.5  # away from the ends the expected value is the year itself
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A small head trained through the whole pipeline on a synthetic store."""
+def train_small_head(tmp, target: str):
+    """A small head of `target` trained through the whole pipeline on a synthetic store of 1,500 points."""
     from regression.head import HeadConfig
     from regression.train import train_year_model
 
-    tmp = tmp_path_factory.mktemp("year")
     location, _, _ = synthetic_store(tmp / "s", n=1500)
-    config = HeadConfig(hidden=(64, 16), members=2, epochs=150, patience=15)
+    config = HeadConfig(hidden=(64, 16), members=2, epochs=150, patience=15, target=target)
     with PosterStore(location) as store:
         data = load_year_data(store)
     report = train_year_model(data, tmp / "model", test_size=0.2, seed=3, config=config, knn_k=5, progress=False)
+    return location, data, report
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("year")
+    location, _, report = train_small_head(tmp, "regression")
     return tmp, location, report
 
 
@@ -269,16 +274,9 @@ def test_saved_model_reloads_and_predicts_the_same(trained):
 
 @pytest.fixture(scope="module")
 def trained_bins(tmp_path_factory):
-    """The bins head (the CLI's default) through the whole pipeline: its ranges are each poster's own."""
-    from regression.head import HeadConfig
-    from regression.train import train_year_model
-
+    """The bins head (the CLI's default): its ranges are each poster's own."""
     tmp = tmp_path_factory.mktemp("bins")
-    location, _, _ = synthetic_store(tmp / "s", n=1500)
-    config = HeadConfig(hidden=(64, 16), members=2, epochs=150, patience=15, target="bins")
-    with PosterStore(location) as store:
-        data = load_year_data(store)
-    report = train_year_model(data, tmp / "model", test_size=0.2, seed=3, config=config, knn_k=5, progress=False)
+    _, data, report = train_small_head(tmp, "bins")
     return tmp, data, report
 
 
