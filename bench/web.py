@@ -19,8 +19,8 @@ import subprocess
 import sys
 import time
 
-
 from common import POSTERS, ROOT, WEIGHTS, percentiles, require_data  # noqa: E402  (sets sys.path)
+from common import timed as timed_calls  # noqa: E402
 
 
 def free_port() -> int:
@@ -34,13 +34,8 @@ def summary(seconds: list[float]) -> str:
 
 
 def timed(call, inputs) -> list[float]:
-    out = []
-    for x in inputs:
-        started = time.perf_counter()
-        response = call(x)
-        out.append(time.perf_counter() - started)
-        response.raise_for_status()
-    return out
+    """Seconds of each HTTP call (bench/common.timed), raising on an error response."""
+    return timed_calls(lambda x: call(x).raise_for_status(), inputs)
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from regression.baselines import knn_exact, ridge_baseline  # noqa: E402
 from regression.conformal import calibrate, calibrate_quantiles, coverage, ranges  # noqa: E402
 from regression.dataset import calibration_split, content_split  # noqa: E402
+from regression.metrics import year_metrics  # noqa: E402
 
 COLLECTIONS = ("posters-era", "posters-imdb")
 SCENARIOS = {"both": COLLECTIONS, "era only": ("posters-era",), "imdb only": ("posters-imdb",)}
@@ -93,12 +94,18 @@ def head_variant(name: str, members: int):
         "head bins (both), strong reg.": ("both", HeadConfig(dropout=0.6, input_noise=0.6, l2=1e-3, **median)),
         "head bins (both), collection-scaled": ("scaled", HeadConfig(**median)),
         "head bins (both), median": ("both", HeadConfig(**median)),
-        "head bins (both), median, collections balanced": ("both", HeadConfig(balance="collections", **median)),
+        "head bins (both), median, collections balanced": ("both", HeadConfig(**median)),  # weights: collection_weights
         "head bins (both), median, augmented": ("both", HeadConfig(**median)),
     }[name]
 
 
 HEADS = ["head regression (style)", "head bins (style)", "head bins (both)", "head regression (both)", "head bins (both), strong reg."]
+
+
+def collection_weights(collections: np.ndarray) -> np.ndarray:
+    """Sample weights (mean 1) under which each collection weighs the same in the loss."""
+    names, inverse, counts = np.unique(collections, return_inverse=True, return_counts=True)
+    return (len(collections) / (len(names) * counts))[inverse].astype(np.float32)
 
 
 def run_one(arrays: dict, scenario: str, variant: str, seed: int, members: int) -> dict:
@@ -130,7 +137,8 @@ def run_one(arrays: dict, scenario: str, variant: str, seed: int, members: int) 
             has = ~np.isnan(views[:, 0])
             fit_x, fit_years = np.concatenate([fit_x, views[has]]), np.concatenate([fit_years, fit_years[has]])
             fit_groups = np.concatenate([fit_groups, fit_groups[has]])
-        model, _ = train_head(fit_x, fit_years, config, seed=seed, groups=fit_groups)
+        weights = collection_weights(fit_groups) if "collections balanced" in variant else None
+        model, _ = train_head(fit_x, fit_years, config, seed=seed, sample_weight=weights)
         (pred, test_q), (cal_pred, cal_q) = predict_with_quantiles(model, x[test]), predict_with_quantiles(model, x[cal])
         if test_q is not None:  # the bins head: each poster's own range, conformalised (CQR), as train-year does
             poster_ranges = ranges(calibrate_quantiles(years[cal], cal_q), pred, test_q)
@@ -146,27 +154,25 @@ def run_one(arrays: dict, scenario: str, variant: str, seed: int, members: int) 
     else:
         raise ValueError(variant)
     seconds = time.perf_counter() - started
-    result = score(arrays, test, cal, pred, cal_pred)
+    result = score(arrays, test, cal, pred, cal_pred, poster_ranges, shift)
     result.update(seconds=seconds, n_train=int(len(train)))
-    if shift is not None:
-        for c in COLLECTIONS:
-            rows = collections[test] == c
-            result[c]["augmented_shift"] = float(np.nanmean(np.abs(shift[rows])))
-    if poster_ranges is not None:  # beside the ranges by predicted year (score): each poster's own (CQR)
-        low, high = poster_ranges
-        plain_low, plain_high = ranges(calibrate(years[cal], cal_pred), pred)
-        for c in COLLECTIONS:
-            rows = collections[test] == c
-            result[c]["cqr_coverage"] = coverage(years[test][rows], low[rows], high[rows])
-            result[c]["cqr_width"] = float(np.mean(high[rows] - low[rows]))
-            result[c]["width"] = float(np.mean(plain_high[rows] - plain_low[rows]))
     if variant.startswith("head"):
         result["blend"] = score(arrays, test, cal, *blend)
         result["blend"]["head_weight"] = w
     return result
 
 
-def score(arrays: dict, test: np.ndarray, cal: np.ndarray, pred: np.ndarray, cal_pred: np.ndarray | None) -> dict:
+def score(
+    arrays: dict,
+    test: np.ndarray,
+    cal: np.ndarray,
+    pred: np.ndarray,
+    cal_pred: np.ndarray | None,
+    poster_ranges: tuple[np.ndarray, np.ndarray] | None = None,
+    shift: np.ndarray | None = None,
+) -> dict:
+    """Per collection: the error figures, the coverage of ranges by predicted year (`coverage`) and of
+    each poster's own ranges (`cqr_coverage`), their mean widths, and the shift under augmentation."""
     collections, years = arrays["collections"], arrays["years"]
     result = {}
     low = high = None
@@ -174,16 +180,16 @@ def score(arrays: dict, test: np.ndarray, cal: np.ndarray, pred: np.ndarray, cal
         low, high = ranges(calibrate(years[cal], cal_pred), pred)
     for c in COLLECTIONS:
         rows = collections[test] == c
-        true, p = years[test][rows], pred[rows]
-        decades = (true // 10 * 10).astype(int)
-        r = {
-            "n": int(rows.sum()),
-            "mae": float(np.abs(p - true).mean()),
-            "bias": float((p - true).mean()),
-            "mae_by_decade": {int(d): float(np.abs(p - true)[decades == d].mean()) for d in np.unique(decades)},
-        }
+        true = years[test][rows]
+        r = {k: v for k, v in year_metrics(true, pred[rows]).items() if k in ("n", "mae", "bias", "mae_by_decade")}
         if low is not None:
             r["coverage"] = coverage(true, low[rows], high[rows])
+        if poster_ranges is not None:
+            r["cqr_coverage"] = coverage(true, poster_ranges[0][rows], poster_ranges[1][rows])
+            r["cqr_width"] = float(np.mean(poster_ranges[1][rows] - poster_ranges[0][rows]))
+            r["width"] = float(np.mean(high[rows] - low[rows]))
+        if shift is not None:
+            r["augmented_shift"] = float(np.nanmean(np.abs(shift[rows])))
         result[c] = r
     return result
 

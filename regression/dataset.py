@@ -40,12 +40,6 @@ class YearData:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def subset(self, rows: np.ndarray) -> "YearData":
-        return YearData(
-            self.ids[rows], self.vectors[rows], self.years[rows], self.titles[rows], 0, self.keys[rows], self.collections[rows],
-            self.vector_names, self.specs, self.store, self.location,
-        )
-
     def vector_part(self, name: str) -> np.ndarray:
         """The columns of one named vector within `vectors` (they sit side by side in vector_names order)."""
         dims = [int(self.specs[n]["dim"]) if n in self.specs else self.vectors.shape[1] for n in self.vector_names]
@@ -62,7 +56,7 @@ def parse_vector_names(vector: str) -> tuple[str, ...]:
     return names
 
 
-def load_year_data(store: PosterStore, vector_name: str | Sequence[str] = VECTOR_NAME, allow_undated_only: bool = False) -> YearData:
+def load_year_data(store: PosterStore, vector_name: str | Sequence[str] = VECTOR_NAME) -> YearData:
     """Every dated point's vector(s), year and content key from one open collection; undated points are counted."""
     names = (vector_name,) if isinstance(vector_name, str) else tuple(vector_name)
     specs, parts, base = {}, [], None
@@ -79,7 +73,7 @@ def load_year_data(store: PosterStore, vector_name: str | Sequence[str] = VECTOR
         base = base if base is not None else loaded
         parts.append(loaded.vectors)
     dated = ~np.isnan(base.years)
-    if dated.sum() < MIN_DATED and not allow_undated_only:
+    if dated.sum() < MIN_DATED:
         raise UserError(f"collection '{store.collection}' has {dated.sum()} dated posters: too few to train and test a year model")
     ids = base.ids[dated]
     return YearData(

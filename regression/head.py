@@ -26,6 +26,13 @@ Loss: Huber with delta 0.5 (about 12 years): squared error for small misses, abs
 large ones. Years have outliers (stills instead of posters, re-releases), and absolute error is
 what we report.
 
+With target "bins" (the CLI's default) the output layer is instead Dense(n_bins, softmax): a
+distribution over 5-year bins, trained with cross-entropy against soft labels (each year a
+Gaussian over the bins, so that neighbouring years share probability). The members'
+distributions are averaged, and the saved model outputs three columns read off that average: the
+median year (what minimises absolute error), and the 10th and 90th percentiles, the poster's raw
+range that conformal.py calibrates.
+
 Training: Adam, early stopping on a validation part of the training data (never the test set),
 keeping the best weights. Members differ only in their seed; their mean is the prediction, which
 cancels part of each member's variance (on the shared data: single members 13.0-13.3 years MAE,
@@ -65,12 +72,11 @@ class HeadConfig:
     patience: int = 25
     validation_split: float = 0.15
     members: int = 5
-    target: str = "regression"  # or "bins": soft labels over year bins, the expected year out
+    target: str = "regression"  # or "bins": soft labels over year bins, a year read off the predicted distribution
     bin_width: float = 5.0  # years per bin (target "bins")
     label_sigma: float = 7.0  # years: the spread of each poster's soft label over the bins
     output: str = "median"  # target "bins": the year read off the members' averaged distribution, "median" or "mean"
     range_quantiles: tuple[float, float] = (0.1, 0.9)  # target "bins": also output these quantiles (the raw range, see conformal.py)
-    balance: str = "none"  # sample weights: "none", or "collections" (each collection weighs the same in the loss)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -119,17 +125,6 @@ class QuantileValue(keras.layers.Layer):
         return {**super().get_config(), "centres": self.centres, "quantile": self.quantile}
 
 
-def balancing_weights(groups: np.ndarray | None, how: str) -> np.ndarray | None:
-    """Per-row sample weights (mean 1) so that each group (collection) weighs the same in the loss, or None."""
-    if how == "none" or groups is None:
-        return None
-    if how != "collections":
-        raise ValueError(f"unknown balance {how!r}")
-    names, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
-    weights = (len(groups) / (len(names) * counts))[inverse]
-    return weights.astype(np.float32)
-
-
 def bin_centres(years: np.ndarray, width: float) -> np.ndarray:
     """Year bins of `width` covering the training years with one spare bin at each end."""
     low, high = np.floor(years.min() / width) * width - width, np.ceil(years.max() / width) * width + width
@@ -173,11 +168,10 @@ def train_head(
     config: HeadConfig = HeadConfig(),
     seed: int = 0,
     progress: bool = False,
-    groups: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple["keras.Model", dict]:
-    """Train the ensemble on (vectors, years); returns the model (embedding -> year) and the target scaling.
-
-    `groups` (each row's collection) is used only by config.balance."""
+    """Train the ensemble on (vectors, years), rows weighted by `sample_weight` if given; returns the
+    model (embedding -> year) and the target scaling."""
     from tqdm import tqdm
 
     mean, std = float(years.mean()), float(years.std()) or 1.0
@@ -188,7 +182,6 @@ def train_head(
         target, n_out = (years - mean) / std, 1
     else:
         raise ValueError(f"unknown head target {config.target!r}")
-    weights = balancing_weights(groups, config.balance)
     members = []
     bar = tqdm(total=config.members, unit="member", desc="training head", disable=not progress)
     for m in range(config.members):
@@ -201,7 +194,7 @@ def train_head(
         history = member.fit(
             vectors[order],
             target[order],
-            sample_weight=None if weights is None else weights[order],
+            sample_weight=None if sample_weight is None else sample_weight[order],
             validation_split=config.validation_split,
             epochs=config.epochs,
             batch_size=config.batch_size,

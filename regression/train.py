@@ -19,8 +19,8 @@ from regression.dataset import YearData, calibration_split, content_split
 from regression.head import HeadConfig, predict_with_quantiles, train_head
 from regression.metrics import year_metrics
 from regression.model_file import HEAD_NAME, YearModel
-from store.schema import STYLE_VECTOR_NAME
 from regression.plots import error_by_decade, predicted_vs_true
+from store.schema import STYLE_VECTOR_NAME
 
 CALIBRATION_SHARE = 0.15  # of the training part, held out of fitting to calibrate the ranges
 
@@ -96,15 +96,13 @@ def train_year_model(
         raise UserError(f"{len(data)} dated posters give {len(fit)} to fit, {len(calibration)} to calibrate, {len(test)} to test: too few")
     x, y = data.vectors, data.years
 
-    fit_x, fit_y, groups = x[fit], y[fit], data.collections[fit]
+    fit_x, fit_y = x[fit], y[fit]
     n_views = 0
     if augmented is not None:
-        collection_of = dict(zip(data.keys[fit], data.collections[fit]))
         views = np.flatnonzero(np.isin(augmented.keys, data.keys[fit]))  # never a view of a calibration or test poster
         n_views = len(views)
         fit_x, fit_y = np.concatenate([fit_x, augmented.vectors[views]]), np.concatenate([fit_y, augmented.years[views]])
-        groups = np.concatenate([groups, [collection_of[k] for k in augmented.keys[views]]])
-    model, scaling = train_head(fit_x, fit_y, config, seed=seed, progress=progress, groups=groups)
+    model, scaling = train_head(fit_x, fit_y, config, seed=seed, progress=progress)
     calibration_years, calibration_quantiles = predict_with_quantiles(model, x[calibration])
     if calibration_quantiles is None:  # regression head: ranges by predicted year
         uncertainty = calibrate(y[calibration], calibration_years)
