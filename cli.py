@@ -12,13 +12,14 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Literal, Optional
 
 import typer
 
 from errors import UserError, check_output_file
 from store.schema import check_collection_name
 from presentation import as_json, export_summary, film_query, files_written, ingest_summary, neighbours_json, neighbours_table
+from regression.config import DEFAULT_VECTOR, HeadConfig, HeadTarget, VectorChoice
 
 if TYPE_CHECKING:
     from store.collection import PosterStore
@@ -55,8 +56,10 @@ WriteConsistency = Annotated[
     Optional[int], typer.Option(min=1, help="Server/cluster only: replicas that must acknowledge a write (default 1).")
 ]
 ModelDir = Annotated[Path, typer.Option("--model-dir", help="Folder of the year model (model.keras, model.json, plots).")]
-VectorName = Annotated[str, typer.Option("--vector", help="Which stored vector: 'vgg16', or 'vgg16_style' (ingest --style).")]
-DEFAULT_YEAR_VECTOR, DEFAULT_YEAR_HEAD = "vgg16+vgg16_style", "bins"  # the default year model: see README, Year regression
+StoredVector = Literal["vgg16", "vgg16_style"]
+VectorName = Annotated[StoredVector, typer.Option("--vector", help="Which stored vector (vgg16_style: after ingest --style).")]
+Backend = Literal["auto", "onnxruntime", "tensorflow", "jax", "torch"]
+Precision = Literal["auto", "fp32", "bf16", "int8"]
 Weights = Annotated[
     Optional[str],
     typer.Option("--weights", help="VGG16 weights: 'imagenet' (downloaded by Keras) or a notop .h5 file (env VGG16_WEIGHTS)."),
@@ -166,9 +169,12 @@ def ingest(
         Optional[int], typer.Option(min=1, max=1024, help="Posters per model batch and per upsert (default: 32 on a CPU, 256 on a GPU).")
     ] = None,
     backend: Annotated[
-        Optional[str], typer.Option(help="Keras backend: auto (a GPU backend if installed and a GPU is present, else tensorflow), tensorflow, jax, torch (env KERAS_BACKEND).")
+        Optional[Backend],
+        typer.Option(help="What runs VGG16. auto: a Keras GPU backend when installed and a GPU is present, else onnxruntime (env KERAS_BACKEND)."),
     ] = None,
-    precision: Annotated[str, typer.Option(help="Model precision: auto (bf16 on a GPU that has it, else fp32), fp32, bf16.")] = "auto",
+    precision: Annotated[
+        Precision, typer.Option(help="auto: bf16 on a GPU that has it, else fp32. int8 (onnxruntime, CPU): faster, another embedding.")
+    ] = "auto",
     workers: Annotated[Optional[int], typer.Option(min=0, help="Poster-decoding processes (default: the usable CPU cores; 0: a thread).")] = None,
     recreate: Annotated[bool, typer.Option(help="Delete the collection first and start over.")] = False,
     prune: Annotated[bool, typer.Option(help="Delete stored films that are no longer in the catalog.")] = False,
@@ -195,7 +201,7 @@ def ingest(
     store: StoreOptions = StoreOptions(),
 ) -> None:
     """Embed every poster of a catalog and upsert it into the store (resumable)."""
-    from embedding.model import Embedder
+    from embedding.embedders import make_embedder
     from embedding.spec import resolve_weights
     from ingest.catalog import Columns, read_catalog
     from ingest.pipeline import ingest as run_ingest
@@ -204,7 +210,7 @@ def ingest(
 
     check_output_file(rejects, "--rejects")  # before the long work, not after it
     # cheap: the backend is chosen without importing it, and loads only if there is work
-    embedder = Embedder(resolve_weights(weights), style=style, backend=backend, precision=precision, augmented=augment)
+    embedder = make_embedder(resolve_weights(weights), style=style, backend=backend, precision=precision, augmented=augment)
     columns = Columns(file=file_column, id=id_column, title=title_column, year=year_column, genres=genre_column)
     films = read_catalog(catalog, posters, columns, encoding)
     with store.open() as db:
@@ -243,7 +249,7 @@ def export_embeddings(
 @store_options
 def search(
     image: Annotated[Optional[Path], typer.Argument(help="A poster image to search with (needs the model).")] = None,
-    k: Annotated[int, typer.Option("-k", "--k", help="How many neighbours.")] = 3,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many neighbours.")] = 3,
     title: Annotated[Optional[str], typer.Option(help="Search by a stored film's title instead (no model needed).")] = None,
     id: Annotated[Optional[str], typer.Option("--id", help="Search by a stored film's point id.")] = None,
     year: Annotated[Optional[int], typer.Option(help="With --title: the film's year, when several share the title.")] = None,
@@ -252,6 +258,9 @@ def search(
     genre: Annotated[Optional[str], typer.Option(help="Only neighbours of this genre.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     sheet: Annotated[Optional[Path], typer.Option(help="Also write a PNG of the query and its neighbours.")] = None,
+    explain: Annotated[
+        Optional[Path], typer.Option(help="Also write a PNG of where each score comes from in both posters (similarity maps; vgg16).")
+    ] = None,
     posters: Annotated[Optional[Path], typer.Option(help="Poster folder for --sheet (default: the one ingest recorded).")] = None,
     vector: VectorName = "vgg16",
     weights: Weights = None,
@@ -262,35 +271,45 @@ def search(
 
     if (image is None) == (title is None and id is None):
         raise UserError("give either an image or --title/--id")
+    if title is not None and id is not None:
+        raise UserError("give one of --title and --id, not both")
     filters = Filters(year_min, year_max, genre)
     filters.check()
-    if sheet is not None:
-        from search.sheet import check_posters_dir, check_sheet_path
+    if explain is not None and vector != "vgg16":
+        raise UserError("similarity maps (--explain) exist for the vgg16 vector only: the style vector's score does not split over cells (README, Search)")
+    for out, option in ((sheet, "--sheet"), (explain, "--explain")):
+        if out is not None:
+            from search.sheet import check_posters_dir, check_sheet_path
 
-        check_sheet_path(sheet)
-        if posters is not None:
-            check_posters_dir(posters, "--posters")
+            check_sheet_path(out, option)
+            if posters is not None:
+                check_posters_dir(posters, "--posters")
     with store.open(must_exist=True) as db:
+        embedder = None
         if image is not None:
-            from embedding.model import Embedder
-            from embedding.spec import resolve_weights
+            from search.nearest import image_embedder
 
-            searcher = PosterSearch(db, Embedder(resolve_weights(weights), style=vector != "vgg16"))
-            neighbours = searcher.by_image(image, k, filters, vector_name=vector)
-            query = {"image": str(image)}
+            embedder = image_embedder(db, weights, style=vector != "vgg16")
+            neighbours = PosterSearch(db, embedder).by_image(image, k, filters, vector_name=vector)
+            query, searched = {"image": str(image)}, image
         else:
             from search.titles import find_film
 
-            film = find_film(db, title=title, point_id=id, year=year)
-            neighbours = PosterSearch(db).by_point(film, k, filters, vector_name=vector)
-            query = film_query(film)
+            searched = find_film(db, title=title, point_id=id, year=year)
+            neighbours = PosterSearch(db).by_point(searched, k, filters, vector_name=vector)
+            query = film_query(searched)
+        if explain is not None:
+            from search.explain import explain_search
+
+            maps = explain_search(db, searched, neighbours, weights, embedder)
         posters_dir = posters or db.posters_dir()
     typer.echo(neighbours_json(query, neighbours) if json_out else neighbours_table(query, neighbours))
-    if sheet is not None:
-        from search.sheet import query_sheet
+    from search.sheet import query_sheet
 
-        query_sheet(query, neighbours, posters_dir, sheet)
-        typer.echo(f"wrote {sheet}", err=json_out)
+    for out, explanations in ((sheet, None), (explain, maps if explain else None)):
+        if out is not None:
+            query_sheet(query, neighbours, posters_dir, out, explanations)
+            typer.echo(f"wrote {out}", err=json_out)
 
 
 @app.command()
@@ -324,9 +343,10 @@ def train_year(
     knn_k: Annotated[int, typer.Option(min=1, help="k of the k-NN baseline.")] = 10,
     model_dir: ModelDir = Path("year_model"),
     vector: Annotated[
-        str, typer.Option("--vector", help="Stored vector(s) the model reads: vgg16, vgg16_style, or both as vgg16+vgg16_style.")
-    ] = DEFAULT_YEAR_VECTOR,
-    head: Annotated[str, typer.Option(help="'bins' (soft labels over year bins, the median year) or 'regression'.")] = DEFAULT_YEAR_HEAD,
+        VectorChoice,
+        typer.Option("--vector", help="Stored vector(s) the model reads. auto: both (vgg16+vgg16_style) where every collection has them, else vgg16."),
+    ] = DEFAULT_VECTOR,
+    head: Annotated[HeadTarget, typer.Option(help="bins: soft labels over year bins, the median year; or regression.")] = HeadConfig.target,
     augmented: Annotated[
         Optional[list[str]],
         typer.Option("--augmented", help="A collection made by `ingest --augment` of the same posters: its views of the training posters are extra training rows (repeat for several)."),
@@ -336,14 +356,13 @@ def train_year(
     collections: list[str] = ["posters"],
 ) -> None:
     """Train the year model on one or several collections; score it against baselines on a content-split test part."""
-    from regression.dataset import load_augmented, load_collections, parse_vector_names
-    from regression.head import HeadConfig
+    from regression.dataset import load_augmented, load_collections
+    from regression.model_file import check_model_dir
     from regression.train import train_year_model
 
-    if head not in ("bins", "regression"):
-        raise UserError(f"--head must be 'bins' or 'regression', not {head!r}")
+    check_model_dir(model_dir)  # before reading and training, not after
     config = HeadConfig(epochs=epochs, members=members, target=head)
-    data = load_collections(store.location(), collections, parse_vector_names(vector))  # read, store closed again: then train
+    data = load_collections(store.location(), collections, vector)  # read, store closed again: then train
     views = load_augmented(store.location(), augmented, data) if augmented else None
     report = train_year_model(data, model_dir, test_size, seed, config, knn_k, progress=not json_out, augmented=views)
     if json_out:
@@ -384,13 +403,11 @@ def predict_year(
 ) -> None:
     """Predict a poster's release year, with its calibrated range."""
     from regression.model_file import YearModel
-
-    model = YearModel.load(model_dir)
-    from embedding.model import Embedder
-    from embedding.spec import resolve_weights
+    from regression.predict import model_embedder
     from regression.predict import predict_year as run_predict
 
-    prediction = run_predict(image, model, Embedder(resolve_weights(weights), style=model.uses_style))
+    model = YearModel.load(model_dir)  # no TensorFlow: the head runs in NumPy, VGG16 on ONNX Runtime
+    prediction = run_predict(image, model, model_embedder(model, weights))
     typer.echo(as_json({"image": str(image), **prediction.as_dict()}, indent=None) if json_out else f"{image}: {prediction.sentence()}")
 
 
@@ -422,14 +439,27 @@ def migrate(
         target_location = location_from_options(None, to_url, to_api_key or os.environ.get("QDRANT_TO_API_KEY"), store.timeout, store.grpc)
     target_collection = to_collection or store.collection
     check_collection_name(target_collection)
-    if source_location == target_location and target_collection == store.collection:
+    same_store = _same_store(source_location, target_location)
+    if same_store and target_collection == store.collection:
         raise UserError("source and destination are the same collection")
     with store.open(must_exist=True, location=source_location) as source:
-        same_store = source_location == target_location
         target_options = StoreOptions(collection=target_collection)
         with source.other_collection(target_collection) if same_store else target_options.open(location=target_location) as target:
             report = run_migrate(source, target, batch_size, Sharding(shards, replicas, write_consistency))
     typer.echo(report.summary())
+
+
+def _same_store(source: "StoreLocation", target: "StoreLocation") -> bool:
+    """Whether two locations are one store (another spelling of a folder is the same folder); a
+    folder inside the other store is refused: Edge's files and a store's own would mix."""
+    if source.url or target.url:
+        return source == target
+    a, b = source.path.resolve(), target.path.resolve()
+    if a == b:
+        return True
+    if b.is_relative_to(a) or a.is_relative_to(b):
+        raise UserError(f"the destination {target.path} and the source {source.path} are one inside the other: give a folder outside the source store")
+    return False
 
 
 @app.command()
@@ -447,7 +477,6 @@ def compare(
 ) -> None:
     """Original (vgg16) vs style (vgg16_style) embedding: year head and era coherence, one table."""
     from regression.compare import read_for_comparison, train_for_comparison
-    from regression.head import HeadConfig
 
     with store.open(must_exist=True) as db:  # read, then close: the store is free while the heads train
         data, era = read_for_comparison(db, seed=seed, progress=not json_out)
@@ -464,6 +493,9 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port, printed at start).")] = 8000,
     model_dir: ModelDir = Path("year_model"),
     era_sample: Annotated[int, typer.Option(min=10, help="Posters (a seeded sample) behind the page's era figures.")] = 1000,
+    allowed_host: Annotated[
+        Optional[list[str]], typer.Option("--allowed-host", help="Another host name the page is reached by (repeat it); others get 400.")
+    ] = None,
     weights: Weights = None,
     store: StoreOptions = StoreOptions(),
 ) -> None:
@@ -473,14 +505,30 @@ def serve(
 
     listener = listen(host, port)  # a busy port is one line before the store is opened
     with listener, store.open(must_exist=True) as db:  # held for the life of the server: one process per embedded store
-        run_server(db, listener, weights=weights, model_dir=model_dir, era_sample=era_sample)
+        run_server(db, listener, weights=weights, model_dir=model_dir, era_sample=era_sample, extra_hosts=tuple(allowed_host or ()))
 
 
 def main() -> None:
-    """The console command `poster-search` and `python cli.py`: the Typer app, quiet on a closed pipe
-    (`... | head`): no message and exit code 1, whether the pipe closes mid-run or at the final flush."""
+    """The console command `poster-search` and `python cli.py`: the Typer app, a bad option or
+    argument as one line (exit code 2, as click gives), and quiet on a closed pipe (`... | head`):
+    no message and exit code 1, whether the pipe closes mid-run or at the final flush."""
+    from presentation import one_line
+
     try:
-        app()
+        try:
+            code = app(standalone_mode=False)
+        except typer.Abort:  # Ctrl-C while the parser was still reading
+            code = 130
+        except typer.TyperException as e:  # the parser's errors read like every other error: one line
+            code = e.exit_code
+            if type(e).__name__ == "NoArgsIsHelpError":  # `python cli.py` alone: the help
+                e.show()
+            else:
+                context = getattr(e, "ctx", None)
+                command = f" (see python cli.py {context.info_name} --help)" if context is not None and context.parent else ""
+                message = one_line(e.format_message()).replace("Value error, ", "")
+                typer.echo(f"Error: {message}{command}", err=True)
+        sys.exit(code if isinstance(code, int) else 0)
     finally:
         try:
             sys.stdout.flush()

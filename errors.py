@@ -1,9 +1,10 @@
-"""The one exception type the CLI turns into a clear one-line message, and the check that makes a
-bad output path one of them before any long work starts."""
+"""The one exception type the CLI turns into a clear one-line message, and the checks that make a
+bad input or output path one of them before any long work starts."""
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 
@@ -33,3 +34,22 @@ def check_output_file(path: Path, what: str) -> None:
             os.unlink(path)
         except OSError:
             pass
+
+
+def check_file(path: Path, what: str) -> None:
+    """UserError unless `path` is a regular file: a folder, a FIFO or a device is named as such, not "not found"."""
+    try:
+        mode = Path(path).stat().st_mode
+    except FileNotFoundError:
+        raise UserError(f"{what} not found: {_shown(path)}") from None
+    except OSError as e:
+        raise UserError(f"cannot read {what} {_shown(path)}: {e.strerror or e}") from None
+    if stat.S_ISDIR(mode):
+        raise UserError(f"{what} {_shown(path)} is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise UserError(f"{what} {_shown(path)} is not a regular file (a FIFO or a device)")
+
+
+def _shown(path: Path, limit: int = 200) -> str:
+    text = str(path)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"

@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from common import CATALOG, POSTERS, ROOT, WEIGHTS, first_n_catalog  # noqa: E402  (sets sys.path)
-from embedding.model import Embedder  # noqa: E402
+from embedding.embedders import make_embedder  # noqa: E402
 from ingest.catalog import read_catalog  # noqa: E402
-from ingest.decode import MAX_CHUNK, DecodePool, usable_cores  # noqa: E402
+from embedding.backend import usable_cores  # noqa: E402
+from ingest.decode import MAX_CHUNK, DecodePool  # noqa: E402
 from ingest.pipeline import ingest  # noqa: E402
 from store.collection import PosterStore  # noqa: E402
 from store.connection import StoreLocation  # noqa: E402
@@ -61,7 +62,7 @@ def decode_only(paths: list[str], workers: int, chunk: int) -> tuple[float, np.n
     return seconds, np.concatenate(pixels)
 
 
-def model_only(embedder: Embedder, pixels: np.ndarray, batch_size: int) -> float:
+def model_only(embedder, pixels: np.ndarray, batch_size: int) -> float:
     embedder.embed_pixels(pixels[:batch_size])  # build, compile, warm up: not what we measure
     started = time.perf_counter()
     for i in range(0, len(pixels), batch_size):
@@ -89,8 +90,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=None, help="default: the device's (32 on a CPU)")
-    parser.add_argument("--backend", default=None, help="auto (default), tensorflow, jax, torch")
-    parser.add_argument("--precision", default="auto", help="auto (default), fp32, bf16")
+    parser.add_argument("--backend", default=None, help="auto (default), onnxruntime, tensorflow, jax, torch")
+    parser.add_argument("--precision", default="auto", help="auto (default), fp32, bf16, int8")
     parser.add_argument("--workers", type=int, default=None, help="decode processes (default: the usable cores)")
     parser.add_argument("--weights", default=None, help="default: the shared real weights when present, else random")
     parser.add_argument("--qdrant-url", default=None, help="a Qdrant server instead of a temporary embedded store")
@@ -101,7 +102,11 @@ def main() -> None:
     catalog_csv, posters, source = posters_and_catalog(args.n, tmp)
     catalog = read_catalog(catalog_csv, posters)
     weights = args.weights or (str(WEIGHTS) if WEIGHTS.is_file() else "random")
-    embedder = Embedder(weights, backend=args.backend, precision=args.precision)
+    embedder = make_embedder(None if weights == "random" else weights, backend=args.backend, precision=args.precision)
+    if getattr(embedder, "needs_calibration", False):  # int8: calibrated as ingest does, on this catalog's posters
+        from embedding.quantize import choose_calibration
+
+        embedder.calibrate_with(choose_calibration([f.file for f in catalog.films], posters), posters)
     from embedding.backend import default_batch_size
 
     batch = args.batch_size or default_batch_size(embedder.runtime)
@@ -140,7 +145,7 @@ def main() -> None:
     if not args.no_cli and not args.qdrant_url:
         command = [sys.executable, str(ROOT / "cli.py"), "ingest", "--catalog", str(catalog_csv), "--posters", str(posters)]
         command += ["--qdrant-path", str(location.path), "--collection", "bench_ingest", "--weights", weights]
-        command += ["--rejects", str(tmp / "rejects.csv")]
+        command += ["--rejects", str(tmp / "rejects.csv"), "--backend", embedder.runtime.backend, "--precision", embedder.runtime.precision]
         started = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True)
         noop_process = time.perf_counter() - started

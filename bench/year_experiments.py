@@ -81,14 +81,15 @@ def block_weighted(x: np.ndarray) -> np.ndarray:
 
 
 def head_variant(name: str, members: int):
-    from regression.head import HeadConfig
+    from regression.config import HeadConfig
 
     fast = dict(members=members, batch_size=128, patience=15, epochs=300)
+    regression = dict(target="regression", **fast)
     mean = dict(target="bins", output="mean", **fast)  # the expected year: the bins head as first built
     median = dict(target="bins", output="median", **fast)  # the median year: today's default
     return {
-        "head regression (style)": ("style", HeadConfig(**fast)),
-        "head regression (both)": ("both", HeadConfig(**fast)),
+        "head regression (style)": ("style", HeadConfig(**regression)),
+        "head regression (both)": ("both", HeadConfig(**regression)),
         "head bins (style)": ("style", HeadConfig(**mean)),
         "head bins (both)": ("both", HeadConfig(**mean)),
         "head bins (both), strong reg.": ("both", HeadConfig(dropout=0.6, input_noise=0.6, l2=1e-3, **median)),

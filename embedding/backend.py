@@ -1,15 +1,17 @@
-"""Which Keras backend and numeric precision run VGG16, decided without importing any of them.
+"""Which runtime and numeric precision run VGG16, decided without importing any of them.
 
-Keras 3 runs the same model on TensorFlow, JAX or PyTorch, but picks its backend once per
-process, at `import keras`, from $KERAS_BACKEND. So the choice is made here, from what is
-installed and whether an NVIDIA GPU is present, and applied before Keras is first imported.
-A no-op ingest rerun must stay fast, so nothing heavy is imported to decide.
+Two runtimes run the same model: ONNX Runtime (embedding/onnx_embedder.py, a graph derived from
+the Keras weights) and Keras itself (embedding/model.py) on TensorFlow, JAX or PyTorch. Keras
+picks its backend once per process, at `import keras`, from $KERAS_BACKEND, so the choice is made
+here, from what is installed and whether an NVIDIA GPU is present, and applied before Keras is
+first imported. A no-op ingest rerun must stay fast, so nothing heavy is imported to decide.
 
-- backend "auto": a GPU-capable backend (JAX, then PyTorch, then a GPU build of TensorFlow)
-  when one is installed and the machine has an NVIDIA GPU; else TensorFlow, the fastest CPU
-  backend measured here (see README, *Ingest performance*).
+- backend "auto": a GPU-capable Keras backend (JAX, then PyTorch, then a GPU build of
+  TensorFlow) when one is installed and the machine has an NVIDIA GPU; else ONNX Runtime, the
+  fastest CPU runtime measured here (see docs/performance.md), and TensorFlow where it is missing.
 - precision "auto": bf16 on a GPU that computes in it natively (compute capability 8.0 and up:
-  A100, H100, L4, RTX 30xx and later), else fp32.
+  A100, H100, L4, RTX 30xx and later), else fp32. "int8" (ONNX Runtime on a CPU) is never chosen
+  by itself: it is another embedding (embedding/quantize.py).
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ from functools import lru_cache
 
 from errors import UserError
 
-BACKENDS = ("tensorflow", "jax", "torch")
-PRECISIONS = ("fp32", "bf16")
+BACKENDS = ("onnxruntime", "tensorflow", "jax", "torch")
+PRECISIONS = ("fp32", "bf16", "int8")
 BACKEND_ENV = "KERAS_BACKEND"
 # What each backend needs installed, and the extra install that brings it (requirements-gpu.txt).
-_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+_MODULES = {"onnxruntime": "onnxruntime", "tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,14 @@ class Runtime:
 
     def describe(self) -> str:
         return f"{self.backend} on {'GPU' if self.gpu else 'CPU'}, {self.precision}"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. a container's or taskset's share)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def installed(backend: str) -> bool:
@@ -73,11 +83,15 @@ def _tensorflow_has_gpu_build() -> bool:
         return False
 
 
-def resolve_backend(requested: str | None = None) -> str:
-    """--backend (or $KERAS_BACKEND when not given) -> an installed backend name; UserError otherwise."""
+def resolve_backend(requested: str | None = None, keras_only: bool = False) -> str:
+    """--backend (or $KERAS_BACKEND when not given) -> an installed backend name; UserError otherwise.
+
+    `keras_only`: for the Keras model itself (embedding/model.py): "auto" then means TensorFlow on a CPU."""
     requested = (requested or os.environ.get(BACKEND_ENV) or "auto").lower()
     if requested == "pytorch":
         requested = "torch"
+    if requested in ("onnx", "ort"):
+        requested = "onnxruntime"
     if requested == "auto":
         if gpu_compute_capability() is not None:
             for name in ("jax", "torch"):
@@ -85,9 +99,11 @@ def resolve_backend(requested: str | None = None) -> str:
                     return name
             if installed("tensorflow") and _tensorflow_has_gpu_build():
                 return "tensorflow"
-        return "tensorflow"
+        return "onnxruntime" if installed("onnxruntime") and not keras_only else "tensorflow"
+    if keras_only and requested == "onnxruntime":
+        raise UserError("the Keras model runs on tensorflow, jax or torch; ONNX Runtime is embedding.onnx_embedder.OnnxEmbedder")
     if requested not in BACKENDS:
-        raise UserError(f"unknown backend '{requested}': use auto, tensorflow, jax or torch")
+        raise UserError(f"unknown backend '{requested}': use auto, onnxruntime, tensorflow, jax or torch")
     if not installed(requested):
         raise UserError(f"backend '{requested}' is not installed: pip install -r requirements-gpu.txt (see README, Backends)")
     return requested
@@ -95,7 +111,7 @@ def resolve_backend(requested: str | None = None) -> str:
 
 def backend_sees_gpu(backend: str) -> bool:
     """Whether this backend would run on the GPU (cheap guess: a GPU is present and the build can use it)."""
-    if gpu_compute_capability() is None:
+    if gpu_compute_capability() is None or backend == "onnxruntime":  # the CPU build of ONNX Runtime
         return False
     return backend != "tensorflow" or _tensorflow_has_gpu_build()
 
@@ -106,12 +122,18 @@ def resolve_precision(requested: str | None, backend: str) -> str:
         capability = gpu_compute_capability()
         return "bf16" if backend_sees_gpu(backend) and capability is not None and capability >= 8.0 else "fp32"
     if requested not in PRECISIONS:
-        raise UserError(f"unknown precision '{requested}': use auto, fp32 or bf16")
+        raise UserError(f"unknown precision '{requested}': use auto, fp32, bf16 or int8")
+    if requested == "int8" and backend != "onnxruntime":
+        raise UserError(f"--precision int8 runs on ONNX Runtime, not {backend}: use --backend onnxruntime (or auto on a CPU)")
+    if requested == "bf16" and backend == "onnxruntime":
+        raise UserError("--precision bf16 needs a GPU backend (--backend jax or torch); on a CPU use fp32, or int8 for speed")
     return requested
 
 
-def resolve_runtime(backend: str | None = None, precision: str | None = None) -> Runtime:
-    name = resolve_backend(backend)
+def resolve_runtime(backend: str | None = None, precision: str | None = None, keras_only: bool = False) -> Runtime:
+    if (precision or "").lower() == "int8" and (backend or "auto").lower() == "auto" and not keras_only:
+        backend = "onnxruntime"  # the one runtime that has it
+    name = resolve_backend(backend, keras_only)
     return Runtime(name, resolve_precision(precision, name), backend_sees_gpu(name))
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from embedding.backend import BACKEND_ENV, Runtime, resolve_runtime
 from embedding.images import ImageSource, decode_poster
 from embedding.spec import STYLE_LAYERS, EmbeddingSpec, resolve_weights, spec_for_weights, style_spec_for_weights
+from embedding.vectors import as_uint8, normalise, style_vectors
 from errors import UserError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -70,7 +71,7 @@ class Embedder:
         augmented: bool = False,
     ):
         self.weights = resolve_weights(weights) if weights is not None else None
-        self.runtime: Runtime = resolve_runtime(backend, precision)
+        self.runtime: Runtime = resolve_runtime(backend, precision, keras_only=True)
         # augmented: ingest stores each poster's augmented view (embedding/augment.py), for training
         # a year model; it is another embedding (its spec says so), kept in a collection of its own.
         self.augmented = augmented
@@ -112,9 +113,7 @@ class Embedder:
         if not self.style_spec:
             return normalise(np.asarray(outputs, dtype=np.float32)[:n]), None
         base, *stats = (np.asarray(o, dtype=np.float32)[:n] for o in outputs)
-        # Per-layer L2 gives each block an equal say (raw block-1 statistics would be drowned out).
-        per_layer = [normalise(layer) for layer in stats]
-        return normalise(base), normalise(np.concatenate(per_layer, axis=1))
+        return normalise(base), style_vectors(stats)
 
     def embed(self, images: Sequence[ImageSource] | Iterable[ImageSource]) -> np.ndarray:
         """Embed paths, PIL images or arrays; raises ImageError for an unusable one."""
@@ -123,21 +122,6 @@ class Embedder:
             return np.zeros((0, self.spec.dim), dtype=np.float32)
         return self.embed_pixels(np.stack(pixels))
 
-
-
-def as_uint8(pixels: np.ndarray) -> np.ndarray:
-    """The model's input type: RGB bytes (floats 0..255, as older callers pass, are rounded)."""
-    array = np.asarray(pixels)
-    if array.dtype == np.uint8:
-        return np.ascontiguousarray(array)
-    return np.clip(np.rint(array), 0, 255).astype(np.uint8)
-
-
-def normalise(vectors: np.ndarray) -> np.ndarray:
-    # Qdrant normalises cosine vectors on insert; doing it here makes local and server stores
-    # hold exactly the same numbers, and makes dot product equal cosine similarity.
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
 
 
 def _build_vgg16(weights: str | None, input_size: int, style: bool = False, runtime: Runtime | None = None):
@@ -197,13 +181,8 @@ _BGR_MEANS = np.array([103.939, 116.779, 123.68], dtype=np.float32)  # the Image
 
 
 def _set_seeded_weights(model) -> None:
-    """"random" weights drawn with NumPy (He-uniform kernels, zero biases), so that every backend and
-    every build gets exactly the same numbers (the backends' own random generators differ)."""
-    rng = np.random.default_rng(0)
-    for variable in model.weights:
-        shape = tuple(variable.shape)
-        if len(shape) == 4:
-            limit = np.sqrt(6.0 / (shape[0] * shape[1] * shape[2]))
-            variable.assign(rng.uniform(-limit, limit, shape).astype(np.float32))
-        else:
-            variable.assign(np.zeros(shape, np.float32))
+    """"random" weights from embedding/weights.py: the same numbers on every backend and in ONNX Runtime."""
+    from embedding.weights import seeded_layers
+
+    for layer in seeded_layers():
+        model.get_layer(layer.name).set_weights([layer.kernel, layer.bias])

@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from errors import UserError
+from errors import UserError, check_file
 
 WEIGHTS_ENV = "VGG16_WEIGHTS"
 # md5 of the "notop" file Keras itself downloads for weights="imagenet" (keras.applications.vgg16):
@@ -40,6 +40,9 @@ class EmbeddingSpec:
     weights: str = "imagenet"  # "imagenet", "sha256:<file digest>" or "random"
     dim: int = 512
     decode: str = DECODE  # compared: another decode/resize gives other vectors
+    # Compared: "" for float models; an int8 model names its recipe and calibration posters
+    # (embedding/quantize.py), so int8 vectors never mix with fp32 ones or with another int8 model's.
+    quantization: str = ""
     # Recorded, not compared: fp32 vectors agree across backends (cosine >= 0.9999) and bf16 ones
     # with fp32 (>= 0.999, see README), so a store made on a GPU in bf16 can be resumed or searched
     # on a CPU in fp32. dataclass equality (what the store's spec check uses) ignores them.
@@ -55,7 +58,8 @@ class EmbeddingSpec:
         return cls(**known)
 
     def describe(self) -> str:
-        return f"{self.model}/{self.layer}/{self.pooling}-pool/{self.input_size}px-{self.resize}/weights={self.weights}"
+        text = f"{self.model}/{self.layer}/{self.pooling}-pool/{self.input_size}px-{self.resize}/weights={self.weights}"
+        return f"{text}/{self.quantization}" if self.quantization else text
 
     def compared(self) -> dict:
         """The fields that make two embeddings differ (what a store's compatibility check compares)."""
@@ -71,8 +75,9 @@ def resolve_weights(weights: str | None) -> str | None:
     if weights in ("none", RANDOM_WEIGHTS):
         return None
     path = Path(weights).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"VGG16 weights file not found: {path} (give --weights imagenet or a .h5 file)")
+    check_file(path, "VGG16 weights file")  # a folder, a FIFO or a device is said as such
     return str(path)
 
 
@@ -83,13 +88,17 @@ def decode_for(augmented: bool) -> str:
     return f"{DECODE},{AUGMENT}" if augmented else DECODE
 
 
-def spec_for_weights(weights: str | None, backend: str = "tensorflow", precision: str = "fp32", augmented: bool = False) -> EmbeddingSpec:
+def spec_for_weights(
+    weights: str | None, backend: str = "tensorflow", precision: str = "fp32", augmented: bool = False, quantization: str = ""
+) -> EmbeddingSpec:
     """The spec of the default VGG16 embedding with the given (resolved) weights."""
-    return EmbeddingSpec(weights=weights_id(weights), backend=backend, precision=precision, decode=decode_for(augmented))
+    return EmbeddingSpec(
+        weights=weights_id(weights), backend=backend, precision=precision, decode=decode_for(augmented), quantization=quantization
+    )
 
 
 def style_spec_for_weights(
-    weights: str | None, backend: str = "tensorflow", precision: str = "fp32", augmented: bool = False
+    weights: str | None, backend: str = "tensorflow", precision: str = "fp32", augmented: bool = False, quantization: str = ""
 ) -> EmbeddingSpec:
     """The spec of the style embedding (channel statistics of five layers) with these weights."""
     return EmbeddingSpec(
@@ -100,6 +109,7 @@ def style_spec_for_weights(
         dim=2 * sum(STYLE_CHANNELS),
         backend=backend,
         precision=precision,
+        quantization=quantization,
     )
 
 
@@ -109,7 +119,12 @@ def weights_id(weights: str | None) -> str:
         return RANDOM_WEIGHTS
     if weights == "imagenet":
         return "imagenet"
-    data = Path(weights).read_bytes()
-    if hashlib.md5(data).hexdigest() == KERAS_NOTOP_MD5:
-        return "imagenet"
-    return "sha256:" + hashlib.sha256(data).hexdigest()[:16]
+    from embedding.onnx_cache import remembered
+
+    def digest() -> str:
+        data = Path(weights).read_bytes()
+        if hashlib.md5(data).hexdigest() == KERAS_NOTOP_MD5:
+            return "imagenet"
+        return "sha256:" + hashlib.sha256(data).hexdigest()[:16]
+
+    return remembered(Path(weights), "weights_id", digest)  # hashing 59 MB is a quarter of a cold query

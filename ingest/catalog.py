@@ -9,6 +9,7 @@ Other layouts work by naming the columns.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime
 import io
@@ -19,7 +20,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from errors import UserError
+from errors import UserError, check_file
 from store.schema import point_id
 
 # Candidate column names, compared case-insensitively, first match wins.
@@ -97,18 +98,18 @@ def read_catalog(
 ) -> Catalog:
     """Validate every row; bad rows become Rejects, never exceptions. Bad files are UserErrors."""
     csv_path, posters_dir = Path(csv_path), Path(posters_dir)
-    if not csv_path.is_file():
-        raise UserError(f"catalog not found: {_clip(str(csv_path))}")
+    check_file(csv_path, "catalog")
     if not posters_dir.is_dir():
-        raise UserError(f"posters folder not found: {_clip(str(posters_dir))}")
-    header, records, encoding = _read_records(csv_path, encoding)
+        kind = "is a file, not a folder" if posters_dir.exists() else "not found"
+        raise UserError(f"posters folder {kind}: {_clip(str(posters_dir))}")
+    header, records, encoding, broken = _read_records(csv_path, encoding)
     cols = _detect_columns(header, columns or Columns(), csv_path)
     root = posters_dir.resolve()
     latest_year = datetime.date.today().year + 5  # announced films have posters before release
     wanted = [name for name in (cols.file, cols.id, cols.title, cols.year, cols.genres) if name]
 
     films: list[Film] = []
-    rejects: list[Reject] = []
+    rejects: list[Reject] = [Reject(row, _clip(key), "", reason) for row, key, reason in broken]
     first_row_of: dict[str, int] = {}
     first_row_of_file: dict[Path, int] = {}
     named: set[str] = set()
@@ -138,6 +139,9 @@ def read_catalog(
 
         if any(value.strip() for value in extra):
             reject(f"row has {len(fields)} fields, the header {len(header)} (an unquoted comma?)")
+            continue
+        if any("\x00" in values.get(name, "") for name in wanted):
+            reject("a field holds NUL bytes (a binary file, or a catalog saved as UTF-16? save it as UTF-8)")
             continue
         if not key:
             reject("no poster file or id")
@@ -169,7 +173,7 @@ def read_catalog(
         first_row_of_file[where] = row
         genres = tuple(g.strip() for g in re.split(r"[|,]", get(cols.genres)) if g.strip()) if cols.genres else ()
         films.append(Film(key=key, title=title, year=year, file=file, genres=genres, row=row))
-    return Catalog(films=films, rejects=rejects, columns=cols, encoding=encoding, rows=len(records), named=named - {""})
+    return Catalog(films=films, rejects=rejects, columns=cols, encoding=encoding, rows=len(records) + len(broken), named=named - {""})
 
 
 def _normal_file(name: str) -> str:
@@ -219,14 +223,75 @@ def _clip(text: str, limit: int = MAX_MESSAGE_VALUE) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
-def _read_records(path: Path, encoding: str | None) -> tuple[list[str], list[tuple[int, list[str]]], str]:
-    """The header and every non-blank record with the file line it starts on; all values strings.
+def _read_records(path: Path, encoding: str | None) -> tuple[list[str], list[tuple[int, list[str]]], str, list[tuple[int, str, str]]]:
+    """The header, every non-blank record with the file line it starts on (all values strings), the
+    encoding, and the records that were rejected whole: (line, key, reason).
 
     The csv module, not pandas: pandas guesses that the first column is an index when rows are
     longer than the header (trailing commas), shifting every column; ids like 0114709 must stay
     strings; and a huge field must be a rejected row, not a parser abort.
     """
     data = path.read_bytes()
+    text, encoding = _decode(data, path, encoding)
+    csv.field_size_limit(sys.maxsize)  # long fields are judged per row (MAX_FIELD), not by the parser
+    lines = text.splitlines(keepends=True)
+    header: list[str] | None = None
+    records: list[tuple[int, list[str]]] = []
+    broken: list[tuple[int, str, str]] = []
+    try:
+        pending = [(1, text)]  # (first file line, text): a run-away quote's lines are parsed again on their own
+        while pending:
+            first, chunk = pending.pop(0)
+            reader = csv.reader(io.StringIO(chunk, newline=""))
+            line = first
+            for fields in reader:
+                start, line = line, first + reader.line_num
+                if not fields or not any(f.strip() for f in fields):
+                    continue  # blank line
+                if header is None:
+                    header = fields
+                    continue
+                swallowed = _swallowed_rows(lines[start : line - 1], len(header)) if line - start > 1 else 0
+                if swallowed:
+                    # An unclosed quote: the field ran on and took the next rows' lines into itself.
+                    # This row is rejected; the lines it swallowed are read again as rows of their own.
+                    reason = f"a quoted field is not closed: it runs over {line - start} lines, {swallowed} of them shaped like rows of their own"
+                    broken.append((start, fields[0] if fields else "", reason))
+                    pending.insert(0, (start + 1, "".join(lines[start:])))
+                    break
+                records.append((start, fields))
+    except csv.Error as e:
+        raise UserError(f"catalog {path} is not a readable CSV: {_clip(str(e))} (line {reader.line_num})") from None
+    if header is None:
+        raise UserError(f"catalog {path} is empty")
+    while header and not header[-1].strip():  # a trailing comma on the header line too
+        header.pop()
+    return header, records, encoding, broken
+
+
+def _swallowed_rows(continuation: list[str], columns: int) -> int:
+    """How many of a multi-line record's continuation lines look like complete rows of their own:
+    quotes balanced on the line (the line that closes a real multi-line title has an odd number)
+    and as many fields as the header."""
+    count = 0
+    for text in continuation:
+        if text.count('"') % 2 == 0 and text.strip():
+            fields = next(csv.reader([text.rstrip("\r\n")]), [])
+            count += len(fields) == columns and bool(fields[0].strip())
+    return count
+
+
+def _decode(data: bytes, path: Path, encoding: str | None) -> tuple[str, str]:
+    """The catalog's text and the encoding it was read with: the one given, else UTF-8 (or the
+    UTF-16/32 its byte-order mark names), else latin-1."""
+    if encoding is None:
+        for bom, name in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+            if data.startswith(bom):
+                encoding = name
+                break
+    head = data[:4096]
+    if encoding is None and head.count(b"\x00") > len(head) // 8:  # every other byte NUL: UTF-16 text; a few: rows with NUL, rejected
+        raise UserError(f"catalog {path} holds NUL bytes: it looks like UTF-16 without a byte-order mark; pass --encoding utf-16 (or utf-16-le) or save it as UTF-8")
     candidates = [encoding] if encoding else ["utf-8-sig", "latin-1"]  # latin-1 decodes any byte: last resort
     for candidate in candidates:
         try:
@@ -238,29 +303,7 @@ def _read_records(path: Path, encoding: str | None) -> tuple[list[str], list[tup
             raise UserError(f"unknown encoding {_clip(candidate, 40)!r}") from None
     else:
         raise UserError(f"catalog {path} is not valid {encoding} text (try --encoding latin-1)")
-    if encoding and encoding.lower().replace("_", "-") == "utf-8":
-        text = text.removeprefix("\ufeff")
-    csv.field_size_limit(sys.maxsize)  # long fields are judged per row (MAX_FIELD), not by the parser
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header: list[str] | None = None
-    records: list[tuple[int, list[str]]] = []
-    try:
-        line = 1
-        for fields in reader:
-            start, line = line, reader.line_num + 1
-            if not fields or not any(f.strip() for f in fields):
-                continue  # blank line
-            if header is None:
-                header = fields
-            else:
-                records.append((start, fields))
-    except csv.Error as e:
-        raise UserError(f"catalog {path} is not a readable CSV: {_clip(str(e))} (line {reader.line_num})") from None
-    if header is None:
-        raise UserError(f"catalog {path} is empty")
-    while header and not header[-1].strip():  # a trailing comma on the header line too
-        header.pop()
-    return header, records, candidate
+    return text.removeprefix("\ufeff"), candidate
 
 
 def _detect_columns(names: list[str], given: Columns, path: Path) -> Columns:

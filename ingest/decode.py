@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -27,14 +28,7 @@ from embedding.images import INPUT_SIZE, ImageError, decode_poster
 from errors import UserError
 
 MAX_CHUNK = 32  # posters per worker task: small enough to keep every worker busy, big enough to amortise IPC
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity, e.g. a container's or taskset's share)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+MAX_RESTARTS = 3  # pools replaced in one run after a worker died, before giving up with one line
 
 
 @dataclass
@@ -120,15 +114,43 @@ class DecodePool:
     def __init__(self, workers: int, ahead: int | None = None):
         self.workers = workers
         self.ahead = ahead or max(2, 2 * workers)
-        if workers > 0:
-            context = _context()
-            self._executor: Executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),))
-            for _ in range(workers):  # start them all now
-                self._executor.submit(os.getpid)
-        else:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="decode")
+        self._executor = self._start()
         self.busy_intervals: list[tuple[float, float]] = []
         self.submitted = 0  # chunks handed to the workers so far
+        self.restarts = 0  # pools replaced after a worker died
+        self._pending: deque[tuple[int, Future]] = deque()
+
+    def ahead_of_caller(self) -> tuple[int, int]:
+        """(chunks handed to the workers and not yet returned to the caller, how many of them are decoded)."""
+        return len(self._pending), sum(future.done() for _, future in self._pending)
+
+    def _start(self) -> Executor:
+        if self.workers == 0:
+            return ThreadPoolExecutor(1, thread_name_prefix="decode")
+        executor = ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_worker_init, initargs=(os.getpid(),))
+        for _ in range(self.workers):  # start them all now
+            executor.submit(os.getpid)
+        return executor
+
+    def _replace_pool(self) -> None:
+        """A worker died (the kernel's OOM killer, a kill): a fresh pool, or one line when it keeps happening."""
+        self.restarts += 1
+        if self.restarts > MAX_RESTARTS:
+            raise UserError(
+                f"poster-decoding worker processes were killed {self.restarts} times (out of memory? the kernel ends the largest "
+                "process when memory runs out; or a script calling ingest() without the `if __name__ == \"__main__\":` guard): "
+                "run again with fewer --workers (or --workers 0), or with more memory free; everything stored so far is kept"
+            )
+        print(f"Note: a poster-decoding worker process was killed (out of memory?); replaced it, and decoding its posters again", file=sys.stderr)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor = self._start()
+
+    def _submit(self, chunk: Sequence[str], augmented: bool) -> Future:
+        while True:
+            try:
+                return self._executor.submit(decode_chunk, list(chunk), INPUT_SIZE, augmented)
+            except BrokenProcessPool:
+                self._replace_pool()
 
     def __enter__(self) -> "DecodePool":
         return self
@@ -143,20 +165,20 @@ class DecodePool:
         """Yield each chunk's DecodedChunk in order; at most `ahead` chunks decoded ahead of the caller.
 
         `augmented`: each poster's augmented view instead (`ingest --augment`)."""
-        pending: deque[Future] = deque()
+        pending = self._pending = deque()  # (chunk index, its decoding): what is decoded ahead of the caller
         submitted = 0
         while submitted < len(chunks) or pending:
             while submitted < len(chunks) and len(pending) < self.ahead:
-                pending.append(self._executor.submit(decode_chunk, list(chunks[submitted]), INPUT_SIZE, augmented))
+                pending.append((submitted, self._submit(chunks[submitted], augmented)))
                 submitted += 1
                 self.submitted += 1
             try:
-                result = pending.popleft().result()
-            except BrokenProcessPool:
-                raise UserError(
-                    "a poster-decoding worker process died (out of memory, killed, or a script without an "
-                    "`if __name__ == \"__main__\":` guard); everything stored so far is kept: run again, or with --workers 0"
-                ) from None
+                result = pending[0][1].result()
+            except BrokenProcessPool:  # every chunk in flight is lost with the pool: decoded again, in order
+                self._replace_pool()
+                pending = self._pending = deque((i, self._submit(chunks[i], augmented)) for i, _ in pending)
+                continue
+            pending.popleft()
             self.busy_intervals.append((result.started, result.finished))
             yield result
 

@@ -24,12 +24,15 @@ from typing import Iterator, Protocol
 import numpy as np
 
 from embedding.spec import EmbeddingSpec
+from errors import UserError
 from ingest.catalog import Catalog, Film, Reject
-from ingest.decode import MAX_CHUNK, DecodePool, usable_cores
+from embedding.backend import usable_cores
+from ingest.decode import MAX_CHUNK, DecodePool
 from ingest.plan import Plan, apply_without_embedding, check_posters_dir, check_ready_to_replace, make_plan
+from ingest.repair import readopt_orphan
 from ingest.writer import StoreWriter
 from store.collection import PosterStore, Sharding
-from store.schema import STYLE_VECTOR_NAME
+from store.schema import CALIBRATION_KEY, STYLE_VECTOR_NAME
 
 DEFAULT_BATCH_SIZE = 32  # on a CPU; embedding.backend.default_batch_size picks the GPU's
 
@@ -63,6 +66,7 @@ class IngestReport:
     workers: int = 0
     batch_size: int = 0
     runtime: str = ""  # e.g. "tensorflow on CPU, fp32"
+    repaired: str | None = None  # what was rebuilt before the run (ingest/repair.py)
 
     @property
     def rate(self) -> float:
@@ -75,6 +79,8 @@ class IngestReport:
             f"ingested {self.ingested}, already stored {self.already_stored}{updated}{style}, rejected {len(self.rejects)} "
             f"of {self.catalog_rows} catalog rows in {self.seconds:.1f}s ({self.rate:.2f} posters/s)"
         )
+        if self.repaired:
+            line = f"{self.repaired}\n{line}"
         if self.gone:
             line += (
                 f"\nremoved {self.gone} stored films that are no longer in the catalog"
@@ -143,12 +149,17 @@ def ingest(
     started = time.perf_counter()
     report = IngestReport(catalog_rows=catalog.rows, rejects=list(catalog.rejects))
     films = catalog.films[:limit] if limit is not None else catalog.films
+    if not recreate:
+        report.repaired = readopt_orphan(store, embedder, Path(posters_dir))  # lost metadata: rebuilt, or one line why not
+        check_posters_dir(store, posters_dir)
+    if getattr(embedder, "needs_calibration", False):  # int8: the calibration is part of the embedding
+        embedder.calibrate_with(calibration_for(store, films, Path(posters_dir), recreate), Path(posters_dir))
     if recreate:  # nothing is deleted before the catalog gave films and the weights load
         check_ready_to_replace(films, embedder.load)
-    else:
-        check_posters_dir(store, posters_dir)
     store.prepare(embedder.spec, recreate=recreate, sharding=sharding, style_spec=embedder.style_spec)
     store.remember_posters_dir(posters_dir)
+    if getattr(embedder, "calibration", None) is not None and not store.metadata().get(CALIBRATION_KEY):
+        store.update_metadata({CALIBRATION_KEY: {**embedder.calibration.as_dict(), "posters_dir": str(Path(posters_dir).resolve())}})
     plan = make_plan(films, catalog.keys(), store, Path(posters_dir))
     apply_without_embedding(plan, store, prune)  # corrected titles, years, genres; --prune
     work = plan_work(plan, store, embedder.style_spec is not None)
@@ -220,6 +231,19 @@ def ingest(
     store.optimize()  # the engine builds its search index (HNSW, large collections) now, not on a first search
     report.seconds = time.perf_counter() - started
     return report
+
+
+def calibration_for(store: PosterStore, films: list[Film], posters_dir: Path, recreate: bool):
+    """The int8 calibration posters: those an existing int8 collection was made with (so that a
+    resumed or extended ingest runs the same model), else chosen from this catalog."""
+    from embedding.quantize import Calibration, choose_calibration
+
+    recorded = store.metadata().get(CALIBRATION_KEY) if store.exists() and not recreate else None
+    if recorded:
+        return Calibration.from_dict(recorded)
+    if not films:
+        raise UserError("the catalog has no usable rows to calibrate the int8 model with (see the rejects)")
+    return choose_calibration([f.file for f in films], posters_dir)
 
 
 def _batches(decoded: Iterator, chunks: list[list[Film]], batch_size: int) -> Iterator[tuple[_Batch | None, list[Reject]]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from errors import UserError
 from regression.dataset import YearData, load_year_data
-from regression.head import HeadConfig
+from regression.config import HeadConfig
 from regression.model_file import HEAD_NAME
 from regression.train import train_year_model
 from search.era import EraReport, era_coherence

@@ -8,16 +8,19 @@ never trained on), and adding posters to a collection never moves an old one bet
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
 
+from embedding.spec import EmbeddingSpec
 from errors import UserError
+from regression.config import DEFAULT_VECTOR
 from store.collection import PosterStore
 from store.connection import StoreLocation
 from store.embeddings import load_embeddings
-from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
+from store.schema import CALIBRATION_KEY, STYLE_VECTOR_NAME, VECTOR_NAME
 
 BOTH_VECTORS = (VECTOR_NAME, STYLE_VECTOR_NAME)
 MIN_DATED = 10
@@ -33,7 +36,8 @@ class YearData:
     keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))  # content key: sha256, else the point id
     collections: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))  # which collection each row is from
     vector_names: tuple[str, ...] = (VECTOR_NAME,)
-    specs: dict = field(default_factory=dict)  # vector name -> EmbeddingSpec.as_dict()
+    specs: dict[str, EmbeddingSpec] = field(default_factory=dict)  # vector name -> the embedding it was made with
+    calibration: dict | None = None  # an int8 embedding's calibration posters (embedding/quantize.py)
     store: str = ""  # where the data came from, in words
     location: StoreLocation | None = None  # the store itself, for queries after reading (the k-NN baseline); None for bare arrays
 
@@ -42,7 +46,7 @@ class YearData:
 
     def vector_part(self, name: str) -> np.ndarray:
         """The columns of one named vector within `vectors` (they sit side by side in vector_names order)."""
-        dims = [int(self.specs[n]["dim"]) if n in self.specs else self.vectors.shape[1] for n in self.vector_names]
+        dims = [self.specs[n].dim if n in self.specs else self.vectors.shape[1] for n in self.vector_names]
         start = sum(dims[: self.vector_names.index(name)])
         return self.vectors[:, start : start + dims[self.vector_names.index(name)]]
 
@@ -56,6 +60,24 @@ def parse_vector_names(vector: str) -> tuple[str, ...]:
     return names
 
 
+def vector_names_for(location: StoreLocation, collections: Sequence[str], choice: str) -> tuple[tuple[str, ...], str | None]:
+    """The vectors a year model reads for --vector `choice`, and a note when "auto" had to leave one out.
+
+    "auto" (the default) reads both vectors where every named collection has the style vector on
+    every poster, else `vgg16` alone: a store made without `ingest --style` still trains a model."""
+    if choice != "auto":
+        return parse_vector_names(choice), None
+    for name in collections:
+        with PosterStore(location, name, must_exist=True) as store:
+            store.stored_spec()  # a clear error for a missing collection
+            if not store.has_vector(STYLE_VECTOR_NAME) or store.ids_without(STYLE_VECTOR_NAME):
+                return (VECTOR_NAME,), (
+                    f"Note: collection '{name}' has no {STYLE_VECTOR_NAME} vector on every poster, so the year model reads "
+                    f"{VECTOR_NAME} alone (`ingest --style` adds it; with both vectors it errs about a year less)"
+                )
+    return BOTH_VECTORS, None
+
+
 def load_year_data(store: PosterStore, vector_name: str | Sequence[str] = VECTOR_NAME) -> YearData:
     """Every dated point's vector(s), year and content key from one open collection; undated points are counted."""
     names = (vector_name,) if isinstance(vector_name, str) else tuple(vector_name)
@@ -63,7 +85,7 @@ def load_year_data(store: PosterStore, vector_name: str | Sequence[str] = VECTOR
     for name in names:
         if name != VECTOR_NAME and not store.has_vector(name):
             raise UserError(f"collection '{store.collection}' has no vector '{name}': run `python cli.py ingest --style ...` first")
-        specs[name] = store.stored_spec(name).as_dict()
+        specs[name] = store.stored_spec(name)
         lacking = len(store.ids_without(name)) if name != VECTOR_NAME else 0
         if lacking:
             raise UserError(f"{lacking} stored posters of '{store.collection}' lack the vector '{name}': run `python cli.py ingest --style ...` to add it")
@@ -86,14 +108,17 @@ def load_year_data(store: PosterStore, vector_name: str | Sequence[str] = VECTOR
         collections=np.full(len(ids), store.collection, dtype=object).astype(str),
         vector_names=names,
         specs=specs,
+        calibration=store.metadata().get(CALIBRATION_KEY),
         store=store.location.describe(),
         location=store.location,
     )
 
 
-def load_collections(location: StoreLocation, collections: Sequence[str], vector_name: str | Sequence[str] = VECTOR_NAME) -> YearData:
+def load_collections(location: StoreLocation, collections: Sequence[str], vector_name: str | Sequence[str] = DEFAULT_VECTOR) -> YearData:
     """The union of several collections of one store, read one after the other; the store is closed on return.
 
+    `vector_name`: a --vector choice ("auto", the default: both vectors where every collection has
+    them, else vgg16, with a note on stderr; "vgg16+vgg16_style", ...) or the names themselves.
     Training never holds the store open: read, close, then train. All collections must share the
     embedding (the same weights), else a model would mix incomparable vectors.
     """
@@ -101,14 +126,22 @@ def load_collections(location: StoreLocation, collections: Sequence[str], vector
         raise UserError("name at least one --collection")
     if len(set(collections)) != len(collections):
         raise UserError(f"a collection is named twice: {', '.join(collections)}")
+    if isinstance(vector_name, str):
+        vector_name, note = vector_names_for(location, collections, vector_name)
+        if note:
+            print(note, file=sys.stderr)
     loaded = []
     for name in collections:
         with PosterStore(location, name, must_exist=True) as store:
             loaded.append(load_year_data(store, vector_name))
     first = loaded[0]
     for other, name in zip(loaded[1:], collections[1:]):
-        if other.specs != first.specs:
-            raise UserError(f"collection '{name}' was embedded differently from '{collections[0]}': a model cannot mix them")
+        if other.specs != first.specs:  # EmbeddingSpec equality: the runtime and float precision do not count
+            differing = next(v for v in first.vector_names if other.specs[v] != first.specs[v])
+            raise UserError(
+                f"collection '{name}' was embedded differently from '{collections[0]}' ({differing}: "
+                f"{other.specs[differing].describe()} against {first.specs[differing].describe()}): a model cannot mix them"
+            )
     if len(loaded) == 1:
         return first
     return YearData(
@@ -121,6 +154,7 @@ def load_collections(location: StoreLocation, collections: Sequence[str], vector
         collections=np.concatenate([d.collections for d in loaded]),
         vector_names=first.vector_names,
         specs=first.specs,
+        calibration=first.calibration,
         store=first.store,
         location=first.location,
     )
@@ -138,8 +172,8 @@ def load_augmented(location: StoreLocation, collections: Sequence[str], data: Ye
     for collection in collections:  # checked before anything is read
         with PosterStore(location, collection, must_exist=True) as store:
             for name in data.vector_names:
-                spec = store.stored_spec(name).as_dict()  # a clear error for a missing collection or vector
-                if spec["decode"] == data.specs[name]["decode"] or {**spec, "decode": data.specs[name]["decode"]} != data.specs[name]:
+                spec = store.stored_spec(name)  # a clear error for a missing collection or vector
+                if spec.decode == data.specs[name].decode or replace(spec, decode=data.specs[name].decode) != data.specs[name]:
                     raise UserError(
                         f"--augmented {collection} must be made by `ingest --augment` with the same --weights (and --style) as the training collections"
                     )

@@ -20,8 +20,8 @@ def check_embedding(model: YearModel, data: YearData) -> None:
     """Refuse vectors made with another embedding than the model's: its predictions would be meaningless."""
     for name, spec in model.specs.items():
         stored = data.specs.get(name)
-        if stored != spec.as_dict():
-            made = "no such vector" if stored is None else f"embedding {stored}"
+        if stored != spec:  # EmbeddingSpec equality: a store made on JAX or in bf16 is the same embedding
+            made = "no such vector" if stored is None else f"embedding {stored.describe()}"
             raise UserError(f"the year model needs '{name}' made with {spec.describe()}, but this store has {made}: evaluate it on a store made with the same weights")
 
 
@@ -37,7 +37,7 @@ def evaluate_model(model: YearModel, data: YearData, include_trained: bool = Fal
     inside = (true >= low) & (true <= high)
     m = year_metrics(true, predicted)
     decades = (true // 10 * 10).astype(int)
-    training_mean = float(model.meta.get("training_mean", model.meta["target_scaling"]["mean"]))
+    training_mean = float(model.file.training_mean)
     own_mean = float(true.mean())
     return {
         "collections": sorted(set(data.collections[rows].tolist())),
@@ -49,7 +49,7 @@ def evaluate_model(model: YearModel, data: YearData, include_trained: bool = Fal
         "r2": m["r2"],
         "bias": m["bias"],
         "coverage": coverage(true, low, high),
-        "stated_coverage": float(model.meta["uncertainty"]["coverage"]),
+        "stated_coverage": model.file.coverage,
         "mean_range_width": float(np.mean(high - low)),
         "by_decade": {
             int(d): {

@@ -41,11 +41,10 @@ the mean of five 12.9).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 
 from embedding.model import import_keras
+from regression.config import HeadConfig
 
 keras = import_keras()
 
@@ -57,29 +56,6 @@ class PowerNormalization(keras.layers.Layer):
     def call(self, inputs):
         rooted = keras.ops.sqrt(keras.ops.maximum(inputs, 0.0))
         return rooted / keras.ops.maximum(keras.ops.norm(rooted, axis=-1, keepdims=True), 1e-12)
-
-
-@dataclass(frozen=True)
-class HeadConfig:
-    hidden: tuple[int, ...] = (512, 128)
-    dropout: float = 0.5
-    l2: float = 1e-4
-    input_noise: float = 0.3
-    huber_delta: float = 0.5
-    learning_rate: float = 1e-3
-    batch_size: int = 64
-    epochs: int = 400  # an upper bound: early stopping ends training far sooner
-    patience: int = 25
-    validation_split: float = 0.15
-    members: int = 5
-    target: str = "regression"  # or "bins": soft labels over year bins, a year read off the predicted distribution
-    bin_width: float = 5.0  # years per bin (target "bins")
-    label_sigma: float = 7.0  # years: the spread of each poster's soft label over the bins
-    output: str = "median"  # target "bins": the year read off the members' averaged distribution, "median" or "mean"
-    range_quantiles: tuple[float, float] = (0.1, 0.9)  # target "bins": also output these quantiles (the raw range, see conformal.py)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @keras.saving.register_keras_serializable(package="poster_search")

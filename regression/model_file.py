@@ -1,9 +1,20 @@
-"""A saved year model: the Keras file plus what is needed to use it honestly later."""
+"""The saved year model, read and written only here: a folder of three files.
+
+    model.keras      the head (regression/head.py), written by Keras at training
+    model.json       ModelFile: what the head reads, how it was trained, how good it is, its ranges
+    trained_on.txt   the content keys (sha256) of every poster it was fitted or calibrated on
+
+`model.json` is one typed, versioned record. Files written before it had a version (the plain
+dict of earlier releases, with old and new keys side by side) are read through `upgrade()`, in
+one place. Loading a model needs no TensorFlow: the head is evaluated in NumPy from model.keras
+(regression/head_numpy.py). Embeddings are compared only as EmbeddingSpec, which ignores the
+runtime and float precision by design.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -15,65 +26,192 @@ from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
 
 MODEL_FILE = "model.keras"
 META_FILE = "model.json"
-TRAINED_ON_FILE = "trained_on.txt"  # content keys (sha256) of every poster the model was fitted or calibrated on
+TRAINED_ON_FILE = "trained_on.txt"
 HEAD_NAME = "Keras head"  # the head's key among the test results
+FORMAT_VERSION = 2
+KNOWN_VECTORS = (VECTOR_NAME, STYLE_VECTOR_NAME)
 
 
-@dataclass
-class YearModel:
-    model: object  # keras.Model: embedding -> year
-    meta: dict
+@dataclass(frozen=True)
+class ModelFile:
+    """The contents of model.json."""
 
-    trained_on: frozenset[str] = frozenset()
+    vector_names: tuple[str, ...]  # the stored vectors the head reads, side by side in this order
+    embeddings: dict[str, EmbeddingSpec]  # the embedding each of them must be made with
+    collections: tuple[str, ...]  # what it was trained on
+    store: str
+    split: dict  # how the posters were divided: seed, shares, counts (regression/train.py)
+    target_scaling: dict  # {"mean", "std"} of the training years
+    training_mean: float
+    head: dict  # HeadConfig.as_dict()
+    test: dict  # model name (the head: HEAD_NAME) -> regression.metrics.year_metrics, on the test posters
+    uncertainty: dict  # the calibrated ranges (regression/conformal.py)
+    trained_at: str
+    test_by_collection: dict = field(default_factory=dict)
+    augmented: dict | None = None  # {"collections", "n_views"} when trained with augmented views
+    calibration: dict | None = None  # the int8 embedding's calibration posters (embedding/quantize.py), if int8
+    version: int = FORMAT_VERSION
 
-    @property
-    def vector_names(self) -> tuple[str, ...]:
-        """The stored vectors the model reads, side by side in this order."""
-        return tuple(self.meta.get("vector_names") or [self.meta.get("vector_name", VECTOR_NAME)])
-
-    @property
-    def specs(self) -> dict[str, EmbeddingSpec]:
-        stored = self.meta.get("embeddings") or {self.vector_names[0]: self.meta["embedding"]}
-        return {name: EmbeddingSpec.from_dict(spec) for name, spec in stored.items()}
+    def __post_init__(self) -> None:
+        unknown = [v for v in self.vector_names if v not in KNOWN_VECTORS]
+        if not self.vector_names or unknown:
+            raise UserError(f"the year model reads vector(s) {', '.join(unknown) or 'none'}: this version knows {', '.join(KNOWN_VECTORS)}")
+        missing = [v for v in self.vector_names if v not in self.embeddings]
+        if missing:
+            raise UserError(f"the year model records no embedding for '{missing[0]}'")
 
     @property
     def spec(self) -> EmbeddingSpec:
-        return self.specs[self.vector_names[0]]
+        """The embedding of the first vector (all of them share weights and decode)."""
+        return self.embeddings[self.vector_names[0]]
 
     @property
     def uses_style(self) -> bool:
         return STYLE_VECTOR_NAME in self.vector_names
 
-    def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.model.save(folder / MODEL_FILE)
-        (folder / META_FILE).write_text(json.dumps(self.meta, indent=2, ensure_ascii=False))
-        (folder / TRAINED_ON_FILE).write_text("".join(f"{k}\n" for k in sorted(self.trained_on)))
+    @property
+    def vector_label(self) -> str:
+        return "+".join(self.vector_names)
+
+    @property
+    def coverage(self) -> float:
+        return float(self.uncertainty["coverage"])
+
+    @property
+    def test_mae(self) -> float:
+        return float(self.test[HEAD_NAME]["mae"])
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["embeddings"] = {name: spec.as_dict() for name, spec in self.embeddings.items()}
+        return {"version": self.version, **{k: v for k, v in data.items() if k != "version"}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ModelFile":
+        data = upgrade(data)
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["vector_names"] = tuple(values.get("vector_names") or ())
+        values["collections"] = tuple(values.get("collections") or ())
+        values["embeddings"] = {name: EmbeddingSpec.from_dict(spec) for name, spec in (values.get("embeddings") or {}).items()}
+        missing = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING and values.get(f.name) in (None, (), {})]
+        if missing:
+            raise UserError(f"model.json lacks {', '.join(missing)}: it is not a whole year model file; train the model again")
+        try:
+            return cls(**values)
+        except (TypeError, AttributeError, ValueError) as e:
+            raise UserError(f"model.json is not a year model file this version can read ({type(e).__name__}): train the model again") from None
+
+    @classmethod
+    def read(cls, folder: Path) -> "ModelFile":
+        """model.json alone (no head): enough for the model's figures; UserError for a missing or unreadable file."""
+        path = Path(folder) / META_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"no year model in {folder}: run `python cli.py train-year` first (or pass --model-dir)") from None
+        except (OSError, ValueError) as e:
+            raise UserError(f"{path} is not a readable year model file ({type(e).__name__}): train the model again") from None
+        if not isinstance(data, dict):
+            raise UserError(f"{path} is not a year model file: train the model again")
+        return cls.from_json(data)
+
+    def write(self, folder: Path) -> None:
+        (Path(folder) / META_FILE).write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def upgrade(data: dict) -> dict:
+    """A model.json of any earlier release, as the current version's fields.
+
+    Version 1 (no "version" key) wrote `vector_name` / `vector_names`, `embedding` / `embeddings`
+    and `collection` / `collections` side by side, and the oldest files only the singular ones."""
+    version = data.get("version", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise UserError(f"model.json has format version {version!r}; this version of poster search reads up to {FORMAT_VERSION}")
+    if version == FORMAT_VERSION:
+        return data
+    names = data.get("vector_names") or str(data.get("vector_name") or VECTOR_NAME).split("+")
+    embeddings = data.get("embeddings") or ({names[0]: data["embedding"]} if data.get("embedding") else {})
+    collections = data.get("collections") or [c for c in str(data.get("collection") or "").split("+") if c]
+    upgraded = {k: v for k, v in data.items() if k not in ("vector_name", "embedding", "collection")}
+    return {**upgraded, "version": FORMAT_VERSION, "vector_names": list(names), "embeddings": embeddings, "collections": collections,
+            "training_mean": data.get("training_mean", (data.get("target_scaling") or {}).get("mean"))}  # fmt: skip
+
+
+@dataclass
+class YearModel:
+    """A saved year model, loaded: its record and its head, evaluated without TensorFlow."""
+
+    file: ModelFile
+    head: object  # regression.head_numpy.NumpyHead
+    trained_on: frozenset[str] = frozenset()
+
+    @property
+    def vector_names(self) -> tuple[str, ...]:
+        return self.file.vector_names
+
+    @property
+    def specs(self) -> dict[str, EmbeddingSpec]:
+        return self.file.embeddings
+
+    @property
+    def uses_style(self) -> bool:
+        return self.file.uses_style
 
     @classmethod
     def load(cls, folder: Path) -> "YearModel":
-        if not (folder / MODEL_FILE).is_file() or not (folder / META_FILE).is_file():
-            raise UserError(f"no year model in {folder}: run `python cli.py train-year` first (or pass --model-dir)")
-        import regression.head  # noqa: F401  registers the custom layer before loading
-        from embedding.model import import_keras
+        from regression.head_numpy import NumpyHead
 
-        try:
-            meta = json.loads((folder / META_FILE).read_text())
-            model = import_keras().saving.load_model(folder / MODEL_FILE)
-        except Exception as e:
-            raise UserError(f"cannot load the year model in {folder}: {str(e).splitlines()[0][:200]}") from None
+        folder = Path(folder)
+        file = ModelFile.read(folder)
+        if not (folder / MODEL_FILE).is_file():
+            raise UserError(f"{folder} has model.json but no {MODEL_FILE}: train the model again")
+        head = NumpyHead(folder / MODEL_FILE)
         keys = (folder / TRAINED_ON_FILE).read_text().split() if (folder / TRAINED_ON_FILE).is_file() else []
-        return cls(model, meta, frozenset(keys))
+        return cls(file, head, frozenset(keys))
+
+    def outputs(self, vectors: np.ndarray) -> np.ndarray:
+        vectors = np.asarray(vectors, np.float32)
+        expected = sum(spec.dim for spec in self.specs.values())
+        if vectors.ndim != 2 or vectors.shape[1] != expected:
+            raise UserError(f"the year model reads {expected}-d vectors ({self.file.vector_label}), not {vectors.shape[1:]}")
+        return self.head.predict(vectors)
 
     def predict(self, vectors: np.ndarray) -> np.ndarray:
-        from regression.head import predict_years
-
-        return predict_years(self.model, vectors)
+        return self.outputs(vectors)[:, 0]
 
     def predict_with_ranges(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each poster's year and its calibrated range: (years, low, high)."""
-        from regression.head import predict_with_quantiles
-
-        years, quantiles = predict_with_quantiles(self.model, vectors)
-        low, high = ranges(self.meta["uncertainty"], years, quantiles)
+        out = self.outputs(vectors)
+        years, quantiles = out[:, 0], (out[:, 1:3] if out.shape[1] == 3 else None)
+        low, high = ranges(self.file.uncertainty, years, quantiles)
         return years, low, high
+
+
+def check_model_dir(folder: Path) -> None:
+    """UserError unless a model can be written into `folder`: checked before training, not after it.
+
+    Really writes a file there (permission bits say nothing for root, and a full disk or a
+    read-only mount refuses writes whatever they say)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--model-dir {folder} is a file, not a folder: give a folder for the year model")
+    made = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_bytes(b"x" * 4096)
+        probe.unlink()
+        if made:
+            folder.rmdir()
+    except OSError as e:
+        raise UserError(f"cannot write the year model to {folder}: {e.strerror or e}") from None
+
+
+def save_model(folder: Path, keras_model, file: ModelFile, trained_on: frozenset[str]) -> None:
+    """Write the three files (Keras writes the head)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    keras_model.save(folder / MODEL_FILE)
+    file.write(folder)
+    (folder / TRAINED_ON_FILE).write_text("".join(f"{k}\n" for k in sorted(trained_on)))

@@ -8,7 +8,7 @@ import numpy as np
 
 from embedding.images import ImageSource, decode_poster
 from errors import UserError
-from regression.model_file import HEAD_NAME, YearModel
+from regression.model_file import YearModel
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class YearPrediction:
 def predict_year(image: ImageSource, model: YearModel, embedder) -> YearPrediction:
     """Embed `image` with the model's own embedding and predict its year.
 
-    `embedder` must make the model's embedding: Embedder(weights, style=model.uses_style).
+    `embedder` must make the model's embedding: `model_embedder(model, weights)`.
     """
     from store.schema import STYLE_VECTOR_NAME
 
@@ -46,4 +46,13 @@ def predict_year(image: ImageSource, model: YearModel, embedder) -> YearPredicti
     base, style = embedder.embed_both(decode_poster(image).pixels[None])
     vector = np.concatenate([style if name == STYLE_VECTOR_NAME else base for name in model.vector_names], axis=1)
     years, low, high = model.predict_with_ranges(vector)
-    return YearPrediction(float(years[0]), float(low[0]), float(high[0]), model.meta["uncertainty"]["coverage"], model.meta["test"][HEAD_NAME]["mae"])
+    return YearPrediction(float(years[0]), float(low[0]), float(high[0]), model.file.coverage, model.file.test_mae)
+
+
+def model_embedder(model: YearModel, weights: str | None = None):
+    """The embedder of the model's own embedding, on ONNX Runtime (no TensorFlow); int8 if the model
+    was trained on an int8 collection. `weights` as for the CLI's --weights."""
+    from embedding.embedders import query_embedder
+    from embedding.spec import resolve_weights
+
+    return query_embedder(resolve_weights(weights), model.uses_style, model.file.spec, model.file.calibration)

@@ -16,9 +16,10 @@ from errors import UserError
 from regression.baselines import knn_exact, knn_store_baseline, mean_baseline, ridge_baseline
 from regression.conformal import COVERAGE, calibrate, calibrate_quantiles, coverage, ranges
 from regression.dataset import YearData, calibration_split, content_split
-from regression.head import HeadConfig, predict_with_quantiles, train_head
+from regression.config import HeadConfig
+from regression.head import predict_with_quantiles, train_head
 from regression.metrics import year_metrics
-from regression.model_file import HEAD_NAME, YearModel
+from regression.model_file import HEAD_NAME, MODEL_FILE, ModelFile, check_model_dir, save_model
 from regression.plots import error_by_decade, predicted_vs_true
 from store.schema import STYLE_VECTOR_NAME
 
@@ -89,6 +90,7 @@ def train_year_model(
     fitting posters are extra fitting rows with the same year.
     """
     started = time.perf_counter()
+    check_model_dir(model_dir)  # now, not after the training
     train, test = content_split(data.keys, test_size, seed)
     fit_rows, calibration_rows = calibration_split(data.keys[train], calibration_share, seed)
     fit, calibration = train[fit_rows], train[calibration_rows]
@@ -125,16 +127,14 @@ def train_year_model(
     by_collection = {str(c): score(np.flatnonzero(data.collections[test] == c)) for c in names} if len(names) > 1 else {}
     report = TrainReport(results, len(train), len(test), data.undated, 0.0, by_collection, len(calibration), n_views=n_views)
 
-    meta = {
-        "embeddings": data.specs,
-        "embedding": data.specs[data.vector_names[0]],
-        "vector_names": list(data.vector_names),
-        "vector_name": "+".join(data.vector_names),
-        "collections": [str(c) for c in names],
-        "augmented": {"collections": sorted(set(augmented.collections.tolist())), "n_views": n_views} if augmented is not None else None,
-        "collection": "+".join(str(c) for c in names),
-        "store": data.store,
-        "split": {
+    file = ModelFile(
+        vector_names=data.vector_names,
+        embeddings=data.specs,
+        calibration=data.calibration,
+        collections=tuple(str(c) for c in names),
+        augmented={"collections": sorted(set(augmented.collections.tolist())), "n_views": n_views} if augmented is not None else None,
+        store=data.store,
+        split={
             "by": "content (sha256)",
             "seed": seed,
             "test_size": test_size,
@@ -145,17 +145,17 @@ def train_year_model(
             "n_test": len(test),
             "undated_left_out": data.undated,
         },
-        "target_scaling": scaling,
-        "training_mean": float(y[train].mean()),
-        "head": config.as_dict(),
-        "test": results,
-        "test_by_collection": by_collection,
-        "uncertainty": uncertainty,
-        "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    YearModel(model, meta, frozenset(data.keys[train])).save(model_dir)
+        target_scaling=scaling,
+        training_mean=float(y[train].mean()),
+        head=config.as_dict(),
+        test=results,
+        test_by_collection=by_collection,
+        uncertainty=uncertainty,
+        trained_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    )
+    save_model(model_dir, model, file, frozenset(data.keys[train]))
     report.files = [
-        model_dir / "model.keras",
+        model_dir / MODEL_FILE,
         predicted_vs_true(y[test], predicted, results[HEAD_NAME]["mae"], model_dir / "predicted_vs_true.png"),
         error_by_decade({name: m["mae_by_decade"] for name, m in results.items()}, model_dir / "error_by_decade.png"),
     ]

@@ -17,10 +17,10 @@ from errors import UserError
 from search.batch import EXCLUSION_MARGIN
 from store.collection import PosterStore, StoredPoint
 from store.engine import Hit, PointFilter
-from store.schema import DEFAULT_COLLECTION, VECTOR_NAME
+from store.schema import CALIBRATION_KEY, DEFAULT_COLLECTION, VECTOR_NAME
 
 if TYPE_CHECKING:
-    from embedding.model import Embedder
+    from embedding.onnx_embedder import OnnxEmbedder
     from store.connection import StoreLocation
 
 
@@ -45,9 +45,10 @@ class Filters:
     year_max: int | None = None
     genre: str | None = None
 
-    def check(self) -> None:
+    def check(self, names: tuple[str, str] = ("--year-min", "--year-max")) -> None:
+        """UserError for a range no film can match; `names`: what the caller calls the two bounds."""
         if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
-            raise UserError(f"--year-min {self.year_min} is after --year-max {self.year_max}: no film can match")
+            raise UserError(f"{names[0]} {self.year_min} is after {names[1]} {self.year_max}: no film can match")
 
     def conditions(self) -> dict:
         return {"year_min": self.year_min, "year_max": self.year_max, "genre": self.genre or None}
@@ -56,7 +57,7 @@ class Filters:
 class PosterSearch:
     """Queries one store. The embedder is only needed to search by a new image."""
 
-    def __init__(self, store: PosterStore, embedder: "Embedder | None" = None):
+    def __init__(self, store: PosterStore, embedder: "OnnxEmbedder | None" = None):
         self.store = store
         self.embedder = embedder
         self.spec = store.stored_spec()
@@ -140,6 +141,17 @@ def _check_k(k: int) -> None:
         raise UserError(f"k must be at least 1, not {k}")
 
 
+def image_embedder(store: PosterStore, weights: str | None = None, style: bool = False):
+    """The embedder for image queries of this collection: ONNX Runtime (no TensorFlow), the
+    collection's own int8 model if it was made in int8. `weights` as for the CLI's --weights."""
+    from embedding.embedders import query_embedder
+    from embedding.spec import resolve_weights
+
+    return query_embedder(
+        resolve_weights(weights), style, store.stored_spec(), store.metadata().get(CALIBRATION_KEY), store.posters_dir()
+    )
+
+
 def nearest(
     image: ImageSource,
     k: int = 3,
@@ -155,13 +167,12 @@ def nearest(
     """One-call search for notebooks: opens the store and the model, returns the k nearest films.
 
     `weights` as for the CLI: None reads $VGG16_WEIGHTS, else "imagenet"; or a .h5 path.
-    Opening the model costs seconds: for many queries keep a PosterSearch instead.
+    Runs on ONNX Runtime, without TensorFlow. Opening the store and the model costs about half a
+    second: for many queries keep a PosterSearch instead.
     """
-    from embedding.model import Embedder
-    from embedding.spec import resolve_weights
     from store.connection import location_from_options
 
     location = location or location_from_options(None, None, None)
     with PosterStore(location, collection, must_exist=True) as store:
-        search = PosterSearch(store, Embedder(resolve_weights(weights), style=vector_name != VECTOR_NAME))
+        search = PosterSearch(store, image_embedder(store, weights, style=vector_name != VECTOR_NAME))
         return search.by_image(image, k, Filters(year_min, year_max, genre), vector_name)

@@ -1,29 +1,35 @@
-"""One PNG showing the query poster and its neighbours, with title, year and score under each."""
+"""The PNGs of a search: the contact sheet (the query poster and its neighbours, with title, year and
+score under each) and the similarity maps (search/explain.py) drawn over both posters of each pair."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from embedding.images import ImageError, ImageSource, load_rgb
 from errors import UserError, check_output_file
 from search.nearest import Neighbour
 
+if TYPE_CHECKING:
+    from search.explain import Explanation
+
 TILE = (200, 300)  # posters are about 2:3
 CAPTION_HEIGHT = 54
 GAP = 12
 
 
-def check_sheet_path(out: Path) -> None:
+def check_sheet_path(out: Path, option: str = "--sheet") -> None:
     """UserError unless `out` names an image file Pillow can write (checked before any search)."""
     out = Path(out)
     if out.is_dir():
-        raise UserError(f"--sheet {out} is a folder; give a file name such as sheet.png")
+        raise UserError(f"{option} {out} is a folder; give a file name such as sheet.png")
     extension = out.suffix.lower()
     if Image.registered_extensions().get(extension) not in Image.SAVE:
-        raise UserError(f"--sheet {out}: not an image file name; give one ending in .png (or .jpg)")
-    check_output_file(out, "--sheet")
+        raise UserError(f"{option} {out}: not an image file name; give one ending in .png (or .jpg)")
+    check_output_file(out, option)
 
 
 def check_posters_dir(folder: Path | None, where: str) -> Path:
@@ -35,22 +41,33 @@ def check_posters_dir(folder: Path | None, where: str) -> Path:
     return Path(folder)
 
 
-def query_sheet(query: dict, neighbours: list[Neighbour], posters_dir: Path | None, out: Path) -> Path:
-    """The sheet of a search result: the query image, or the stored film's poster, then the neighbours."""
+def query_sheet(query: dict, neighbours: list[Neighbour], posters_dir: Path | None, out: Path, explanations=None) -> Path:
+    """The sheet of a search result: the query image, or the stored film's poster, then the
+    neighbours; with `explanations` (search/explain.py), their similarity maps instead."""
     folder = check_posters_dir(posters_dir, "recorded by ingest")
     if "image" in query:
         source, caption = Path(query["image"]), Path(query["image"]).name
     else:
         year = query.get("year")
-        source, caption = folder / query["file"], f"{query.get('title') or ''} ({year if year is not None else '?'})"
+        source, caption = inside(folder, query["file"]), f"{query.get('title') or ''} ({year if year is not None else '?'})"
+    if explanations is not None:
+        return maps_sheet(source, caption, explanations, folder, out)
     return contact_sheet(source, caption, neighbours, folder, out)
+
+
+def inside(folder: Path, file: str) -> Path | None:
+    """The stored poster `file` in `folder`, or None when it would lead outside it (as the web page
+    serves posters: a payload, which anyone with access to the store can write, names no other file)."""
+    base = Path(folder).resolve()
+    path = (base / str(file)).resolve()
+    return path if path.is_relative_to(base) and path != base else None
 
 
 def contact_sheet(query: ImageSource, query_caption: str, neighbours: list[Neighbour], posters_dir: Path | None, out: Path) -> Path:
     """Write the sheet to `out`; posters that cannot be found are drawn as grey tiles, not errors."""
     tiles = [(_load(query), ["query", query_caption])]
     for n in neighbours:
-        image = _load(posters_dir / n.file) if posters_dir else None
+        image = _load(inside(posters_dir, n.file)) if posters_dir else None
         tiles.append((image, [f"{n.rank}. {n.title}", f"{n.year if n.year is not None else '?'}  ·  similarity {n.score:.3f}"]))
     width = len(tiles) * (TILE[0] + GAP) + GAP
     sheet = Image.new("RGB", (width, TILE[1] + CAPTION_HEIGHT + 2 * GAP), "white")
@@ -71,7 +88,9 @@ def contact_sheet(query: ImageSource, query_caption: str, neighbours: list[Neigh
     return out
 
 
-def _load(source: ImageSource) -> Image.Image | None:
+def _load(source: ImageSource | None) -> Image.Image | None:
+    if source is None:
+        return None
     try:
         return load_rgb(source, draft_size=max(TILE))[0]
     except ImageError:
@@ -85,3 +104,55 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
     while text and draw.textlength(text + "…", font=font) > width:
         text = text[:-1]
     return text + "…"
+
+
+def maps_sheet(query: ImageSource, query_caption: str, explanations: "list[Explanation]", posters_dir: Path, out: Path) -> Path:
+    """One PNG: the query, then per neighbour a column with the neighbour's map (top) and the
+    query's map for that neighbour (below), on one colour scale, so columns compare."""
+    query_image = _load(query)
+    scale = max([float(e.on_neighbour.max()) for e in explanations] + [float(e.on_query.max()) for e in explanations] + [1e-9])
+    font = ImageFont.load_default(size=13)
+    width = (len(explanations) + 1) * (TILE[0] + GAP) + GAP
+    height = 2 * (TILE[1] + GAP) + CAPTION_HEIGHT + 2 * GAP + 20
+    sheet = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((GAP, height - 18), f"where each score comes from: share of the score per cell of VGG16's 7x7 grid (brighter: more; one scale for all, max {scale:.4f})", fill="black", font=font)
+    _tile(sheet, draw, query_image, None, 1.0, GAP, GAP, font)
+    draw.text((GAP, GAP + TILE[1] + 6), "query", fill="black", font=font)
+    draw.text((GAP, GAP + TILE[1] + 24), _fit(draw, query_caption, font, TILE[0]), fill="black", font=font)
+    for i, e in enumerate(explanations, start=1):
+        x = GAP + i * (TILE[0] + GAP)
+        n = e.neighbour
+        _tile(sheet, draw, _load(inside(posters_dir, n.file)), e.on_neighbour, scale, x, GAP, font)
+        _tile(sheet, draw, query_image, e.on_query, scale, x, 2 * GAP + TILE[1] + CAPTION_HEIGHT, font)
+        top = float(e.on_neighbour.max() / max(e.total, 1e-12))
+        lines = [f"{n.rank}. {n.title}", f"{n.year if n.year is not None else '?'} · similarity {n.score:.3f} · top cell {top:.0%}"]
+        for j, line in enumerate(lines):
+            draw.text((x, GAP + TILE[1] + 6 + j * 18), _fit(draw, line, font, TILE[0]), fill="black", font=font)
+        draw.text((x, 2 * GAP + 2 * TILE[1] + CAPTION_HEIGHT + 4), "the query, seen from it", fill="#555", font=font)
+    if not out.parent.is_dir():
+        raise UserError(f"cannot write {out}: folder {out.parent} does not exist")
+    sheet.save(out)
+    return out
+
+
+def heat_overlay(image: Image.Image, terms: np.ndarray, scale: float, size: tuple[int, int] = TILE) -> Image.Image:
+    """The poster fitted into `size` with its 7x7 terms over it: the model squashes the whole poster
+    to 224 x 224, so each cell covers a 7th of its width and of its height."""
+    from matplotlib import colormaps
+
+    fitted = ImageOps.contain(image, size)
+    heat = np.asarray(Image.fromarray(np.clip(terms / scale, 0, 1).astype(np.float32), "F").resize(fitted.size, Image.Resampling.BILINEAR))
+    colour = (colormaps["inferno"](heat)[:, :, :3] * 255).astype(np.float32)
+    alpha = (0.25 + 0.6 * heat)[:, :, None]
+    base = np.asarray(fitted.convert("RGB"), np.float32)
+    return Image.fromarray(np.uint8(base * (1 - alpha) + colour * alpha))
+
+
+def _tile(sheet: Image.Image, draw: ImageDraw.ImageDraw, image: Image.Image | None, terms, scale: float, x: int, y: int, font) -> None:
+    if image is None:
+        draw.rectangle([x, y, x + TILE[0], y + TILE[1]], fill=(200, 200, 200))
+        draw.text((x + 10, y + TILE[1] // 2), "poster not found", fill="black", font=font)
+        return
+    shown = heat_overlay(image, terms, scale) if terms is not None else ImageOps.contain(image, TILE)
+    sheet.paste(shown, (x + (TILE[0] - shown.width) // 2, y + (TILE[1] - shown.height) // 2))

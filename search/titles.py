@@ -17,7 +17,7 @@ def find_film(store: PosterStore, title: str | None = None, point_id: str | None
         except Exception:  # Qdrant rejects ids that are not UUIDs or integers
             found = []
         if not found:
-            raise UserError(f"no film with id {point_id} in collection '{store.collection}'")
+            raise UserError(f"no film with id {_cut(point_id)} in collection '{store.collection}'")
         return found[0]
     if not title:
         raise UserError("give an image, a --title or an --id")
@@ -25,10 +25,10 @@ def find_film(store: PosterStore, title: str | None = None, point_id: str | None
     if year is not None:
         matches = [m for m in matches if m.payload.get("year") == year]
     if not matches:
-        raise UserError(f"no film titled {title!r}{f' from {year}' if year else ''}{_close_matches(store, title)}")
+        raise UserError(f"no film titled {_cut(title)!r}{f' from {year}' if year else ''}{_close_matches(store, title)}")
     if len(matches) > 1:
         listed = "; ".join(f"{m.payload.get('title')} ({m.payload.get('year', '?')}, id {m.id})" for m in matches[:5])
-        raise UserError(f"{len(matches)} films are titled {title!r}: {listed}; add --year or use --id")
+        raise UserError(f"{len(matches)} films are titled {title!r}: {listed}; give the year too, or search by id")
     return store.retrieve([matches[0].id], with_vectors=True)[0]
 
 
@@ -55,6 +55,11 @@ def _close_matches(store: PosterStore, title: str) -> str:
     titles = {p.payload.get("title", ""): p.payload.get("year", "?") for p in _all_titles(store)}
     close = difflib.get_close_matches(title, list(titles), n=5, cutoff=0.6)
     return "; close matches: " + ", ".join(f"{t} ({titles[t]})" for t in close) if close else ""
+
+
+def _cut(text: str, limit: int = 100) -> str:
+    """A value as a message may quote it: never a huge input whole."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _has_words(title: str) -> bool:

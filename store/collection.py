@@ -113,11 +113,13 @@ class PosterStore:
             if stored.dim != spec.dim:
                 what = f"holds {stored.dim}-d vectors, this embedding makes {spec.dim}-d vectors"
             else:
-                differing = [k for k, v in spec.as_dict().items() if stored.as_dict().get(k) != v]
-                what = "differs in " + ", ".join(f"{k} (stored {stored.as_dict().get(k)}, now {spec.as_dict()[k]})" for k in differing)
+                mine, theirs = stored.compared(), spec.compared()
+                differing = [k for k in theirs if mine.get(k) != theirs[k]]
+                what = "differs in " + ", ".join(f"{k} (stored {mine.get(k) or 'none'}, now {theirs[k] or 'none'})" for k in differing)
+            hint = "the same --precision and --weights" if stored.quantization or spec.quantization else "the same --weights"
             raise UserError(
                 f"collection '{self.collection}' was made with another embedding: {what}; "
-                "use the same --weights, another --collection, or --recreate to start over"
+                f"use {hint}, another --collection, or --recreate to start over"
             )
 
     def prepare(
@@ -270,14 +272,17 @@ class PosterStore:
         vector_name: str = VECTOR_NAME,
         exact: bool = False,
         fields: list[str] | None = None,
+        score_threshold: float | None = None,
     ) -> list[list[Hit]]:
-        """For each query vector, the `limit` most similar points (cosine), best first, by Qdrant.
+        """For each query vector, the `limit` most similar points (cosine), best first, by Qdrant;
+        with `score_threshold`, only those at least that similar.
 
         `exact` scans every point instead of the HNSW graph: for evaluations, which need the true
         neighbours; interactive search leaves it off."""
         if not len(vectors):
             return []
-        return self.engine.query(self.collection, vectors, vector_name, limit, filter, exact, True if fields is None else fields)
+        payload = True if fields is None else fields
+        return self.engine.query(self.collection, vectors, vector_name, limit, filter, exact, payload, score_threshold)
 
     def recommend(
         self,

@@ -6,12 +6,22 @@ A store is a folder; each collection is one Edge shard in it:
       poster-search-store.json         marks the folder as an Edge store (format, Edge version)
       .lock                            held (flock) by the one process using the store
       collections/<name>/collection.json   vectors, and the metadata Qdrant keeps per collection
+      collections/<name>/collection.backup.json   the same, written after it: either restores the other
       collections/<name>/shard/        the shard: Qdrant's own segment and WAL files
 
 Edge has no collections or collection metadata of its own (a shard is what a server keeps per
 collection), so this module adds the thin layer a server would: the folder per collection and a
 JSON file with its vectors and metadata (the embedding it was made with). Search, filters,
 payload indexes (including the full-text index on `title`), recommend and HNSW are Qdrant's.
+
+Nothing stored is deleted unless asked for. A collection whose metadata is lost (both JSON files
+gone or damaged) but whose shard is there is *orphaned*: every command says so in one line and
+how to repair it (ingest re-adopts the shard after checking stored vectors against the poster
+files; ingest/repair.py), and creating a collection never clears a shard that holds points.
+
+Free space is checked before Edge is asked to allocate any (store/space.py): Edge maps its files
+into memory, and a write to a mapped file on a full disk kills the process with SIGBUS, which no
+error handling can catch.
 
 Search parameters (README, *Store*): collections are exact-scanned until a segment holds more
 than INDEXING_THRESHOLD_KB of one vector (about 5,000 posters of 512-d); then `optimize()`, run
@@ -25,6 +35,7 @@ import fcntl
 import json
 import os
 import shutil
+import sys
 import threading
 from pathlib import Path
 from typing import Sequence
@@ -32,11 +43,13 @@ from typing import Sequence
 import numpy as np
 
 from errors import UserError
-from store.engine import Hit, PointFilter, Record, VectorConfig, as_vector_list, is_point_id
+from store.engine import Hit, PointFilter, Record, StoreDamaged, VectorConfig, as_vector_list, is_point_id
 from store.schema import INDEXED_FIELDS, check_collection_name
+from store.space import MARGIN, check_free_space, folder_bytes, open_bytes
 
 MARKER = "poster-search-store.json"
 FORMAT = 1
+CONFIG, BACKUP = "collection.json", "collection.backup.json"
 HNSW_M = 16  # Qdrant's default
 HNSW_EF_CONSTRUCT = 100  # Qdrant's default
 HNSW_EF = 128
@@ -77,13 +90,39 @@ class EdgeEngine:
                 f"the store {self.path} is in use by another process{f' (pid {holder})' if holder else ''}; the embedded store "
                 "allows one at a time: wait for it to finish, or use a Qdrant server (--qdrant-url) for several processes"
             ) from None
-        self._lock.seek(0)
-        self._lock.truncate()
-        self._lock.write(str(os.getpid()))
-        self._lock.flush()
+        try:  # the holder's pid, for the message another process gets; not worth failing for on a full disk
+            self._lock.seek(0)
+            self._lock.truncate()
+            self._lock.write(str(os.getpid()))
+            self._lock.flush()
+        except OSError:
+            pass
         marker = self.path / MARKER
         if not marker.is_file():
-            _write_json(marker, {"engine": "qdrant-edge", "format": FORMAT, "created_with": f"qdrant-edge-py {edge_version()}"})
+            try:
+                _write_json(marker, {"engine": "qdrant-edge", "format": FORMAT, "created_with": f"qdrant-edge-py {edge_version()}"})
+            except OSError as e:
+                self.close()
+                raise UserError(f"cannot write to store {self.path}: {e.strerror or e}") from None
+        else:
+            self._check_marker(marker)
+
+    def _check_marker(self, marker: Path) -> None:
+        try:
+            data = json.loads(marker.read_text())
+            version = data.get("format") if isinstance(data, dict) else None
+        except (OSError, ValueError) as e:
+            self.close()
+            raise StoreDamaged(
+                f"{marker} is damaged ({type(e).__name__}): it only marks the folder as a poster-search store; "
+                "delete it and run again, and it is written anew"
+            ) from None
+        if not isinstance(version, int):
+            self.close()
+            raise StoreDamaged(f"{marker} records no store format (format {version!r}): delete it and run again, and it is written anew")
+        if version > FORMAT:
+            self.close()
+            raise UserError(f"the store {self.path} has format {version}, made by a newer poster search; this version reads format {FORMAT}: upgrade")
 
     def describe(self) -> str:
         return f"local store {self.path}"
@@ -94,7 +133,8 @@ class EdgeEngine:
                 shard.flush()  # so that the next open need not replay the WAL
             shard.close()
         self._shards.clear()
-        if not self._lock.closed:
+        lock = getattr(self, "_lock", None)
+        if lock is not None and not lock.closed:
             self._lock.seek(0)
             self._lock.truncate()
             fcntl.flock(self._lock, fcntl.LOCK_UN)
@@ -107,21 +147,84 @@ class EdgeEngine:
         return self.path / "collections" / name
 
     def collection_names(self) -> list[str]:
+        """Collections of the store, the damaged ones included (opening them says what is wrong)."""
         root = self.path / "collections"
-        return sorted(d.name for d in root.iterdir() if (d / "collection.json").is_file()) if root.is_dir() else []
+        if not root.is_dir():
+            return []
+        return sorted(d.name for d in root.iterdir() if any((d / f).exists() for f in (CONFIG, BACKUP, "shard")))
 
     def collection_exists(self, name: str) -> bool:
-        return (self._dir(name) / "collection.json").is_file()
+        """True once the collection was made: its metadata, or a shard of stored points without it
+        (an orphan: reading it then says what is damaged; it is never created over)."""
+        folder = self._dir(name)
+        return any((folder / f).is_file() for f in (CONFIG, BACKUP)) or self.orphaned(name)
+
+    def orphaned(self, name: str) -> bool:
+        """The collection's metadata is lost (both files gone or damaged) while its shard holds points."""
+        folder = self._dir(name)
+        if not (folder / "shard" / "edge_config.json").is_file():
+            return False
+        return all(_read_config(folder / f) is None for f in (CONFIG, BACKUP))
 
     def _config(self, name: str) -> dict:
-        return json.loads((self._dir(name) / "collection.json").read_text())
+        """The collection's vectors and metadata: from collection.json, else from its backup (which
+        then restores it); StoreDamaged, naming the files, when neither can be read."""
+        folder = self._dir(name)
+        primary, backup = _read_config(folder / CONFIG), _read_config(folder / BACKUP)
+        if primary is not None:
+            if backup is None:
+                self._save_config(name, primary)
+            return primary
+        if backup is not None:
+            print(f"Note: {folder / CONFIG} was missing or damaged; restored it from {BACKUP}", file=sys.stderr)
+            self._save_config(name, backup)
+            return backup
+        if (folder / "shard").exists():
+            raise StoreDamaged(
+                f"collection '{name}' in {self.path} is damaged: {folder / CONFIG} and its backup are missing or unreadable, "
+                f"while {folder / 'shard'} holds its points; nothing was deleted. Run `python cli.py ingest` with the same "
+                "catalog, --posters and --weights to rebuild them from the shard (it checks stored vectors against the posters first)"
+            )
+        raise UserError(f"no collection '{name}' in {self.describe()}")
+
+    def _save_config(self, name: str, config: dict) -> None:
+        folder = self._dir(name)
+        _write_json(folder / CONFIG, config)
+        _write_json(folder / BACKUP, config)  # second: at every moment one of the two is whole
+
+    def adopt(self, name: str, metadata: dict) -> None:
+        """Write the metadata of an orphaned collection anew: its vectors from the shard's own config,
+        `metadata` from the caller, who has checked that the stored vectors are that embedding."""
+        folder = self._dir(name)
+        try:
+            shard_config = json.loads((folder / "shard" / "edge_config.json").read_text())
+            vectors = {vector: int(params["size"]) for vector, params in shard_config["vectors"].items()}
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise StoreDamaged(f"cannot rebuild collection '{name}': its shard's config {folder / 'shard' / 'edge_config.json'} is unreadable ({type(e).__name__})") from None
+        self._save_config(name, {"vectors": vectors, "metadata": metadata})
+
+    def open_orphan(self, name: str) -> None:
+        """Open an orphaned collection's shard without its metadata, to read what it holds (ingest/repair.py)."""
+        from qdrant_edge import EdgeShard
+
+        if name not in self._shards:
+            check_free_space(self.path, open_bytes(self._dir(name) / "shard"), f"opening collection '{name}'")
+            self._shards[name] = EdgeShard.load(str(self._dir(name) / "shard"))
+
+    def shard_vectors(self, name: str) -> dict[str, int]:
+        """The named vectors of a collection's shard (for an orphan, whose metadata is lost)."""
+        shard_config = json.loads((self._dir(name) / "shard" / "edge_config.json").read_text())
+        return {vector: int(params["size"]) for vector, params in shard_config["vectors"].items()}
 
     def create_collection(self, name: str, vectors: Sequence[VectorConfig], metadata: dict, sharding=None) -> None:
         from qdrant_edge import EdgeConfig, EdgeOptimizersConfig, EdgeShard, HnswIndexConfig
 
         folder = self._dir(name)
-        if folder.exists():  # a half-made collection (interrupted create): nothing in it is complete
+        if self.orphaned(name):
+            self._config(name)  # StoreDamaged: a shard of stored points is never created over
+        if folder.exists():  # a half-made collection (interrupted before its metadata was written): nothing in it is stored
             shutil.rmtree(folder)
+        check_free_space(self.path, 2 * MARGIN, f"creating collection '{name}'")
         config = EdgeConfig(
             vectors={v.name: _vector_params(v) for v in vectors},
             hnsw_config=HnswIndexConfig(m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=FULL_SCAN_THRESHOLD_KB),
@@ -130,8 +233,8 @@ class EdgeEngine:
         shard = EdgeShard.create(str(folder / "shard"), config)
         self._shards[name] = shard
         self.ensure_indexes(name)
-        # collection.json last: a collection exists once it is complete
-        _write_json(folder / "collection.json", {"vectors": {v.name: v.dim for v in vectors}, "metadata": metadata})
+        # the metadata last: a collection exists once it is complete
+        self._save_config(name, {"vectors": {v.name: v.dim for v in vectors}, "metadata": metadata})
 
     def delete_collection(self, name: str) -> None:
         shard = self._shards.pop(name, None)
@@ -139,7 +242,8 @@ class EdgeEngine:
             shard.close()
         folder = self._dir(name)
         if folder.exists():
-            (folder / "collection.json").unlink(missing_ok=True)  # no longer a collection, even if the rest fails
+            for f in (CONFIG, BACKUP):  # no longer a collection, even if the rest fails
+                (folder / f).unlink(missing_ok=True)
             shutil.rmtree(folder)
 
     def vectors(self, name: str) -> dict[str, int]:
@@ -150,19 +254,21 @@ class EdgeEngine:
 
     def update_metadata(self, name: str, metadata: dict) -> None:
         config = self._config(name)
+        if all(config.get("metadata", {}).get(k) == v for k, v in metadata.items()):
+            return  # nothing new: no write (a read-only open on a full disk stays read-only)
         config["metadata"] = {**(config.get("metadata") or {}), **metadata}
-        _write_json(self._dir(name) / "collection.json", config)
+        self._save_config(name, config)
 
     def add_vector(self, name: str, vector: VectorConfig) -> None:
         from qdrant_edge import Distance, UpdateOperation
 
-        self._update(name, UpdateOperation.create_dense_vector(vector.name, vector.dim, Distance.Cosine))
+        self._update(name, UpdateOperation.create_dense_vector(vector.name, vector.dim, Distance.Cosine), MARGIN)
         config = self._config(name)
         config["vectors"][vector.name] = vector.dim
-        _write_json(self._dir(name) / "collection.json", config)
+        self._save_config(name, config)
 
     def payload_indexes(self, name: str) -> set[str]:
-        return set(self._shard(name).info().payload_schema)
+        return set(self._read(name, lambda shard: shard.info().payload_schema))
 
     def ensure_indexes(self, name: str) -> None:
         """Create the payload indexes poster search filters on; idempotent, so run on every open."""
@@ -173,9 +279,31 @@ class EdgeEngine:
             if field_name not in have:
                 self._update(name, UpdateOperation.create_field_index(field_name, _index_schema(kind)))
 
-    def _update(self, name: str, operation) -> None:
-        self._shard(name).update(operation)
+    def _update(self, name: str, operation, size: int = 0) -> None:
+        """One write; `size`: about how many bytes it adds (its write-ahead-log entry and segment data)."""
+        self._shard(name)  # opened first: its own space check, and a damaged collection said as such
+        check_free_space(self.path, self._open_bytes(name) + 4 * size + MARGIN, f"writing to collection '{name}'", kept=True)
+        self._read(name, lambda shard: shard.update(operation), "writing to")
         self._written.add(name)
+
+    def _read(self, name: str, call, doing: str = "reading"):
+        """call(shard): Edge reports files it cannot decode as plain exceptions, or as Rust panics
+        (BaseException): both are damage to say in one line, not a traceback."""
+        shard = self._shard(name)
+        try:
+            return call(shard)
+        except (KeyboardInterrupt, SystemExit, UserError):
+            raise
+        except BaseException as e:
+            reason = " ".join(str(e).split())[:200] or type(e).__name__
+            raise StoreDamaged(
+                f"Qdrant Edge failed {doing} collection '{name}' in {self.path} ({reason}): its files in "
+                f"{self._dir(name) / 'shard'} may be damaged; restore them from a backup, or ingest into a new --collection"
+            ) from None
+
+    def _open_bytes(self, name: str) -> int:
+        """What Edge may allocate to open a collection (store/space.py)."""
+        return open_bytes(self._dir(name) / "shard")
 
     def _shard(self, name: str):
         from qdrant_edge import EdgeShard
@@ -187,12 +315,18 @@ class EdgeEngine:
             shard = self._shards.get(name)
             if shard is not None:
                 return shard
-            if not self.collection_exists(name):
-                raise UserError(f"no collection '{name}' in {self.describe()}")
+            self._config(name)  # a missing or damaged collection is one line, here
+            check_free_space(self.path, self._open_bytes(name), f"opening collection '{name}'")
             try:
                 shard = EdgeShard.load(str(self._dir(name) / "shard"))
-            except Exception as e:
-                raise UserError(f"cannot open collection '{name}' in {self.describe()}: {str(e).splitlines()[0][:200]}") from None
+            except BaseException as e:  # Edge reports damaged files as errors, or as Rust panics (BaseException)
+                if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                    raise
+                raise StoreDamaged(
+                    f"cannot open collection '{name}' in {self.describe()}: its shard {self._dir(name) / 'shard'} is damaged "
+                    f"({str(e).splitlines()[0][:200] if str(e) else type(e).__name__}); nothing was deleted: restore the folder from a backup, "
+                    "or ingest into a new --collection (or --recreate this one)"
+                ) from None
             self._shards[name] = shard
             self.ensure_indexes(name)
         return shard
@@ -205,12 +339,14 @@ class EdgeEngine:
         points = [Point(r.id, {k: np.asarray(v, dtype=np.float32).tolist() for k, v in r.vectors.items()}, r.payload) for r in records]
         # Durable once update() returns: Edge writes the WAL first, and replays it on the next
         # open after a crash (kill -9 included). Segments are flushed on close().
-        self._update(name, UpdateOperation.upsert_points(points))
+        size = sum(sum(np.size(v) for v in r.vectors.values()) * 4 + len(json.dumps(r.payload)) for r in records)
+        self._update(name, UpdateOperation.upsert_points(points), size)
 
     def update_vectors(self, name: str, ids: Sequence[str], vector_name: str, vectors: np.ndarray) -> None:
         from qdrant_edge import PointVectors, UpdateOperation
 
-        self._update(name, UpdateOperation.update_vectors([PointVectors(i, {vector_name: v}) for i, v in zip(ids, as_vector_list(vectors))]))
+        operation = UpdateOperation.update_vectors([PointVectors(i, {vector_name: v}) for i, v in zip(ids, as_vector_list(vectors))])
+        self._update(name, operation, int(np.size(vectors)) * 4)
 
     def overwrite_payloads(self, name: str, items: Sequence[tuple[str, dict]]) -> None:
         from qdrant_edge import UpdateOperation
@@ -227,7 +363,7 @@ class EdgeEngine:
         valid = [i for i in ids if is_point_id(i)]  # Qdrant ids are UUIDs: anything else is simply not stored
         if not valid:
             return []
-        records = self._shard(name).retrieve(valid, with_payload=_payload_selector(with_payload), with_vector=with_vectors)
+        records = self._read(name, lambda shard: shard.retrieve(valid, with_payload=_payload_selector(with_payload), with_vector=with_vectors))
         return [_record(r) for r in records]
 
     def scroll(self, name, filter, limit, offset, with_payload, with_vectors):
@@ -236,17 +372,18 @@ class EdgeEngine:
         request = ScrollRequest(
             offset=offset, limit=limit, filter=edge_filter(filter), with_payload=_payload_selector(with_payload), with_vector=with_vectors
         )
-        records, next_offset = self._shard(name).scroll(request)
+        records, next_offset = self._read(name, lambda shard: shard.scroll(request))
         return [_record(r) for r in records], next_offset
 
     def count(self, name: str, filter: PointFilter = PointFilter()) -> int:
         from qdrant_edge import CountRequest
 
-        return self._shard(name).count(CountRequest(exact=True, filter=edge_filter(filter)))
+        request = CountRequest(exact=True, filter=edge_filter(filter))
+        return self._read(name, lambda shard: shard.count(request))
 
     # --- search ------------------------------------------------------------------------------
 
-    def query(self, name, vectors, vector_name, limit, filter, exact, with_payload) -> list[list[Hit]]:
+    def query(self, name, vectors, vector_name, limit, filter, exact, with_payload, score_threshold=None) -> list[list[Hit]]:
         from qdrant_edge import Query, QueryBatchRequest, QueryRequest
 
         requests = [
@@ -256,13 +393,13 @@ class EdgeEngine:
                 filter=edge_filter(filter),
                 params=_search_params(exact),
                 with_payload=_payload_selector(with_payload),
+                score_threshold=score_threshold,
             )
             for v in as_vector_list(vectors)
         ]
-        shard = self._shard(name)
         if len(requests) == 1:
-            return [[_hit(p) for p in shard.query(requests[0])]]
-        return [[_hit(p) for p in found] for found in shard.query_batch(QueryBatchRequest(requests))]
+            return [[_hit(p) for p in self._read(name, lambda shard: shard.query(requests[0]))]]
+        return [[_hit(p) for p in found] for found in self._read(name, lambda shard: shard.query_batch(QueryBatchRequest(requests)))]
 
     def recommend(self, name, positive, negative, vector_name, limit, filter, with_payload) -> list[Hit]:
         from qdrant_edge import Query, QueryRequest, RecommendQuery
@@ -271,11 +408,20 @@ class EdgeEngine:
         request = QueryRequest(
             limit=limit, query=query, filter=edge_filter(filter), params=_search_params(False), with_payload=_payload_selector(with_payload)
         )
-        return [_hit(p) for p in self._shard(name).query(request)]
+        return [_hit(p) for p in self._read(name, lambda shard: shard.query(request))]
 
     def optimize(self, name: str) -> None:
-        """Merge segments and build HNSW where a segment is over the indexing threshold."""
-        self._shard(name).optimize()
+        """Merge segments and build HNSW where a segment is over the indexing threshold. The optimiser
+        writes new segments before it removes the old ones: without room for a copy it is left for
+        later (searches stay exact scans meanwhile), with a note; the data is stored either way."""
+        shard = self._shard(name)
+        needed = folder_bytes(self._dir(name) / "shard") + self._open_bytes(name)
+        try:
+            check_free_space(self.path, needed, "building the search index")
+        except UserError as e:
+            print(f"Note: {e}; the next ingest builds it", file=sys.stderr)
+            return
+        self._read(name, lambda shard: shard.optimize(), "optimising")
         self._written.add(name)
 
 
@@ -340,8 +486,26 @@ def _hit(p) -> Hit:
     return Hit(str(p.id), float(p.score), dict(p.payload or {}))
 
 
+def _read_config(path: Path) -> dict | None:
+    """A collection's metadata file, or None if it is missing or not what this module writes."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("vectors"), dict) or not isinstance(data.get("metadata", {}), dict):
+        return None
+    return data
+
+
 def _write_json(path: Path, data: dict) -> None:
-    """Atomically: a crash leaves the old file or the new one, never half of one."""
+    """Atomically: a crash leaves the old file or the new one, never half of one; a full disk is one line."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False))
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(data, indent=2, ensure_ascii=False))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {e.strerror or e}; the file as it was is kept") from None

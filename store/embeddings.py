@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,13 @@ def save_npz(embeddings: Embeddings, path: Path) -> None:
     """Write exactly `path` (numpy would add `.npz` to a path without it; a file object it leaves alone)."""
     if not path.parent.is_dir():
         raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
-    with open(path, "wb") as f:
-        np.savez_compressed(
-            f, embeddings=embeddings.vectors, ids=embeddings.ids, titles=embeddings.titles, years=embeddings.years, files=embeddings.files
-        )
+    partial = path.with_name(f".{path.name}.partial")
+    try:  # written beside it, then renamed: a full disk leaves no half-written file, and an older export intact
+        with open(partial, "wb") as f:
+            np.savez_compressed(
+                f, embeddings=embeddings.vectors, ids=embeddings.ids, titles=embeddings.titles, years=embeddings.years, files=embeddings.files
+            )
+        os.replace(partial, path)
+    except OSError as e:
+        partial.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None

@@ -14,6 +14,12 @@ from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 
+from errors import UserError
+
+
+class StoreDamaged(UserError):
+    """A store file is damaged or missing: the message names it and what to do (HTTP 503 on the web)."""
+
 
 @dataclass
 class Record:
@@ -92,7 +98,15 @@ class Engine(Protocol):
 
     # search
     def query(
-        self, name: str, vectors: Sequence[np.ndarray], vector_name: str, limit: int, filter: PointFilter, exact: bool, with_payload: bool | list[str]
+        self,
+        name: str,
+        vectors: Sequence[np.ndarray],
+        vector_name: str,
+        limit: int,
+        filter: PointFilter,
+        exact: bool,
+        with_payload: bool | list[str],
+        score_threshold: float | None = None,
     ) -> list[list[Hit]]: ...
     def recommend(
         self,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from embedding.spec import EmbeddingSpec
 from errors import UserError
 from store.collection import PosterStore, Sharding
 from store.engine import VectorConfig
@@ -68,10 +69,18 @@ def _prepare_target(target: PosterStore, vectors: dict[str, int], metadata: dict
         target.create([VectorConfig(name, dim) for name, dim in vectors.items()], metadata, sharding)
         return
     have, want = target.vectors(), vectors
-    if have != want or target.metadata().get("embedding") != metadata.get("embedding"):
+    if have != want or target.stored_spec() != EmbeddingSpec.from_dict(metadata.get("embedding") or {}):
         raise UserError(
             f"destination collection '{target.collection}' exists with other vectors or another embedding "
             f"(has {have}, source {want}); choose another --to-collection"
+        )
+    theirs, mine = target.metadata().get("posters_dir"), metadata.get("posters_dir")
+    if theirs and mine and theirs != mine and target.count():
+        # One collection, one posters folder (as ingest keeps it): `file` is relative to it, so the
+        # destination's posters would point into the wrong folder, and same-named files collide.
+        raise UserError(
+            f"destination collection '{target.collection}' holds posters from {theirs}, the source's are from {mine}: "
+            "use another --to-collection"
         )
     if not sharding.is_default():
         raise UserError("destination collection exists already: --shards/--replicas/--write-consistency only apply when it is created")

@@ -7,7 +7,8 @@ Collection `posters` (configurable), one point per film:
   genres (list; when the catalog has them).
 - optional vector `vgg16_style`: the 2,944-d style embedding, cosine distance (ingest --style).
 - collection metadata `embedding`: the EmbeddingSpec the vectors were made with, and
-  `style_embedding` for `vgg16_style` when present.
+  `style_embedding` for `vgg16_style` when present; `calibration` for an int8 embedding (the
+  posters its model was calibrated on, embedding/quantize.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ DEFAULT_COLLECTION = "posters"
 VECTOR_NAME = "vgg16"
 STYLE_VECTOR_NAME = "vgg16_style"  # optional second vector: the style embedding (ingest --style)
 SCHEMA_VERSION = 1
+CALIBRATION_KEY = "calibration"  # collection metadata of an int8 embedding
 POINT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "poster-search/posters")
 
 # Payload indexes, created (idempotently) whenever a collection is opened: filters and title

@@ -183,13 +183,16 @@ class ServerEngine:
 
     # --- search ------------------------------------------------------------------------------
 
-    def query(self, name, vectors, vector_name, limit, filter, exact, with_payload) -> list[list[Hit]]:
+    def query(self, name, vectors, vector_name, limit, filter, exact, with_payload, score_threshold=None) -> list[list[Hit]]:
         from qdrant_client import models
 
         # local mode always scans exactly (and warns about search params)
         params = None if self.is_local_mode else models.SearchParams(exact=True) if exact else models.SearchParams(hnsw_ef=HNSW_EF)
         requests = [
-            models.QueryRequest(query=v, using=vector_name, limit=limit, filter=client_filter(filter), params=params, with_payload=with_payload)
+            models.QueryRequest(
+                query=v, using=vector_name, limit=limit, filter=client_filter(filter), params=params, with_payload=with_payload,
+                score_threshold=score_threshold,
+            )
             for v in as_vector_list(vectors)
         ]
         responses = self._call("a query", lambda: self.client.query_batch_points(name, requests))

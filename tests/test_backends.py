@@ -59,21 +59,28 @@ def test_backend_and_precision_choices(monkeypatch):
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
     assert resolve_backend("tensorflow") == "tensorflow"
     assert resolve_backend("TensorFlow") == "tensorflow"
-    with pytest.raises(UserError, match="unknown backend 'mxnet': use auto, tensorflow, jax or torch"):
+    assert resolve_backend("onnx") == resolve_backend("onnxruntime") == "onnxruntime"
+    with pytest.raises(UserError, match="unknown backend 'mxnet': use auto, onnxruntime, tensorflow, jax or torch"):
         resolve_backend("mxnet")
     with pytest.raises(UserError, match="unknown precision 'fp8'"):
         resolve_precision("fp8", "tensorflow")
+    with pytest.raises(UserError, match="--precision int8 runs on ONNX Runtime, not tensorflow"):
+        resolve_precision("int8", "tensorflow")
+    with pytest.raises(UserError, match="--precision bf16 needs a GPU backend"):
+        resolve_precision("bf16", "onnxruntime")
+    assert resolve_runtime("auto", "int8").backend == "onnxruntime"  # the one runtime that has it
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
     assert resolve_backend(None) == "tensorflow"  # the Keras variable is honoured
     assert resolve_precision("bf16", "tensorflow") == "bf16"  # asked for: also on a CPU
 
 
 @pytest.mark.skipif(Path("/dev/nvidia0").exists(), reason="this machine has a GPU: auto picks it")
-def test_auto_on_a_machine_without_a_gpu_is_tensorflow_fp32(monkeypatch):
+def test_auto_on_a_machine_without_a_gpu_is_onnxruntime_fp32(monkeypatch):
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
     runtime = resolve_runtime("auto", "auto")
-    assert (runtime.backend, runtime.precision, runtime.gpu) == ("tensorflow", "fp32", False)
+    assert (runtime.backend, runtime.precision, runtime.gpu) == ("onnxruntime", "fp32", False)
     assert default_batch_size(runtime) == 32
+    assert resolve_runtime("auto", "auto", keras_only=True).backend == "tensorflow"  # the Keras model's own choice
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
@@ -92,6 +99,7 @@ def test_spec_records_backend_and_precision_but_compares_what_changes_vectors():
     assert EmbeddingSpec.from_dict(bf16.as_dict()).backend == "jax"
     assert fp32 != EmbeddingSpec(weights="random", decode="pillow,lanczos")  # another decode is another embedding
     assert "backend" not in fp32.compared() and "decode" in fp32.compared()
+    assert fp32 != EmbeddingSpec(weights="random", quantization="int8-qdq-v1:calibration-0123")  # int8 is another embedding
     # a collection made before these fields existed reads as the same embedding
     old = {k: v for k, v in fp32.as_dict().items() if k not in ("decode", "backend", "precision")}
     assert EmbeddingSpec.from_dict(old) == fp32
@@ -100,7 +108,8 @@ def test_spec_records_backend_and_precision_but_compares_what_changes_vectors():
 def test_the_in_model_preprocessing_matches_keras_preprocess_input(random_embedder, tmp_path):
     """The uint8 model (preprocessing as its first layer) gives what VGG16 + preprocess_input gives."""
     from embedding.images import decode_poster
-    from embedding.model import import_keras, normalise
+    from embedding.model import import_keras
+    from embedding.vectors import normalise
 
     keras = import_keras()
     pixels = np.stack([decode_poster(make_poster(tmp_path / f"{i}.jpg", seed=i)).pixels for i in range(4)])
@@ -160,8 +169,13 @@ def test_cli_refuses_an_unknown_backend_or_precision_in_one_line(poster_set, tmp
 
     catalog, posters = poster_set(2)
     common = ["ingest", "--catalog", catalog, "--posters", posters, "--qdrant-path", tmp_path / "store", "--weights", "random"]
-    result = run_cli(*common, "--backend", "mxnet")
-    assert result.returncode == 1 and result.stderr.strip() == "Error: unknown backend 'mxnet': use auto, tensorflow, jax or torch"
+    result = run_cli(*common, "--backend", "mxnet")  # refused by the parser, which lists the choices (as --help does)
+    assert result.returncode == 2 and result.stderr.strip() == (
+        "Error: Invalid value for '--backend': 'mxnet' is not one of 'auto', 'onnxruntime', 'tensorflow', 'jax', 'torch'. "
+        "(see python cli.py ingest --help)"
+    )
     result = run_cli(*common, "--precision", "fp8")
-    assert result.returncode == 1 and result.stderr.strip() == "Error: unknown precision 'fp8': use auto, fp32 or bf16"
+    assert result.returncode == 2 and result.stderr.strip().startswith("Error: Invalid value for '--precision': 'fp8' is not one of 'auto'")
+    result = run_cli(*common, "--backend", "tensorflow", "--precision", "int8")  # valid words, an impossible pair
+    assert result.returncode == 1 and result.stderr.strip() == "Error: --precision int8 runs on ONNX Runtime, not tensorflow: use --backend onnxruntime (or auto on a CPU)"
     assert not (tmp_path / "store").exists()  # refused before anything was created

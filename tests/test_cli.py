@@ -36,15 +36,15 @@ def assert_one_line_error(result, pattern):
     assert re.search(pattern, lines[0]), lines[0]
 
 
-def test_help_is_fast_and_imports_no_tensorflow_or_qdrant():
-    for args in (["--help"], ["ingest", "--help"]):
-        started = time.perf_counter()
+def test_help_imports_no_model_runtime_and_no_store_engine():
+    """What keeps --help instant is what it does not import (the time itself is a benchmark's: bench/queries.py)."""
+    heavy = {"tensorflow", "keras", "onnxruntime", "onnx", "qdrant_client", "qdrant_edge", "h5py", "sklearn", "fastapi"}
+    for args in (["--help"], ["ingest", "--help"], ["search", "--help"], ["train-year", "--help"]):
         result = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "cli.py"), *args], capture_output=True, text=True)
-        elapsed = time.perf_counter() - started
         assert result.returncode == 0 and "Usage" in result.stdout
-        imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
-        assert not {"tensorflow", "keras", "qdrant_client"} & imported
-        print(f"cli.py {' '.join(args)}: {elapsed:.2f}s")  # the figure; the assertion is on imports
+        imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+        assert "typer" in imported  # the check can fail: importtime lists what was imported
+        assert not heavy & imported, heavy & imported
 
 
 def ingest_args(catalog, posters, store, *extra):
@@ -176,7 +176,7 @@ def test_ingest_stores_posters_under_the_pinned_ids(poster_set, tmp_path):
 
 # --- the installable package ---------------------------------------------------------------------
 
-INSTALLED = ["pyproject.toml", "requirements.txt", "README.md", "cli.py", "errors.py", "presentation.py"]
+INSTALLED = ["pyproject.toml", "setup.py", "requirements.txt", "README.md", "cli.py", "errors.py", "presentation.py"]
 PACKAGES = ["embedding", "ingest", "search", "regression", "store", "web"]
 
 
@@ -222,13 +222,18 @@ def test_wheel_installs_the_console_command(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(target)}
     elsewhere = tmp_path / "elsewhere"  # not the checkout: modules must come from the installed wheel
     elsewhere.mkdir()
+    # one name in site-packages, poster_search: no generic top-level module (cli, store, web) beside it
+    assert {p.name for p in target.iterdir()} == {"poster_search", "bin", *[p.name for p in target.glob("poster_search-*.dist-info")]}
+    assert not (target / "poster_search" / "setup.py").exists()
     where = subprocess.run(
-        [sys.executable, "-c", "import cli, web, importlib.metadata as m; print(cli.__file__); "
+        [sys.executable, "-c", "import poster_search, cli, web, importlib.metadata as m; print(cli.__file__); "
          "print(*[e.value for e in m.entry_points(group='console_scripts', name='poster-search')])"],
         cwd=elsewhere, env=env, capture_output=True, text=True, check=True,
     ).stdout.split()
-    assert where == [str(target / "cli.py"), "cli:main"]
-    assert (target / "web" / "static" / "index.html").is_file()
+    assert where == [str(target / "poster_search" / "cli.py"), "poster_search:main"]
+    assert (target / "poster_search" / "web" / "static" / "index.html").is_file()
+    bare = subprocess.run([sys.executable, "-c", "import store"], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert bare.returncode == 1 and "No module named 'store'" in bare.stderr  # not importable until poster_search is
     dependencies = subprocess.run(
         [sys.executable, "-c", "import importlib.metadata as m; print(*m.requires('poster-search'), sep='\\n')"],
         cwd=elsewhere, env=env, capture_output=True, text=True, check=True,

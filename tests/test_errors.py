@@ -210,6 +210,7 @@ def test_era_with_one_year_only_is_one_line(tmp_path):
     assert_one_line_error(cli("era", "-k", "2", "--qdrant-path", tmp_path / "store"), "all 5 dated posters are from 1999")
 
 
+@pytest.mark.timeout(60)  # a guard that breaks hangs on the FIFO: then this fails instead of hanging the suite
 def test_query_that_is_not_a_regular_file_is_one_line(small_store, tmp_path):
     store, _ = small_store
     fifo = tmp_path / "fifo.jpg"

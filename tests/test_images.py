@@ -117,6 +117,7 @@ def test_missing_file_folder_and_wrong_type(tmp_path):
         decode_poster(np.zeros((4, 4, 2)))
 
 
+@pytest.mark.timeout(30)  # a guard that breaks hangs on the FIFO: then this fails instead of hanging the suite
 def test_only_regular_files_are_read_a_fifo_does_not_hang(tmp_path):
     os.mkfifo(tmp_path / "pipe.jpg")  # nobody writes to it: opening it for reading would block
     with pytest.raises(ImageError, match="not a regular file \\(a FIFO\\)"):

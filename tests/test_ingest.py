@@ -142,8 +142,11 @@ def test_summary_names_the_stage_that_bound_the_run(poster_set, location, random
     assert "busy" not in noop.summary()  # nothing ran: no stage figures
 
 
-def test_the_decode_pool_is_bounded_and_in_order(poster_set):
-    """However far behind the model is, at most `ahead` chunks are decoded and held."""
+def test_the_decode_pool_works_ahead_of_a_slow_consumer_but_never_further_than_its_bound(poster_set):
+    """While the model is busy with one chunk, the workers decode the next ones (that is the overlap)
+    and hold no more than `ahead` in all (that is the flat memory); chunks come back in order."""
+    import time
+
     from ingest.decode import DecodePool
 
     _, posters = poster_set(12)
@@ -151,12 +154,22 @@ def test_the_decode_pool_is_bounded_and_in_order(poster_set):
     with DecodePool(workers=1, ahead=3) as pool:
         decoded = pool.decode(chunks)
         first = next(decoded)
-        import time
-
-        time.sleep(1.0)  # a slow consumer: the pool must not run ahead of its bound
-        assert pool.submitted <= 3 + 1
-        rest = list(decoded)
+        deadline = time.monotonic() + 30
+        while pool.ahead_of_caller()[1] < 2 and time.monotonic() < deadline:  # the consumer is busy elsewhere
+            time.sleep(0.05)
+        assert pool.ahead_of_caller() == (2, 2)  # the next two decoded meanwhile: ahead of the caller, and no more
+        assert pool.submitted == 3
+        rest = [next(decoded)]
+        assert pool.ahead_of_caller()[0] == 2 and pool.submitted == 4  # one taken, one more handed out: still 3 in all
+        rest += list(decoded)
     assert len(first.kept) == 1 and len(rest) == 11 and pool.submitted == 12
+    assert [r.hashes for r in [first, *rest]] == [[decode_hash(posters / f"{i}.jpg")] for i in range(12)]  # in catalog order
+
+
+def decode_hash(path):
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_a_store_error_stops_the_pipeline_with_that_error():

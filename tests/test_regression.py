@@ -206,7 +206,7 @@ def test_soft_labels_are_ordered_distributions_whose_expected_value_is_the_year(
 
 def train_small_head(tmp, target: str):
     """A small head of `target` trained through the whole pipeline on a synthetic store of 1,500 points."""
-    from regression.head import HeadConfig
+    from regression.config import HeadConfig
     from regression.train import train_year_model
 
     location, _, _ = synthetic_store(tmp / "s", n=1500)
@@ -231,12 +231,14 @@ def test_head_learns_and_the_run_is_reported_and_saved(trained):
     assert 0.1 * report.n_train < report.n_calibration < 0.2 * report.n_train
     assert head["mae"] < 0.75 * mean["mae"]  # about 0.6 when it learns, 1.0 when it does not
     assert {"Keras head", "mean of training years", "5-NN (vgg16, Qdrant exact search)"} <= set(report.results)
-    assert 0.6 < head["coverage"] < 0.95 and head["stated_coverage"] == 0.8
+    assert 0.72 < head["coverage"] < 0.88 and head["stated_coverage"] == 0.8  # about 3 standard errors of 300 test posters
     assert any(name.startswith("ridge") for name in report.results)
     for f in ("model.keras", "model.json", "predicted_vs_true.png", "error_by_decade.png"):
         assert (tmp / "model" / f).stat().st_size > 0
     meta = json.loads((tmp / "model" / "model.json").read_text())
-    assert meta["embedding"] == SPEC.as_dict() and meta["vector_names"] == ["vgg16"] and meta["collections"] == ["posters"]
+    assert meta["version"] == 2 and meta["embeddings"] == {"vgg16": SPEC.as_dict()}
+    assert meta["vector_names"] == ["vgg16"] and meta["collections"] == ["posters"]
+    assert not {"vector_name", "embedding", "collection"} & set(meta)  # one key for each thing, no old spellings beside it
     split = meta["split"]
     assert (split["seed"], split["n_train"], split["n_test"], split["n_calibration"]) == (3, report.n_train, report.n_test, report.n_calibration)
     assert set(meta["target_scaling"]) == {"mean", "std"} and meta["test"]["Keras head"]["mae"] == head["mae"]
@@ -257,6 +259,8 @@ def test_the_knn_baseline_of_a_training_run_is_the_stores_exact_search(trained):
 
 
 def test_saved_model_reloads_and_predicts_the_same(trained):
+    import regression.head  # noqa: F401  (registers the custom layers for Keras' own loader)
+    from embedding.model import import_keras
     from regression.head import predict_years
     from regression.model_file import YearModel
 
@@ -266,7 +270,8 @@ def test_saved_model_reloads_and_predicts_the_same(trained):
     first = YearModel.load(tmp / "model").predict(data.vectors[:20])
     again = YearModel.load(tmp / "model")
     assert np.allclose(again.predict(data.vectors[:20]), first, atol=1e-4)
-    assert np.allclose(predict_years(again.model, data.vectors[:20]), first, atol=1e-4)
+    keras_model = import_keras().saving.load_model(tmp / "model" / "model.keras")  # what NumPy evaluates, by Keras itself
+    assert np.allclose(predict_years(keras_model, data.vectors[:20]), first, atol=1e-3)
     assert first.min() > 1900 and first.max() < 2050  # years, not standardised values
     years, low, high = again.predict_with_ranges(data.vectors[:20])
     assert np.allclose(years, first, atol=1e-4) and (low < years).all() and (years < high).all()
@@ -288,13 +293,14 @@ def test_bins_head_gives_each_poster_its_own_calibrated_range(trained_bins):
     tmp, data, report = trained_bins
     head = report.results["Keras head"]
     assert head["mae"] < 0.75 * report.results["mean of training years"]["mae"]
-    assert 0.7 < head["coverage"] < 0.9  # the stated 80 %, on test posters the calibration never saw
+    assert 0.72 < head["coverage"] < 0.88  # the stated 80 %, on test posters the calibration never saw
     model = YearModel.load(tmp / "model")
-    assert model.meta["uncertainty"]["method"] == CQR and model.meta["head"]["output"] == "median"
-    years, quantiles = predict_with_quantiles(model.model, data.vectors)
+    assert model.file.uncertainty["method"] == CQR and model.file.head["output"] == "median"
+    out = model.outputs(data.vectors)
+    years, quantiles = out[:, 0], out[:, 1:3]
     assert (quantiles[:, 0] <= years + 1e-3).all() and (years <= quantiles[:, 1] + 1e-3).all()
     again, low, high = model.predict_with_ranges(data.vectors)
-    correction = model.meta["uncertainty"]["correction"]
+    correction = model.file.uncertainty["correction"]
     assert np.allclose(again, years) and np.allclose(low, quantiles[:, 0] - correction) and np.allclose(high, quantiles[:, 1] + correction)
     widths = high - low
     assert widths.max() > 1.5 * widths.min()  # the width follows the model's doubt about each poster
@@ -305,9 +311,14 @@ def test_missing_and_broken_models_are_clear_errors(tmp_path):
 
     with pytest.raises(UserError, match="no year model in"):
         YearModel.load(tmp_path)
-    (tmp_path / "model.keras").write_text("junk")
+    (tmp_path / "model.json").write_text("{ garbage")
+    with pytest.raises(UserError, match="model.json is not a readable year model file"):
+        YearModel.load(tmp_path)
     (tmp_path / "model.json").write_text("{}")
-    with pytest.raises(UserError, match="cannot load the year model"):
+    with pytest.raises(UserError, match="model.json lacks embeddings, collections, store"):
+        YearModel.load(tmp_path)
+    (tmp_path / "model.json").write_text(json.dumps({"version": 9}))
+    with pytest.raises(UserError, match="format version 9; this version of poster search reads up to 2"):
         YearModel.load(tmp_path)
 
 
@@ -333,7 +344,7 @@ def test_predict_year_on_a_new_poster_and_its_errors(tmp_path, random_embedder, 
     from regression.model_file import YearModel
 
     model = YearModel.load(tmp_path / "m")
-    assert model.meta["uncertainty"]["method"].startswith("conformalised quantiles")  # the default head's per-poster ranges
+    assert model.file.uncertainty["method"].startswith("conformalised quantiles")  # the default head's per-poster ranges
     year, low, high = model.predict_with_ranges(random_embedder.embed([new]))
     assert np.allclose([data["year"], data["low"], data["high"]], [year[0], low[0], high[0]], atol=1e-3)
     assert data["low"] < data["high"] and data["coverage"] == 0.8
@@ -421,3 +432,67 @@ def test_train_on_several_collections_and_evaluate_on_each_through_the_cli(tmp_p
     assert result.returncode == 1 and "same weights" in result.stderr and "Traceback" not in result.stderr
     result = run_cli("evaluate-year", "--model-dir", tmp_path / "a", *store, "--collection", "missing")
     assert result.returncode == 1 and "Traceback" not in result.stderr
+
+
+def test_embeddings_are_compared_as_specs_so_a_jax_or_bf16_store_is_the_same_embedding(tmp_path):
+    """The bug of the untyped model file: evaluate-year and multi-collection train-year compared the
+    spec dicts, backend and precision included, and refused stores that predict-year accepted."""
+    from regression.dataset import load_collections
+    from regression.evaluate import evaluate_model
+    from regression.model_file import YearModel
+
+    location, _, _ = synthetic_store(tmp_path / "s", n=400, seed=1, collection="tf")
+    jax_bf16 = EmbeddingSpec(weights="random", backend="jax", precision="bf16")
+    synthetic_store(tmp_path / "s", n=200, seed=2, collection="gpu", spec=jax_bf16)
+    data = load_collections(location, ["tf", "gpu"], "vgg16")  # one model from both: the same embedding
+    assert len(data) == 600
+    made = run_cli("train-year", "--members", "1", "--epochs", "5", "--vector", "vgg16", "--qdrant-path", location.path,
+                   "--collection", "tf", "--model-dir", tmp_path / "m")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    scored = run_cli("evaluate-year", "--model-dir", tmp_path / "m", "--qdrant-path", location.path, "--collection", "gpu", "--json")
+    assert scored.returncode == 0, scored.stderr  # refused before: "needs 'vgg16' made with ... but this store has embedding {...'jax'...}"
+    assert json.loads(scored.stdout)["n"] == 200
+    model = YearModel.load(tmp_path / "m")
+    other = EmbeddingSpec(weights="other")
+    synthetic_store(tmp_path / "s", n=20, collection="other", spec=other)
+    with pytest.raises(UserError, match="needs 'vgg16' made with"):
+        evaluate_model(model, load_collections(location, ["other"], "vgg16"))
+
+
+def test_a_model_file_of_the_first_format_is_upgraded_on_reading(trained, tmp_path):
+    """model.json as version 1 wrote it (old and new keys side by side, no version): read through upgrade()."""
+    import shutil
+
+    from regression.model_file import FORMAT_VERSION, YearModel
+
+    tmp, location, _ = trained
+    shutil.copytree(tmp / "model", tmp_path / "old")
+    current = json.loads((tmp_path / "old" / "model.json").read_text())
+    old = {k: v for k, v in current.items() if k not in ("version", "embeddings", "vector_names", "collections", "training_mean")}
+    old |= {"embedding": current["embeddings"]["vgg16"], "vector_name": "vgg16", "collection": "posters"}
+    (tmp_path / "old" / "model.json").write_text(json.dumps(old))
+    model = YearModel.load(tmp_path / "old")
+    assert model.file.version == FORMAT_VERSION and model.vector_names == ("vgg16",) and model.file.collections == ("posters",)
+    assert model.specs["vgg16"] == SPEC and model.file.training_mean == current["target_scaling"]["mean"]
+    with PosterStore(location) as store:
+        vectors = load_year_data(store).vectors[:10]
+    assert np.allclose(model.predict(vectors), YearModel.load(tmp / "model").predict(vectors))
+
+
+def test_the_calibration_posters_hold_exactly_the_stated_share(trained_bins):
+    """Split conformal's own guarantee, checked where it is exact (on the calibration posters the
+    correction was chosen on): at least 80 %, and no more than the finite-sample rounding allows.
+    A calibration bug (a wrong quantile, the wrong posters) fails here, whatever the test draw."""
+    from regression.dataset import calibration_split
+    from regression.model_file import YearModel
+    from regression.train import CALIBRATION_SHARE
+
+    tmp, data, report = trained_bins
+    model = YearModel.load(tmp / "model")
+    train, _ = content_split(data.keys, 0.2, seed=3)
+    _, calibration = calibration_split(data.keys[train], CALIBRATION_SHARE, 3)
+    rows = train[calibration]
+    assert len(rows) == report.n_calibration
+    _, low, high = model.predict_with_ranges(data.vectors[rows])
+    inside = np.mean((data.years[rows] >= low - 1e-3) & (data.years[rows] <= high + 1e-3))
+    assert 0.8 <= inside <= 0.8 + 2 / len(rows) + 1e-9, inside

@@ -22,7 +22,7 @@ from tests.conftest import local_mode_folder, run_cli
 SPEC = EmbeddingSpec(weights="random")
 
 
-def fill(location, n, start=0, collection="posters"):
+def fill(location, n, start=0, collection="posters", posters=None):
     rng = np.random.default_rng(start)
     vectors = rng.normal(size=(n, 512)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -33,7 +33,7 @@ def fill(location, n, start=0, collection="posters"):
             vectors,
             [{"key": str(i), "title": f"Film {i}", "year": 1950 + i % 70, "genres": ["Drama"]} for i in range(start, start + n)],
         )
-        store.remember_posters_dir(location.path)
+        store.remember_posters_dir(posters or location.path)
 
 
 def snapshot(location, collection="posters"):
@@ -69,7 +69,7 @@ def test_migration_is_safe_to_rerun_and_never_deletes_the_destination(tmp_path):
         migrate(s, t, progress=False)
         migrate(s, t, progress=False)  # again: nothing duplicated
         assert t.count() == 50
-    fill(target, 1, start=1000)  # something only the destination has
+    fill(target, 1, start=1000, posters=source.path)  # something only the destination has (posters from the same folder)
     fill(source, 10, start=50)  # and new posters in the source since the first copy
     with PosterStore(source) as s, PosterStore(target) as t:
         report = migrate(s, t, progress=False)

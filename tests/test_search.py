@@ -101,7 +101,7 @@ def test_find_film_by_title_id_and_year(searchable):
         assert find_film(store, title="  film 3 ").payload["title"] == "Film 3"  # case and spaces forgiven
         assert find_film(store, title="Twin Title", year=1995).payload["file"] == "9.jpg"
         assert find_film(store, point_id=point_id("2.jpg")).vector.shape == (512,)
-        with pytest.raises(UserError, match=r"2 films are titled 'Twin Title'.*add --year or use --id"):
+        with pytest.raises(UserError, match=r"2 films are titled 'Twin Title'.*give the year too, or search by id"):
             find_film(store, title="Twin Title")
         with pytest.raises(UserError, match=r"no film titled 'Flim 3'; close matches: Film 3 \(1965\)"):
             find_film(store, title="Flim 3")
@@ -139,13 +139,16 @@ def test_search_cli_by_image_and_errors(searchable, tmp_path):
     (tmp_path / "notes.jpg").write_text("not a poster")
     for args, message in [
         ([tmp_path / "notes.jpg", "--weights", "random"], "not an image file"),
-        ([tmp / "posters" / "2.jpg", "--weights", "random", "-k", "0"], "k must be at least 1"),
         (["--title", "Film 2", "--sheet", tmp_path / "no" / "s.png"], "does not exist"),
         ([], "give either an image or --title"),
+        (["--title", "Film 2", "--id", "5b1c0000-0000-0000-0000-000000000000"], "give one of"),
     ]:
         result = run_cli("search", *args, "--qdrant-path", location.path)
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    for k in ("0", "-3"):  # refused by the parser (exit code 2, as for every bad option), in one line
+        result = run_cli("search", tmp / "posters" / "2.jpg", "--weights", "random", "-k", k, "--qdrant-path", location.path)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1 and "greater than or equal to 1" in result.stderr
     missing = run_cli("search", "--title", "x", "--qdrant-path", tmp_path / "nothing")
     assert missing.returncode == 1 and "no store at" in missing.stderr
 

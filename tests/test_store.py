@@ -40,19 +40,20 @@ def test_collection_records_its_embedding_and_schema(any_location):
         assert np.allclose(points["A"].vector, unit_vectors(2)[0], atol=1e-6)
 
 
-def test_point_ids_are_deterministic_uuids():
-    assert point_id("770.jpg") == point_id("770.jpg") != point_id("771.jpg")
-    assert len(point_id("770.jpg")) == 36
-
-
-def test_upsert_is_idempotent(any_location):
+def test_upsert_is_idempotent_and_the_last_write_wins(any_location):
+    """The same ids written twice: one point each, holding exactly the second write (vectors and payload)."""
     location = any_location
     with PosterStore(location) as store:
         store.prepare(SPEC)
         ids = [point_id(str(i)) for i in range(5)]
         store.upsert(ids, unit_vectors(5), [{"title": str(i)} for i in range(5)])
-        store.upsert(ids, unit_vectors(5, seed=1), [{"title": str(i)} for i in range(5)])
+        second = unit_vectors(5, seed=1)
+        store.upsert(ids, second, [{"title": f"again {i}", "year": 1990 + i} for i in range(5)])
         assert store.count() == 5
+        stored = {p.id: p for p in store.points()}
+        for i, pid in enumerate(ids):
+            assert stored[pid].payload == {"title": f"again {i}", "year": 1990 + i}
+            assert np.allclose(stored[pid].vector, second[i], atol=1e-6)
 
 
 def test_another_embedding_is_refused_and_nothing_is_lost(any_location):

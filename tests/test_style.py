@@ -9,7 +9,7 @@ from errors import UserError
 from ingest.catalog import read_catalog
 from ingest.pipeline import ingest
 from regression.compare import compare_vectors
-from regression.head import HeadConfig
+from regression.config import HeadConfig
 from store.collection import PosterStore
 from store.connection import StoreLocation
 from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
@@ -128,4 +128,4 @@ def test_search_by_the_style_vector_from_the_cli(poster_set, tmp_path, style_emb
         assert result.returncode == 0, result.stderr
         assert [n["title"] for n in json.loads(result.stdout)["neighbours"]] == expected  # ranked by the style vector
     result = run_cli("search", "--title", "Film 1", "--vector", "nope", "--qdrant-path", location.path)
-    assert result.returncode == 1 and "no 'nope' vector" in result.stderr
+    assert result.returncode == 2 and "'nope' is not one of 'vgg16', 'vgg16_style'" in result.stderr and result.stderr.count("\n") == 1

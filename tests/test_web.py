@@ -30,10 +30,11 @@ STORED = N + 2
 
 @pytest.fixture(scope="session")
 def style_embedder():
-    """The seeded random VGG16 with the style vector too (same base vectors as random_embedder)."""
-    from embedding.model import Embedder
+    """The seeded random VGG16 with the style vector too, on ONNX Runtime, as the server runs it
+    (the same vectors as random_embedder: tests/test_onnx.py)."""
+    from embedding.onnx_embedder import OnnxEmbedder
 
-    embedder = Embedder(None, style=True)
+    embedder = OnnxEmbedder(None, style=True)
     embedder.load()
     return embedder
 
@@ -76,7 +77,7 @@ def client(web_store, style_embedder):
     tmp, location = web_store
     with PosterStore(location, must_exist=True) as store:
         app = create_app(PosterService(store, weights="random", model_dir=tmp / "model", era_sample=20, embedder=style_embedder))
-        with TestClient(app, raise_server_exceptions=False) as test_client:
+        with TestClient(app, raise_server_exceptions=False, base_url="http://localhost") as test_client:
             test_client.tmp = tmp
             test_client.store = store
             yield test_client
@@ -252,7 +253,7 @@ def test_predict_year_matches_the_library(client, style_embedder, tmp_path):
     assert data["year"] == pytest.approx(expected.year, abs=1e-3)
     assert (data["low"], data["high"]) == pytest.approx((expected.low, expected.high), abs=1e-3)
     meta = json.loads((client.tmp / "model" / "model.json").read_text())
-    assert data["coverage"] == 0.8 and data["vector"] == meta["vector_name"] and data["name"] == "new.png"
+    assert data["coverage"] == 0.8 and data["vector"] == "+".join(meta["vector_names"]) and data["name"] == "new.png"
 
 
 def test_predict_year_without_a_model_is_a_clear_404(client, style_embedder, tmp_path):
@@ -262,7 +263,7 @@ def test_predict_year_without_a_model_is_a_clear_404(client, style_embedder, tmp
     from web.service import PosterService
 
     app = create_app(PosterService(client.store, weights="random", model_dir=tmp_path / "none", era_sample=20, embedder=style_embedder))
-    with TestClient(app, raise_server_exceptions=False) as other:
+    with TestClient(app, raise_server_exceptions=False, base_url="http://localhost") as other:
         assert_one_line_error(upload(other, poster_bytes(client, 1), path="/api/predict-year"), 404, "no year model in")
         assert other.get("/api/era", params={"k": 2}).json()["year_model"] is None
 
@@ -276,7 +277,7 @@ def test_era_figures_and_the_models_errors_by_decade(client):
     assert coherence["neighbour_mean"] > 0 and coherence["random_mean"] > 0
     assert sum(d["posters"] for d in coherence["by_decade"]) == 20
     model = data["year_model"]
-    assert model["vector"] == json.loads((client.tmp / "model" / "model.json").read_text())["vector_name"] and model["n_test"] > 0 and "Keras head" in model["test"]
+    assert model["vector"] == "+".join(json.loads((client.tmp / "model" / "model.json").read_text())["vector_names"]) and model["n_test"] > 0 and "Keras head" in model["test"]
     assert model["test"]["Keras head"]["mae_by_decade"]
     assert client.get("/api/era", params={"k": 2}).json() == data  # computed once, then cached
     assert_one_line_error(client.get("/api/era", params={"k": 60}), 400, "at most 50")
@@ -353,9 +354,9 @@ def test_bad_parameters_are_4xx_with_one_line(client):
     assert_one_line_error(client.get(target, params={"k": 101}), 422, "k")
     assert_one_line_error(client.get(target, params={"k": "many"}), 422, "k")
     assert_one_line_error(client.get(target, params={"year_min": "1950s"}), 422, "year_min")
-    assert_one_line_error(client.get(target, params={"vector": "clip"}), 400, "no vector 'clip'")
+    assert_one_line_error(client.get(target, params={"vector": "clip"}), 422, "vector: Input should be 'vgg16' or 'vgg16_style'")
     assert_one_line_error(client.get(target, params={"collection": "nothing"}), 404, "no poster collection 'nothing'")
-    assert_one_line_error(upload(client, poster_bytes(client, 1), vector="clip"), 400, "no vector 'clip'")
+    assert_one_line_error(upload(client, poster_bytes(client, 1), vector="clip"), 422, "vector")
     assert client.get("/api/nothing").status_code == 404
 
 

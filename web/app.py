@@ -4,22 +4,28 @@ FastAPI (on Starlette, served by uvicorn): typed query parameters are validated 
 from the signatures below, multipart uploads come with python-multipart, and its TestClient
 drives the same app in tests. Routes are plain `def`s: FastAPI runs them in a thread pool, so a
 search never blocks the server's event loop, and the service's lock keeps them one at a time.
+
+Around the routes (web/guards.py): only the host names the server was started for are answered
+(a web page elsewhere cannot rebind its name to 127.0.0.1 and read the store), request bodies
+stop at the upload limit however they are framed, and every error is one line of JSON.
 """
 
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, File, Query as Q, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from errors import UserError
 from search.nearest import Filters
+from store.engine import StoreDamaged
 from store.schema import VECTOR_NAME
+from web.guards import LOCAL_HOSTS, BodyLimit, HostCheck, one_line
 from web.service import NotFound, PosterService, Query
 from web.uploads import MAX_UPLOAD_BYTES, UploadError, rename_in_message, uploaded_image
 
@@ -31,35 +37,50 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 POSTER_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox"}
+StoredVector = Literal["vgg16", "vgg16_style"]
+WEB_NAMES = ("year_min", "year_max")  # how messages name the year bounds: the API's parameters, not the CLI's options
 
 
 class RecommendRequest(BaseModel):
-    positive: list[str] = Field(description="Point ids of liked posters (at least one).")
-    negative: list[str] = Field(default_factory=list, description="Point ids of disliked posters.")
-    collection: str | None = None
-    vector: str = VECTOR_NAME
+    positive: list[Annotated[str, Field(max_length=100)]] = Field(description="Point ids of liked posters (at least one).")
+    negative: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, description="Point ids of disliked posters.")
+    collection: str | None = Field(None, max_length=255)
+    vector: StoredVector = VECTOR_NAME
     k: int = Field(12, ge=1, le=100)
     year_min: int | None = None
     year_max: int | None = None
-    genre: str | None = None
+    genre: str | None = Field(None, max_length=200)
 
 
-def one_line(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"detail": " ".join(str(message).split())}, status_code=status)
-
-
-def create_app(service: PosterService) -> FastAPI:
+def create_app(service: PosterService, allowed_hosts: tuple[str, ...] = LOCAL_HOSTS) -> FastAPI:
+    """The app over an open service; only requests naming one of `allowed_hosts` are answered."""
     app = FastAPI(
         title="poster search",
         description="Similar movie posters (VGG16 embeddings in Qdrant), recommendations and release-year prediction.",
         version="1",
     )
+    _error_handlers(app)
+    _page_policy(app)
+    # Outermost last: the host is checked first, then the body is counted as it arrives.
+    app.add_middleware(BodyLimit, limit=MAX_UPLOAD_BYTES + MULTIPART_SLACK)
+    app.add_middleware(HostCheck, allowed=allowed_hosts)
+    _page_routes(app)
+    _search_routes(app, service)
+    _year_and_era_routes(app, service)
+    _poster_routes(app, service)
+    return app
 
-    # --- errors: always one line of JSON, never a traceback --------------------------------
+
+def _error_handlers(app: FastAPI) -> None:
+    """Every error is one line of JSON with its status, never a traceback (not in the server log either)."""
 
     @app.exception_handler(NotFound)
     def not_found(request: Request, error: NotFound):
         return one_line(404, str(error))
+
+    @app.exception_handler(StoreDamaged)
+    def damaged(request: Request, error: StoreDamaged):  # known damage: said, not logged as a crash
+        return one_line(503, str(error))
 
     @app.exception_handler(UploadError)
     def bad_upload(request: Request, error: UploadError):
@@ -81,6 +102,8 @@ def create_app(service: PosterService) -> FastAPI:
     def unexpected(request: Request, error: Exception):
         return one_line(500, f"unexpected error: {type(error).__name__}")
 
+
+def _page_policy(app: FastAPI) -> None:
     @app.middleware("http")
     async def page_policy(request: Request, call_next):
         """The page runs only its own script and loads only its own files (and the preview blob)."""
@@ -89,42 +112,44 @@ def create_app(service: PosterService) -> FastAPI:
             response.headers.update(PAGE_HEADERS)
         return response
 
-    @app.middleware("http")
-    async def refuse_large_bodies(request: Request, call_next):
-        """Refuse an oversized upload from its Content-Length, before reading a byte of it."""
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_UPLOAD_BYTES + MULTIPART_SLACK:
-            return one_line(413, f"upload of {int(length) / 1e6:.1f} MB is over the {MAX_UPLOAD_BYTES // (1024 * 1024)} MB limit")
-        return await call_next(request)
 
-    # --- shared parameters ----------------------------------------------------------------
-
-    def search_query(
-        collection: Annotated[str | None, Q(description="Collection to search (default: the server's).")] = None,
-        vector: Annotated[str, Q(description="Stored vector to search by: vgg16 or vgg16_style.")] = VECTOR_NAME,
-        k: Annotated[int, Q(ge=1, le=100, description="How many results.")] = 12,
-        year_min: Annotated[int | None, Q(description="Only posters from this year on.")] = None,
-        year_max: Annotated[int | None, Q(description="Only posters up to this year.")] = None,
-        genre: Annotated[str | None, Q(description="Only posters of this genre.")] = None,
-    ) -> Query:
-        return Query(collection or service.default_collection, vector, k, Filters(year_min, year_max, genre or None))
-
-    def read_upload(file: UploadFile) -> bytes:
-        return file.file.read(MAX_UPLOAD_BYTES + 1)
-
-    # --- the page ---------------------------------------------------------------------------
-
+def _page_routes(app: FastAPI) -> None:
     @app.get("/", include_in_schema=False)
     def page():
         return FileResponse(STATIC / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    # --- the API ----------------------------------------------------------------------------
+
+def _query(service: PosterService):
+    """The parameters every search takes, as one dependency."""
+
+    def search_query(
+        collection: Annotated[str | None, Q(max_length=255, description="Collection to search (default: the server's).")] = None,
+        vector: Annotated[StoredVector, Q(description="Stored vector to search by.")] = VECTOR_NAME,
+        k: Annotated[int, Q(ge=1, le=100, description="How many results.")] = 12,
+        year_min: Annotated[int | None, Q(description="Only posters from this year on.")] = None,
+        year_max: Annotated[int | None, Q(description="Only posters up to this year.")] = None,
+        genre: Annotated[str | None, Q(max_length=200, description="Only posters of this genre.")] = None,
+    ) -> Query:
+        filters = Filters(year_min, year_max, genre or None)
+        filters.check(WEB_NAMES)
+        return Query(collection or service.default_collection, vector, k, filters)
+
+    return search_query
+
+
+def _read_upload(file: UploadFile) -> bytes:
+    return file.file.read(MAX_UPLOAD_BYTES + 1)
+
+
+def _search_routes(app: FastAPI, service: PosterService) -> None:
+    search_query = _query(service)
 
     @app.get("/api/collections", summary="The store's poster collections: count, embeddings, vectors, genres, years")
     def collections():
-        return {"default": service.default_collection, "collections": [service.info(n) for n in service.collection_names()]}
+        return {"default": service.default_collection, "collections": [service.info(n) for n in service.collection_names()],
+                "damaged": service.damaged_collections()}  # fmt: skip
 
     @app.get("/api/collections/{name}", summary="One collection: count, embedding of each vector, genres, year range")
     def collection(name: str):
@@ -132,7 +157,7 @@ def create_app(service: PosterService) -> FastAPI:
 
     @app.post("/api/search/image", summary="Posters most similar to an uploaded image (embedded with VGG16)")
     def search_image(file: Annotated[UploadFile, File(description="A poster image, at most 20 MB.")], query: Annotated[Query, Depends(search_query)]):
-        data = read_upload(file)
+        data = _read_upload(file)
         with uploaded_image(data, file.filename) as path:
             try:
                 results = service.search_image(path, query)
@@ -156,13 +181,19 @@ def create_app(service: PosterService) -> FastAPI:
 
     @app.post("/api/recommend", summary="Posters like the liked examples and unlike the disliked ones")
     def recommend(body: RecommendRequest):
-        query = Query(body.collection or service.default_collection, body.vector, body.k, Filters(body.year_min, body.year_max, body.genre or None))
+        filters = Filters(body.year_min, body.year_max, body.genre or None)
+        filters.check(WEB_NAMES)
+        query = Query(body.collection or service.default_collection, body.vector, body.k, filters)
         results = service.recommend(body.positive, body.negative, query)
         return {"query": {"kind": "recommend", "positive": body.positive, "negative": body.negative}, **_where(query), "results": results}
 
+
+def _year_and_era_routes(app: FastAPI, service: PosterService) -> None:
+    search_query = _query(service)
+
     @app.post("/api/predict-year", summary="Predicted release year of an uploaded poster, with the range held-out errors give")
     def predict_year(file: Annotated[UploadFile, File(description="A poster image, at most 20 MB.")]):
-        data = read_upload(file)
+        data = _read_upload(file)
         with uploaded_image(data, file.filename) as path:
             try:
                 return {"name": file.filename, **service.predict_year(path)}
@@ -178,14 +209,14 @@ def create_app(service: PosterService) -> FastAPI:
             raise UserError("k for the era figures is at most 50")
         return {**_where(query), **service.era(query, sample)}
 
+
+def _poster_routes(app: FastAPI, service: PosterService) -> None:
     @app.get("/api/posters/{collection}/{point_id}", summary="The poster file of a stored point", response_class=FileResponse)
     def poster(collection: str, point_id: str):
         path = service.poster_file(collection, point_id)
         # The type comes from the image's own header, not its file name, and browsers may neither
         # sniff another nor run anything in it: a stored file is only ever shown as an image.
         return FileResponse(path, media_type=image_type(path), headers={"Cache-Control": "max-age=3600", **POSTER_HEADERS})
-
-    return app
 
 
 def image_type(path: Path) -> str:

@@ -9,12 +9,10 @@ from pathlib import Path
 
 from errors import UserError
 from store.collection import PosterStore
-
-LOCAL_HOSTS = ("localhost",)
-
+from web.guards import LOCAL_HOSTS
 
 def is_loopback(host: str) -> bool:
-    if host in LOCAL_HOSTS:
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -35,12 +33,24 @@ def listen(host: str, port: int) -> socket.socket:
     return listener
 
 
+def allowed_hosts(host: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The Host header names the server answers: the loopback names, the address it listens on and
+    `extra` (--allowed-host). Listening on every address (0.0.0.0, ::) adds this machine's name."""
+    names = [*LOCAL_HOSTS, *extra]
+    if host in ("0.0.0.0", "::", ""):
+        names += [socket.gethostname(), socket.getfqdn()]
+    else:
+        names.append(host)
+    return tuple(dict.fromkeys(n for n in names if n))
+
+
 def serve(
     store: PosterStore,
     listener: socket.socket,
     weights: str | None = None,
     model_dir: Path | None = None,
     era_sample: int = 1000,
+    extra_hosts: tuple[str, ...] = (),
 ) -> None:
     """Serve the page and the API on `listener` until Ctrl-C. The store stays open; models load on first use."""
     import uvicorn
@@ -56,7 +66,7 @@ def serve(
             "and download its posters (there is no login). Use 127.0.0.1 unless that is what you want.",
             file=sys.stderr,
         )
-    app = create_app(PosterService(store, weights=weights, model_dir=model_dir, era_sample=era_sample))
+    app = create_app(PosterService(store, weights=weights, model_dir=model_dir, era_sample=era_sample), allowed_hosts(host, extra_hosts))
     print(f"poster search: http://{host if ':' not in host else f'[{host}]'}:{port}/  (API docs: /docs; Ctrl-C stops)", file=sys.stderr)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     try:

@@ -1,25 +1,24 @@
 """What the web API does, over the open store: search, recommend, predict the year, era figures.
 
 One PosterService lives as long as the server. It holds the store open (the embedded store admits
-one process, so the server opens it once) and loads VGG16 and the year model on first use, so the
-page answers at once and only the first image search pays for TensorFlow. Calls are serialised
-with a lock: the embedded store and a Keras model are not meant to be used from several threads
-at once, and a local page has one user.
+one process, so the server opens it once) and loads VGG16 (on ONNX Runtime: no TensorFlow) and
+the year model on first use, so the page answers at once. Calls are serialised with a lock: the
+embedded store is not meant to be used from several threads at once, and a local page has one user.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from embedding.spec import resolve_weights
 from errors import UserError
 from search.nearest import Filters, Neighbour, PosterSearch
+from search.sheet import inside
 from search.titles import find_film
 from store.collection import PosterStore, StoredPoint
+from store.engine import StoreDamaged
 from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
 
 KNOWN_VECTORS = (VECTOR_NAME, STYLE_VECTOR_NAME)
@@ -46,14 +45,14 @@ class PosterService:
     def __init__(
         self, store: PosterStore, weights: str | None = None, model_dir: Path | None = None, era_sample: int = 1000, embedder=None
     ):
-        """`embedder`: an Embedder already built (tests share one); else made on first use."""
+        """`embedder`: an OnnxEmbedder already built, for fp32 collections (tests share one); else made on first use."""
         self.store = store
         self.weights = weights
         self.model_dir = Path(model_dir) if model_dir else None
         self.era_sample = era_sample
         self._lock = threading.RLock()
         self._handles: dict[str, PosterStore] = {}
-        self._embedder = embedder
+        self._embedders: dict[str, object] = {"": embedder} if embedder is not None else {}  # by the spec's quantization
         self._year_model = None
         self._info: dict[str, dict] = {}
         self._era: dict[tuple, dict] = {}
@@ -81,10 +80,28 @@ class PosterService:
         return self._handles[name]
 
     def collection(self, name: str) -> PosterStore:
-        """The named collection, or NotFound: requests may name only collections of this store."""
-        if name not in self.collection_names():
-            raise NotFound(f"no poster collection {name!r} in this store (there are: {', '.join(self.collection_names()) or 'none'})")
+        """The named collection, or NotFound: requests may name only collections of this store
+        (StoreDamaged, a 503, for one whose files are damaged)."""
+        names = self.collection_names()
+        if name not in names:
+            if name in self.store.collections():
+                self._handle(name).stored_spec()  # says what is damaged
+            shown = name if len(name) <= 80 else name[:79] + "…"
+            raise NotFound(f"no poster collection {shown!r} in this store (there are: {', '.join(names) or 'none'})")
         return self._handle(name)
+
+    def damaged_collections(self) -> list[dict]:
+        """Collections of the store that cannot be read, each with the one line that says why."""
+        damaged = []
+        with self._lock:
+            for name in self.store.collections():
+                try:
+                    self._handle(name).stored_spec()
+                except StoreDamaged as e:
+                    damaged.append({"name": name, "problem": str(e)})
+                except UserError:
+                    continue
+        return damaged
 
     def info(self, name: str) -> dict:
         """Count, embedding of each stored vector, genres and year range of a collection."""
@@ -114,20 +131,23 @@ class PosterService:
         if query.vector not in KNOWN_VECTORS or not store.has_vector(query.vector):
             have = ", ".join(v for v in KNOWN_VECTORS if store.has_vector(v))
             raise UserError(f"collection {query.collection!r} has no vector {query.vector!r} (it has: {have})")
-        return PosterSearch(store, self.embedder() if with_model else None)
+        return PosterSearch(store, self.embedder(query.collection) if with_model else None)
 
     # --- models, loaded on first use ----------------------------------------------------
 
-    def embedder(self):
-        """VGG16, built on the first image search (imports TensorFlow: seconds, once)."""
+    def embedder(self, collection: str):
+        """VGG16 for uploads searched in this collection, on ONNX Runtime (about half a second, once
+        per embedding: an int8 collection has a model of its own)."""
         with self._lock:
-            if self._embedder is None:
-                from embedding.model import Embedder
+            store = self.collection(collection)
+            key = store.stored_spec().quantization
+            if key not in self._embedders:
+                from search.nearest import image_embedder
 
-                embedder = Embedder(resolve_weights(self.weights), style=self._needs_style())
+                embedder = image_embedder(store, self.weights, style=self._needs_style())
                 embedder.load()
-                self._embedder = embedder
-            return self._embedder
+                self._embedders[key] = embedder
+            return self._embedders[key]
 
     def _needs_style(self) -> bool:
         """Whether uploads need the style vector too (same forward pass, about 15 % more work): for
@@ -135,7 +155,7 @@ class PosterService:
         if any(self._handle(n).has_vector(STYLE_VECTOR_NAME) for n in self.collection_names()):
             return True
         errors = self._year_model_errors()
-        return bool(errors) and STYLE_VECTOR_NAME in errors["vector"]
+        return bool(errors) and STYLE_VECTOR_NAME in errors["vector"].split("+")
 
     def year_model(self):
         with self._lock:
@@ -202,12 +222,17 @@ class PosterService:
             return self._cards(query.collection, neighbours)
 
     def predict_year(self, image: Path) -> dict:
-        from regression.predict import predict_year
+        from regression.predict import model_embedder, predict_year
 
         with self._lock:
             model = self.year_model()
-            prediction = predict_year(image, model, self.embedder())
-            return {**prediction.as_dict(), "vector": model.meta.get("vector_name", VECTOR_NAME), "trained_on": model.meta.get("collection")}
+            key = f"year model {model.file.spec.quantization}"
+            if key not in self._embedders:  # the uploads' fp32 embedder serves when it makes what the model reads
+                shared = self._embedders.get("")
+                usable = shared is not None and not model.file.spec.quantization and (shared.style_spec is not None or not model.uses_style)
+                self._embedders[key] = shared if usable else model_embedder(model, self.weights)
+            prediction = predict_year(image, model, self._embedders[key])
+            return {**prediction.as_dict(), "vector": model.file.vector_label, "trained_on": "+".join(model.file.collections)}
 
     # --- era figures --------------------------------------------------------------------
 
@@ -226,19 +251,17 @@ class PosterService:
             return {"coherence": self._era[key], "year_model": self._year_model_errors()}
 
     def _year_model_errors(self) -> dict | None:
-        """The saved model's test figures (model.json only: no Keras needed)."""
-        from regression.model_file import META_FILE
+        """The saved model's test figures (model.json only), or None when there is no usable model:
+        a broken model breaks the year prediction (which says why), not the era figures."""
+        from regression.model_file import ModelFile
 
-        meta_file = self.model_dir / META_FILE if self.model_dir else None
-        if meta_file is None or not meta_file.is_file():
+        if self.model_dir is None:
             return None
-        meta = json.loads(meta_file.read_text())
-        return {
-            "vector": meta.get("vector_name", VECTOR_NAME),
-            "collection": meta.get("collection"),
-            "n_test": meta.get("split", {}).get("n_test"),
-            "test": meta.get("test", {}),
-        }
+        try:
+            file = ModelFile.read(self.model_dir)
+        except UserError:
+            return None
+        return {"vector": file.vector_label, "collection": "+".join(file.collections), "n_test": file.split.get("n_test"), "test": file.test}
 
     # --- posters ------------------------------------------------------------------------
 
@@ -250,9 +273,8 @@ class PosterService:
             folder = store.posters_dir()
         if folder is None:
             raise NotFound(f"collection {collection!r} records no poster folder")
-        base = folder.resolve()
-        path = (base / str(point.payload.get("file", ""))).resolve()
-        if not path.is_relative_to(base) or path == base or not path.is_file():
+        path = inside(folder, str(point.payload.get("file", "")))
+        if path is None or not path.is_file():
             raise NotFound(f"the poster file of {point_id} is not in the recorded poster folder")
         return path
 

@@ -1,0 +1,143 @@
+"""The ONNX form of the embedder, derived from the Keras weights once and kept in a cache folder.
+
+A user never runs an export step: the first query (or ingest) on a machine builds the graph from
+the weights (embedding/onnx_graph.py, about 2 s; an int8 model also calibrates, embedding/quantize.py)
+and writes it to the cache; later processes read it back. Each model is a folder keyed by what it
+was made from (the weights' id, the export version, the variant: fp32, or int8 with its
+calibration), with a record of what it was made from and each file's size and sha256. A model that
+is missing, made from something else, truncated or altered is rebuilt, never trusted. Where the
+cache cannot be written (a read-only or full disk), the model is built in memory for this process
+and the reason is printed.
+
+    $POSTER_SEARCH_CACHE, else $XDG_CACHE_HOME/poster-search, else ~/.cache/poster-search
+      models/vgg16-<weights>-v<export>-<variant>/
+        model.onnx        the graph
+        model.onnx.data   its weights (ONNX external data: ONNX Runtime maps them instead of
+                          copying them, a third less memory for a query process)
+        made.json         what it was made from, each file's size and sha256
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+CACHE_ENV = "POSTER_SEARCH_CACHE"
+# Changing the graph (its layers, outputs or preprocessing) must change this: every cached model
+# of another version is then rebuilt instead of read.
+EXPORT_VERSION = 1
+MODEL, DATA, RECORD = "model.onnx", "model.onnx.data", "made.json"
+
+
+def cache_dir() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "poster-search"
+
+
+def cached_model(weights_id: str, variant: str, build: Callable[[], object]) -> str | bytes:
+    """What ONNX Runtime loads for (weights, variant): the cached model.onnx's path when the cache
+    holds it intact, else `build()` (an onnx.ModelProto) cached first; the serialised model itself
+    where the cache cannot be written."""
+    folder = cache_dir() / "models" / f"vgg16-{_safe(weights_id)}-v{EXPORT_VERSION}-{_safe(variant)}"
+    wanted = {"weights": weights_id, "export_version": EXPORT_VERSION, "variant": variant}
+    if _intact(folder, wanted):
+        return str(folder / MODEL)
+    model = build()
+    try:
+        _install(folder, model, wanted)
+    except OSError as e:
+        print(f"Note: cannot cache the ONNX model in {folder.parent} ({e.strerror or e}); it is rebuilt in each process", file=sys.stderr)
+        return model.SerializeToString()
+    return str(folder / MODEL)
+
+
+def _intact(folder: Path, wanted: dict) -> bool:
+    try:
+        record = json.loads((folder / RECORD).read_text())
+        if not isinstance(record, dict) or any(record.get(k) != v for k, v in wanted.items()):
+            return False
+        return all(_digest(folder / name) == (size, digest) for name, (size, digest) in record["files"].items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def _install(folder: Path, model, wanted: dict) -> None:
+    """Write the model into a new folder beside `folder`, then rename it into place: a concurrent
+    reader sees the old model, the new one or none, never half of one."""
+    import onnx
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        onnx.save_model(model, str(staging / MODEL), save_as_external_data=True, all_tensors_to_one_file=True, location=DATA, size_threshold=1024)
+        files = {name: list(_digest(staging / name)) for name in (MODEL, DATA)}
+        (staging / RECORD).write_text(json.dumps({**wanted, "files": files}, indent=2))
+        if folder.exists():  # stale or damaged: moved aside, then removed
+            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old."))
+            os.replace(folder, old / "model")
+            shutil.rmtree(old, ignore_errors=True)
+        try:
+            os.rename(staging, folder)
+        except OSError:
+            if not _intact(folder, wanted):  # another process installed the same model meanwhile: use it
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _digest(path: Path) -> tuple[int, str]:
+    with open(path, "rb") as f:
+        return os.fstat(f.fileno()).st_size, hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def remembered(path: Path, what: str, compute: Callable[[], str]) -> str:
+    """compute(), a digest of the file at `path`, remembered while the file is unchanged.
+
+    Unchanged means the same inode, size, modification and change time (what git and make go by);
+    the change time cannot be set back by a user, so a rewritten file is always hashed again.
+    """
+    try:
+        info = path.stat()
+    except OSError:
+        return compute()  # let compute() raise its own error
+    key = f"{what}:{path.resolve()}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}"
+    memo_path = cache_dir() / "digests.json"
+    try:
+        memo = json.loads(memo_path.read_text())
+        if isinstance(memo, dict) and isinstance(memo.get(key), str):
+            return memo[key]
+    except (OSError, ValueError):
+        memo = {}
+    value = compute()
+    try:
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        memo = {k: v for k, v in memo.items() if not k.startswith(f"{what}:{path.resolve()}:")}  # only the latest per file
+        _write_atomically(memo_path, json.dumps({**memo, key: value}, indent=1).encode())
+    except (OSError, AttributeError):
+        pass  # not remembered: hashed again next time
+    return value
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """A concurrent reader sees the old file or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", text)

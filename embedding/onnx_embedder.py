@@ -1,0 +1,156 @@
+"""The embedder on ONNX Runtime: the same vectors as the Keras model, without TensorFlow.
+
+Queries (search by image, predict-year, the web page, `nearest` in a notebook) run here, so a
+process that answers them imports ONNX Runtime (0.2 s) instead of TensorFlow (5 s). Ingest can
+run here too (`--backend onnxruntime`, the CPU default), and `--precision int8` runs the quantised
+graph (embedding/quantize.py). The graph comes from the cache (embedding/onnx_cache.py), made from
+the Keras weights on first use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from embedding.backend import Runtime
+from embedding.images import ImageSource, decode_poster
+from embedding.vectors import as_uint8, normalise, style_vectors
+from embedding.onnx_graph import GRID, INPUT, POOLED, stats_output
+from embedding.quantize import Calibration
+from embedding.spec import STYLE_LAYERS, EmbeddingSpec, resolve_weights, spec_for_weights, style_spec_for_weights
+from errors import UserError
+
+
+class OnnxEmbedder:
+    """VGG16 on ONNX Runtime; the interface of embedding.model.Embedder (spec, style_spec, load,
+    embed_both, embed_pixels, embed), plus `grids` for the similarity maps.
+
+    `precision` "int8" needs `calibration` (embedding.quantize.Calibration) and, if the model is not
+    cached yet, the folder its posters are in.
+    """
+
+    def __init__(
+        self,
+        weights: str | None = "imagenet",
+        style: bool = False,
+        precision: str = "fp32",
+        augmented: bool = False,
+        calibration: Calibration | None = None,
+        posters_dir: Path | None = None,
+        threads: int | None = None,
+    ):
+        if precision not in ("fp32", "int8"):
+            raise UserError(f"ONNX Runtime runs VGG16 in fp32 or int8 on a CPU, not {precision}: use --precision fp32 or int8")
+        self.weights = resolve_weights(weights) if weights is not None else None
+        self.runtime = Runtime("onnxruntime", precision, False)
+        self.augmented = augmented
+        self.threads = threads
+        self._style = style
+        self.calibration = calibration
+        self.posters_dir = posters_dir
+        self._session = None
+        self._set_specs()
+
+    def _set_specs(self) -> None:
+        quantization = self.calibration.quantization if self.calibration else ""
+        args = (self.weights, "onnxruntime", self.runtime.precision, self.augmented)
+        self.spec: EmbeddingSpec = spec_for_weights(*args, quantization=quantization)
+        self.style_spec: EmbeddingSpec | None = style_spec_for_weights(*args, quantization=quantization) if self._style else None
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.runtime.precision == "int8" and self.calibration is None
+
+    def calibrate_with(self, calibration: Calibration, posters_dir: Path) -> None:
+        """Fix the int8 calibration (before load): it is part of the embedding, so the specs change with it."""
+        self.calibration, self.posters_dir = calibration, posters_dir
+        self._session = None
+        self._set_specs()
+
+    @property
+    def session(self):
+        if self._session is None:
+            self._session = _session(self._model(), self.threads)
+        return self._session
+
+    def load(self) -> None:
+        """Read (or build and cache) the graph and start an inference session."""
+        self.session
+
+    def _model(self) -> str | bytes:
+        """The model for ONNX Runtime: a cached file's path (embedding/onnx_cache.py), or its bytes."""
+        from embedding.onnx_cache import cached_model
+
+        weights_id = self.spec.weights
+
+        def fp32():
+            from embedding.onnx_graph import vgg16_graph
+            from embedding.weights import conv_layers
+
+            return vgg16_graph(conv_layers(self.weights), self.spec.input_size)
+
+        plain = cached_model(weights_id, "fp32", fp32)
+        if self.runtime.precision == "fp32":
+            return plain
+        if self.calibration is None:
+            raise UserError("an int8 embedder needs its calibration posters (ingest chooses them)")
+        calibration = self.calibration
+
+        def int8():
+            import onnx
+
+            from embedding.quantize import quantize
+
+            source = onnx.load(plain) if isinstance(plain, str) else onnx.load_from_string(plain)
+            return quantize(source, calibration.pixels(self.posters_dir), INPUT)
+
+        return cached_model(weights_id, calibration.quantization, int8)
+
+    def outputs(self, pixels: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
+        """Raw graph outputs (embedding/onnx_graph.py) for a uint8 batch."""
+        if len(pixels) == 0:
+            return [np.zeros((0,), np.float32) for _ in names]
+        return self.session.run(list(names), {INPUT: as_uint8(pixels)})
+
+    def embed_both(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The base vectors and, with style=True, the style vectors (else None), from one forward pass."""
+        style_dim = self.style_spec.dim if self.style_spec else 0
+        if len(pixels) == 0:
+            return np.zeros((0, self.spec.dim), np.float32), np.zeros((0, style_dim), np.float32) if style_dim else None
+        if not self.style_spec:
+            return normalise(self.outputs(pixels, [POOLED])[0]), None
+        base, *stats = self.outputs(pixels, [POOLED, *map(stats_output, STYLE_LAYERS)])
+        return normalise(base), style_vectors(stats)
+
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        return self.embed_both(pixels)[0]
+
+    def embed(self, images: Sequence[ImageSource] | Iterable[ImageSource]) -> np.ndarray:
+        pixels = [decode_poster(image).pixels for image in images]
+        if not pixels:
+            return np.zeros((0, self.spec.dim), dtype=np.float32)
+        return self.embed_pixels(np.stack(pixels))
+
+    def grids(self, pixels: np.ndarray) -> np.ndarray:
+        """(n, 7, 7, 512) block5_pool features: the grid the stored `vgg16` vector averages."""
+        return self.outputs(pixels, [GRID])[0]
+
+
+def _session(model: str | bytes, threads: int | None):
+    import onnxruntime as ort
+
+    from embedding.backend import usable_cores
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or usable_cores()
+    options.inter_op_num_threads = 1
+    # No memory arena: activations are freed after each run instead of kept for the next one. The
+    # same speed here (bench/runtimes.py), and a query process stays at about 200 MB.
+    options.enable_cpu_mem_arena = False
+    options.log_severity_level = 3  # warnings about unused initialisers etc. are not the user's concern
+    try:
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # a cache verified intact cannot fail here; a build bug would
+        raise UserError(f"ONNX Runtime cannot load the VGG16 graph: {str(e).splitlines()[0][:200]}") from None

@@ -1,0 +1,139 @@
+"""Why two posters are close: their cosine score, split exactly over VGG16's 7x7 grid.
+
+A poster's stored vector is v = m / |m|, where m = (1/49) sum_c F[c] is the average of the 49
+cells of its block5_pool grid (512 channels each; after ReLU and max-pooling, all >= 0). So the
+score of a neighbour n for a query vector q is, exactly,
+
+    score = q . v_n = sum over cells c of  q . F_n[c] / (49 |m_n|)
+
+one term per cell of the neighbour's grid: where in the neighbour the score comes from. Every
+term is >= 0 (both sides are non-negative), so the map is a share of the score, not a guess of
+a saliency method. The query's own map is the same sum the other way round: its cells against the
+neighbour's stored vector. The terms sum to the score up to float rounding and the runtime's
+agreement with the vectors in the store (ONNX Runtime and Keras agree to cosine 0.99999:
+tests/test_explain.py checks the sum against Qdrant's own scores, within 1e-4).
+
+The style vector (`vgg16_style`) has no such map: half of it is each layer's channel means, which
+do split over that layer's cells, but the other half is standard deviations, which are not sums
+over cells (one cell's share depends on every other cell through the mean), and each layer's
+part is normalised on its own. A map that summed to its score would be one choice among many, so
+none is offered: maps are for `vgg16` only.
+
+Cost: a neighbour's grid is not stored (49 x 512 floats each would be 100 KB a poster), so each
+map needs one forward pass over the neighbour's poster file, on the runtime the queries use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from embedding.images import ImageError, decode_poster
+from errors import UserError
+from search.nearest import Neighbour
+from search.sheet import inside
+from store.collection import PosterStore, StoredPoint
+from store.schema import VECTOR_NAME
+
+GRID = 7
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A neighbour's score and where it comes from, in both posters."""
+
+    neighbour: Neighbour
+    on_neighbour: np.ndarray  # (7, 7): the neighbour's cells against the query vector; sums to the score
+    on_query: np.ndarray  # (7, 7): the query's cells against the neighbour's stored vector; sums to the score
+
+    @property
+    def total(self) -> float:
+        return float(self.on_neighbour.sum())
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.neighbour.id,
+            "score": self.neighbour.score,
+            "sum": self.total,
+            "neighbour": np.round(self.on_neighbour, 6).tolist(),
+            "query": np.round(self.on_query, 6).tolist(),
+        }
+
+
+def cell_terms(vector: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """(7, 7) terms of vector . normalise(mean of the grid's cells): their sum is that cosine."""
+    grid = np.asarray(grid, np.float64)
+    mean = grid.reshape(-1, grid.shape[-1]).mean(axis=0)
+    return (grid @ np.asarray(vector, np.float64)) / (grid.shape[0] * grid.shape[1] * max(np.linalg.norm(mean), 1e-12))
+
+
+def explain(
+    query_vector: np.ndarray,
+    query_grid: np.ndarray,
+    neighbours: list[Neighbour],
+    neighbour_grids: np.ndarray,
+    neighbour_vectors: list[np.ndarray],
+) -> list[Explanation]:
+    """Each neighbour's maps, from its grid (computed from its poster) and its stored vector."""
+    return [
+        Explanation(n, cell_terms(query_vector, grid).astype(np.float32), cell_terms(stored, query_grid).astype(np.float32))
+        for n, grid, stored in zip(neighbours, neighbour_grids, neighbour_vectors)
+    ]
+
+
+class Explainer:
+    """Maps for searches of one collection: grids from the poster files, on the queries' embedder."""
+
+    def __init__(self, store: PosterStore, embedder):
+        self.store, self.embedder = store, embedder
+        if not hasattr(embedder, "grids"):
+            raise UserError("similarity maps need the ONNX Runtime embedder (search.nearest.image_embedder)")
+
+    def query_from_image(self, image) -> tuple[np.ndarray, np.ndarray]:
+        """(vector, grid) of a query image, from one forward pass."""
+        pixels = decode_poster(image).pixels[None]
+        grid = self.embedder.grids(pixels)[0]
+        mean = grid.reshape(-1, grid.shape[-1]).mean(axis=0)
+        return (mean / max(np.linalg.norm(mean), 1e-12)).astype(np.float32), grid
+
+    def query_from_point(self, point: StoredPoint) -> tuple[np.ndarray, np.ndarray]:
+        """(stored vector, grid from its poster file) of a stored film as the query."""
+        [grid] = self._grids([point.payload.get("file", "")])
+        vector = point.vector if point.vector is not None else self.store.retrieve([point.id], with_vectors=True)[0].vector
+        return np.asarray(vector, np.float32), grid
+
+    def neighbours(self, query_vector: np.ndarray, query_grid: np.ndarray, neighbours: list[Neighbour]) -> list[Explanation]:
+        if not neighbours:
+            return []
+        stored = {p.id: p.vector for p in self.store.retrieve([n.id for n in neighbours], with_vectors=VECTOR_NAME)}
+        missing = [n.id for n in neighbours if stored.get(n.id) is None]
+        if missing:
+            raise UserError(f"no stored film with id {missing[0][:100]} in collection '{self.store.collection}'")
+        grids = self._grids([n.file for n in neighbours])
+        return explain(query_vector, query_grid, neighbours, grids, [stored[n.id] for n in neighbours])
+
+    def _grids(self, files: list[str]) -> np.ndarray:
+        folder = self.store.posters_dir()
+        if folder is None or not Path(folder).is_dir():
+            raise UserError(f"similarity maps need the posters: the folder collection '{self.store.collection}' records ({folder}) is not here")
+        pixels = []
+        for file in files:
+            path = inside(Path(folder), file)
+            if path is None:
+                raise UserError(f"the poster file {file[:100]!r} is not in the collection's posters folder")
+            try:
+                pixels.append(decode_poster(path).pixels)
+            except ImageError as e:
+                raise UserError(f"cannot draw the similarity map: {e}") from None
+        return self.embedder.grids(np.stack(pixels))
+
+
+def explain_search(store: PosterStore, query, neighbours: list[Neighbour], weights: str | None = None, embedder=None) -> list[Explanation]:
+    """The maps of a search's neighbours; `query` is the image searched with, or the stored film (StoredPoint)."""
+    from search.nearest import image_embedder
+
+    explainer = Explainer(store, embedder or image_embedder(store, weights))
+    vector, grid = explainer.query_from_point(query) if isinstance(query, StoredPoint) else explainer.query_from_image(query)
+    return explainer.neighbours(vector, grid, neighbours)

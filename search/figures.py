@@ -1,0 +1,81 @@
+"""PNG figures of a whole collection: the poster map (search/poster_map.py) and the era timeline
+(search/timeline.py). The pictures of one search (contact sheet, similarity maps) are search/sheet.py's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from errors import UserError
+from search.poster_map import PosterMap
+from search.sheet import _fit, _load, inside
+from search.timeline import DecadeStep
+
+THUMB = (96, 144)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def map_figure(result: PosterMap, out: Path, title: str) -> Path:
+    """Every poster as a dot coloured by year (grey: no year), the decade centres joined in order."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(10, 10))
+    dated = ~np.isnan(result.years)
+    ax.scatter(result.xy[~dated, 0], result.xy[~dated, 1], s=3, c="#bbbbbb", linewidths=0)
+    points = ax.scatter(result.xy[dated, 0], result.xy[dated, 1], s=4 if len(result.ids) < 20_000 else 1, c=result.years[dated], cmap="viridis", linewidths=0, alpha=0.8)
+    path = result.decades
+    if len(path) > 1:
+        ax.plot([d["x"] for d in path], [d["y"] for d in path], color="black", linewidth=1.5, alpha=0.8)
+    for d in path:
+        ax.scatter([d["x"]], [d["y"]], s=40, color="white", edgecolors="black", zorder=3)
+        ax.annotate(f"{d['decade']}s", (d["x"], d["y"]), xytext=(5, 5), textcoords="offset points", fontsize=10, weight="bold")
+    fig.colorbar(points, ax=ax, fraction=0.03, pad=0.01, label="release year")
+    ax.set(title=f"{title}: {len(result.ids):,} posters by their VGG16 embedding (t-SNE); the line joins the decades' centres", xticks=[], yticks=[])
+    ax.set_aspect("equal")
+    fig.tight_layout()
+    if not Path(out).parent.is_dir():
+        raise UserError(f"cannot write {out}: folder {Path(out).parent} does not exist")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return Path(out)
+
+
+def timeline_figure(steps: list[DecadeStep], posters_dir: Path | None, out: Path, title: str) -> Path:
+    """A row per decade: its figures, its most typical posters, then its least typical ones."""
+    per = max((len(s.typical) for s in steps), default=3)
+    gap, label_width, caption = 8, 170, 30
+    row_height = THUMB[1] + caption + gap
+    width = label_width + 2 * per * (THUMB[0] + gap) + 3 * gap
+    sheet = Image.new("RGB", (width, 40 + row_height * len(steps)), "white")
+    draw = ImageDraw.Draw(sheet)
+    font, bold = ImageFont.load_default(size=12), ImageFont.load_default(size=15)
+    draw.text((gap, 10), f"{title}: most typical posters of each decade (nearest its centre) | least typical (farthest)", fill="black", font=bold)
+    for r, step in enumerate(steps):
+        y = 40 + r * row_height
+        moved = f"moved {step.moved:.3f}" if step.moved is not None else "first decade"
+        for j, line in enumerate([f"{step.decade}s", f"{step.posters} posters", f"cohesion {step.cohesion:.3f}", moved]):
+            draw.text((gap, y + 10 + 20 * j), line, fill="black", font=bold if j == 0 else font)
+        for k, poster in enumerate([*step.typical, *step.atypical]):
+            x = label_width + k * (THUMB[0] + gap) + (2 * gap if k >= len(step.typical) else 0)
+            image = _load(inside(posters_dir, poster.file)) if posters_dir else None
+            if image is None:
+                draw.rectangle([x, y, x + THUMB[0], y + THUMB[1]], fill=(200, 200, 200))
+            else:
+                sheet.paste(ImageOps.pad(image, THUMB, color="white"), (x, y))
+            draw.text((x, y + THUMB[1] + 2), _fit(draw, poster.title, font, THUMB[0]), fill="black", font=font)
+            draw.text((x, y + THUMB[1] + 15), f"{poster.year} · {poster.similarity:.3f}", fill="#555", font=font)
+        divider = label_width + len(step.typical) * (THUMB[0] + gap) + gap // 2
+        draw.line([divider, y, divider, y + THUMB[1]], fill="#999", width=2)
+    if not Path(out).parent.is_dir():
+        raise UserError(f"cannot write {out}: folder {Path(out).parent} does not exist")
+    sheet.save(out)
+    return Path(out)

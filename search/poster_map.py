@@ -1,0 +1,162 @@
+"""The poster map: every poster of a collection placed in 2-D by its embedding, coloured by year,
+with the decade centres joined in order as the collection's path through time.
+
+The projection is t-SNE, as openTSNE computes it (FFT-accelerated gradients and approximate
+nearest neighbours: time and memory grow linearly with the collection). Against the alternatives,
+measured in bench/projection.py (docs/performance.md has the figures): PCA is instant but keeps
+few neighbourhoods (posters that look alike land far apart); UMAP keeps about as many as t-SNE
+but brings numba and llvmlite (200 MB, and seconds of compilation in each new process); t-SNE
+keeps neighbourhoods best, which is what a map to browse by looks is for. Its distances between
+far-apart groups mean little, which the page says.
+
+A map is computed once per collection state and cached: the key is a digest of every point's id
+and content hash, the vector and the map's version, so any ingest, correction or deletion gives
+a new map and an unchanged collection reuses the old one (embedding/onnx_cache.py's folder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from errors import UserError
+from store.collection import PosterStore
+from store.schema import VECTOR_NAME
+
+MAP_VERSION = 1  # another projection or other settings: every cached map is computed again
+SCALE = 10_000  # coordinates sent to the browser as integers 0..SCALE
+MIN_POSTERS = 10
+
+
+@dataclass
+class PosterMap:
+    ids: np.ndarray  # (n,) point ids
+    xy: np.ndarray  # (n, 2) in [0, 1]
+    years: np.ndarray  # (n,) float, NaN where unknown
+    titles: np.ndarray  # (n,)
+    fingerprint: str
+    seconds: float = 0.0  # to compute it (0 when it came from the cache)
+    decades: list[dict] = field(default_factory=list)  # {"decade", "x", "y", "n"}, in order
+
+    def as_json(self) -> dict:
+        """Compact, for the page: integer coordinates, years (-1 unknown); titles are asked for by index."""
+        return {
+            "n": len(self.ids),
+            "fingerprint": self.fingerprint,
+            "x": np.rint(self.xy[:, 0] * SCALE).astype(int).tolist(),
+            "y": np.rint(self.xy[:, 1] * SCALE).astype(int).tolist(),
+            "year": np.where(np.isnan(self.years), -1, self.years).astype(int).tolist(),
+            "decades": self.decades,
+        }
+
+    def as_records(self) -> list[dict]:
+        """Every poster with its coordinates, for `map --json`."""
+        return [
+            {"id": str(i), "title": str(t), "year": None if np.isnan(y) else int(y), "x": round(float(x), 5), "y": round(float(v), 5)}
+            for i, t, y, (x, v) in zip(self.ids, self.titles, self.years, self.xy)
+        ]
+
+
+def layout(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(n, 2) t-SNE coordinates of unit vectors (cosine), openTSNE's defaults for large data."""
+    from openTSNE import TSNE
+
+    from embedding.backend import usable_cores
+
+    n = len(vectors)
+    tsne = TSNE(
+        n_components=2,
+        perplexity=min(30.0, max(2.0, (n - 1) / 3.5)),
+        metric="cosine",
+        initialization="pca",  # global structure from PCA, then refined: reproducible and faster to converge
+        negative_gradient_method="fft",
+        n_jobs=usable_cores(),
+        random_state=seed,
+        verbose=False,
+    )
+    return np.asarray(tsne.fit(np.asarray(vectors, np.float32)), np.float64)
+
+
+def fingerprint(store: PosterStore, vector_name: str = VECTOR_NAME) -> str:
+    """A digest of the collection's state: every point's id and content hash, the embedding, this version."""
+    digest = hashlib.sha256(f"v{MAP_VERSION}:{vector_name}:{store.stored_spec(vector_name).describe()}".encode())
+    for point in sorted(store.points(with_vectors=False, fields=["sha256", "year", "title"]), key=lambda p: p.id):
+        digest.update(f"{point.id}:{point.payload.get('sha256', '')}:{point.payload.get('year', '')}:{point.payload.get('title', '')}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def poster_map(store: PosterStore, vector_name: str = VECTOR_NAME, seed: int = 0) -> PosterMap:
+    """The map of the collection as it is now: from the cache, or computed (and cached)."""
+    from store.embeddings import load_embeddings
+
+    key = fingerprint(store, vector_name)
+    path = _cache_path(store, vector_name, key)
+    cached = _read(path, key)
+    if cached is not None:
+        return cached
+    started = time.perf_counter()
+    embeddings = load_embeddings(store, vector_name)
+    if len(embeddings) < MIN_POSTERS:
+        raise UserError(f"the poster map needs at least {MIN_POSTERS} posters; collection '{store.collection}' has {len(embeddings)}")
+    xy = _unit_square(layout(embeddings.vectors, seed))
+    result = PosterMap(embeddings.ids, xy, embeddings.years, embeddings.titles, key, time.perf_counter() - started)
+    result.decades = decade_path(xy, embeddings.years)
+    _write(path, result)
+    return result
+
+
+def decade_path(xy: np.ndarray, years: np.ndarray) -> list[dict]:
+    """Each decade's centre on the map (the mean position of its posters), in order."""
+    dated = ~np.isnan(years)
+    decades = (years[dated] // 10 * 10).astype(int)
+    points = xy[dated]
+    return [
+        {"decade": int(d), "x": round(float(points[decades == d, 0].mean()), 5), "y": round(float(points[decades == d, 1].mean()), 5), "n": int((decades == d).sum())}
+        for d in np.unique(decades)
+    ]
+
+
+def _unit_square(xy: np.ndarray) -> np.ndarray:
+    """Into [0, 1] on both axes (a common scale, so shapes are kept), a few far outliers clipped to the edge."""
+    low, high = np.percentile(xy, 0.2, axis=0), np.percentile(xy, 99.8, axis=0)
+    centre, span = (low + high) / 2, max(float((high - low).max()), 1e-9) * 1.02
+    return np.clip((xy - centre) / span + 0.5, 0.0, 1.0)
+
+
+def _cache_path(store: PosterStore, vector_name: str, key: str) -> Path:
+    from embedding.onnx_cache import cache_dir
+
+    where = hashlib.sha256(f"{store.location.describe()}|{Path(store.location.path).resolve() if store.location.is_local else ''}|{store.collection}".encode())
+    return cache_dir() / "maps" / where.hexdigest()[:16] / f"{vector_name}-{key}.npz"
+
+
+def _read(path: Path, key: str) -> PosterMap | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["fingerprint"]) != key:
+                return None
+            result = PosterMap(data["ids"], data["xy"], data["years"], data["titles"], key)
+    except (OSError, KeyError, ValueError, EOFError):
+        return None  # missing or damaged: computed again
+    result.decades = decade_path(result.xy, result.years)
+    return result
+
+
+def _write(path: Path, result: PosterMap) -> None:
+    import os
+    import tempfile
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for old in path.parent.glob(f"{path.name.split('-')[0]}-*.npz"):  # an earlier state of the collection
+            old.unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, ids=result.ids, xy=result.xy, years=result.years, titles=result.titles, fingerprint=np.array(result.fingerprint))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # not cached: computed again next time
