@@ -132,14 +132,14 @@ _STORE_PARAMETERS = [
 def store_options(command):
     """Give a command the six store-connection options, declared once here.
 
-    The command declares `store: StoreOptions` (not a CLI option); Typer sees the six options
-    instead, and the command receives them as one StoreOptions: `store.open(must_exist=True)`.
-    A command that also declares `collections: list[str]` gets a repeatable --collection: `store`
-    names the first collection, `collections` all of them.
+    The command declares `connection: StoreOptions` (not a CLI option); Typer sees the six options
+    instead, and the command receives them as one StoreOptions: `with connection.open(must_exist=True)
+    as store:` gives the PosterStore. A command that also declares `collections: list[str]` gets a
+    repeatable --collection: `connection` names the first collection, `collections` all of them.
     """
     signature = inspect.signature(command, eval_str=True)
     many = "collections" in signature.parameters
-    own = [p for name, p in signature.parameters.items() if name not in ("store", "collections")]
+    own = [p for name, p in signature.parameters.items() if name not in ("connection", "collections")]
     store_parameters = [
         p.replace(annotation=Collections, default=None) if many and p.name == "collection" else p for p in _STORE_PARAMETERS
     ]
@@ -151,7 +151,7 @@ def store_options(command):
         for name in names:
             check_collection_name(name)
         options = StoreOptions(qdrant_path, qdrant_url, qdrant_api_key, grpc, qdrant_timeout, names[0])
-        return command(*args, store=options, **({"collections": names} if many else {}), **kwargs)
+        return command(*args, connection=options, **({"collections": names} if many else {}), **kwargs)
 
     wrapper.__signature__ = cli_signature
     wrapper.__annotations__ = {p.name: p.annotation for p in cli_signature.parameters.values()}
@@ -198,7 +198,7 @@ def ingest(
     shards: Shards = None,
     replicas: Replicas = None,
     write_consistency: WriteConsistency = None,
-    store: StoreOptions = StoreOptions(),
+    connection: StoreOptions = StoreOptions(),
 ) -> None:
     """Embed every poster of a catalog and upsert it into the store (resumable)."""
     from embedding.embedders import make_embedder
@@ -213,16 +213,16 @@ def ingest(
     embedder = make_embedder(resolve_weights(weights), style=style, backend=backend, precision=precision, augmented=augment)
     columns = Columns(file=file_column, id=id_column, title=title_column, year=year_column, genres=genre_column)
     films = read_catalog(catalog, posters, columns, encoding)
-    with store.open() as db:
+    with connection.open() as store:
         sharding = Sharding(shards, replicas, write_consistency)
         report = run_ingest(
-            films, posters, db, embedder, batch_size=batch_size, limit=limit, recreate=recreate, sharding=sharding, prune=prune,
+            films, posters, store, embedder, batch_size=batch_size, limit=limit, recreate=recreate, sharding=sharding, prune=prune,
             workers=workers,
         )
-        total = db.count()
+        total = store.count()
     if report.rejects:
         write_rejects(report.rejects, rejects)
-    typer.echo(ingest_summary(report.summary(), store.collection, total, rejects if report.rejects else None))
+    typer.echo(ingest_summary(report.summary(), connection.collection, total, rejects if report.rejects else None))
 
 
 @app.command("export-embeddings")
@@ -230,7 +230,7 @@ def ingest(
 @store_options
 def export_embeddings(
     out: Annotated[Path, typer.Argument(help="The .npz file to write.")],
-    store: StoreOptions = StoreOptions(),
+    connection: StoreOptions = StoreOptions(),
 ) -> None:
     """Write the stored embeddings as one (n_movies, embedding_size) array with ids, titles, years, files."""
     from store.embeddings import load_embeddings, save_npz
@@ -238,8 +238,8 @@ def export_embeddings(
     if out.is_dir():
         raise UserError(f"the output file {out} is a folder; give a file name such as embeddings.npz")
     check_output_file(out, "the output file")
-    with store.open(must_exist=True) as db:
-        embeddings = load_embeddings(db)
+    with connection.open(must_exist=True) as store:
+        embeddings = load_embeddings(store)
     save_npz(embeddings, out)
     typer.echo(export_summary(out, embeddings.vectors.shape))
 
@@ -264,7 +264,7 @@ def search(
     posters: Annotated[Optional[Path], typer.Option(help="Poster folder for --sheet (default: the one ingest recorded).")] = None,
     vector: VectorName = "vgg16",
     weights: Weights = None,
-    store: StoreOptions = StoreOptions(),
+    connection: StoreOptions = StoreOptions(),
 ) -> None:
     """The k films whose posters are most similar to an image, or to a stored film (--title / --id)."""
     from search.nearest import Filters, PosterSearch
@@ -284,25 +284,25 @@ def search(
             check_sheet_path(out, option)
             if posters is not None:
                 check_posters_dir(posters, "--posters")
-    with store.open(must_exist=True) as db:
+    with connection.open(must_exist=True) as store:
         embedder = None
         if image is not None:
             from search.nearest import image_embedder
 
-            embedder = image_embedder(db, weights, style=vector != "vgg16")
-            neighbours = PosterSearch(db, embedder).by_image(image, k, filters, vector_name=vector)
+            embedder = image_embedder(store, weights, style=vector != "vgg16")
+            neighbours = PosterSearch(store, embedder).by_image(image, k, filters, vector_name=vector)
             query, searched = {"image": str(image)}, image
         else:
             from search.titles import find_film
 
-            searched = find_film(db, title=title, point_id=id, year=year)
-            neighbours = PosterSearch(db).by_point(searched, k, filters, vector_name=vector)
+            searched = find_film(store, title=title, point_id=id, year=year)
+            neighbours = PosterSearch(store).by_point(searched, k, filters, vector_name=vector)
             query = film_query(searched)
         if explain is not None:
             from search.explain import explain_search
 
-            maps = explain_search(db, searched, neighbours, weights, embedder)
-        posters_dir = posters or db.posters_dir()
+            maps = explain_search(store, searched, neighbours, weights, embedder)
+        posters_dir = posters or store.posters_dir()
     typer.echo(neighbours_json(query, neighbours) if json_out else neighbours_table(query, neighbours))
     from search.sheet import query_sheet
 
@@ -319,16 +319,83 @@ def era(
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Neighbours per poster.")] = 3,
     sample: Annotated[Optional[int], typer.Option(min=1, help="Only this many posters (seeded sample) as queries.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the sample and the random baseline.")] = 0,
+    timeline: Annotated[
+        Optional[Path], typer.Option(help="Also write a PNG of each decade's most and least typical posters and how far its centre moved.")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     vector: VectorName = "vgg16",
-    store: StoreOptions = StoreOptions(),
+    connection: StoreOptions = StoreOptions(),
 ) -> None:
-    """Are nearest neighbours from a similar era? Year differences to neighbours vs random pairs."""
+    """Are nearest neighbours from a similar era? Year differences to neighbours vs random pairs; --timeline: decade by decade."""
     from search.era import era_coherence
 
-    with store.open(must_exist=True) as db:
-        report = era_coherence(db, k=k, sample=sample, seed=seed, vector_name=vector, progress=not json_out)
-    typer.echo(as_json(report.as_dict()) if json_out else report.table())
+    if timeline is not None:
+        from search.sheet import check_sheet_path
+
+        check_sheet_path(timeline, "--timeline")
+    with connection.open(must_exist=True) as store:
+        report = era_coherence(store, k=k, sample=sample, seed=seed, vector_name=vector, progress=not json_out)
+        if timeline is not None:
+            from search.timeline import era_timeline
+
+            steps, posters_dir = era_timeline(store, vector), store.posters_dir()
+    if json_out:
+        typer.echo(as_json({**report.as_dict(), **({"timeline": [s.as_dict() for s in steps]} if timeline else {})}))
+    else:
+        typer.echo(report.table())
+    if timeline is not None:
+        from search.figures import timeline_figure
+        from search.timeline import timeline_table
+
+        if not json_out:
+            typer.echo(timeline_table(steps))
+        timeline_figure(steps, posters_dir, timeline, connection.collection)
+        typer.echo(f"wrote {timeline}", err=json_out)
+
+
+@app.command("map")
+@cli_errors
+@store_options
+def poster_map(
+    out: Annotated[Path, typer.Option("--out", help="The PNG to write: every poster as a dot coloured by year, the decades' path.")] = Path("map.png"),
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write every poster's coordinates (id, title, year, x, y) as JSON.")] = None,
+    vector: VectorName = "vgg16",
+    connection: StoreOptions = StoreOptions(),
+) -> None:
+    """The whole collection at a glance: every poster placed in 2-D by its embedding (computed once per collection state, then cached)."""
+    from search.figures import map_figure
+    from search.poster_map import poster_map as compute_map
+    from search.sheet import check_sheet_path
+
+    check_sheet_path(out, "--out")
+    if json_path is not None:
+        check_output_file(json_path, "--json")
+    with connection.open(must_exist=True) as store:
+        result = compute_map(store, vector)
+    map_figure(result, out, connection.collection)
+    written = [out]
+    if json_path is not None:
+        json_path.write_text(as_json({"collection": connection.collection, "vector": vector, "decades": result.decades, "posters": result.as_records()}, indent=None))
+        written.append(json_path)
+    how = f"computed in {result.seconds:.1f}s" if result.seconds else "from the cache"
+    typer.echo(f"{len(result.ids)} posters mapped ({how}); {files_written(written)}")
+
+
+@app.command()
+@cli_errors
+@store_options
+def duplicates(
+    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Cosine similarity from which two posters are listed.")] = 0.95,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    vector: VectorName = "vgg16",
+    connection: StoreOptions = StoreOptions(),
+) -> None:
+    """Near-duplicate posters (copies, re-releases, alternative art): every pair above a similarity, by exact search."""
+    from search.duplicates import duplicates_table, near_duplicates
+
+    with connection.open(must_exist=True) as store:
+        pairs = near_duplicates(store, threshold, vector, progress=not json_out)
+    typer.echo(as_json([p.as_dict() for p in pairs]) if json_out else duplicates_table(pairs, threshold))
 
 
 
@@ -352,7 +419,7 @@ def train_year(
         typer.Option("--augmented", help="A collection made by `ingest --augment` of the same posters: its views of the training posters are extra training rows (repeat for several)."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the test figures as JSON.")] = False,
-    store: StoreOptions = StoreOptions(),
+    connection: StoreOptions = StoreOptions(),
     collections: list[str] = ["posters"],
 ) -> None:
     """Train the year model on one or several collections; score it against baselines on a content-split test part."""
@@ -362,8 +429,8 @@ def train_year(
 
     check_model_dir(model_dir)  # before reading and training, not after
     config = HeadConfig(epochs=epochs, members=members, target=head)
-    data = load_collections(store.location(), collections, vector)  # read, store closed again: then train
-    views = load_augmented(store.location(), augmented, data) if augmented else None
+    data = load_collections(connection.location(), collections, vector)  # read, store closed again: then train
+    views = load_augmented(connection.location(), augmented, data) if augmented else None
     report = train_year_model(data, model_dir, test_size, seed, config, knn_k, progress=not json_out, augmented=views)
     if json_out:
         typer.echo(as_json(report.as_dict()))
@@ -379,7 +446,7 @@ def evaluate_year(
     model_dir: ModelDir = Path("year_model"),
     include_trained: Annotated[bool, typer.Option(help="Also score posters the model was trained or calibrated on (optimistic).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
-    store: StoreOptions = StoreOptions(),
+    connection: StoreOptions = StoreOptions(),
     collections: list[str] = ["posters"],
 ) -> None:
     """Score a trained year model on every dated poster of one or several collections it was not trained on."""
@@ -388,7 +455,7 @@ def evaluate_year(
     from regression.model_file import YearModel
 
     model = YearModel.load(model_dir)
-    data = load_collections(store.location(), collections, model.vector_names)
+    data = load_collections(connection.location(), collections, model.vector_names)
     result = evaluate_model(model, data, include_trained=include_trained)
     typer.echo(as_json(result) if json_out else evaluation_table(result))
 
@@ -423,7 +490,7 @@ def migrate(
     shards: Shards = None,
     replicas: Replicas = None,
     write_consistency: WriteConsistency = None,
-    store: StoreOptions = StoreOptions(),
+    connection: StoreOptions = StoreOptions(),
 ) -> None:
     """Copy the collection (vectors, payloads, ids) to a server, cluster or other folder, without re-embedding."""
     from store.collection import Sharding
@@ -432,17 +499,17 @@ def migrate(
 
     if (to_url is None) == (to_path is None):
         raise UserError("give the destination: --to-url URL (a server or cluster) or --to-path DIR")
-    source_location = store.location()
+    source_location = connection.location()
     if to_path is not None:  # built directly, so that QDRANT_URL (the source's) cannot redirect it
         target_location = StoreLocation(path=to_path)
     else:
-        target_location = location_from_options(None, to_url, to_api_key or os.environ.get("QDRANT_TO_API_KEY"), store.timeout, store.grpc)
-    target_collection = to_collection or store.collection
+        target_location = location_from_options(None, to_url, to_api_key or os.environ.get("QDRANT_TO_API_KEY"), connection.timeout, connection.grpc)
+    target_collection = to_collection or connection.collection
     check_collection_name(target_collection)
     same_store = _same_store(source_location, target_location)
-    if same_store and target_collection == store.collection:
+    if same_store and target_collection == connection.collection:
         raise UserError("source and destination are the same collection")
-    with store.open(must_exist=True, location=source_location) as source:
+    with connection.open(must_exist=True, location=source_location) as source:
         target_options = StoreOptions(collection=target_collection)
         with source.other_collection(target_collection) if same_store else target_options.open(location=target_location) as target:
             report = run_migrate(source, target, batch_size, Sharding(shards, replicas, write_consistency))
@@ -473,13 +540,13 @@ def compare(
     knn_k: Annotated[int, typer.Option(min=1, help="k of the k-NN baseline.")] = 10,
     model_dir: ModelDir = Path("compare_models"),
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
-    store: StoreOptions = StoreOptions(),
+    connection: StoreOptions = StoreOptions(),
 ) -> None:
     """Original (vgg16) vs style (vgg16_style) embedding: year head and era coherence, one table."""
     from regression.compare import read_for_comparison, train_for_comparison
 
-    with store.open(must_exist=True) as db:  # read, then close: the store is free while the heads train
-        data, era = read_for_comparison(db, seed=seed, progress=not json_out)
+    with connection.open(must_exist=True) as store:  # read, then close: the store is free while the heads train
+        data, era = read_for_comparison(store, seed=seed, progress=not json_out)
     config = HeadConfig(epochs=epochs, members=members)
     result = train_for_comparison(data, era, model_dir, test_size, seed, config, knn_k, progress=not json_out)
     typer.echo(as_json(result.as_dict()) if json_out else result.table())
@@ -497,15 +564,15 @@ def serve(
         Optional[list[str]], typer.Option("--allowed-host", help="Another host name the page is reached by (repeat it); others get 400.")
     ] = None,
     weights: Weights = None,
-    store: StoreOptions = StoreOptions(),
+    connection: StoreOptions = StoreOptions(),
 ) -> None:
     """The web page and JSON API: search by image, title or poster, recommend, predict years (Ctrl-C stops)."""
     from web.server import listen
     from web.server import serve as run_server
 
     listener = listen(host, port)  # a busy port is one line before the store is opened
-    with listener, store.open(must_exist=True) as db:  # held for the life of the server: one process per embedded store
-        run_server(db, listener, weights=weights, model_dir=model_dir, era_sample=era_sample, extra_hosts=tuple(allowed_host or ()))
+    with listener, connection.open(must_exist=True) as store:  # held for the life of the server: one process per embedded store
+        run_server(store, listener, weights=weights, model_dir=model_dir, era_sample=era_sample, extra_hosts=tuple(allowed_host or ()))
 
 
 def main() -> None:

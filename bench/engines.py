@@ -140,10 +140,10 @@ PHASES = r"""
 import sys, time, json; sys.path.insert(0, %(root)r); t = [time.perf_counter()]; marks = {}
 def mark(name): t.append(time.perf_counter()); marks[name] = round(t[-1] - t[-2], 3)
 import cli; mark("python + cli imports")
-from embedding.model import Embedder; from store.collection import PosterStore; from store.connection import StoreLocation
-from search.nearest import PosterSearch; import keras; mark("TensorFlow/Keras import")
-e = Embedder(%(weights)r); m = e.model; mark("model build + weights")
+from store.collection import PosterStore; from store.connection import StoreLocation
+from search.nearest import PosterSearch, image_embedder; import onnxruntime; mark("ONNX Runtime import")
 s = PosterStore(StoreLocation(path=%(store)r), must_exist=True); s.count(); mark("store open")
+e = image_embedder(s, %(weights)r); e.load(); mark("model from the cache + session")
 PosterSearch(s, e).by_image(%(image)r, 3); mark("decode + embed + query")
 print(json.dumps(marks))
 """

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import ROOT, WEIGHTS  # noqa: E402  (sets sys.path)
+from common import WEIGHTS  # noqa: E402  (sets sys.path)
 
 CACHE_VERSION = 1
 LAYERS = ("block4_pool", "block5_conv2")  # what the two variants start from
@@ -99,7 +99,6 @@ def _session_with(embedder, outputs: tuple[str, ...]):
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    from embedding.onnx_cache import cached_model
 
     source = embedder._model()
     model = onnx.load(source) if isinstance(source, str) else onnx.load_from_string(source)
@@ -161,9 +160,11 @@ class Batches:
             yield x, self.labels[rows]
 
 
-def build_model(variant: str, weights: str, head=None):
+def build_model(variant: str, weights: str, head=None, bf16: bool = False):
     """block 5 (or only its last convolution) from the ImageNet weights, then `head` on the pooled
-    unit vector: (the model to the head's output, the model to the pooled vector)."""
+    unit vector: (the model to the head's output, the model to the pooled vector). `bf16`: the
+    convolutions compute in bfloat16 (Keras mixed_bfloat16: fp32 master weights), 2.2 times as
+    fast on this CPU (AVX-512 BF16)."""
     from embedding.model import import_keras
     from embedding.weights import conv_layers
 
@@ -173,18 +174,18 @@ def build_model(variant: str, weights: str, head=None):
     inputs = keras.Input((14, 14, 512), name=start)
     x = inputs
     for name in trainable:
-        conv = keras.layers.Conv2D(512, 3, padding="same", activation="relu", name=name)
+        conv = keras.layers.Conv2D(512, 3, padding="same", activation="relu", name=name, dtype="mixed_bfloat16" if bf16 else "float32")
         x = conv(x)
         conv.set_weights([pretrained[name].kernel, pretrained[name].bias])
     x = keras.layers.MaxPooling2D(2, name="block5_pool")(x)
-    pooled = keras.layers.GlobalAveragePooling2D(name="vgg16_year")(x)  # the fine-tuned vector (before L2)
+    pooled = keras.layers.GlobalAveragePooling2D(name="vgg16_year", dtype="float32")(x)  # the fine-tuned vector (before L2), fp32
     pool_model = keras.Model(inputs, pooled)
     if head is None:
         return None, pool_model
     return keras.Model(inputs, head(keras.layers.UnitNormalization(name="l2")(pooled))), pool_model
 
 
-def train_variant(variant: str, caches: list[Path], seed: int, weights: str, epochs: int, learning_rate: float, batch: int) -> dict:
+def train_variant(variant: str, caches: list[Path], seed: int, weights: str, epochs: int, learning_rate: float, batch: int, bf16: bool = True) -> dict:
     """One fine-tuning run: warm head on the frozen block 5, then block 5 and head together."""
     from embedding.model import import_keras
     from regression.config import HeadConfig
@@ -216,7 +217,7 @@ def train_variant(variant: str, caches: list[Path], seed: int, weights: str, epo
     warm = {"frozen block 5, bins head on its vgg16 vector": _score(head.predict(frozen, verbose=0), rows, years, collections)}
 
     # 2. block 5 and the head together, on augmented maps, early stopping on the validation part
-    model, _ = build_model(variant, weights, member)
+    model, _ = build_model(variant, weights, member, bf16)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=keras.losses.CategoricalCrossentropy())
     best, best_loss, waited, history = None, np.inf, 0, []
     train_batches = Batches(maps, rows["fit"], labels, batch, seed, True)
@@ -239,7 +240,7 @@ def train_variant(variant: str, caches: list[Path], seed: int, weights: str, epo
     probabilities = np.concatenate([model.predict(x, verbose=0) for x, _ in Batches(maps, np.arange(len(maps)), labels, 64, seed, False).epoch()])
     outputs = _distribution_outputs(probabilities, centres)
     return {
-        "variant": variant, "seed": seed, "n": len(films), "history": history, "timings": timings,
+        "variant": variant, "seed": seed, "n": len(films), "history": history, "timings": timings, "bf16": bf16,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "results": {**warm, f"fine-tuned ({variant})": _score(outputs, rows, years, collections)},
     }  # fmt: skip
@@ -310,6 +311,7 @@ def main() -> None:
     run.add_argument("--batch-size", type=int, default=32)
     run.add_argument("--results", type=Path, required=True)
     run.add_argument("--weights", default=str(WEIGHTS))
+    run.add_argument("--fp32", action="store_true", help="train block 5 in fp32 (default: bfloat16 mixed precision)")
     table = sub.add_parser("table")
     table.add_argument("--results", type=Path, required=True)
     args = parser.parse_args()
@@ -326,7 +328,7 @@ def main() -> None:
                 if variant == "frozen":
                     result = {"variant": "frozen", "seed": seed, "results": {"frozen default (bins, both vectors)": frozen_default(args.qdrant_path, [c.name for c in args.caches], seed)}}
                 else:
-                    result = train_variant(variant, args.caches, seed, args.weights, args.epochs, args.learning_rate, args.batch_size)
+                    result = train_variant(variant, args.caches, seed, args.weights, args.epochs, args.learning_rate, args.batch_size, not args.fp32)
                 result["seconds"] = time.perf_counter() - started
                 results.append(result)
                 args.results.write_text(json.dumps(results, indent=1))

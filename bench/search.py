@@ -17,8 +17,7 @@ from pathlib import Path
 
 
 from common import POSTERS, ROOT, WEIGHTS, percentiles, require_data, timed  # noqa: E402  (sets sys.path)
-from embedding.model import Embedder  # noqa: E402
-from search.nearest import PosterSearch  # noqa: E402
+from search.nearest import PosterSearch, image_embedder  # noqa: E402
 from search.titles import find_film  # noqa: E402
 from store.collection import PosterStore  # noqa: E402
 from store.connection import StoreLocation  # noqa: E402
@@ -35,9 +34,9 @@ def cold_start(store_path: Path, title: str, runs: int = 5) -> float:
 
 
 def bench_real(store_path: Path, n: int) -> None:
-    embedder = Embedder(str(WEIGHTS))
-    embedder.load()
     with PosterStore(StoreLocation(path=store_path), must_exist=True) as store:
+        embedder = image_embedder(store, str(WEIGHTS))  # ONNX Runtime, as every query runs
+        embedder.load()
         searcher = PosterSearch(store, embedder)
         films = list(store.points(with_vectors=False))[:n]
         searcher.by_image(POSTERS / films[0].payload["file"])  # warm-up

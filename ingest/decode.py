@@ -141,7 +141,7 @@ class DecodePool:
                 "process when memory runs out; or a script calling ingest() without the `if __name__ == \"__main__\":` guard): "
                 "run again with fewer --workers (or --workers 0), or with more memory free; everything stored so far is kept"
             )
-        print(f"Note: a poster-decoding worker process was killed (out of memory?); replaced it, and decoding its posters again", file=sys.stderr)
+        print("Note: a poster-decoding worker process was killed (out of memory?); replaced it, and decoding its posters again", file=sys.stderr)
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._executor = self._start()
 

@@ -143,33 +143,44 @@ def ingest(
 
     `batch_size`: posters per model batch and per store write (default: 32 on a CPU, more on a
     GPU). `workers`: decode processes (default: the usable cores; 0 decodes in a thread).
-    The model is loaded only when there is something to embed: a no-op rerun never imports
-    TensorFlow. It is loaded before the progress bar starts, so weight errors come first.
+    The model is loaded only when there is something to embed: a no-op rerun never loads it.
+    It is loaded before the progress bar starts, so weight errors come first.
     """
     started = time.perf_counter()
     report = IngestReport(catalog_rows=catalog.rows, rejects=list(catalog.rejects))
     films = catalog.films[:limit] if limit is not None else catalog.films
+    plan, work = _prepare(films, catalog, Path(posters_dir), store, embedder, recreate, sharding, prune, report)
+    if work.embed or work.restyle:
+        _embed_and_store(plan, work, Path(posters_dir), store, embedder, batch_size, workers, progress, report)
+        store.optimize()  # the engine builds its search index (HNSW, large collections) now, not on a first search
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _prepare(films, catalog, posters_dir: Path, store, embedder, recreate, sharding, prune, report) -> tuple[Plan, Work]:
+    """Everything before the model: the collection made or checked, corrected payloads written, the plan."""
     if not recreate:
-        report.repaired = readopt_orphan(store, embedder, Path(posters_dir))  # lost metadata: rebuilt, or one line why not
+        report.repaired = readopt_orphan(store, embedder, posters_dir)  # lost metadata: rebuilt, or one line why not
         check_posters_dir(store, posters_dir)
     if getattr(embedder, "needs_calibration", False):  # int8: the calibration is part of the embedding
-        embedder.calibrate_with(calibration_for(store, films, Path(posters_dir), recreate), Path(posters_dir))
+        embedder.calibrate_with(calibration_for(store, films, posters_dir, recreate), posters_dir)
     if recreate:  # nothing is deleted before the catalog gave films and the weights load
         check_ready_to_replace(films, embedder.load)
     store.prepare(embedder.spec, recreate=recreate, sharding=sharding, style_spec=embedder.style_spec)
     store.remember_posters_dir(posters_dir)
     if getattr(embedder, "calibration", None) is not None and not store.metadata().get(CALIBRATION_KEY):
-        store.update_metadata({CALIBRATION_KEY: {**embedder.calibration.as_dict(), "posters_dir": str(Path(posters_dir).resolve())}})
-    plan = make_plan(films, catalog.keys(), store, Path(posters_dir))
+        store.update_metadata({CALIBRATION_KEY: {**embedder.calibration.as_dict(), "posters_dir": str(posters_dir.resolve())}})
+    plan = make_plan(films, catalog.keys(), store, posters_dir)
     apply_without_embedding(plan, store, prune)  # corrected titles, years, genres; --prune
     work = plan_work(plan, store, embedder.style_spec is not None)
     report.already_stored, report.updated = work.already_stored, len(plan.retitled)
     report.gone, report.pruned = len(plan.gone), prune
-    todo = work.embed + work.restyle
-    if not todo:
-        report.seconds = time.perf_counter() - started
-        return report
+    return plan, work
 
+
+def _embed_and_store(plan: Plan, work: Work, posters_dir: Path, store, embedder, batch_size, workers, progress, report) -> None:
+    """The three stages, overlapped: decode in worker processes, the model here, the store in a thread."""
+    todo = work.embed + work.restyle
     runtime = getattr(embedder, "runtime", None)
     if batch_size is None:
         from embedding.backend import default_batch_size
@@ -181,34 +192,16 @@ def ingest(
     report.runtime = runtime.describe() if runtime else type(embedder).__name__
     chunk = max(1, min(MAX_CHUNK, batch_size, math.ceil(len(todo) / max(1, workers))))
     chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
-    root = Path(posters_dir)
-    to_write = {f.point_id for f in work.embed}
-    changed_ids = plan.changed_ids
-
-    def write(batch: tuple[list[Film], list[str], np.ndarray, np.ndarray | None]) -> None:
-        films_, hashes, vectors, style = batch
-        whole = [i for i, f in enumerate(films_) if f.point_id in to_write]
-        only_style = [i for i, f in enumerate(films_) if f.point_id not in to_write]
-        if whole:
-            payloads = [dict(films_[i].payload(), sha256=hashes[i]) for i in whole]
-            store.upsert([films_[i].point_id for i in whole], vectors[whole], payloads, None if style is None else style[whole])
-        if only_style:
-            store.set_vectors([films_[i].point_id for i in only_style], STYLE_VECTOR_NAME, style[only_style])
-        changed = sum(films_[i].point_id in changed_ids for i in whole)
-        report.ingested += len(whole) - changed
-        report.updated += changed
-        report.style_added += len(only_style)
-        bar.update(len(films_))
-
+    paths = [[str(posters_dir / f.file) for f in c] for c in chunks]
     with DecodePool(workers) as pool:  # workers start now, while the model loads
         t = time.perf_counter()
         embedder.load()
         report.load_seconds = time.perf_counter() - t
         bar = _progress_bar(len(todo), enabled=progress)
         window_start, window_start_mono = time.perf_counter(), time.monotonic()
-        writer = StoreWriter(write, depth=2)
+        writer = StoreWriter(_batch_writer(store, work, plan, report, bar), depth=2)
         try:
-            for batch, rejects in _batches(pool.decode([[str(root / f.file) for f in c] for c in chunks], getattr(embedder, "augmented", False)), chunks, batch_size):
+            for batch, rejects in _batches(pool.decode(paths, getattr(embedder, "augmented", False)), chunks, batch_size):
                 report.rejects.extend(rejects)
                 bar.update(len(rejects))
                 if batch is None:
@@ -227,10 +220,29 @@ def ingest(
                 if wall > 0:
                     decode = pool.busy_seconds(window_start_mono, window_start_mono + wall) / (wall * pool.capacity)
                     report.busy = {"decode": decode, "model": report.embed_seconds / wall, "store": writer.busy_seconds / wall}
-                report.seconds = time.perf_counter() - started
-    store.optimize()  # the engine builds its search index (HNSW, large collections) now, not on a first search
-    report.seconds = time.perf_counter() - started
-    return report
+
+
+def _batch_writer(store: PosterStore, work: Work, plan: Plan, report: IngestReport, bar):
+    """The store stage's work on one embedded batch: whole points for new or replaced posters, the
+    style vector alone for stored ones that lacked it; counted in the report once acknowledged."""
+    to_write, changed_ids = {f.point_id for f in work.embed}, plan.changed_ids
+
+    def write(batch: tuple[list[Film], list[str], np.ndarray, np.ndarray | None]) -> None:
+        films, hashes, vectors, style = batch
+        whole = [i for i, f in enumerate(films) if f.point_id in to_write]
+        only_style = [i for i, f in enumerate(films) if f.point_id not in to_write]
+        if whole:
+            payloads = [dict(films[i].payload(), sha256=hashes[i]) for i in whole]
+            store.upsert([films[i].point_id for i in whole], vectors[whole], payloads, None if style is None else style[whole])
+        if only_style:
+            store.set_vectors([films[i].point_id for i in only_style], STYLE_VECTOR_NAME, style[only_style])
+        changed = sum(films[i].point_id in changed_ids for i in whole)
+        report.ingested += len(whole) - changed
+        report.updated += changed
+        report.style_added += len(only_style)
+        bar.update(len(films))
+
+    return write
 
 
 def calibration_for(store: PosterStore, films: list[Film], posters_dir: Path, recreate: bool):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from errors import UserError
@@ -36,9 +36,7 @@ class Comparison:
         for metric in ("mae", "rmse", "r2", "median_ae"):
             row(f"  head {metric.upper() if metric != 'r2' else 'R^2'}", [self.year[v][HEAD_NAME][metric] for v in vectors])
         for baseline in [name for name in self.year[vectors[0]] if name != HEAD_NAME]:
-            label = baseline.split(" (")[0]  # ridge's alpha differs between vectors
-            matching = [next(m for n, m in self.year[v].items() if n.split(" (")[0] == label) for v in vectors]
-            row(f"  {label[:26]} MAE", [m["mae"] for m in matching])
+            row(f"  {baseline[:26]} MAE", [self.year[v][baseline]["mae"] for v in vectors])
         decades = sorted(self.year[vectors[0]][HEAD_NAME]["mae_by_decade"])
         for d in decades:
             row(f"  head MAE, {d}s", [self.year[v][HEAD_NAME]["mae_by_decade"].get(d, float("nan")) for v in vectors], "{:14.1f}")
@@ -47,26 +45,6 @@ class Comparison:
             row(f"  {k} nearest neighbours", [self.era[v][k].neighbour_mean for v in vectors], "{:14.1f}")
         row("  random pairs", [self.era[vectors[0]][min(self.era[vectors[0]])].random_mean] * len(vectors), "{:14.1f}")
         return "\n".join(lines)
-
-
-def compare_vectors(
-    store: PosterStore,
-    model_dir: Path,
-    test_size: float = 0.2,
-    seed: int = 0,
-    config: HeadConfig = HeadConfig(),
-    knn_k: int = 10,
-    era_ks: tuple[int, ...] = (3, 10),
-    vectors: tuple[str, ...] = (VECTOR_NAME, STYLE_VECTOR_NAME),
-    progress: bool = True,
-) -> Comparison:
-    """Train the same head and run the same era analysis on each vector; same points, split and seed."""
-    data, era = read_for_comparison(store, era_ks, seed, vectors, progress)
-    # The caller holds the store open (one process at a time for the embedded store): the k-NN
-    # baselines run in numpy on the vectors just read (the same exact search). `compare` in the CLI
-    # closes the store first and queries it.
-    data = {name: replace(d, location=None) for name, d in data.items()}
-    return train_for_comparison(data, era, model_dir, test_size, seed, config, knn_k, progress)
 
 
 def read_for_comparison(

@@ -205,8 +205,3 @@ def calibration_split(keys: Sequence[str], share: float, seed: int, at_least: in
     if is_calibration.sum() < at_least and len(keys) > 2 * at_least:
         is_calibration = fraction <= np.sort(fraction)[at_least - 1]
     return np.flatnonzero(~is_calibration), np.flatnonzero(is_calibration)
-
-
-def split_indices(n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-based split, kept for callers without content keys: the row number is the key."""
-    return content_split([str(i) for i in range(n)], test_size, seed)

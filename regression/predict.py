@@ -49,10 +49,10 @@ def predict_year(image: ImageSource, model: YearModel, embedder) -> YearPredicti
     return YearPrediction(float(years[0]), float(low[0]), float(high[0]), model.file.coverage, model.file.test_mae)
 
 
-def model_embedder(model: YearModel, weights: str | None = None):
+def model_embedder(model: YearModel, weights: str | None = None, long_lived: bool = False):
     """The embedder of the model's own embedding, on ONNX Runtime (no TensorFlow); int8 if the model
     was trained on an int8 collection. `weights` as for the CLI's --weights."""
     from embedding.embedders import query_embedder
     from embedding.spec import resolve_weights
 
-    return query_embedder(resolve_weights(weights), model.uses_style, model.file.spec, model.file.calibration)
+    return query_embedder(resolve_weights(weights), model.uses_style, model.file.spec, model.file.calibration, long_lived=long_lived)

@@ -58,13 +58,13 @@ class TrainReport:
             + f"), {self.seconds:.0f}s",
             f"{'model':22}{'MAE':>7}{'RMSE':>7}{'R^2':>7}{'MedAE':>7}{'bias':>7}",
         ]
-        lines += [f"{name:22}{m['mae']:7.2f}{m['rmse']:7.2f}{m['r2']:7.3f}{m['median_ae']:7.2f}{m['bias']:7.1f}" for name, m in self.results.items()]
+        lines += [f"{name:22}{m['mae']:7.2f}{m['rmse']:7.2f}{m['r2']:7.3f}{m['median_ae']:7.2f}{m['bias']:7.1f}  {m.get('detail', '')}" for name, m in self.results.items()]
         lines.append(f"{head['stated_coverage']:.0%} ranges of the head hold {head['coverage']:.1%} of test posters")
         for collection, results in self.by_collection.items():
             m = results[HEAD_NAME]
             lines.append(
                 f"  {collection}: n {m['n']}, head MAE {m['mae']:.2f} (bias {m['bias']:+.1f}, ranges hold {m['coverage']:.1%}), "
-                + ", ".join(f"{name.split(' (')[0]} {r['mae']:.2f}" for name, r in results.items() if name != HEAD_NAME)
+                + ", ".join(f"{name} {r['mae']:.2f}" for name, r in results.items() if name != HEAD_NAME)
             )
         lines.append("MAE by decade of release:")
         lines.append(f"{'decade':8}" + "".join(f"{name[:14]:>16}" for name in self.results))
@@ -113,12 +113,13 @@ def train_year_model(
     predicted, quantiles = predict_with_quantiles(model, x[test])
     low, high = ranges(uncertainty, predicted, quantiles)
     ridge, alpha = ridge_baseline(x[train], y[train], x[test])
-    knn, knn_name = knn_baseline(data, train, test, knn_k, progress)
+    knn, knn_detail = knn_baseline(data, train, test, knn_k, progress)
     mean = mean_baseline(y[train], len(test))
-    predictions = {HEAD_NAME: predicted, "mean of training years": mean, f"ridge (alpha {alpha:g})": ridge, knn_name: knn}
+    # name -> (predictions, what the name leaves out): names are keys, never parsed back out of labels
+    predictions = {HEAD_NAME: (predicted, ""), "mean of training years": (mean, ""), "ridge": (ridge, f"alpha {alpha:g}"), f"{knn_k}-NN": (knn, knn_detail)}
 
     def score(rows: np.ndarray) -> dict[str, dict]:
-        results = {name: year_metrics(y[test][rows], p[rows]) for name, p in predictions.items()}
+        results = {name: {**year_metrics(y[test][rows], p[rows]), "detail": detail} for name, (p, detail) in predictions.items()}
         results[HEAD_NAME].update(coverage=coverage(y[test][rows], low[rows], high[rows]), stated_coverage=COVERAGE)
         return results
 
@@ -165,11 +166,11 @@ def train_year_model(
 
 def knn_baseline(data: YearData, train: np.ndarray, test: np.ndarray, k: int, progress: bool = False) -> tuple[np.ndarray, str]:
     """k-NN on one stored vector (the style vector when the model reads it: the better of the two for
-    k-NN), through the store's exact search when the data came from a store, else in numpy."""
+    k-NN), through the store's exact search when the data came from a store, else in numpy; and how."""
     name = STYLE_VECTOR_NAME if STYLE_VECTOR_NAME in data.vector_names else data.vector_names[0]
     x = data.vector_part(name)
     if data.location is None:
-        return knn_exact(x[train], data.years[train], x[test], k, data.keys[train], data.keys[test]), f"{k}-NN (exact, {name})"
+        return knn_exact(x[train], data.years[train], x[test], k, data.keys[train], data.keys[test]), f"exact, {name}"
     train_ids = {str(c): set(data.ids[train][data.collections[train] == c].tolist()) for c in np.unique(data.collections[train])}
     predicted = knn_store_baseline(data.location, x[test], train_ids, k, name, progress)
-    return predicted, f"{k}-NN ({name}, Qdrant exact search)"
+    return predicted, f"{name}, Qdrant exact search"

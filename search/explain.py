@@ -93,8 +93,11 @@ class Explainer:
 
     def query_from_image(self, image) -> tuple[np.ndarray, np.ndarray]:
         """(vector, grid) of a query image, from one forward pass."""
-        pixels = decode_poster(image).pixels[None]
-        grid = self.embedder.grids(pixels)[0]
+        return self.query_from_pixels(decode_poster(image).pixels)
+
+    def query_from_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(vector, grid) of a decoded query poster (224 x 224 x 3 uint8): the vector is the grid's normalised mean."""
+        grid = self.embedder.grids(pixels[None])[0]
         mean = grid.reshape(-1, grid.shape[-1]).mean(axis=0)
         return (mean / max(np.linalg.norm(mean), 1e-12)).astype(np.float32), grid
 

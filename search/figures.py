@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from errors import UserError
 from search.poster_map import PosterMap
-from search.sheet import _fit, _load, inside
+from search.sheet import fit_text, inside, load_image
 from search.timeline import DecadeStep
 
 THUMB = (96, 144)
@@ -66,12 +66,12 @@ def timeline_figure(steps: list[DecadeStep], posters_dir: Path | None, out: Path
             draw.text((gap, y + 10 + 20 * j), line, fill="black", font=bold if j == 0 else font)
         for k, poster in enumerate([*step.typical, *step.atypical]):
             x = label_width + k * (THUMB[0] + gap) + (2 * gap if k >= len(step.typical) else 0)
-            image = _load(inside(posters_dir, poster.file)) if posters_dir else None
+            image = load_image(inside(posters_dir, poster.file)) if posters_dir else None
             if image is None:
                 draw.rectangle([x, y, x + THUMB[0], y + THUMB[1]], fill=(200, 200, 200))
             else:
                 sheet.paste(ImageOps.pad(image, THUMB, color="white"), (x, y))
-            draw.text((x, y + THUMB[1] + 2), _fit(draw, poster.title, font, THUMB[0]), fill="black", font=font)
+            draw.text((x, y + THUMB[1] + 2), fit_text(draw, poster.title, font, THUMB[0]), fill="black", font=font)
             draw.text((x, y + THUMB[1] + 15), f"{poster.year} · {poster.similarity:.3f}", fill="#555", font=font)
         divider = label_width + len(step.typical) * (THUMB[0] + gap) + gap // 2
         draw.line([divider, y, divider, y + THUMB[1]], fill="#999", width=2)

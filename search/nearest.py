@@ -141,14 +141,15 @@ def _check_k(k: int) -> None:
         raise UserError(f"k must be at least 1, not {k}")
 
 
-def image_embedder(store: PosterStore, weights: str | None = None, style: bool = False):
+def image_embedder(store: PosterStore, weights: str | None = None, style: bool = False, long_lived: bool = False):
     """The embedder for image queries of this collection: ONNX Runtime (no TensorFlow), the
-    collection's own int8 model if it was made in int8. `weights` as for the CLI's --weights."""
+    collection's own int8 model if it was made in int8. `weights` as for the CLI's --weights;
+    `long_lived` for many queries (a server, a notebook's PosterSearch)."""
     from embedding.embedders import query_embedder
     from embedding.spec import resolve_weights
 
     return query_embedder(
-        resolve_weights(weights), style, store.stored_spec(), store.metadata().get(CALIBRATION_KEY), store.posters_dir()
+        resolve_weights(weights), style, store.stored_spec(), store.metadata().get(CALIBRATION_KEY), store.posters_dir(), long_lived
     )
 
 

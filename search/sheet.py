@@ -65,9 +65,9 @@ def inside(folder: Path, file: str) -> Path | None:
 
 def contact_sheet(query: ImageSource, query_caption: str, neighbours: list[Neighbour], posters_dir: Path | None, out: Path) -> Path:
     """Write the sheet to `out`; posters that cannot be found are drawn as grey tiles, not errors."""
-    tiles = [(_load(query), ["query", query_caption])]
+    tiles = [(load_image(query), ["query", query_caption])]
     for n in neighbours:
-        image = _load(inside(posters_dir, n.file)) if posters_dir else None
+        image = load_image(inside(posters_dir, n.file)) if posters_dir else None
         tiles.append((image, [f"{n.rank}. {n.title}", f"{n.year if n.year is not None else '?'}  ·  similarity {n.score:.3f}"]))
     width = len(tiles) * (TILE[0] + GAP) + GAP
     sheet = Image.new("RGB", (width, TILE[1] + CAPTION_HEIGHT + 2 * GAP), "white")
@@ -81,14 +81,14 @@ def contact_sheet(query: ImageSource, query_caption: str, neighbours: list[Neigh
         else:
             sheet.paste(ImageOps.pad(image, TILE, color="white"), (x, GAP))
         for j, line in enumerate(lines):
-            draw.text((x, GAP + TILE[1] + 6 + j * 18), _fit(draw, line, font, TILE[0]), fill="black", font=font)
+            draw.text((x, GAP + TILE[1] + 6 + j * 18), fit_text(draw, line, font, TILE[0]), fill="black", font=font)
     if not out.parent.is_dir():
         raise UserError(f"cannot write {out}: folder {out.parent} does not exist")
     sheet.save(out)
     return out
 
 
-def _load(source: ImageSource | None) -> Image.Image | None:
+def load_image(source: ImageSource | None) -> Image.Image | None:
     if source is None:
         return None
     try:
@@ -97,7 +97,7 @@ def _load(source: ImageSource | None) -> Image.Image | None:
         return None
 
 
-def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+def fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
     text = " ".join(text.split())  # a caption is one line: titles may hold newlines or tabs
     if draw.textlength(text, font=font) <= width:
         return text
@@ -108,27 +108,26 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
 
 def maps_sheet(query: ImageSource, query_caption: str, explanations: "list[Explanation]", posters_dir: Path, out: Path) -> Path:
     """One PNG: the query, then per neighbour a column with the neighbour's map (top) and the
-    query's map for that neighbour (below), on one colour scale, so columns compare."""
-    query_image = _load(query)
-    scale = max([float(e.on_neighbour.max()) for e in explanations] + [float(e.on_query.max()) for e in explanations] + [1e-9])
+    query's map for that neighbour (below); each caption says how much of its score the brightest cell holds."""
+    query_image = load_image(query)
     font = ImageFont.load_default(size=13)
     width = (len(explanations) + 1) * (TILE[0] + GAP) + GAP
     height = 2 * (TILE[1] + GAP) + CAPTION_HEIGHT + 2 * GAP + 20
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
-    draw.text((GAP, height - 18), f"where each score comes from: share of the score per cell of VGG16's 7x7 grid (brighter: more; one scale for all, max {scale:.4f})", fill="black", font=font)
-    _tile(sheet, draw, query_image, None, 1.0, GAP, GAP, font)
+    draw.text((GAP, height - 18), "where each score comes from: its share in each cell of VGG16's 7x7 grid, from the map's smallest share (clear) to its largest (bright)", fill="black", font=font)
+    _tile(sheet, draw, query_image, None, GAP, GAP, font)
     draw.text((GAP, GAP + TILE[1] + 6), "query", fill="black", font=font)
-    draw.text((GAP, GAP + TILE[1] + 24), _fit(draw, query_caption, font, TILE[0]), fill="black", font=font)
+    draw.text((GAP, GAP + TILE[1] + 24), fit_text(draw, query_caption, font, TILE[0]), fill="black", font=font)
     for i, e in enumerate(explanations, start=1):
         x = GAP + i * (TILE[0] + GAP)
         n = e.neighbour
-        _tile(sheet, draw, _load(inside(posters_dir, n.file)), e.on_neighbour, scale, x, GAP, font)
-        _tile(sheet, draw, query_image, e.on_query, scale, x, 2 * GAP + TILE[1] + CAPTION_HEIGHT, font)
+        _tile(sheet, draw, load_image(inside(posters_dir, n.file)), e.on_neighbour, x, GAP, font)
+        _tile(sheet, draw, query_image, e.on_query, x, 2 * GAP + TILE[1] + CAPTION_HEIGHT, font)
         top = float(e.on_neighbour.max() / max(e.total, 1e-12))
         lines = [f"{n.rank}. {n.title}", f"{n.year if n.year is not None else '?'} · similarity {n.score:.3f} · top cell {top:.0%}"]
         for j, line in enumerate(lines):
-            draw.text((x, GAP + TILE[1] + 6 + j * 18), _fit(draw, line, font, TILE[0]), fill="black", font=font)
+            draw.text((x, GAP + TILE[1] + 6 + j * 18), fit_text(draw, line, font, TILE[0]), fill="black", font=font)
         draw.text((x, 2 * GAP + 2 * TILE[1] + CAPTION_HEIGHT + 4), "the query, seen from it", fill="#555", font=font)
     if not out.parent.is_dir():
         raise UserError(f"cannot write {out}: folder {out.parent} does not exist")
@@ -136,23 +135,25 @@ def maps_sheet(query: ImageSource, query_caption: str, explanations: "list[Expla
     return out
 
 
-def heat_overlay(image: Image.Image, terms: np.ndarray, scale: float, size: tuple[int, int] = TILE) -> Image.Image:
-    """The poster fitted into `size` with its 7x7 terms over it: the model squashes the whole poster
-    to 224 x 224, so each cell covers a 7th of its width and of its height."""
+def heat_overlay(image: Image.Image, terms: np.ndarray, size: tuple[int, int] = TILE) -> Image.Image:
+    """The poster fitted into `size` with its 7x7 terms over it, from the smallest share (clear) to
+    the largest (bright): the model squashes the whole poster to 224 x 224, so each cell covers a
+    7th of its width and of its height."""
     from matplotlib import colormaps
 
     fitted = ImageOps.contain(image, size)
-    heat = np.asarray(Image.fromarray(np.clip(terms / scale, 0, 1).astype(np.float32), "F").resize(fitted.size, Image.Resampling.BILINEAR))
+    scaled = (terms - terms.min()) / max(float(terms.max() - terms.min()), 1e-12)
+    heat = np.asarray(Image.fromarray(scaled.astype(np.float32), "F").resize(fitted.size, Image.Resampling.BILINEAR))
     colour = (colormaps["inferno"](heat)[:, :, :3] * 255).astype(np.float32)
-    alpha = (0.25 + 0.6 * heat)[:, :, None]
+    alpha = (0.1 + 0.75 * heat)[:, :, None]
     base = np.asarray(fitted.convert("RGB"), np.float32)
     return Image.fromarray(np.uint8(base * (1 - alpha) + colour * alpha))
 
 
-def _tile(sheet: Image.Image, draw: ImageDraw.ImageDraw, image: Image.Image | None, terms, scale: float, x: int, y: int, font) -> None:
+def _tile(sheet: Image.Image, draw: ImageDraw.ImageDraw, image: Image.Image | None, terms, x: int, y: int, font) -> None:
     if image is None:
         draw.rectangle([x, y, x + TILE[0], y + TILE[1]], fill=(200, 200, 200))
         draw.text((x + 10, y + TILE[1] // 2), "poster not found", fill="black", font=font)
         return
-    shown = heat_overlay(image, terms, scale) if terms is not None else ImageOps.contain(image, TILE)
+    shown = heat_overlay(image, terms) if terms is not None else ImageOps.contain(image, TILE)
     sheet.paste(shown, (x + (TILE[0] - shown.width) // 2, y + (TILE[1] - shown.height) // 2))

@@ -188,12 +188,6 @@ class PosterStore:
     def count(self, filter: PointFilter = PointFilter()) -> int:
         return self.engine.count(self.collection, filter) if self.exists() else 0
 
-    def existing_ids(self, ids: Sequence[str], chunk: int = 1000) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(ids), chunk):
-            found.update(r.id for r in self.engine.retrieve(self.collection, list(ids[start : start + chunk]), False, False))
-        return found
-
     def upsert(
         self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict], style_vectors: np.ndarray | None = None
     ) -> None:

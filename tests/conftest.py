@@ -58,6 +58,35 @@ def write_csv(path: Path, header: list[str], rows: list[list], encoding: str = "
     return path
 
 
+def generated_catalog(folder: Path, n: int, seed: int = 0, start_year: int = 1950, step: int = 3, size: tuple[int, int] = (96, 144)) -> tuple[Path, Path]:
+    """n generated posters in folder/posters and their catalog (years start_year + step * i, kept plausible)."""
+    rows = []
+    for i in range(n):
+        make_poster(folder / "posters" / f"{i}.jpg", seed=seed + i, size=size)
+        rows.append([f"{i}.jpg", f"Film {i}", start_year + (step * i) % 75])
+    return write_csv(folder / "movies.csv", ["filename", "title", "release_year"], rows), folder / "posters"
+
+
+def real_subset(era_data: tuple[Path, Path], rows: list[dict], folder: Path) -> tuple[Path, Path]:
+    """Some rows of the shared catalog and copies of their posters, as a collection of its own."""
+    import shutil
+
+    _, posters = era_data
+    (folder / "posters").mkdir(parents=True, exist_ok=True)
+    for r in rows:
+        shutil.copy(posters / r["filename"], folder / "posters" / r["filename"])
+    with open(folder / "movies.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["filename", "title", "release_year"])
+        writer.writeheader()
+        writer.writerows({k: r[k] for k in ("filename", "title", "release_year")} for r in rows)
+    return folder / "movies.csv", folder / "posters"
+
+
+def catalog_rows(catalog_csv: Path) -> list[dict]:
+    with open(catalog_csv, encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
 @pytest.fixture
 def poster_set(tmp_path):
     """Factory: n generated posters in tmp/posters and a format-1 catalog; returns (catalog, posters_dir)."""

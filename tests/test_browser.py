@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -227,3 +226,55 @@ def test_other_commands_say_the_store_is_in_use_while_serving(server):
     result = run_cli("search", "--title", "Film 1", "--qdrant-path", location.path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "in use by another process" in result.stderr
+
+
+def test_similarity_maps_the_poster_map_and_the_timeline(server, browser):
+    """Issue 21 in the page: a card's map over its poster and the side-by-side view; the poster map
+    draws every poster, hover names one, a click searches by it, the year filter dims the rest; the
+    era panel shows the timeline."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    url, _, _ = server
+    browser.get(url + "/")
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#collection option"), what="the collection list")
+    browser.find_element(By.ID, "title").send_keys("Film 3")
+    browser.find_element(By.CSS_SELECTOR, "#title-form button").click()
+    wait_for(browser, lambda d: len(cards(d)) == 12, what="title search results")
+    wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#grid .card button.why").is_enabled(), timeout=120, what="the similarity maps")
+    first = cards(browser)[0]
+    first.find_element(By.CSS_SELECTOR, "button.why").click()
+    heat = first.find_elements(By.CSS_SELECTOR, ".open canvas.heat")
+    assert heat and heat[0].get_attribute("width") == "7" and heat[0].size["height"] > 100  # 7x7 cells over the whole poster
+    first.find_element(By.CSS_SELECTOR, "button.compare").click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "compare").get_attribute("open") is not None, what="the side-by-side view")
+    assert "the sum of 49 cells" in browser.find_element(By.ID, "compare-text").text
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTEFACTS / "compare.png"))
+    browser.find_element(By.CSS_SELECTOR, "#compare form button").click()
+
+    browser.find_element(By.CSS_SELECTOR, "#map-panel summary").click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "map-status").text.startswith(f"{N} posters"), timeout=120, what="the poster map")
+    coloured = "return (() => { const d = document.getElementById('map-canvas').getContext('2d').getImageData(0, 0, 900, 640).data; let n = 0;" \
+               " for (let i = 0; i < d.length; i += 4) if (d[i] !== d[i + 1] || d[i + 1] !== d[i + 2]) n++; return n; })()"  # fmt: skip
+    drawn = browser.execute_script(coloured)
+    assert drawn >= 3 * N  # every poster a coloured dot of 2x2 pixels (greys are the background, the dimmed and the path)
+    canvas = browser.find_element(By.ID, "map-canvas")
+    x, y = browser.execute_script("const [x, y] = screen(5); const c = document.getElementById('map-canvas'); const b = c.getBoundingClientRect();"
+                                  " return [x * b.width / c.width, y * b.height / c.height];")  # fmt: skip
+    ActionChains(browser).move_to_element_with_offset(canvas, int(x - canvas.size["width"] / 2) + 1, int(y - canvas.size["height"] / 2) + 1).perform()
+    wait_for(browser, lambda d: d.find_element(By.ID, "map-tip").is_displayed() and "Film" in d.find_element(By.ID, "map-tip").text, what="the hover card")
+    hovered = browser.find_element(By.ID, "map-tip").text.split(" (")[0]
+    browser.save_screenshot(str(ARTEFACTS / "map.png"))
+    ActionChains(browser).click().perform()
+    wait_for(browser, lambda d: d.find_element(By.ID, "results-title").text.startswith(f"More like {hovered}"), what="more like the clicked poster")
+    year_from = browser.find_element(By.ID, "map-from")
+    year_from.send_keys("2000")  # only a few posters are that recent: the rest are dimmed
+    wait_for(browser, lambda d: d.execute_script(coloured) < drawn / 2, what="the year filter dimming the rest")
+
+    browser.find_element(By.CSS_SELECTOR, "#era-panel summary").click()
+    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".timeline .decade")) >= 5, timeout=120, what="the era timeline")
+    assert browser.find_elements(By.CSS_SELECTOR, ".timeline .decade img")
+    browser.save_screenshot(str(ARTEFACTS / "timeline.png"))
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and e["source"] != "network"]
+    assert not errors, errors

@@ -15,7 +15,7 @@ import pytest
 from store.collection import PosterStore
 from store.connection import StoreLocation
 from store.schema import point_id
-from tests.conftest import ROOT, make_poster, run_cli
+from tests.conftest import ROOT, run_cli
 
 
 def invoke(*args):
@@ -149,7 +149,7 @@ def test_interrupted_ingest_resumes_without_duplicates_or_losses(poster_set, tmp
     assert f"ingested {n - stored_before}, already stored {stored_before}" in result.stdout
     with PosterStore(StoreLocation(path=store)) as s:
         assert s.count() == n
-        assert s.existing_ids([point_id(f"{i}.jpg") for i in range(n)]) == {point_id(f"{i}.jpg") for i in range(n)}
+        assert {p.id for p in s.retrieve([point_id(f"{i}.jpg") for i in range(n)])} == {point_id(f"{i}.jpg") for i in range(n)}
 
 
 # Point ids are a public contract: users query Qdrant with them, and stores made by any version

@@ -19,7 +19,7 @@ from PIL import Image
 
 from store.collection import PosterStore
 from store.connection import StoreLocation
-from tests.conftest import ROOT, make_poster, run_cli, write_csv
+from tests.conftest import ROOT, generated_catalog, make_poster, run_cli
 
 
 def one_line_error(result: subprocess.CompletedProcess, pattern: str, code: int = 1) -> str:
@@ -32,13 +32,8 @@ def one_line_error(result: subprocess.CompletedProcess, pattern: str, code: int 
     return lines[0]
 
 
-def catalog_of(folder: Path, n: int, seed: int = 0, start_year: int = 1950) -> tuple[Path, Path]:
-    posters = folder / "posters"
-    rows = []
-    for i in range(n):
-        make_poster(posters / f"{i}.jpg", seed=seed + i)
-        rows.append([f"{i}.jpg", f"Film {i}", start_year + (3 * i) % 70])
-    return write_csv(folder / "movies.csv", ["filename", "title", "release_year"], rows), posters
+def catalog_of(folder: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
+    return generated_catalog(folder, n, seed)
 
 
 def ingest(catalog: Path, posters: Path, store: Path, *extra) -> subprocess.CompletedProcess:

@@ -18,7 +18,7 @@ import pytest
 from embedding.images import decode_poster
 from embedding.onnx_embedder import OnnxEmbedder
 from errors import UserError
-from tests.conftest import ROOT, make_poster, run_cli, write_csv
+from tests.conftest import ROOT, generated_catalog, make_poster, run_cli
 
 
 @pytest.fixture
@@ -140,11 +140,8 @@ def test_the_numpy_head_predicts_what_keras_predicts(tmp_path):
 def small_collection(tmp_path_factory):
     """24 generated posters and their catalog."""
     tmp = tmp_path_factory.mktemp("onnx-store")
-    rows = []
-    for i in range(24):
-        make_poster(tmp / "posters" / f"{i}.jpg", seed=300 + i, size=(120, 180))
-        rows.append([f"{i}.jpg", f"Film {i}", 1950 + 3 * i])
-    return write_csv(tmp / "movies.csv", ["filename", "title", "release_year"], rows), tmp / "posters", tmp
+    catalog, posters = generated_catalog(tmp, 24, seed=300, size=(120, 180))
+    return catalog, posters, tmp
 
 
 def test_a_store_made_by_either_runtime_is_searched_alike(small_collection, tmp_path, cache):

@@ -1,7 +1,5 @@
 """A few dozen real posters from ../shared/data with the real ImageNet weights (skipped without them)."""
 
-import csv
-import shutil
 
 import numpy as np
 import pytest
@@ -11,6 +9,7 @@ from ingest.catalog import read_catalog
 from ingest.pipeline import ingest
 from store.collection import PosterStore
 from store.embeddings import load_embeddings
+from tests.conftest import catalog_rows, real_subset
 
 IDENTICAL_PAIR = ("1489210.jpg", "1489211.jpg")  # two catalog entries, byte-identical posters
 GREYSCALE = ("1129566.jpg", "1264465.jpg")
@@ -19,18 +18,10 @@ GREYSCALE = ("1129566.jpg", "1264465.jpg")
 @pytest.fixture(scope="module")
 def real_store(era_data, real_weights, tmp_path_factory):
     """34 real posters (the first 30 rows, an identical pair, two greyscale ones) ingested for real."""
-    catalog_csv, posters = era_data
-    with open(catalog_csv, encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    rows = catalog_rows(era_data[0])
     picked = rows[:30] + [r for r in rows if r["filename"] in IDENTICAL_PAIR + GREYSCALE]
     tmp = tmp_path_factory.mktemp("real")
-    (tmp / "posters").mkdir()
-    for r in picked:
-        shutil.copy(posters / r["filename"], tmp / "posters" / r["filename"])
-    with open(tmp / "movies.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=["filename", "title", "release_year"])
-        writer.writeheader()
-        writer.writerows(picked)
+    real_subset(era_data, picked, tmp)
     from store.connection import StoreLocation
 
     location = StoreLocation(path=tmp / "store")

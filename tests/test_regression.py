@@ -10,7 +10,7 @@ from errors import UserError
 from ingest.catalog import read_catalog
 from ingest.pipeline import ingest
 from regression.baselines import knn_exact, knn_store_baseline, mean_baseline, ridge_baseline
-from regression.dataset import content_split, load_year_data, split_indices
+from regression.dataset import content_split, load_year_data
 from regression.metrics import year_metrics
 from store.collection import PosterStore
 from store.connection import StoreLocation
@@ -42,14 +42,15 @@ def synthetic_store(path, n=300, seed=0, undated=0, collection="posters", spec=S
 
 
 def test_split_is_deterministic_disjoint_and_complete():
-    train, test = split_indices(1000, 0.2, seed=7)
+    rows = [str(i) for i in range(1000)]
+    train, test = content_split(rows, 0.2, seed=7)
     assert 160 <= len(test) <= 240 and len(train) + len(test) == 1000  # a hash decides: about 20 %
     assert not set(train) & set(test) and set(train) | set(test) == set(range(1000))
-    again = split_indices(1000, 0.2, seed=7)
+    again = content_split(rows, 0.2, seed=7)
     assert np.array_equal(again[0], train) and np.array_equal(again[1], test)
-    assert not np.array_equal(split_indices(1000, 0.2, seed=8)[1], test)
+    assert not np.array_equal(content_split(rows, 0.2, seed=8)[1], test)
     with pytest.raises(UserError, match="between 0 and 1"):
-        split_indices(100, 1.5, seed=0)
+        content_split(rows, 1.5, seed=0)
 
 
 def test_content_split_keeps_copies_together_and_old_posters_in_place():
@@ -144,7 +145,7 @@ def test_conformalised_quantiles_widen_too_narrow_ranges_to_the_stated_coverage(
 
 def test_mean_and_knn_baselines_compute_what_they_claim(tmp_path):
     location, vectors, years = synthetic_store(tmp_path / "s", n=200)
-    train, test = split_indices(200, 0.25, seed=0)
+    train, test = content_split([str(i) for i in range(200)], 0.25, seed=0)
     assert np.all(mean_baseline(years[train], 5) == years[train].mean())
     # k-NN through Qdrant equals brute-force cosine k-NN over the training posters only
     sims = vectors[test] @ vectors[train].T
@@ -230,9 +231,9 @@ def test_head_learns_and_the_run_is_reported_and_saved(trained):
     assert report.n_train + report.n_test == 1500 and 240 <= report.n_test <= 360
     assert 0.1 * report.n_train < report.n_calibration < 0.2 * report.n_train
     assert head["mae"] < 0.75 * mean["mae"]  # about 0.6 when it learns, 1.0 when it does not
-    assert {"Keras head", "mean of training years", "5-NN (vgg16, Qdrant exact search)"} <= set(report.results)
+    assert {"Keras head", "mean of training years", "ridge", "5-NN"} <= set(report.results)
+    assert report.results["5-NN"]["detail"] == "vgg16, Qdrant exact search" and report.results["ridge"]["detail"].startswith("alpha ")
     assert 0.72 < head["coverage"] < 0.88 and head["stated_coverage"] == 0.8  # about 3 standard errors of 300 test posters
-    assert any(name.startswith("ridge") for name in report.results)
     for f in ("model.keras", "model.json", "predicted_vs_true.png", "error_by_decade.png"):
         assert (tmp / "model" / f).stat().st_size > 0
     meta = json.loads((tmp / "model" / "model.json").read_text())
@@ -254,7 +255,7 @@ def test_the_knn_baseline_of_a_training_run_is_the_stores_exact_search(trained):
         data = load_year_data(store)
     train, test = content_split(data.keys, 0.2, seed=3)
     numpy_knn = knn_exact(data.vectors[train], data.years[train], data.vectors[test], 5, data.keys[train], data.keys[test])
-    expected, found = year_metrics(data.years[test], numpy_knn), report.results["5-NN (vgg16, Qdrant exact search)"]
+    expected, found = year_metrics(data.years[test], numpy_knn), report.results["5-NN"]
     assert (found["n"], found["mae"], found["bias"]) == (expected["n"], pytest.approx(expected["mae"]), pytest.approx(expected["bias"]))
 
 
@@ -287,7 +288,6 @@ def trained_bins(tmp_path_factory):
 
 def test_bins_head_gives_each_poster_its_own_calibrated_range(trained_bins):
     from regression.conformal import CQR
-    from regression.head import predict_with_quantiles
     from regression.model_file import YearModel
 
     tmp, data, report = trained_bins
@@ -331,7 +331,7 @@ def test_predict_year_on_a_new_poster_and_its_errors(tmp_path, random_embedder, 
     train = ["train-year", "--members", "1", "--epochs", "5", "--knn-k", "3", "--qdrant-path", location.path, "--model-dir", tmp_path / "m"]
     result = run_cli(*train, "--vector", "vgg16")
     assert result.returncode == 0, result.stderr
-    assert "Keras head" in result.stdout and "3-NN (vgg16, Qdrant" in result.stdout and "ranges of the head hold" in result.stdout
+    assert "Keras head" in result.stdout and "3-NN" in result.stdout and "vgg16, Qdrant exact search" in result.stdout and "ranges of the head hold" in result.stdout
     result = run_cli(*train, "--vector", "vgg16_style")  # this store has no style vectors
     assert result.returncode == 1 and "no vector 'vgg16_style'" in result.stderr and "Traceback" not in result.stderr
 

@@ -175,7 +175,7 @@ def test_ingest_retries_transient_failures_without_duplicates(poster_set, tmp_pa
         report = ingest(read_catalog(catalog, posters), posters, store, random_embedder, batch_size=2, progress=False)
         assert store.engine.client.upserts == 3 + 2  # three batches, the first one tried three times
         assert report.ingested == 6 and store.count() == 6
-        assert store.existing_ids([point_id(f"{i}.jpg") for i in range(6)]) == {point_id(f"{i}.jpg") for i in range(6)}
+        assert {p.id for p in store.retrieve([point_id(f"{i}.jpg") for i in range(6)])} == {point_id(f"{i}.jpg") for i in range(6)}
 
 
 def test_persistent_failure_is_a_clear_error_and_keeps_earlier_batches(poster_set, tmp_path, random_embedder):

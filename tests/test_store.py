@@ -34,7 +34,7 @@ def test_collection_records_its_embedding_and_schema(any_location):
     with PosterStore(location, must_exist=True) as store:  # reopened from disk
         assert store.stored_spec() == SPEC
         assert store.count() == 2
-        assert store.existing_ids([point_id("a"), point_id("zzz")]) == {point_id("a")}
+        assert {p.id for p in store.retrieve([point_id("a"), point_id("zzz")])} == {point_id("a")}
         points = {p.payload["title"]: p for p in store.points()}
         assert points["A"].payload["year"] == 1990 and "year" not in points["B"].payload
         assert np.allclose(points["A"].vector, unit_vectors(2)[0], atol=1e-6)

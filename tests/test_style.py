@@ -8,7 +8,7 @@ from embedding.spec import STYLE_CHANNELS
 from errors import UserError
 from ingest.catalog import read_catalog
 from ingest.pipeline import ingest
-from regression.compare import compare_vectors
+from regression.compare import read_for_comparison, train_for_comparison
 from regression.config import HeadConfig
 from store.collection import PosterStore
 from store.connection import StoreLocation
@@ -85,10 +85,11 @@ def test_comparison_on_a_small_store(poster_set, tmp_path, random_embedder, styl
     run(catalog, posters, location, random_embedder)
     config = HeadConfig(hidden=(16,), members=1, epochs=5)
     with PosterStore(location) as store, pytest.raises(UserError, match="no 'vgg16_style' vector"):
-        compare_vectors(store, tmp_path / "models", config=config, knn_k=3, progress=False)
+        read_for_comparison(store, progress=False)
     run(catalog, posters, location, style_embedder)
-    with PosterStore(location) as store:
-        result = compare_vectors(store, tmp_path / "models", seed=1, config=config, knn_k=3, progress=False)
+    with PosterStore(location) as store:  # read, then close: as `compare` does, the store is free while the heads train
+        data, era = read_for_comparison(store, seed=1, progress=False)
+    result = train_for_comparison(data, era, tmp_path / "models", seed=1, config=config, knn_k=3, progress=False)
     assert set(result.year) == set(result.era) == {VECTOR_NAME, STYLE_VECTOR_NAME}
     assert 2 <= result.n_test <= 12  # about 20 % of 30, decided by each poster's content hash
     for vector in (VECTOR_NAME, STYLE_VECTOR_NAME):

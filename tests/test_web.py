@@ -15,7 +15,7 @@ from PIL import Image, ImageEnhance
 
 from ingest.catalog import read_catalog
 from ingest.pipeline import ingest
-from search.nearest import Filters, PosterSearch
+from search.nearest import PosterSearch
 from store.collection import PosterStore
 from store.connection import StoreLocation
 from store.schema import point_id
@@ -158,7 +158,10 @@ def test_image_search_matches_the_library_and_excludes_the_query_itself(client, 
     assert np.allclose([r["score"] for r in data["results"]], [n.score for n in expected], atol=1e-5)
     assert point_id("3.jpg") not in [r["id"] for r in data["results"]]  # the same bytes: the query itself
     assert [r["rank"] for r in data["results"]] == [1, 2, 3, 4, 5]
-    assert data["query"] == {"kind": "image", "name": "query.jpg"} and data["k"] == 5 and data["collection"] == "posters"
+    import hashlib
+
+    token = hashlib.sha256(poster_bytes(client, 3)).hexdigest()  # names the upload for its similarity maps
+    assert data["query"] == {"kind": "image", "name": "query.jpg", "token": token} and data["k"] == 5 and data["collection"] == "posters"
     first = data["results"][0]
     assert first["poster_url"] == f"/api/posters/posters/{first['id']}" and {"title", "year", "score", "file"} <= set(first)
 
@@ -388,3 +391,48 @@ def test_serve_refuses_a_busy_port_and_a_missing_store_in_one_line(tmp_path):
     assert result.returncode == 1 and result.stderr.strip() == f"Error: cannot serve on 127.0.0.1:{port}: Address already in use"
     result = run_cli("serve", "--port", "0", "--qdrant-path", tmp_path / "none", timeout=60)
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1 and "no store at" in result.stderr
+
+
+# --- why neighbours are close, the collection at a glance ----------------------------------
+
+
+def test_maps_of_an_upload_and_of_a_stored_poster_sum_to_their_scores(client):
+    found = upload(client, poster_bytes(client, 2), k=6).json()
+    token, ids = found["query"]["token"], [r["id"] for r in found["results"]]
+    scores = {r["id"]: r["score"] for r in found["results"]}
+    answer = client.post("/api/explain", json={"query_token": token, "ids": ids})
+    assert answer.status_code == 200, answer.text
+    maps = answer.json()["maps"]
+    assert [m["id"] for m in maps] == ids and answer.json()["grid"] == 7
+    for m in maps:
+        assert np.array(m["neighbour"]).shape == (7, 7) and (np.array(m["neighbour"]) >= 0).all()
+        assert abs(np.sum(m["neighbour"]) - scores[m["id"]]) < 1e-4 and abs(np.sum(m["query"]) - scores[m["id"]]) < 1e-4
+    film = point_id("4.jpg")
+    by_id = client.get(f"/api/search/id/{film}", params={"k": 3}).json()
+    answer = client.post("/api/explain", json={"query_id": film, "ids": [r["id"] for r in by_id["results"]]}).json()
+    assert all(abs(np.sum(m["neighbour"]) - r["score"]) < 1e-4 for m, r in zip(answer["maps"], by_id["results"]))
+    assert_one_line_error(client.post("/api/explain", json={"query_token": "gone", "ids": ids}), 404, "no longer held")
+    assert_one_line_error(client.post("/api/explain", json={"ids": ids}), 400, "name the query")
+    assert_one_line_error(client.post("/api/explain", json={"query_id": film, "ids": ids * 5}), 422, "ids")
+
+
+def test_the_poster_map_and_its_points(client, tmp_path, monkeypatch):
+    monkeypatch.setenv("POSTER_SEARCH_CACHE", str(tmp_path / "cache"))
+    data = client.get("/api/map").json()
+    assert data["n"] == STORED and len(data["x"]) == len(data["y"]) == len(data["year"]) == STORED
+    assert all(0 <= v <= 10_000 for v in data["x"] + data["y"]) and data["decades"][0]["decade"] == 1940
+    again = client.get("/api/map").json()
+    assert again["x"] == data["x"] and again["computed_seconds"] == data["computed_seconds"]  # kept, not computed again
+    point = client.get("/api/map/0").json()
+    assert {"id", "title", "year", "poster_url"} <= set(point)
+    assert_one_line_error(client.get(f"/api/map/{STORED}"), 404, "no number")
+    assert_one_line_error(client.get("/api/map", params={"collection": "second"}), 400, "needs at least 10 posters")  # it has 4
+
+
+def test_the_timeline_shows_each_decades_posters(client):
+    data = client.get("/api/timeline").json()
+    decades = [d["decade"] for d in data["decades"]]
+    assert decades == sorted(decades) and decades[0] == 1940
+    first = data["decades"][0]
+    assert first["moved"] is None and all(d["moved"] >= 0 for d in data["decades"][1:])
+    assert first["typical"] and first["typical"][0]["poster_url"].startswith("/api/posters/posters/")

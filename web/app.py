@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, File, Query as Q, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -62,11 +63,13 @@ def create_app(service: PosterService, allowed_hosts: tuple[str, ...] = LOCAL_HO
     _error_handlers(app)
     _page_policy(app)
     # Outermost last: the host is checked first, then the body is counted as it arrives.
+    app.add_middleware(GZipMiddleware, minimum_size=4096)  # the poster map of a large collection is megabytes of numbers
     app.add_middleware(BodyLimit, limit=MAX_UPLOAD_BYTES + MULTIPART_SLACK)
     app.add_middleware(HostCheck, allowed=allowed_hosts)
     _page_routes(app)
     _search_routes(app, service)
     _year_and_era_routes(app, service)
+    _collection_routes(app, service)
     _poster_routes(app, service)
     return app
 
@@ -160,10 +163,10 @@ def _search_routes(app: FastAPI, service: PosterService) -> None:
         data = _read_upload(file)
         with uploaded_image(data, file.filename) as path:
             try:
-                results = service.search_image(path, query)
+                token, results = service.search_image(path, query)
             except UserError as e:
                 raise type(e)(rename_in_message(str(e), path, file.filename)) from None
-        return {"query": {"kind": "image", "name": file.filename}, **_where(query), "results": results}
+        return {"query": {"kind": "image", "name": file.filename, "token": token}, **_where(query), "results": results}
 
     @app.get("/api/search/id/{point_id}", summary="More like this: neighbours of a stored poster, no model needed")
     def search_id(point_id: str, query: Annotated[Query, Depends(search_query)]):
@@ -186,6 +189,34 @@ def _search_routes(app: FastAPI, service: PosterService) -> None:
         query = Query(body.collection or service.default_collection, body.vector, body.k, filters)
         results = service.recommend(body.positive, body.negative, query)
         return {"query": {"kind": "recommend", "positive": body.positive, "negative": body.negative}, **_where(query), "results": results}
+
+
+class ExplainRequest(BaseModel):
+    ids: list[Annotated[str, Field(max_length=100)]] = Field(description="Point ids of the neighbours to explain (at most 24).", max_length=24)
+    query_id: str | None = Field(None, max_length=100, description="The query as a stored poster's id ...")
+    query_token: str | None = Field(None, max_length=100, description="... or as the token an image search returned.")
+    collection: str | None = Field(None, max_length=255)
+
+
+def _collection_routes(app: FastAPI, service: PosterService) -> None:
+    search_query = _query(service)
+
+    @app.post("/api/explain", summary="Similarity maps: where each neighbour's score comes from, cell by cell of VGG16's 7x7 grid")
+    def explain(body: ExplainRequest):
+        query = Query(body.collection or service.default_collection)
+        return {"collection": query.collection, **service.explain(query, body.ids, body.query_id, body.query_token)}
+
+    @app.get("/api/map", summary="Every poster of a collection in 2-D by its embedding (t-SNE), with the decades' path")
+    def poster_map(query: Annotated[Query, Depends(search_query)]):
+        return service.poster_map(query)
+
+    @app.get("/api/map/{index}", summary="The poster at a position of the map: id, title, year, poster")
+    def map_point(index: int, query: Annotated[Query, Depends(search_query)]):
+        return service.map_point(query, index)
+
+    @app.get("/api/timeline", summary="Each decade's most and least typical posters, and how far its centre moved")
+    def timeline(query: Annotated[Query, Depends(search_query)]):
+        return service.timeline(query)
 
 
 def _year_and_era_routes(app: FastAPI, service: PosterService) -> None:

@@ -13,16 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
+
 from errors import UserError
 from search.nearest import Filters, Neighbour, PosterSearch
 from search.sheet import inside
 from search.titles import find_film
 from store.collection import PosterStore, StoredPoint
 from store.engine import StoreDamaged
+from web.overview import Overview
 from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
 
 KNOWN_VECTORS = (VECTOR_NAME, STYLE_VECTOR_NAME)
 MAX_EXAMPLES = 20  # liked + disliked posters per recommendation, each
+MAX_EXPLAIN = 24  # similarity maps per request: one forward pass each
+MAX_UPLOADS_KEPT = 16
 
 
 class NotFound(UserError):
@@ -53,6 +58,8 @@ class PosterService:
         self._lock = threading.RLock()
         self._handles: dict[str, PosterStore] = {}
         self._embedders: dict[str, object] = {"": embedder} if embedder is not None else {}  # by the spec's quantization
+        self._uploads: dict[str, np.ndarray] = {}  # recent uploads' pixels, by sha256: their similarity maps are asked for next
+        self.overview = Overview()
         self._year_model = None
         self._info: dict[str, dict] = {}
         self._era: dict[tuple, dict] = {}
@@ -144,7 +151,7 @@ class PosterService:
             if key not in self._embedders:
                 from search.nearest import image_embedder
 
-                embedder = image_embedder(store, self.weights, style=self._needs_style())
+                embedder = image_embedder(store, self.weights, style=self._needs_style(), long_lived=True)
                 embedder.load()
                 self._embedders[key] = embedder
             return self._embedders[key]
@@ -172,11 +179,83 @@ class PosterService:
 
     # --- searches -----------------------------------------------------------------------
 
-    def search_image(self, image: Path, query: Query) -> list[dict]:
+    def search_image(self, image: Path, query: Query) -> tuple[str, list[dict]]:
+        """The neighbours of an uploaded poster, and a token that names it for its similarity maps."""
+        from embedding.images import decode_poster
+
         with self._lock:
             searcher = self._searcher(query, with_model=True)
             neighbours = searcher.by_image(image, query.k, query.filters, vector_name=query.vector)
-            return self._cards(query.collection, neighbours)
+            poster = decode_poster(image)
+            self._uploads[poster.sha256] = poster.pixels  # kept for /api/explain: the file itself is gone after the request
+            while len(self._uploads) > MAX_UPLOADS_KEPT:
+                self._uploads.pop(next(iter(self._uploads)))
+            return poster.sha256, self._cards(query.collection, neighbours)
+
+    def explain(self, query: Query, ids: list[str], point_id: str | None = None, token: str | None = None) -> dict:
+        """Similarity maps (search/explain.py) of these neighbours, for a stored poster or an earlier upload."""
+        import time
+
+        from search.explain import Explainer
+        from search.nearest import Neighbour
+
+        if query.vector != VECTOR_NAME:
+            raise UserError("similarity maps exist for the vgg16 vector only: the style vector's score does not split over cells")
+        if not ids or len(ids) > MAX_EXPLAIN:
+            raise UserError(f"ask for the maps of 1 to {MAX_EXPLAIN} posters, not {len(ids)}")
+        if (point_id is None) == (token is None):
+            raise UserError("name the query: a stored poster's id, or the token of an uploaded one")
+        started = time.perf_counter()
+        with self._lock:
+            store = self.collection(query.collection)
+            explainer = Explainer(store, self.embedder(query.collection))
+            if point_id is not None:
+                vector, grid = explainer.query_from_point(self.point(query.collection, point_id))
+            elif token in self._uploads:
+                vector, grid = explainer.query_from_pixels(self._uploads[token])
+            else:
+                raise NotFound("that uploaded poster is no longer held by the server: search with it again")
+            found = {p.id: p for p in store.retrieve(ids, with_vectors=True)}
+            missing = [i for i in ids if i not in found]
+            if missing:
+                raise NotFound(f"no film with id {missing[0][:100]} in collection {query.collection!r}")
+            neighbours = [
+                Neighbour(rank, i, found[i].payload.get("title", ""), found[i].payload.get("year"), float(np.dot(vector, found[i].vector)), found[i].payload.get("file", ""))
+                for rank, i in enumerate(ids, start=1)
+            ]
+            maps = [e.as_dict() for e in explainer.neighbours(vector, grid, neighbours)]
+        return {"grid": 7, "maps": maps, "seconds": round(time.perf_counter() - started, 3)}
+
+    # --- the whole collection: map and timeline -----------------------------------------
+
+    def poster_map(self, query: Query) -> dict:
+        with self._lock:
+            self._searcher(query)  # checks collection and vector
+            result = self.overview.poster_map(self.collection(query.collection), query.vector)
+            return {"collection": query.collection, "vector": query.vector, "computed_seconds": round(result.seconds, 2), **result.as_json()}
+
+    def map_point(self, query: Query, index: int) -> dict:
+        """The poster at `index` of the map (the page asks on hover: the map itself sends no titles)."""
+        with self._lock:
+            result = self.overview.poster_map(self.collection(query.collection), query.vector)
+            if not 0 <= index < len(result.ids):
+                raise NotFound(f"the map of {query.collection!r} has {len(result.ids)} posters, no number {index}")
+            year = result.years[index]
+            pid = str(result.ids[index])
+            return {"index": index, "id": pid, "title": str(result.titles[index]), "year": None if np.isnan(year) else int(year),
+                    "poster_url": poster_url(query.collection, pid)}  # fmt: skip
+
+    def timeline(self, query: Query) -> dict:
+        with self._lock:
+            self._searcher(query)
+            steps = self.overview.timeline(self.collection(query.collection), query.vector)
+            decades = []
+            for step in steps:
+                row = step.as_dict()
+                for part in ("typical", "atypical"):
+                    row[part] = [{**p, "poster_url": poster_url(query.collection, p["id"])} for p in row[part]]
+                decades.append(row)
+            return {"collection": query.collection, "vector": query.vector, "decades": decades}
 
     def point(self, collection: str, point_id: str) -> StoredPoint:
         with self._lock:
@@ -230,7 +309,7 @@ class PosterService:
             if key not in self._embedders:  # the uploads' fp32 embedder serves when it makes what the model reads
                 shared = self._embedders.get("")
                 usable = shared is not None and not model.file.spec.quantization and (shared.style_spec is not None or not model.uses_style)
-                self._embedders[key] = shared if usable else model_embedder(model, self.weights)
+                self._embedders[key] = shared if usable else model_embedder(model, self.weights, long_lived=True)
             prediction = predict_year(image, model, self._embedders[key])
             return {**prediction.as_dict(), "vector": model.file.vector_label, "trained_on": "+".join(model.file.collections)}
 

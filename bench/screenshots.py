@@ -1,0 +1,121 @@
+"""Screenshots of the page on real posters, for docs/ (one of each view, looked at before they are kept).
+
+    .venv/bin/python bench/screenshots.py --qdrant-path STORE [--model-dir year_model] --out docs/
+
+Starts `cli.py serve` on the store, drives Debian's headless chromium (as tests/test_browser.py
+does) and writes: web-page.png (an upload's results and its predicted year), web-maps.png (a
+result's similarity map and the side-by-side view), web-poster-map.png (the poster map with a
+hover card), web-timeline.png (the era timeline). Also times the page's interactions (map
+redraw on zoom, hover, overlay toggle) in the browser and prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from common import POSTERS, ROOT, WEIGHTS  # noqa: E402  (sets sys.path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--qdrant-path", type=Path, required=True)
+    parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument("--query", type=Path, default=POSTERS / "770.jpg", help="the poster uploaded (default: Gone with the Wind)")
+    parser.add_argument("--title", default="Gone with the Wind")
+    args = parser.parse_args()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.test_browser import free_port
+
+    port = free_port()
+    command = [sys.executable, str(ROOT / "cli.py"), "serve", "--qdrant-path", str(args.qdrant_path), "--port", str(port), "--weights", str(WEIGHTS)]
+    command += ["--model-dir", str(args.model_dir)] if args.model_dir else []
+    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1000", "--no-first-run", "--disable-background-networking"):
+        options.add_argument(a)
+    browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    wait = lambda condition, timeout=300: WebDriverWait(browser, timeout, poll_frequency=0.2).until(condition)  # noqa: E731
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url + "/api/collections", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
+                time.sleep(0.3)
+        args.out.mkdir(parents=True, exist_ok=True)
+        browser.get(url + "/")
+        wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#collection option"))
+        browser.find_element(By.ID, "file").send_keys(str(args.query))
+        wait(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#grid .card")) == 12)
+        if args.model_dir:
+            wait(lambda d: "Predicted release year" in d.find_element(By.ID, "prediction").text)
+        wait(lambda d: d.find_element(By.CSS_SELECTOR, "#grid .card button.why").is_enabled())
+        browser.execute_script("window.scrollTo(0, 0)")
+        browser.save_screenshot(str(args.out / "web-page.png"))
+
+        first = browser.find_elements(By.CSS_SELECTOR, "#grid .card")
+        toggle_ms = browser.execute_script(
+            "const t = performance.now(); document.querySelector('#grid .card button.why').click(); return performance.now() - t;")
+        for card in first[1:3]:
+            card.find_element(By.CSS_SELECTOR, "button.why").click()
+        browser.execute_script("document.querySelector('#results-title').scrollIntoView()")
+        first[0].find_element(By.CSS_SELECTOR, "button.compare").click()
+        wait(lambda d: d.find_element(By.ID, "compare").get_attribute("open") is not None)
+        time.sleep(0.5)
+        browser.save_screenshot(str(args.out / "web-maps.png"))
+        browser.find_element(By.CSS_SELECTOR, "#compare form button").click()
+
+        browser.find_element(By.CSS_SELECTOR, "#map-panel summary").click()
+        wait(lambda d: "posters," in d.find_element(By.ID, "map-status").text, timeout=900)
+        status = browser.find_element(By.ID, "map-status").text
+        browser.execute_script("document.getElementById('map-panel').scrollIntoView()")
+        zoom_ms = browser.execute_script(
+            "const c = document.getElementById('map-canvas'); const t = performance.now();"
+            "for (let i = 0; i < 5; i++) c.dispatchEvent(new WheelEvent('wheel', {deltaY: -100, clientX: c.getBoundingClientRect().left + 450, clientY: c.getBoundingClientRect().top + 320, cancelable: true}));"
+            "return (performance.now() - t) / 5;")
+        browser.find_element(By.ID, "map-reset").click()
+        canvas = browser.find_element(By.ID, "map-canvas")
+        x, y = browser.execute_script("const [x, y] = screen(Math.floor(map.data.n / 3)); const c = document.getElementById('map-canvas');"
+                                      " const b = c.getBoundingClientRect(); return [x * b.width / c.width, y * b.height / c.height];")  # fmt: skip
+        t = time.perf_counter()
+        ActionChains(browser).move_to_element_with_offset(canvas, int(x - canvas.size["width"] / 2) + 1, int(y - canvas.size["height"] / 2) + 1).perform()
+        wait(lambda d: d.find_element(By.ID, "map-tip").is_displayed())
+        hover_ms = 1000 * (time.perf_counter() - t)
+        time.sleep(0.8)  # the thumbnail
+        browser.save_screenshot(str(args.out / "web-poster-map.png"))
+
+        browser.find_element(By.CSS_SELECTOR, "#era-panel summary").click()
+        wait(lambda d: d.find_elements(By.CSS_SELECTOR, ".timeline .decade"), timeout=600)
+        time.sleep(2)
+        browser.execute_script("document.querySelector('.timeline').scrollIntoView()")
+        time.sleep(1)
+        browser.save_screenshot(str(args.out / "web-timeline.png"))
+        print(f"map: {status}")
+        print(f"page interactions (in the browser): overlay toggle {toggle_ms:.1f} ms, map zoom redraw {zoom_ms:.1f} ms, "
+              f"hover to card shown {hover_ms:.0f} ms (including WebDriver's own round trips)")  # fmt: skip
+    finally:
+        browser.quit()
+        os.killpg(server.pid, signal.SIGINT)
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Why neighbours are close, and the collection at a glance (issue 21): similarity maps whose cells
+sum to the store's own scores, the poster map (cached per collection state), the era timeline and
+near-duplicates, through the library and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ingest.catalog import read_catalog
+from ingest.pipeline import ingest
+from search.explain import cell_terms, explain_search
+from search.nearest import PosterSearch
+from store.collection import PosterStore
+from store.connection import StoreLocation
+from tests.conftest import catalog_rows, generated_catalog, local_mode_folder, real_subset, run_cli
+
+
+@pytest.fixture(scope="module")
+def real_posters(era_data, tmp_path_factory):
+    """20 real posters spread over the years, with their catalog."""
+    tmp = tmp_path_factory.mktemp("explain")
+    catalog, posters = real_subset(era_data, catalog_rows(era_data[0])[::180][:20], tmp)
+    return catalog, posters, tmp
+
+
+@pytest.mark.parametrize("engine", ["edge", "local-mode"])
+def test_the_cells_of_a_map_sum_to_the_stores_own_score(real_posters, real_weights, engine, tmp_path):
+    """On real posters with the real weights, vectors stored by Keras: each map's 49 terms add up to
+    the cosine Qdrant computed (Edge, and qdrant-client's local mode), within 1e-4, both ways round."""
+    from embedding.model import Embedder
+
+    catalog, posters, _ = real_posters
+    location = StoreLocation(path=tmp_path / "edge") if engine == "edge" else local_mode_folder(tmp_path / "local")
+    with PosterStore(location) as store:
+        ingest(read_catalog(catalog, posters), posters, store, Embedder(str(real_weights)), progress=False, workers=0)
+        query = posters / sorted(p.name for p in posters.iterdir())[3]
+        from search.nearest import image_embedder
+
+        embedder = image_embedder(store, str(real_weights))
+        neighbours = PosterSearch(store, embedder).by_image(query, k=8)
+        maps = explain_search(store, query, neighbours, str(real_weights), embedder)
+    assert len(maps) == 8
+    for m in maps:
+        assert m.on_neighbour.shape == m.on_query.shape == (7, 7)
+        assert (m.on_neighbour >= 0).all() and (m.on_query >= 0).all()  # shares of the score, never negative
+        assert abs(m.on_neighbour.sum() - m.neighbour.score) < 1e-4, (m.on_neighbour.sum(), m.neighbour.score)
+        assert abs(m.on_query.sum() - m.neighbour.score) < 1e-4
+    assert len({round(float(m.on_neighbour.max() / m.total), 3) for m in maps}) > 1  # the maps differ: they say something
+
+
+def test_cell_terms_are_the_exact_split_of_the_cosine():
+    rng = np.random.default_rng(0)
+    grid = np.abs(rng.normal(size=(7, 7, 512)))
+    q = np.abs(rng.normal(size=512))
+    q /= np.linalg.norm(q)
+    mean = grid.reshape(49, 512).mean(axis=0)
+    assert np.isclose(cell_terms(q, grid).sum(), q @ (mean / np.linalg.norm(mean)), atol=1e-12)
+    hot = grid.copy()
+    hot[2, 5] *= 10  # one cell far brighter: it holds the largest share
+    assert np.unravel_index(cell_terms(q, hot).argmax(), (7, 7)) == (2, 5)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """40 generated posters over eight decades, two of them byte-identical copies, ingested (random weights)."""
+    tmp = tmp_path_factory.mktemp("overview")
+    catalog, _ = generated_catalog(tmp, 40, seed=700, start_year=1940, step=2, size=(120, 180))
+    shutil.copy(tmp / "posters" / "7.jpg", tmp / "posters" / "copy.jpg")  # the same file under another name
+    catalog.write_text(catalog.read_text() + "copy.jpg,Film 7 again,2020\n")
+    store = tmp / "store"
+    made = run_cli("ingest", "--catalog", catalog, "--posters", tmp / "posters", "--qdrant-path", store, "--weights", "random", "--rejects", tmp / "r.csv")
+    assert made.returncode == 0, made.stderr
+    return tmp, store, catalog
+
+
+def test_search_explain_writes_the_maps_and_refuses_the_style_vector(generated, tmp_path):
+    tmp, store, _ = generated
+    out = tmp_path / "why.png"
+    result = run_cli("search", "--title", "Film 3", "-k", "4", "--explain", out, "--qdrant-path", store, "--weights", "random")
+    assert result.returncode == 0, result.stderr
+    image = Image.open(out)
+    assert image.width > 5 * 200 and image.height > 2 * 300  # the query and four columns of two posters each
+    result = run_cli("search", tmp / "posters" / "5.jpg", "--explain", tmp_path / "x.png", "--qdrant-path", store, "--weights", "random")
+    assert result.returncode == 0, result.stderr
+    refused = run_cli("search", "--title", "Film 3", "--vector", "vgg16_style", "--explain", out, "--qdrant-path", store)
+    assert refused.returncode == 1 and "exist for the vgg16 vector only" in refused.stderr
+
+
+def test_the_poster_map_is_computed_once_per_collection_state(generated, tmp_path, monkeypatch):
+    from search.poster_map import poster_map
+
+    monkeypatch.setenv("POSTER_SEARCH_CACHE", str(tmp_path / "cache"))
+    tmp, store, catalog = generated
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    with PosterStore(StoreLocation(path=copy)) as db:
+        first = poster_map(db)
+        again = poster_map(db)
+    assert first.seconds > 0 and again.seconds == 0  # the second came from the cache
+    assert first.xy.shape == (41, 2) and (0 <= first.xy).all() and (first.xy <= 1).all()
+    assert np.array_equal(first.xy, again.xy) and list(first.ids) == list(again.ids)
+    assert [d["decade"] for d in first.decades] == sorted(d["decade"] for d in first.decades) and len(first.decades) == 9
+    with PosterStore(StoreLocation(path=copy)) as db:  # the collection changes: a title corrected
+        [point] = [p for p in db.points(with_vectors=False) if p.payload["title"] == "Film 1"]
+        db.overwrite_payloads([(point.id, {**point.payload, "title": "Film One"})])
+        changed = poster_map(db)
+    assert changed.seconds > 0 and changed.fingerprint != first.fingerprint and "Film One" in changed.titles
+    # neighbours stay neighbours: the identical pair sits at (nearly) the same place
+    a, b = (list(first.titles).index(t) for t in ("Film 7", "Film 7 again"))
+    spread = np.linalg.norm(first.xy[:, None] - first.xy[None], axis=-1)
+    assert spread[a, b] < np.median(spread)
+
+
+def test_map_command_writes_the_picture_and_the_coordinates(generated, tmp_path, monkeypatch):
+    monkeypatch.setenv("POSTER_SEARCH_CACHE", str(tmp_path / "cache"))
+    _, store, _ = generated
+    result = run_cli("map", "--out", tmp_path / "map.png", "--json", tmp_path / "map.json", "--qdrant-path", store)
+    assert result.returncode == 0, result.stderr
+    assert "41 posters mapped" in result.stdout and Image.open(tmp_path / "map.png").width > 500
+    data = json.loads((tmp_path / "map.json").read_text())
+    assert len(data["posters"]) == 41 and {"id", "title", "year", "x", "y"} <= set(data["posters"][0]) and data["decades"]
+    assert "from the cache" in run_cli("map", "--out", tmp_path / "map2.png", "--qdrant-path", store).stdout
+
+
+def test_the_timeline_finds_each_decades_most_and_least_typical_posters(generated):
+    from search.timeline import era_timeline
+
+    _, store, _ = generated
+    with PosterStore(StoreLocation(path=store)) as db:
+        steps = era_timeline(db, per_decade=2)
+        points = [p for p in db.points() if p.payload.get("year") is not None]
+    assert [s.decade for s in steps] == sorted(s.decade for s in steps)
+    previous = None
+    for step in steps:
+        members = [p for p in points if p.payload["year"] // 10 * 10 == step.decade]
+        vectors = np.stack([p.vector for p in members])
+        centre = vectors.mean(axis=0) / np.linalg.norm(vectors.mean(axis=0))
+        order = np.argsort(-(vectors @ centre))
+        assert [p.id for p in step.typical] == [members[i].id for i in order[:2]]
+        assert [p.id for p in step.atypical] == [members[i].id for i in order[::-1][:2]]
+        assert step.posters == len(members) and abs(step.cohesion - float((vectors @ centre).mean())) < 1e-5
+        assert (step.moved is None) == (previous is None)
+        if previous is not None:
+            assert abs(step.moved - float(1 - centre @ previous)) < 1e-5
+        previous = centre
+
+
+def test_era_timeline_command(generated, tmp_path):
+    _, store, _ = generated
+    result = run_cli("era", "-k", "2", "--timeline", tmp_path / "timeline.png", "--qdrant-path", store)
+    assert result.returncode == 0, result.stderr
+    assert "most typical" in result.stdout and "1940s" in result.stdout and Image.open(tmp_path / "timeline.png").height > 300
+
+
+def test_near_duplicates_are_every_pair_above_the_threshold_exactly(generated):
+    from search.duplicates import near_duplicates
+
+    _, store, _ = generated
+    with PosterStore(StoreLocation(path=store)) as db:
+        points = list(db.points())
+        for threshold in (0.999, 0.98):
+            pairs = near_duplicates(db, threshold)
+            vectors = np.stack([p.vector for p in points])
+            sims = vectors @ vectors.T
+            expected = {tuple(sorted((points[i].id, points[j].id))) for i in range(len(points)) for j in range(i + 1, len(points)) if sims[i, j] >= threshold}
+            assert {(p.a.id, p.b.id) for p in pairs} == expected  # exact: none missed, none extra
+    with PosterStore(StoreLocation(path=store)) as db:
+        [identical] = [p for p in near_duplicates(db, 0.999) if p.identical]
+    assert {identical.a.title, identical.b.title} == {"Film 7", "Film 7 again"} and identical.score > 0.9999
+    shown = run_cli("duplicates", "--threshold", "0.999", "--qdrant-path", store)
+    assert shown.returncode == 0 and "Film 7 again" in shown.stdout and "=" in shown.stdout
