@@ -290,8 +290,8 @@ def search(
             from search.nearest import image_embedder
 
             embedder = image_embedder(store, weights, style=vector != "vgg16")
-            neighbours = PosterSearch(store, embedder).by_image(image, k, filters, vector_name=vector)
-            query, searched = {"image": str(image)}, image
+            neighbours, searched = PosterSearch(store, embedder).by_image_query(image, k, filters, vector_name=vector)
+            query = {"image": str(image)}
         else:
             from search.titles import find_film
 

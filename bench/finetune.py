@@ -124,12 +124,16 @@ def load_cache(folder: Path, layer: str) -> tuple[np.ndarray, list[dict]]:
 VARIANTS = {"block5": ("block4_pool", ("block5_conv1", "block5_conv2", "block5_conv3")), "conv3": ("block5_conv2", ("block5_conv3",))}
 
 
-def split_rows(keys: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    """The product's content split (regression.dataset), and a validation part of the fitting posters."""
+def split_rows(keys: np.ndarray, seed: int, trained: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The product's content split (regression.dataset), and a validation part of the fitting posters.
+    `trained`: which rows' collections are trained on (the others are only tested: the
+    cross-collection direction); every row's side of the split stays what it is with all of them."""
     from regression.dataset import calibration_split, content_fraction, content_split
     from regression.train import CALIBRATION_SHARE
 
     train, test = content_split(keys, 0.2, seed)
+    if trained is not None:
+        train = train[trained[train]]
     fit_rows, calibration_rows = calibration_split(keys[train], CALIBRATION_SHARE, seed)
     fit, calibration = train[fit_rows], train[calibration_rows]
     is_val = content_fraction(keys[fit], f"validation-{seed}") < 0.1
@@ -185,7 +189,7 @@ def build_model(variant: str, weights: str, head=None, bf16: bool = False):
     return keras.Model(inputs, head(keras.layers.UnitNormalization(name="l2")(pooled))), pool_model
 
 
-def train_variant(variant: str, caches: list[Path], seed: int, weights: str, epochs: int, learning_rate: float, batch: int, bf16: bool = True) -> dict:
+def train_variant(variant: str, caches: list[Path], seed: int, weights: str, epochs: int, learning_rate: float, batch: int, bf16: bool = True, train_on: list[str] | None = None) -> dict:
     """One fine-tuning run: warm head on the frozen block 5, then block 5 and head together."""
     from embedding.model import import_keras
     from regression.config import HeadConfig
@@ -199,7 +203,7 @@ def train_variant(variant: str, caches: list[Path], seed: int, weights: str, epo
     keys = np.array([f["sha256"] for f in films])
     years = np.array([float(f["year"]) for f in films])
     collections = np.array([f["collection"] for f in films])
-    rows = split_rows(keys, seed)
+    rows = split_rows(keys, seed, None if not train_on else np.isin(collections, train_on))
     config = HeadConfig(members=1, patience=15, epochs=300, batch_size=128)
     head_fit = rows["fit"]  # never the validation part that stops stage 2, nor calibration or test posters
     centres = bin_centres(years[head_fit], config.bin_width)  # as train_head makes them: the member's softmax is over these
@@ -240,7 +244,7 @@ def train_variant(variant: str, caches: list[Path], seed: int, weights: str, epo
     probabilities = np.concatenate([model.predict(x, verbose=0) for x, _ in Batches(maps, np.arange(len(maps)), labels, 64, seed, False).epoch()])
     outputs = _distribution_outputs(probabilities, centres)
     return {
-        "variant": variant, "seed": seed, "n": len(films), "history": history, "timings": timings, "bf16": bf16,
+        "variant": variant, "seed": seed, "n": len(films), "train_on": train_on or [c.name for c in caches], "history": history, "timings": timings, "bf16": bf16,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "results": {**warm, f"fine-tuned ({variant})": _score(outputs, rows, years, collections)},
     }  # fmt: skip
@@ -311,6 +315,7 @@ def main() -> None:
     run.add_argument("--batch-size", type=int, default=32)
     run.add_argument("--results", type=Path, required=True)
     run.add_argument("--weights", default=str(WEIGHTS))
+    run.add_argument("--train-on", nargs="+", help="train on these collections only, test on all (the cross-collection direction; not for 'frozen')")
     run.add_argument("--fp32", action="store_true", help="train block 5 in fp32 (default: bfloat16 mixed precision)")
     table = sub.add_parser("table")
     table.add_argument("--results", type=Path, required=True)
@@ -319,16 +324,19 @@ def main() -> None:
         build_cache(args.collection, args.out, args.weights)
     elif args.command == "run":
         results = json.loads(args.results.read_text()) if args.results.is_file() else []
-        done = {(r["variant"], r["seed"]) for r in results}
+        trained_on = sorted(args.train_on or [c.name for c in args.caches])
+        done = {(r["variant"], r["seed"], tuple(sorted(r.get("train_on", trained_on)))) for r in results}
         for seed in args.seeds:
             for variant in args.variants:
-                if (variant, seed) in done:
+                if (variant, seed, tuple(trained_on)) in done:
                     continue  # resumable: a finished run is kept, an interrupted one is run again
                 started = time.perf_counter()
                 if variant == "frozen":
+                    if args.train_on:
+                        raise SystemExit("--train-on: the frozen default is trained on every cache; each fine-tuning run reports its own frozen warm start")
                     result = {"variant": "frozen", "seed": seed, "results": {"frozen default (bins, both vectors)": frozen_default(args.qdrant_path, [c.name for c in args.caches], seed)}}
                 else:
-                    result = train_variant(variant, args.caches, seed, args.weights, args.epochs, args.learning_rate, args.batch_size, not args.fp32)
+                    result = train_variant(variant, args.caches, seed, args.weights, args.epochs, args.learning_rate, args.batch_size, not args.fp32, args.train_on)
                 result["seconds"] = time.perf_counter() - started
                 results.append(result)
                 args.results.write_text(json.dumps(results, indent=1))
@@ -340,8 +348,12 @@ def main() -> None:
 def results_table(results: list[dict]) -> str:
     """Mean and spread over seeds of every model, per collection: MAE, bias, coverage; then by decade."""
     models: dict[str, dict[str, list[dict]]] = {}
+    everything = sorted({c for run in results for per in run["results"].values() for c in per})
     for run in results:
+        trained_on = sorted(run.get("train_on", everything))
+        suffix = "" if trained_on == everything else f", trained on {' + '.join(trained_on)} only"
         for model, per_collection in run["results"].items():
+            model += suffix
             for collection, scores in per_collection.items():
                 models.setdefault(model, {}).setdefault(collection, []).append(scores)
     collections = sorted({c for m in models.values() for c in m})

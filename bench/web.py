@@ -3,7 +3,8 @@
     .venv/bin/python bench/web.py [--qdrant-path qdrant_data] [--collection posters] [-n 50] [-k 12]
 
 Measures, warm (after the first image search has loaded VGG16): search by image upload, by
-stored id, by title, recommend, a poster file and the page; and cold: how soon the server answers
+stored id, by title, recommend, a poster file, the page, the poster map, a map hover, the era
+timeline and the similarity maps of a search's results; and cold: how soon the server answers
 after it starts, the first image search (which loads the model) and the first era figures. The store is the one
 `python cli.py ingest` made (the README's quick start); uploads are posters of the shared data.
 """
@@ -17,7 +18,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from common import POSTERS, ROOT, WEIGHTS, percentiles, require_data  # noqa: E402  (sets sys.path)
 from common import timed as timed_calls  # noqa: E402
@@ -54,8 +57,14 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, str(ROOT / "cli.py"), "serve", "--qdrant-path", args.qdrant_path, "--collection", args.collection,
                "--port", str(port), "--weights", args.weights]
+    # a fresh cache for the poster map (its first request computes it), the ONNX models of the usual one
+    from embedding.onnx_cache import CACHE_ENV, cache_dir
+
+    fresh = Path(tempfile.mkdtemp(prefix="bench-web-cache-"))
+    (cache_dir() / "models").mkdir(parents=True, exist_ok=True)
+    (fresh / "models").symlink_to(cache_dir() / "models")
     started = time.perf_counter()
-    server = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    server = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True, env={**os.environ, CACHE_ENV: str(fresh)})
     try:
         with httpx.Client(base_url=url, timeout=120) as client:
             while True:
@@ -94,6 +103,17 @@ def main() -> None:
             page = timed(lambda _: client.get("/"), range(args.n))
             era_first = timed(lambda _: client.get("/api/era", params={"collection": args.collection, "k": 3}), range(1))[0]
             era_cached = timed(lambda _: client.get("/api/era", params={"collection": args.collection, "k": 3}), range(args.n))
+            # the collection-wide views and the similarity maps (issue 21)
+            where = {"collection": args.collection}
+            map_first = timed(lambda _: client.get("/api/map", params=where), range(1))[0]
+            map_body = client.get("/api/map", params=where, headers={"Accept-Encoding": "gzip"})
+            map_cached = timed(lambda _: client.get("/api/map", params=where), range(10))
+            hover = timed(lambda i: client.get(f"/api/map/{(i * 7919) % info['count']}", params=where), range(args.n))
+            timeline_first = timed(lambda _: client.get("/api/timeline", params=where), range(1))[0]
+            timeline_cached = timed(lambda _: client.get("/api/timeline", params=where), range(10))
+            searches = [client.get(f"/api/search/id/{i}", params=params).json() for i in ids[:10]]
+            maps = timed(lambda s: client.post("/api/explain", json={**where, "query_id": s["query"]["id"], "ids": [r["id"] for r in s["results"]]}), searches)
+            one_map = timed(lambda s: client.post("/api/explain", json={**where, "query_id": s["query"]["id"], "ids": [s["results"][0]["id"]]}), searches)
     finally:
         os.killpg(server.pid, signal.SIGINT)
         server.wait(timeout=30)
@@ -107,6 +127,12 @@ def main() -> None:
     print(f"  recommend (2 liked, 1 disliked)  {summary(recommend)}")
     print(f"  poster file                      {summary(poster)}")
     print(f"  the page (index.html)            {summary(page)}")
+    print(f"  poster map, first (t-SNE, or the disk cache) {map_first:6.2f} s; then {summary(map_cached)}; "
+          f"{len(map_body.content) / 1e3:.0f} kB sent ({map_body.headers.get('content-encoding', 'identity')})")
+    print(f"  map hover (one poster's title)   {summary(hover)}")
+    print(f"  era timeline, first {timeline_first:6.2f} s; then {summary(timeline_cached)}")
+    print(f"  similarity maps of a search's {args.k} results (one request) {summary(maps)}")
+    print(f"  similarity map of one result     {summary(one_map)}")
     print(f"  era figures, first (k=3, 1,000 sampled posters) {era_first:6.2f} s; then cached: {summary(era_cached)}")
 
 

@@ -135,6 +135,12 @@ class OnnxEmbedder:
             return np.zeros((0, self.spec.dim), dtype=np.float32)
         return self.embed_pixels(np.stack(pixels))
 
+    def embed_with_grid(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The `vgg16` vectors and their block5_pool grids, from one forward pass (a query that
+        may ask for its similarity maps next)."""
+        pooled, grid = self.outputs(pixels, [POOLED, GRID])
+        return normalise(pooled), grid
+
     def grids(self, pixels: np.ndarray) -> np.ndarray:
         """(n, 7, 7, 512) block5_pool features: the grid the stored `vgg16` vector averages."""
         return self.outputs(pixels, [GRID])[0]

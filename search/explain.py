@@ -25,6 +25,7 @@ map needs one forward pass over the neighbour's poster file, on the runtime the 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ import numpy as np
 
 from embedding.images import ImageError, decode_poster
 from errors import UserError
-from search.nearest import Neighbour
+from search.nearest import ImageQuery, Neighbour
 from search.sheet import inside
 from store.collection import PosterStore, StoredPoint
 from store.schema import VECTOR_NAME
@@ -83,11 +84,31 @@ def explain(
     ]
 
 
+class GridCache:
+    """The grids of stored posters explained recently (100 KB each), by poster file: a page asks for
+    one card's map, then another of the same search, and each grid costs a forward pass."""
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self._grids: OrderedDict[tuple, np.ndarray] = OrderedDict()
+
+    def get(self, key: tuple) -> np.ndarray | None:
+        if key in self._grids:
+            self._grids.move_to_end(key)
+        return self._grids.get(key)
+
+    def put(self, key: tuple, grid: np.ndarray) -> None:
+        self._grids[key] = grid
+        self._grids.move_to_end(key)
+        while len(self._grids) > self.size:
+            self._grids.popitem(last=False)
+
+
 class Explainer:
     """Maps for searches of one collection: grids from the poster files, on the queries' embedder."""
 
-    def __init__(self, store: PosterStore, embedder):
-        self.store, self.embedder = store, embedder
+    def __init__(self, store: PosterStore, embedder, cache: GridCache | None = None):
+        self.store, self.embedder, self.cache = store, embedder, cache
         if not hasattr(embedder, "grids"):
             raise UserError("similarity maps need the ONNX Runtime embedder (search.nearest.image_embedder)")
 
@@ -96,10 +117,9 @@ class Explainer:
         return self.query_from_pixels(decode_poster(image).pixels)
 
     def query_from_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(vector, grid) of a decoded query poster (224 x 224 x 3 uint8): the vector is the grid's normalised mean."""
-        grid = self.embedder.grids(pixels[None])[0]
-        mean = grid.reshape(-1, grid.shape[-1]).mean(axis=0)
-        return (mean / max(np.linalg.norm(mean), 1e-12)).astype(np.float32), grid
+        """(vector, grid) of a decoded query poster (224 x 224 x 3 uint8), from one forward pass."""
+        [vector], [grid] = self.embedder.embed_with_grid(pixels[None])
+        return vector, grid
 
     def query_from_point(self, point: StoredPoint) -> tuple[np.ndarray, np.ndarray]:
         """(stored vector, grid from its poster file) of a stored film as the query."""
@@ -118,25 +138,56 @@ class Explainer:
         return explain(query_vector, query_grid, neighbours, grids, [stored[n.id] for n in neighbours])
 
     def _grids(self, files: list[str]) -> np.ndarray:
+        """The grids of these stored posters: from the cache, the others in one batch."""
+        paths = [self._path(file) for file in files]
+        keys = [_file_key(path) for path in paths]
+        known = {key: grid for key in keys if self.cache is not None and (grid := self.cache.get(key)) is not None}
+        missing = {key: path for key, path in zip(keys, paths) if key not in known}
+        if missing:
+            for key, grid in zip(missing, self.embedder.grids(np.stack([_pixels(path) for path in missing.values()]))):
+                known[key] = grid
+                if self.cache is not None:
+                    self.cache.put(key, grid)
+        return np.stack([known[key] for key in keys])
+
+    def _path(self, file: str) -> Path:
         folder = self.store.posters_dir()
         if folder is None or not Path(folder).is_dir():
             raise UserError(f"similarity maps need the posters: the folder collection '{self.store.collection}' records ({folder}) is not here")
-        pixels = []
-        for file in files:
-            path = inside(Path(folder), file)
-            if path is None:
-                raise UserError(f"the poster file {file[:100]!r} is not in the collection's posters folder")
-            try:
-                pixels.append(decode_poster(path).pixels)
-            except ImageError as e:
-                raise UserError(f"cannot draw the similarity map: {e}") from None
-        return self.embedder.grids(np.stack(pixels))
+        path = inside(Path(folder), file)
+        if path is None:
+            raise UserError(f"the poster file {file[:100]!r} is not in the collection's posters folder")
+        return path
+
+
+def _file_key(path: Path) -> tuple:
+    """A poster file as the grid cache knows it: a file replaced since has another key."""
+    try:
+        stat = path.stat()
+    except OSError as e:
+        raise UserError(f"cannot draw the similarity map: {path.name}: {e.strerror or e}") from None
+    return (str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def _pixels(path: Path) -> np.ndarray:
+    try:
+        return decode_poster(path).pixels
+    except ImageError as e:
+        raise UserError(f"cannot draw the similarity map: {e}") from None
 
 
 def explain_search(store: PosterStore, query, neighbours: list[Neighbour], weights: str | None = None, embedder=None) -> list[Explanation]:
-    """The maps of a search's neighbours; `query` is the image searched with, or the stored film (StoredPoint)."""
+    """The maps of a search's neighbours; `query` is the stored film (StoredPoint), the image
+    query as searched (ImageQuery: no second forward pass), or any image."""
     from search.nearest import image_embedder
 
     explainer = Explainer(store, embedder or image_embedder(store, weights))
-    vector, grid = explainer.query_from_point(query) if isinstance(query, StoredPoint) else explainer.query_from_image(query)
+    if isinstance(query, StoredPoint):
+        vector, grid = explainer.query_from_point(query)
+    elif isinstance(query, ImageQuery):
+        if query.grid is None:
+            raise UserError("this search kept no 7x7 grid of its query: similarity maps are for the vgg16 vector only")
+        vector, grid = query.vector, query.grid
+    else:
+        vector, grid = explainer.query_from_image(query)
     return explainer.neighbours(vector, grid, neighbours)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
 from errors import UserError
 from search.poster_map import PosterMap
-from search.sheet import fit_text, inside, load_image
+from search.sheet import caption_font, fit_text, inside, load_image
 from search.timeline import DecadeStep
 
 THUMB = (96, 144)
@@ -57,7 +57,7 @@ def timeline_figure(steps: list[DecadeStep], posters_dir: Path | None, out: Path
     width = label_width + 2 * per * (THUMB[0] + gap) + 3 * gap
     sheet = Image.new("RGB", (width, 40 + row_height * len(steps)), "white")
     draw = ImageDraw.Draw(sheet)
-    font, bold = ImageFont.load_default(size=12), ImageFont.load_default(size=15)
+    font, bold = caption_font(11), caption_font(14, bold=True)
     draw.text((gap, 10), f"{title}: most typical posters of each decade (nearest its centre) | least typical (farthest)", fill="black", font=bold)
     for r, step in enumerate(steps):
         y = 40 + r * row_height

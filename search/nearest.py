@@ -54,6 +54,16 @@ class Filters:
         return {"year_min": self.year_min, "year_max": self.year_max, "genre": self.genre or None}
 
 
+@dataclass(frozen=True)
+class ImageQuery:
+    """An image query as embedded: its vector, its file's sha256 and, for `vgg16` on ONNX Runtime,
+    its 7x7 block5_pool grid, which its similarity maps need (search/explain.py)."""
+
+    vector: np.ndarray
+    sha256: str
+    grid: np.ndarray | None = None
+
+
 class PosterSearch:
     """Queries one store. The embedder is only needed to search by a new image."""
 
@@ -64,6 +74,12 @@ class PosterSearch:
 
     def by_image(self, image: ImageSource, k: int = 3, filters: Filters = Filters(), vector_name: str = VECTOR_NAME) -> list[Neighbour]:
         """The k stored films whose posters are most similar to `image` (path, PIL image or array)."""
+        return self.by_image_query(image, k, filters, vector_name)[0]
+
+    def by_image_query(
+        self, image: ImageSource, k: int = 3, filters: Filters = Filters(), vector_name: str = VECTOR_NAME
+    ) -> tuple[list[Neighbour], ImageQuery]:
+        """by_image, and the query as embedded (with its grid for similarity maps, from the same forward pass)."""
         _check_k(k)
         filters.check()
         if self.embedder is None:
@@ -74,9 +90,13 @@ class PosterSearch:
                 raise UserError(f"searching by '{vector_name}' needs an embedder made with style=True")
             self.store.check_spec(self.embedder.style_spec, vector_name)
         poster = decode_poster(image)
-        base, style = self.embedder.embed_both(poster.pixels[None])
-        vector = base[0] if vector_name == VECTOR_NAME else style[0]
-        return self.by_vector(vector, k, filters, exclude_sha256=poster.sha256, vector_name=vector_name)
+        grid = None
+        if vector_name == VECTOR_NAME and hasattr(self.embedder, "embed_with_grid"):
+            [vector], [grid] = self.embedder.embed_with_grid(poster.pixels[None])
+        else:
+            base, style = self.embedder.embed_both(poster.pixels[None])
+            vector = base[0] if vector_name == VECTOR_NAME else style[0]
+        return self.by_vector(vector, k, filters, exclude_sha256=poster.sha256, vector_name=vector_name), ImageQuery(vector, poster.sha256, grid)
 
     def by_point(self, point: StoredPoint, k: int = 3, filters: Filters = Filters(), vector_name: str = VECTOR_NAME) -> list[Neighbour]:
         """Neighbours of a stored film, from its stored vector: no model, no TensorFlow."""

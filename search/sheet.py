@@ -3,6 +3,7 @@ score under each) and the similarity maps (search/explain.py) drawn over both po
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,17 @@ if TYPE_CHECKING:
 TILE = (200, 300)  # posters are about 2:3
 CAPTION_HEIGHT = 54
 GAP = 12
+
+
+def caption_font(size: int, bold: bool = False) -> ImageFont.ImageFont:
+    """DejaVu Sans, which matplotlib (a dependency) ships: it draws the accents and scripts of titles
+    from anywhere (Pillow's own font lacks many); Pillow's font where it is not found."""
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(spec.submodule_search_locations[0]) / "mpl-data" / "fonts" / "ttf" / f"DejaVuSans{'-Bold' if bold else ''}.ttf"
+        if path.is_file():
+            return ImageFont.truetype(str(path), size)
+    return ImageFont.load_default(size=size)
 
 
 def check_sheet_path(out: Path, option: str = "--sheet") -> None:
@@ -72,7 +84,7 @@ def contact_sheet(query: ImageSource, query_caption: str, neighbours: list[Neigh
     width = len(tiles) * (TILE[0] + GAP) + GAP
     sheet = Image.new("RGB", (width, TILE[1] + CAPTION_HEIGHT + 2 * GAP), "white")
     draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default(size=13)
+    font = caption_font(12)
     for i, (image, lines) in enumerate(tiles):
         x = GAP + i * (TILE[0] + GAP)
         if image is None:
@@ -110,12 +122,13 @@ def maps_sheet(query: ImageSource, query_caption: str, explanations: "list[Expla
     """One PNG: the query, then per neighbour a column with the neighbour's map (top) and the
     query's map for that neighbour (below); each caption says how much of its score the brightest cell holds."""
     query_image = load_image(query)
-    font = ImageFont.load_default(size=13)
+    font = caption_font(12)
     width = (len(explanations) + 1) * (TILE[0] + GAP) + GAP
     height = 2 * (TILE[1] + GAP) + CAPTION_HEIGHT + 2 * GAP + 20
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
-    draw.text((GAP, height - 18), "where each score comes from: its share in each cell of VGG16's 7x7 grid, from the map's smallest share (clear) to its largest (bright)", fill="black", font=font)
+    legend = "where each score comes from: its share in each cell of VGG16's 7x7 grid, from the map's smallest share (clear) to its largest (bright)"
+    draw.text((GAP, height - 18), fit_text(draw, legend, font, width - 2 * GAP), fill="black", font=font)
     _tile(sheet, draw, query_image, None, GAP, GAP, font)
     draw.text((GAP, GAP + TILE[1] + 6), "query", fill="black", font=font)
     draw.text((GAP, GAP + TILE[1] + 24), fit_text(draw, query_caption, font, TILE[0]), fill="black", font=font)
@@ -125,7 +138,7 @@ def maps_sheet(query: ImageSource, query_caption: str, explanations: "list[Expla
         _tile(sheet, draw, load_image(inside(posters_dir, n.file)), e.on_neighbour, x, GAP, font)
         _tile(sheet, draw, query_image, e.on_query, x, 2 * GAP + TILE[1] + CAPTION_HEIGHT, font)
         top = float(e.on_neighbour.max() / max(e.total, 1e-12))
-        lines = [f"{n.rank}. {n.title}", f"{n.year if n.year is not None else '?'} · similarity {n.score:.3f} · top cell {top:.0%}"]
+        lines = [f"{n.rank}. {n.title}", f"{n.year if n.year is not None else '?'} · similarity {n.score:.3f}", f"brightest cell: {top:.1%} of it"]
         for j, line in enumerate(lines):
             draw.text((x, GAP + TILE[1] + 6 + j * 18), fit_text(draw, line, font, TILE[0]), fill="black", font=font)
         draw.text((x, 2 * GAP + 2 * TILE[1] + CAPTION_HEIGHT + 4), "the query, seen from it", fill="#555", font=font)

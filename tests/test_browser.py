@@ -27,6 +27,7 @@ ARTEFACTS = ROOT / "results" / "browser"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 CHROMEDRIVER = shutil.which("chromedriver")
 N = 30  # posters in the store
+HOSTILE_TITLE = '<img src=x onerror="window.pwned=1">Film 29<script>window.pwned=2</script>'
 
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER),
@@ -46,6 +47,7 @@ def server(tmp_path_factory):
     127.0.0.1 and a free port: made with the CLI, as a user would (seeded random VGG16 weights)."""
     tmp = tmp_path_factory.mktemp("browser")
     rows = [[f"{i}.jpg", f"Film {i}", 1940 + 3 * i, ["Drama", "Comedy", "Horror"][i % 3]] for i in range(N)]
+    rows[-1][1] = HOSTILE_TITLE  # a catalog may hold anything: the page must show it as text
     for i in range(N):
         make_poster(tmp / "posters" / f"{i}.jpg", seed=500 + i, size=(200, 300))
     catalog = write_csv(tmp / "movies.csv", ["filename", "title", "release_year", "genre"], rows)
@@ -228,6 +230,25 @@ def test_other_commands_say_the_store_is_in_use_while_serving(server):
     assert len(result.stderr.strip().splitlines()) == 1 and "in use by another process" in result.stderr
 
 
+def test_a_title_holding_html_is_shown_as_text_and_never_run(server, browser):
+    """The stored titles come from a catalog: one holding markup is drawn as its characters on a
+    card, and neither its image handler nor its script runs (text, never HTML; and the page's CSP)."""
+    from selenium.webdriver.common.by import By
+
+    url, _, _ = server
+    browser.get(url + "/")
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#collection option"), what="the collection list")
+    k = browser.find_element(By.ID, "k")
+    k.clear()
+    k.send_keys(str(N - 1))  # every other poster: the hostile one among them
+    browser.find_element(By.ID, "title").send_keys("Film 3")
+    browser.find_element(By.CSS_SELECTOR, "#title-form button").click()
+    wait_for(browser, lambda d: len(cards(d)) == N - 1, what="all the other posters")
+    titles = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#grid .card .t")]
+    assert HOSTILE_TITLE in titles
+    assert browser.execute_script("return window.pwned === undefined && !document.querySelector('img[src=\"x\"]') && !document.querySelector('#grid script')")
+
+
 def test_similarity_maps_the_poster_map_and_the_timeline(server, browser):
     """Issue 21 in the page: a card's map over its poster and the side-by-side view; the poster map
     draws every poster, hover names one, a click searches by it, the year filter dims the rest; the
@@ -241,10 +262,10 @@ def test_similarity_maps_the_poster_map_and_the_timeline(server, browser):
     browser.find_element(By.ID, "title").send_keys("Film 3")
     browser.find_element(By.CSS_SELECTOR, "#title-form button").click()
     wait_for(browser, lambda d: len(cards(d)) == 12, what="title search results")
-    wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#grid .card button.why").is_enabled(), timeout=120, what="the similarity maps")
+    wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#grid .card button.why").is_enabled(), what="the Why? buttons")
     first = cards(browser)[0]
-    first.find_element(By.CSS_SELECTOR, "button.why").click()
-    heat = first.find_elements(By.CSS_SELECTOR, ".open canvas.heat")
+    first.find_element(By.CSS_SELECTOR, "button.why").click()  # computed now: one forward pass over this card's poster
+    heat = wait_for(browser, lambda d: first.find_elements(By.CSS_SELECTOR, ".open canvas.heat"), timeout=120, what="the card's similarity map")
     assert heat and heat[0].get_attribute("width") == "7" and heat[0].size["height"] > 100  # 7x7 cells over the whole poster
     first.find_element(By.CSS_SELECTOR, "button.compare").click()
     wait_for(browser, lambda d: d.find_element(By.ID, "compare").get_attribute("open") is not None, what="the side-by-side view")

@@ -44,6 +44,10 @@ def test_the_cells_of_a_map_sum_to_the_stores_own_score(real_posters, real_weigh
         embedder = image_embedder(store, str(real_weights))
         neighbours = PosterSearch(store, embedder).by_image(query, k=8)
         maps = explain_search(store, query, neighbours, str(real_weights), embedder)
+        again, asked = PosterSearch(store, embedder).by_image_query(query, k=8)  # the grid from the search's own pass
+        from_search = explain_search(store, asked, again, str(real_weights), embedder)
+    assert again == neighbours and asked.grid is not None
+    assert all(np.allclose(a.on_query, b.on_query, atol=1e-6) and np.allclose(a.on_neighbour, b.on_neighbour, atol=1e-6) for a, b in zip(maps, from_search))
     assert len(maps) == 8
     for m in maps:
         assert m.on_neighbour.shape == m.on_query.shape == (7, 7)
@@ -51,6 +55,32 @@ def test_the_cells_of_a_map_sum_to_the_stores_own_score(real_posters, real_weigh
         assert abs(m.on_neighbour.sum() - m.neighbour.score) < 1e-4, (m.on_neighbour.sum(), m.neighbour.score)
         assert abs(m.on_query.sum() - m.neighbour.score) < 1e-4
     assert len({round(float(m.on_neighbour.max() / m.total), 3) for m in maps}) > 1  # the maps differ: they say something
+
+
+def test_a_cached_grid_is_never_that_of_a_replaced_poster_file(generated, tmp_path):
+    """The server keeps recent grids (one forward pass each); a poster file replaced since is read again."""
+    from search.explain import Explainer, GridCache
+    from search.nearest import image_embedder
+    from search.titles import find_film
+
+    tmp, store_folder, _ = generated
+    posters = tmp_path / "posters"
+    shutil.copytree(tmp / "posters", posters)
+    with PosterStore(StoreLocation(path=store_folder)) as store:
+        embedder = image_embedder(store, "random")
+        query = find_film(store, title="Film 3")
+        neighbours = PosterSearch(store).by_point(query, k=2)
+        store.posters_dir = lambda: posters  # this test's copy of the folder, which it may change
+        cache = GridCache()
+        explainer = Explainer(store, embedder, cache)
+        vector, grid = explainer.query_from_point(query)
+        before = explainer.neighbours(vector, grid, neighbours)[0].on_neighbour
+        assert np.array_equal(explainer.neighbours(vector, grid, neighbours)[0].on_neighbour, before)  # from the cache
+        replaced = posters / neighbours[0].file
+        Image.open(posters / "20.jpg").save(replaced)  # another image under the same name
+        after = explainer.neighbours(vector, grid, neighbours)[0].on_neighbour
+        fresh = Explainer(store, embedder).neighbours(vector, grid, neighbours)[0].on_neighbour
+    assert not np.allclose(after, before) and np.allclose(after, fresh, atol=1e-6)
 
 
 def test_cell_terms_are_the_exact_split_of_the_cosine():
@@ -141,13 +171,28 @@ def test_the_timeline_finds_each_decades_most_and_least_typical_posters(generate
         vectors = np.stack([p.vector for p in members])
         centre = vectors.mean(axis=0) / np.linalg.norm(vectors.mean(axis=0))
         order = np.argsort(-(vectors @ centre))
-        assert [p.id for p in step.typical] == [members[i].id for i in order[:2]]
-        assert [p.id for p in step.atypical] == [members[i].id for i in order[::-1][:2]]
+        shown = min(2, (len(members) + 1) // 2)  # a decade of 3 shows 2 typical and 1 least typical poster
+        assert [p.id for p in step.typical] == [members[i].id for i in order[:shown]]
+        assert [p.id for p in step.atypical] == [members[i].id for i in order[::-1][: min(2, len(members) - shown)]]
         assert step.posters == len(members) and abs(step.cohesion - float((vectors @ centre).mean())) < 1e-5
         assert (step.moved is None) == (previous is None)
         if previous is not None:
             assert abs(step.moved - float(1 - centre @ previous)) < 1e-5
         previous = centre
+
+
+def test_a_small_decade_shows_each_poster_once(generated):
+    """Three of each kind asked for: a decade of fewer than six shows each of its posters once, the
+    more typical half (rounded up) as typical; a larger one three and three, never one twice."""
+    from search.timeline import era_timeline
+
+    _, store, _ = generated
+    with PosterStore(StoreLocation(path=store)) as db:
+        steps = era_timeline(db, per_decade=3)
+    assert min(s.posters for s in steps) < 6 <= max(s.posters for s in steps)
+    for step in steps:
+        shown = [p.id for p in step.typical + step.atypical]
+        assert len(step.typical) == min(3, (step.posters + 1) // 2) and len(shown) == len(set(shown)) == min(6, step.posters)
 
 
 def test_era_timeline_command(generated, tmp_path):

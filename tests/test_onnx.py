@@ -235,6 +235,10 @@ def test_query_commands_and_functions_import_no_tensorflow(served_store):
         "search IMAGE": cli.format(args=["search", image, "--qdrant-path", str(store), "--weights", "random"]),
         "search IMAGE --vector vgg16_style": cli.format(args=["search", image, "--vector", "vgg16_style", "--qdrant-path", str(store), "--weights", "random"]),
         "predict-year": cli.format(args=["predict-year", image, "--model-dir", str(model), "--weights", "random"]),
+        "search IMAGE --explain": cli.format(args=["search", image, "--explain", str(store.parent / "why.png"), "--qdrant-path", str(store), "--weights", "random"]),
+        "map": cli.format(args=["map", "--out", str(store.parent / "map.png"), "--qdrant-path", str(store)]),
+        "era --timeline": cli.format(args=["era", "--timeline", str(store.parent / "timeline.png"), "--qdrant-path", str(store)]),
+        "duplicates": cli.format(args=["duplicates", "--qdrant-path", str(store)]),
         "nearest()": f"from search import nearest\nfrom store.connection import StoreLocation\n"
         f"assert len(nearest({image!r}, 3, location=StoreLocation(path={str(store)!r}), weights='random')) == 3",
         "predict_year()": f"from regression.model_file import YearModel\nfrom regression.predict import model_embedder, predict_year\n"
@@ -246,8 +250,8 @@ def test_query_commands_and_functions_import_no_tensorflow(served_store):
 
 
 def test_serve_answers_uploads_recommend_and_years_without_tensorflow(served_store, tmp_path):
-    """The real server process: after an upload search, a recommendation and a year prediction,
-    no TensorFlow library is mapped into it."""
+    """The real server process: after an upload search, a recommendation, a year prediction, the
+    upload's similarity maps and the poster map, no TensorFlow library is mapped into it."""
     from tests.test_browser import free_port
 
     store, posters, model = served_store
@@ -276,6 +280,10 @@ def test_serve_answers_uploads_recommend_and_years_without_tensorflow(served_sto
         assert recommended["results"]
         year = json.loads(urllib.request.urlopen(urllib.request.Request(url + "/api/predict-year", upload[0], upload[1]), timeout=120).read())
         assert 1800 < year["year"] < 2100
+        body = json.dumps({"ids": ids[:2], "query_token": found["query"]["token"]}).encode()
+        explained = json.loads(urllib.request.urlopen(urllib.request.Request(url + "/api/explain", body, {"Content-Type": "application/json"}), timeout=120).read())
+        assert len(explained["maps"]) == 2
+        assert json.loads(urllib.request.urlopen(url + "/api/map", timeout=300).read())["n"] == 24
         maps = Path(f"/proc/{process.pid}/maps").read_text()
         assert "onnxruntime" in maps  # the check can fail: the runtime that did answer is mapped
         assert "tensorflow" not in maps.lower()

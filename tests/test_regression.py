@@ -260,7 +260,6 @@ def test_the_knn_baseline_of_a_training_run_is_the_stores_exact_search(trained):
 
 
 def test_saved_model_reloads_and_predicts_the_same(trained):
-    import regression.head  # noqa: F401  (registers the custom layers for Keras' own loader)
     from embedding.model import import_keras
     from regression.head import predict_years
     from regression.model_file import YearModel

@@ -9,6 +9,7 @@ embedded store is not meant to be used from several threads at once, and a local
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -16,6 +17,7 @@ from typing import Iterable
 import numpy as np
 
 from errors import UserError
+from search.explain import Explainer, GridCache
 from search.nearest import Filters, Neighbour, PosterSearch
 from search.sheet import inside
 from search.titles import find_film
@@ -58,7 +60,8 @@ class PosterService:
         self._lock = threading.RLock()
         self._handles: dict[str, PosterStore] = {}
         self._embedders: dict[str, object] = {"": embedder} if embedder is not None else {}  # by the spec's quantization
-        self._uploads: dict[str, np.ndarray] = {}  # recent uploads' pixels, by sha256: their similarity maps are asked for next
+        self._uploads: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()  # recent uploads' (vector, grid), by sha256: for their similarity maps
+        self._grids = GridCache()
         self.overview = Overview()
         self._year_model = None
         self._info: dict[str, dict] = {}
@@ -181,22 +184,20 @@ class PosterService:
 
     def search_image(self, image: Path, query: Query) -> tuple[str, list[dict]]:
         """The neighbours of an uploaded poster, and a token that names it for its similarity maps."""
-        from embedding.images import decode_poster
-
         with self._lock:
             searcher = self._searcher(query, with_model=True)
-            neighbours = searcher.by_image(image, query.k, query.filters, vector_name=query.vector)
-            poster = decode_poster(image)
-            self._uploads[poster.sha256] = poster.pixels  # kept for /api/explain: the file itself is gone after the request
-            while len(self._uploads) > MAX_UPLOADS_KEPT:
-                self._uploads.pop(next(iter(self._uploads)))
-            return poster.sha256, self._cards(query.collection, neighbours)
+            neighbours, asked = searcher.by_image_query(image, query.k, query.filters, vector_name=query.vector)
+            if asked.grid is not None:  # kept for /api/explain, from the search's own forward pass: the file is gone after the request
+                self._uploads[asked.sha256] = (asked.vector, asked.grid)
+                self._uploads.move_to_end(asked.sha256)
+                while len(self._uploads) > MAX_UPLOADS_KEPT:
+                    self._uploads.popitem(last=False)
+            return asked.sha256, self._cards(query.collection, neighbours)
 
     def explain(self, query: Query, ids: list[str], point_id: str | None = None, token: str | None = None) -> dict:
         """Similarity maps (search/explain.py) of these neighbours, for a stored poster or an earlier upload."""
         import time
 
-        from search.explain import Explainer
         from search.nearest import Neighbour
 
         if query.vector != VECTOR_NAME:
@@ -208,11 +209,11 @@ class PosterService:
         started = time.perf_counter()
         with self._lock:
             store = self.collection(query.collection)
-            explainer = Explainer(store, self.embedder(query.collection))
+            explainer = Explainer(store, self.embedder(query.collection), self._grids)
             if point_id is not None:
                 vector, grid = explainer.query_from_point(self.point(query.collection, point_id))
             elif token in self._uploads:
-                vector, grid = explainer.query_from_pixels(self._uploads[token])
+                vector, grid = self._uploads[token]
             else:
                 raise NotFound("that uploaded poster is no longer held by the server: search with it again")
             found = {p.id: p for p in store.retrieve(ids, with_vectors=True)}

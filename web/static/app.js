@@ -182,7 +182,7 @@ function card(r) {
   const why = el("button", { class: "why", type: "button", "aria-pressed": "false", disabled: "", title: "Where the similarity comes from: the share of each cell of the poster", text: "Why?" });
   const compare = el("button", { class: "compare", type: "button", disabled: "", title: "The query and this poster side by side, both with their maps", text: "Compare" });
   why.addEventListener("click", () => toggleHeat(item, r.id, why));
-  compare.addEventListener("click", () => openCompare(r));
+  compare.addEventListener("click", () => openCompare(r, compare));
   item.append(open, meta, el("div", { class: "explain" }, why, compare), el("div", { class: "votes" }, like, dislike));
   paintVote(item, state.votes.get(r.id));
   return item;
@@ -210,43 +210,51 @@ function drawHeat(canvas, cells) {
   context.putImageData(image, 0, 0);
 }
 
-async function loadMaps(data) {
+function loadMaps(data) {
+  // Maps are computed when asked for, one card at a time: each costs one forward pass of VGG16
+  // over that poster (the query's own grid comes with its search), so a click answers in one pass.
   state.query = data.query;
-  const cards = [...$("grid").children];
   const explainable = data.vector === "vgg16" && data.results.length && (data.query.kind === "image" ? data.query.token : data.query.id);
-  for (const item of cards) for (const b of item.querySelectorAll(".explain button")) {
-    b.disabled = true;
-    b.title = explainable ? "Computing where the similarity comes from…" : (data.vector !== "vgg16" ? "Maps exist for the vgg16 vector only" : "A refined search has no single query poster to explain");
-  }
-  if (!explainable) return;
-  const body = { collection: data.collection, ids: data.results.slice(0, 24).map((r) => r.id) };
-  if (data.query.kind === "image") body.query_token = data.query.token; else body.query_id = data.query.id;
-  try {
-    const answer = await api("/api/explain", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-    if (state.query !== data.query) return;  // another search since
-    state.maps = new Map(answer.maps.map((m) => [m.id, m]));
-    for (const item of cards) for (const b of item.querySelectorAll(".explain button")) {
-      const ready = state.maps.has(item.dataset.id);
-      b.disabled = !ready;
-      b.title = ready ? (b.classList.contains("why") ? "Show where the similarity comes from" : "The query and this poster side by side") : "No map for this poster";
-    }
-  } catch (error) {
-    for (const item of cards) for (const b of item.querySelectorAll(".explain button")) b.title = `No maps: ${error.message}`;
+  state.explainWith = explainable ? { collection: data.collection, ...(data.query.kind === "image" ? { query_token: data.query.token } : { query_id: data.query.id }) } : null;
+  for (const item of $("grid").children) for (const b of item.querySelectorAll(".explain button")) {
+    b.disabled = !explainable;
+    b.title = explainable ? (b.classList.contains("why") ? "Show where the similarity comes from" : "The query and this poster side by side")
+      : (data.vector !== "vgg16" ? "Maps exist for the vgg16 vector only" : "A refined search has no single query poster to explain");
   }
 }
 
-function toggleHeat(item, id, button) {
+async function mapFor(id, button) {
+  if (state.maps.has(id)) return state.maps.get(id);
+  const asked = state.explainWith, query = state.query;
+  button.setAttribute("aria-busy", "true");
+  try {
+    const answer = await api("/api/explain", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ...asked, ids: [id] }) });
+    if (state.query !== query) return null;  // another search since
+    for (const m of answer.maps) state.maps.set(m.id, m);
+    return state.maps.get(id);
+  } catch (error) {
+    button.title = `No map: ${error.message}`;
+    status(`No similarity map: ${error.message}`, true);
+    return null;
+  } finally {
+    button.removeAttribute("aria-busy");
+  }
+}
+
+async function toggleHeat(item, id, button) {
   const open = item.querySelector(".open");
   let canvas = open.querySelector("canvas.heat");
   if (canvas) { canvas.remove(); button.setAttribute("aria-pressed", "false"); return; }
+  const m = await mapFor(id, button);
+  if (!m || open.querySelector("canvas.heat")) return;
   canvas = el("canvas", { class: "heat", "aria-hidden": "true" });
-  drawHeat(canvas, state.maps.get(id).neighbour);
+  drawHeat(canvas, m.neighbour);
   open.append(canvas);
   button.setAttribute("aria-pressed", "true");
 }
 
-function openCompare(r) {
-  const m = state.maps.get(r.id);
+async function openCompare(r, button) {
+  const m = await mapFor(r.id, button);
   if (!m) return;
   $("compare-query").src = state.query.kind === "image" ? $("query-preview").src : state.query.poster_url;
   $("compare-neighbour").src = r.poster_url;
