@@ -6,6 +6,7 @@ so `python cli.py --help` answers at once.
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import os
@@ -18,7 +19,7 @@ import typer
 
 from errors import UserError, check_output_file
 from store.schema import check_collection_name
-from presentation import as_json, export_summary, film_query, files_written, ingest_summary, neighbours_json, neighbours_table
+from presentation import as_json, export_summary, film_query, files_written, ingest_summary, neighbours_json, neighbours_table, one_line, shown
 from regression.config import DEFAULT_VECTOR, HeadConfig, HeadTarget, VectorChoice
 
 if TYPE_CHECKING:
@@ -66,6 +67,11 @@ Weights = Annotated[
 ]
 
 
+def say(text: str, err: bool = False) -> None:
+    """Every line the CLI prints: stored titles and file names may hold terminal escape sequences."""
+    typer.echo(shown(text), err=err)
+
+
 def cli_errors(command):
     """Turn UserError and Ctrl-C into one line and an exit code, never a traceback."""
 
@@ -74,20 +80,31 @@ def cli_errors(command):
         try:
             return command(*args, **kwargs)
         except UserError as e:
-            typer.echo(f"Error: {e}", err=True)
+            say(f"Error: {one_line(e)}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            typer.echo("Interrupted: everything stored so far is kept; run the same command again to resume.", err=True)
+            say("Interrupted: everything stored so far is kept; run the same command again to resume.", err=True)
             raise typer.Exit(130) from None
         except BrokenPipeError:  # the reader went away (`| head`): Typer stops quietly, exit code 1
             raise
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                raise _unexpected(e) from None
+            where = f" {e.filename}" if e.filename else ""
+            say(f"Error: cannot write{where}: {e.strerror}; everything stored before is kept: free some space and run it again", err=True)
+            raise typer.Exit(1) from None
         except Exception as e:  # a bug, not bad input: still one line, the traceback on request
-            if os.environ.get("POSTER_SEARCH_DEBUG"):
-                raise
-            typer.echo(f"Unexpected error: {type(e).__name__}: {e} (set POSTER_SEARCH_DEBUG=1 for the traceback)", err=True)
-            raise typer.Exit(2) from None
+            raise _unexpected(e) from None
 
     return wrapper
+
+
+def _unexpected(e: Exception) -> Exception:
+    """A bug, not bad input: one line and exit code 2, or the exception itself with POSTER_SEARCH_DEBUG."""
+    if os.environ.get("POSTER_SEARCH_DEBUG"):
+        return e
+    say(f"Unexpected error: {type(e).__name__}: {one_line(e)} (set POSTER_SEARCH_DEBUG=1 for the traceback)", err=True)
+    return typer.Exit(2)
 
 
 @dataclass(frozen=True)
@@ -222,7 +239,7 @@ def ingest(
         total = store.count()
     if report.rejects:
         write_rejects(report.rejects, rejects)
-    typer.echo(ingest_summary(report.summary(), connection.collection, total, rejects if report.rejects else None))
+    say(ingest_summary(report.summary(), connection.collection, total, rejects if report.rejects else None))
 
 
 @app.command("export-embeddings")
@@ -233,15 +250,15 @@ def export_embeddings(
     connection: StoreOptions = StoreOptions(),
 ) -> None:
     """Write the stored embeddings as one (n_movies, embedding_size) array with ids, titles, years, files."""
-    from store.embeddings import load_embeddings, save_npz
+    from store.embeddings import export_target, load_embeddings, save_npz
 
     if out.is_dir():
         raise UserError(f"the output file {out} is a folder; give a file name such as embeddings.npz")
-    check_output_file(out, "the output file")
+    check_output_file(export_target(out), "the output file")
     with connection.open(must_exist=True) as store:
         embeddings = load_embeddings(store)
     save_npz(embeddings, out)
-    typer.echo(export_summary(out, embeddings.vectors.shape))
+    say(export_summary(out, embeddings.vectors.shape))
 
 
 @app.command()
@@ -303,13 +320,13 @@ def search(
 
             maps = explain_search(store, searched, neighbours, weights, embedder)
         posters_dir = posters or store.posters_dir()
-    typer.echo(neighbours_json(query, neighbours) if json_out else neighbours_table(query, neighbours))
+    say(neighbours_json(query, neighbours) if json_out else neighbours_table(query, neighbours))
     from search.sheet import query_sheet
 
     for out, explanations in ((sheet, None), (explain, maps if explain else None)):
         if out is not None:
             query_sheet(query, neighbours, posters_dir, out, explanations)
-            typer.echo(f"wrote {out}", err=json_out)
+            say(f"wrote {out}", err=json_out)
 
 
 @app.command()
@@ -340,17 +357,17 @@ def era(
 
             steps, posters_dir = era_timeline(store, vector), store.posters_dir()
     if json_out:
-        typer.echo(as_json({**report.as_dict(), **({"timeline": [s.as_dict() for s in steps]} if timeline else {})}))
+        say(as_json({**report.as_dict(), **({"timeline": [s.as_dict() for s in steps]} if timeline else {})}))
     else:
-        typer.echo(report.table())
+        say(report.table())
     if timeline is not None:
         from search.figures import timeline_figure
         from search.timeline import timeline_table
 
         if not json_out:
-            typer.echo(timeline_table(steps))
+            say(timeline_table(steps))
         timeline_figure(steps, posters_dir, timeline, connection.collection)
-        typer.echo(f"wrote {timeline}", err=json_out)
+        say(f"wrote {timeline}", err=json_out)
 
 
 @app.command("map")
@@ -378,7 +395,7 @@ def poster_map(
         json_path.write_text(as_json({"collection": connection.collection, "vector": vector, "decades": result.decades, "posters": result.as_records()}, indent=None))
         written.append(json_path)
     how = f"computed in {result.seconds:.1f}s" if result.seconds else "from the cache"
-    typer.echo(f"{len(result.ids)} posters mapped ({how}); {files_written(written)}")
+    say(f"{len(result.ids)} posters mapped ({how}); {files_written(written)}")
 
 
 @app.command()
@@ -395,7 +412,7 @@ def duplicates(
 
     with connection.open(must_exist=True) as store:
         pairs = near_duplicates(store, threshold, vector, progress=not json_out)
-    typer.echo(as_json([p.as_dict() for p in pairs]) if json_out else duplicates_table(pairs, threshold))
+    say(as_json([p.as_dict() for p in pairs]) if json_out else duplicates_table(pairs, threshold))
 
 
 
@@ -433,10 +450,10 @@ def train_year(
     views = load_augmented(connection.location(), augmented, data) if augmented else None
     report = train_year_model(data, model_dir, test_size, seed, config, knn_k, progress=not json_out, augmented=views)
     if json_out:
-        typer.echo(as_json(report.as_dict()))
+        say(as_json(report.as_dict()))
     else:
-        typer.echo(report.table())
-        typer.echo(files_written(report.files))
+        say(report.table())
+        say(files_written(report.files))
 
 
 @app.command("evaluate-year")
@@ -457,7 +474,7 @@ def evaluate_year(
     model = YearModel.load(model_dir)
     data = load_collections(connection.location(), collections, model.vector_names)
     result = evaluate_model(model, data, include_trained=include_trained)
-    typer.echo(as_json(result) if json_out else evaluation_table(result))
+    say(as_json(result) if json_out else evaluation_table(result))
 
 
 @app.command("predict-year")
@@ -475,7 +492,7 @@ def predict_year(
 
     model = YearModel.load(model_dir)  # no TensorFlow: the head runs in NumPy, VGG16 on ONNX Runtime
     prediction = run_predict(image, model, model_embedder(model, weights))
-    typer.echo(as_json({"image": str(image), **prediction.as_dict()}, indent=None) if json_out else f"{image}: {prediction.sentence()}")
+    say(as_json({"image": str(image), **prediction.as_dict()}, indent=None) if json_out else f"{image}: {prediction.sentence()}")
 
 
 @app.command()
@@ -513,7 +530,7 @@ def migrate(
         target_options = StoreOptions(collection=target_collection)
         with source.other_collection(target_collection) if same_store else target_options.open(location=target_location) as target:
             report = run_migrate(source, target, batch_size, Sharding(shards, replicas, write_consistency))
-    typer.echo(report.summary())
+    say(report.summary())
 
 
 def _same_store(source: "StoreLocation", target: "StoreLocation") -> bool:
@@ -549,7 +566,7 @@ def compare(
         data, era = read_for_comparison(store, seed=seed, progress=not json_out)
     config = HeadConfig(epochs=epochs, members=members)
     result = train_for_comparison(data, era, model_dir, test_size, seed, config, knn_k, progress=not json_out)
-    typer.echo(as_json(result.as_dict()) if json_out else result.table())
+    say(as_json(result.as_dict()) if json_out else result.table())
 
 
 @app.command()
@@ -579,7 +596,6 @@ def main() -> None:
     """The console command `poster-search` and `python cli.py`: the Typer app, a bad option or
     argument as one line (exit code 2, as click gives), and quiet on a closed pipe (`... | head`):
     no message and exit code 1, whether the pipe closes mid-run or at the final flush."""
-    from presentation import one_line
 
     try:
         try:
@@ -594,7 +610,7 @@ def main() -> None:
                 context = getattr(e, "ctx", None)
                 command = f" (see python cli.py {context.info_name} --help)" if context is not None and context.parent else ""
                 message = one_line(e.format_message()).replace("Value error, ", "")
-                typer.echo(f"Error: {message}{command}", err=True)
+                say(f"Error: {message}{command}", err=True)
         sys.exit(code if isinstance(code, int) else 0)
     finally:
         try:

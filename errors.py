@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -34,6 +36,21 @@ def check_output_file(path: Path, what: str) -> None:
             os.unlink(path)
         except OSError:
             pass
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[Path]:
+    """Write `path` inside the block: a missing folder, a full disk or a read-only place is one
+    line, and no half-written file is left behind."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
+    try:
+        yield path
+    except OSError as e:
+        if path.is_file():
+            path.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def check_file(path: Path, what: str) -> None:

@@ -24,7 +24,7 @@ from typing import Iterator, Protocol
 import numpy as np
 
 from embedding.spec import EmbeddingSpec
-from errors import UserError
+from errors import UserError, writing
 from ingest.catalog import Catalog, Film, Reject
 from embedding.backend import usable_cores
 from ingest.decode import MAX_CHUNK, DecodePool
@@ -166,6 +166,10 @@ def _prepare(films, catalog, posters_dir: Path, store, embedder, recreate, shard
         embedder.calibrate_with(calibration_for(store, films, posters_dir, recreate), posters_dir)
     if recreate:  # nothing is deleted before the catalog gave films and the weights load
         check_ready_to_replace(films, embedder.load)
+    elif films and not store.exists():  # weights that do not load must not leave a collection recording them
+        t = time.perf_counter()
+        embedder.load()
+        report.load_seconds = time.perf_counter() - t
     store.prepare(embedder.spec, recreate=recreate, sharding=sharding, style_spec=embedder.style_spec)
     store.remember_posters_dir(posters_dir)
     if getattr(embedder, "calibration", None) is not None and not store.metadata().get(CALIBRATION_KEY):
@@ -196,7 +200,7 @@ def _embed_and_store(plan: Plan, work: Work, posters_dir: Path, store, embedder,
     with DecodePool(workers) as pool:  # workers start now, while the model loads
         t = time.perf_counter()
         embedder.load()
-        report.load_seconds = time.perf_counter() - t
+        report.load_seconds += time.perf_counter() - t  # or already in _prepare, for a new collection
         bar = _progress_bar(len(todo), enabled=progress)
         window_start, window_start_mono = time.perf_counter(), time.monotonic()
         writer = StoreWriter(_batch_writer(store, work, plan, report, bar), depth=2)
@@ -294,7 +298,7 @@ def _progress_bar(total: int, enabled: bool):
 
 def write_rejects(rejects: list[Reject], path: Path) -> None:
     """One CSV row per rejected catalog row or poster, with the reason, sorted by line."""
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with writing(path), open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["line", "key", "file", "reason"])
         for r in sorted(rejects, key=lambda r: r.row):

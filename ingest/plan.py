@@ -96,6 +96,10 @@ def apply_without_embedding(plan: Plan, store, prune: bool) -> None:
     if plan.retitled:
         store.overwrite_payloads([(f.point_id, payload) for f, payload in plan.retitled])
     if prune and plan.gone:
+        if not (plan.changed or plan.retitled or plan.unchanged):
+            # an empty catalog, every row rejected, or the wrong file: the user meant something else
+            raise UserError(f"--prune would delete every stored film ({len(plan.gone)}): the catalog matches none of them; "
+                            "nothing was deleted (check the catalog and its rejects; --recreate replaces a collection)")  # fmt: skip
         store.delete([pid for pid, _ in plan.gone])
 
 

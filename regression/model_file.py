@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from embedding.spec import EmbeddingSpec
-from errors import UserError
+from errors import UserError, writing
 from regression.conformal import ranges
 from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
 
@@ -212,6 +212,9 @@ def save_model(folder: Path, keras_model, file: ModelFile, trained_on: frozenset
     """Write the three files (Keras writes the head)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    keras_model.save(folder / MODEL_FILE)
-    file.write(folder)
-    (folder / TRAINED_ON_FILE).write_text("".join(f"{k}\n" for k in sorted(trained_on)))
+    with writing(folder / MODEL_FILE):
+        keras_model.save(folder / MODEL_FILE)
+    with writing(folder / META_FILE):
+        file.write(folder)
+    with writing(folder / TRAINED_ON_FILE):
+        (folder / TRAINED_ON_FILE).write_text("".join(f"{k}\n" for k in sorted(trained_on)))

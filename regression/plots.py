@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from errors import writing
+
 
 def _pyplot():
     import matplotlib
@@ -25,7 +27,8 @@ def predicted_vs_true(true: np.ndarray, predicted: np.ndarray, mae: float, out: 
     ax.set(xlabel="true year", ylabel="predicted year", title=f"Year from poster: test set (MAE {mae:.1f} years)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    with writing(out):
+        fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
 
@@ -43,6 +46,7 @@ def error_by_decade(by_model: dict[str, dict[int, float]], out: Path) -> Path:
     ax.set_ylim(top=ax.get_ylim()[1] * 1.2)  # room for the legend above the bars
     ax.legend(loc="upper center", ncols=len(by_model), fontsize=8)
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    with writing(out):
+        fig.savefig(out, dpi=120)
     plt.close(fig)
     return out

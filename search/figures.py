@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
-from errors import UserError
+from errors import writing
 from search.poster_map import PosterMap
 from search.sheet import caption_font, fit_text, inside, load_image
 from search.timeline import DecadeStep
@@ -42,9 +42,8 @@ def map_figure(result: PosterMap, out: Path, title: str) -> Path:
     ax.set(title=f"{title}: {len(result.ids):,} posters by their VGG16 embedding (t-SNE); the line joins the decades' centres", xticks=[], yticks=[])
     ax.set_aspect("equal")
     fig.tight_layout()
-    if not Path(out).parent.is_dir():
-        raise UserError(f"cannot write {out}: folder {Path(out).parent} does not exist")
-    fig.savefig(out, dpi=110)
+    with writing(out):
+        fig.savefig(out, dpi=110)
     plt.close(fig)
     return Path(out)
 
@@ -75,7 +74,6 @@ def timeline_figure(steps: list[DecadeStep], posters_dir: Path | None, out: Path
             draw.text((x, y + THUMB[1] + 15), f"{poster.year} · {poster.similarity:.3f}", fill="#555", font=font)
         divider = label_width + len(step.typical) * (THUMB[0] + gap) + gap // 2
         draw.line([divider, y, divider, y + THUMB[1]], fill="#999", width=2)
-    if not Path(out).parent.is_dir():
-        raise UserError(f"cannot write {out}: folder {Path(out).parent} does not exist")
-    sheet.save(out)
+    with writing(out):
+        sheet.save(out)
     return Path(out)

@@ -50,6 +50,7 @@ from store.space import MARGIN, check_free_space, folder_bytes, open_bytes
 MARKER = "poster-search-store.json"
 FORMAT = 1
 CONFIG, BACKUP = "collection.json", "collection.backup.json"
+POINTS_AT_CLOSE = "points_at_close"  # in collection.json, beside vectors and metadata
 HNSW_M = 16  # Qdrant's default
 HNSW_EF_CONSTRUCT = 100  # Qdrant's default
 HNSW_EF = 128
@@ -73,7 +74,7 @@ class EdgeEngine:
         self._written: set[str] = set()  # collections changed since open: flushed on close
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"store path {self.path} is a file, not a folder")
-        if must_exist and not (self.path / MARKER).is_file():
+        if must_exist and not (self.path / MARKER).is_file() and not (self.path / "collections").is_dir():  # a lost marker: written anew below
             raise UserError(f"no store at {self.path}: run `python cli.py ingest` first, or pass --qdrant-path / --qdrant-url")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -131,6 +132,7 @@ class EdgeEngine:
         for name, shard in self._shards.items():
             if name in self._written:
                 shard.flush()  # so that the next open need not replay the WAL
+                self._record_count(name, shard)
             shard.close()
         self._shards.clear()
         lock = getattr(self, "_lock", None)
@@ -164,7 +166,23 @@ class EdgeEngine:
         folder = self._dir(name)
         if not (folder / "shard" / "edge_config.json").is_file():
             return False
-        return all(_read_config(folder / f) is None for f in (CONFIG, BACKUP))
+        return all(_read_config(folder / f) is None for f in (CONFIG, BACKUP)) and not self._empty_shard(name)
+
+    def _empty_shard(self, name: str) -> bool:
+        """Whether the shard holds no point: a creation interrupted before the metadata (its last
+        step), which create_collection then makes anew. A shard that cannot be read holds points."""
+        from qdrant_edge import CountRequest, EdgeShard
+
+        try:
+            shard = EdgeShard.load(str(self._dir(name) / "shard"))
+        except Exception:
+            return False
+        try:
+            return shard.count(CountRequest(exact=True, filter=None)) == 0
+        except Exception:
+            return False
+        finally:
+            shard.close()
 
     def _config(self, name: str) -> dict:
         """The collection's vectors and metadata: from collection.json, else from its backup (which
@@ -179,7 +197,7 @@ class EdgeEngine:
             print(f"Note: {folder / CONFIG} was missing or damaged; restored it from {BACKUP}", file=sys.stderr)
             self._save_config(name, backup)
             return backup
-        if (folder / "shard").exists():
+        if self.orphaned(name):
             raise StoreDamaged(
                 f"collection '{name}' in {self.path} is damaged: {folder / CONFIG} and its backup are missing or unreadable, "
                 f"while {folder / 'shard'} holds its points; nothing was deleted. Run `python cli.py ingest` with the same "
@@ -329,7 +347,31 @@ class EdgeEngine:
                 ) from None
             self._shards[name] = shard
             self.ensure_indexes(name)
+            self._check_count(name, shard)
         return shard
+
+    def _record_count(self, name: str, shard) -> None:
+        """How many points the collection held when this process last wrote it: fewer at the next
+        open means files were lost or damaged (Edge opens what is left without a word)."""
+        from qdrant_edge import CountRequest
+
+        try:
+            config = self._config(name)
+            self._save_config(name, {**config, POINTS_AT_CLOSE: int(shard.count(CountRequest(exact=True, filter=None)))})
+        except (OSError, UserError, StoreDamaged):
+            pass  # best effort (a full disk): the check is then skipped, nothing else depends on it
+
+    def _check_count(self, name: str, shard) -> None:
+        from qdrant_edge import CountRequest
+
+        recorded = self._config(name).get(POINTS_AT_CLOSE)
+        if not isinstance(recorded, int):
+            return
+        held = int(shard.count(CountRequest(exact=True, filter=None)))
+        if held < recorded:
+            print(f"Note: collection '{name}' holds {held} points, {recorded} when it was last written: files of its shard "
+                  f"{self._dir(name) / 'shard'} may be lost or damaged; nothing was deleted. Restore the folder from a backup, or run "
+                  "`python cli.py ingest` with the same catalog to embed the missing posters again", file=sys.stderr)  # fmt: skip
 
     # --- points ------------------------------------------------------------------------------
 

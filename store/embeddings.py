@@ -40,10 +40,20 @@ def load_embeddings(store: PosterStore, vector_name: str = VECTOR_NAME) -> Embed
     )
 
 
-def save_npz(embeddings: Embeddings, path: Path) -> None:
-    """Write exactly `path` (numpy would add `.npz` to a path without it; a file object it leaves alone)."""
+def export_target(path: Path) -> Path:
+    """The file an export writes (a symlink's target: the link stays a link), or UserError: the
+    export is renamed into place, which would replace a device or a FIFO by a file."""
+    path = Path(path).resolve() if Path(path).is_symlink() else Path(path)
     if not path.parent.is_dir():
         raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
+    if path.exists() and not path.is_file():
+        raise UserError(f"cannot write {path}: it is not a regular file (a device, a FIFO or a folder); give a file name")
+    return path
+
+
+def save_npz(embeddings: Embeddings, path: Path) -> None:
+    """Write exactly `path` (numpy would add `.npz` to a path without it; a file object it leaves alone)."""
+    path = export_target(path)
     partial = path.with_name(f".{path.name}.partial")
     try:  # written beside it, then renamed: a full disk leaves no half-written file, and an older export intact
         with open(partial, "wb") as f:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from errors import UserError
@@ -40,16 +41,20 @@ def check_free_space(folder: Path, needed: int, doing: str, kept: bool = False) 
 
 
 def open_bytes(shard: Path) -> int:
-    """What opening a shard may allocate: on a memory file system, its vector files' holes; else nothing."""
+    """What opening a shard may allocate: on a memory file system, the holes of its files; else nothing.
+
+    Every file counts, not only the vector chunks: the payload pages and the payload indexes
+    (a title index page is 32 MB) are mapped too, and a hole touched there is a SIGBUS as well."""
     if file_system(shard) not in MEMORY_FILE_SYSTEMS:
         return 0
     holes = 0
-    for chunk in Path(shard).glob("segments/*/vector_storage-*/vectors/chunk_*.mmap"):
+    for file in Path(shard).rglob("*"):
         try:
-            info = chunk.stat()
+            info = file.lstat()
         except OSError:
             continue
-        holes += max(0, info.st_size - info.st_blocks * 512)
+        if stat.S_ISREG(info.st_mode):
+            holes += max(0, info.st_size - info.st_blocks * 512)
     return holes + MARGIN
 
 

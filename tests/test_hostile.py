@@ -214,12 +214,14 @@ def _cmdline(pid: int) -> str:
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 160 MB tmpfs of this test's own (root only), unmounted afterwards."""
+    """A 400 MB tmpfs of this test's own (root only), unmounted afterwards: on tmpfs a new
+    collection needs the whole size of the files Edge maps (about 200 MB), as each page it touches
+    is allocated then."""
     mount = tmp_path / "disk"
     mount.mkdir()
     if os.geteuid() != 0 or not shutil.which("mount"):
         pytest.skip("mounting a small file system needs root (the full-disk test makes its own tmpfs)")
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160m", "tmpfs", str(mount)], capture_output=True, text=True)
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400m", "tmpfs", str(mount)], capture_output=True, text=True)
     if made.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
     try:
@@ -252,6 +254,11 @@ def test_a_full_disk_is_one_line_never_a_crash_and_keeps_what_was_stored(small_d
     catalog.write_text(catalog.read_text() + "".join(f"m{i}.jpg,More {i},1990\n" for i in range(30)))
     for i in range(30):
         shutil.copy(more[1] / f"{i}.jpg", posters / f"m{i}.jpg")
+    fill(small_disk, 40 * 2**20)  # more than the vector chunks' holes, less than all the mapped files' (the sweep's SIGBUS)
+    result = ingest(catalog, posters, store)
+    assert result.returncode != 135, "killed by SIGBUS"
+    assert result.returncode == 0 or "not enough free space" in result.stderr, result.stderr
+    (small_disk / "filler").unlink()
     fill(small_disk, 3 * 2**20)  # less than Edge's next chunk of vectors
     result = ingest(catalog, posters, store)
     assert result.returncode != 135, "killed by SIGBUS"
@@ -272,6 +279,8 @@ def test_export_to_a_full_disk_is_one_line_and_leaves_no_partial_file(small_disk
     exported = run_cli("export-embeddings", small_disk / "e.npz", "--qdrant-path", store)
     one_line_error(exported, "cannot write .*e.npz: No space left on device")
     assert not (small_disk / "e.npz").exists() and not (small_disk / ".e.npz.partial").exists()
+    sheet = run_cli("search", "--title", "Film 1", "--qdrant-path", store, "--sheet", small_disk / "sheet.png")
+    one_line_error(sheet, "cannot write .*sheet.png: No space left on device")  # before: "Unexpected error: OSError"
 
 
 # --- the year model's files ---------------------------------------------------------------------
@@ -410,6 +419,8 @@ def test_the_real_server_refuses_other_hosts_and_stops_reading_a_chunked_upload_
         assert answer.startswith(b"HTTP/1.1 200")
         rebound, _ = request(b"GET /api/collections HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n")
         assert rebound.startswith(b"HTTP/1.1 400") and b"this server answers requests for" in rebound
+        twice, _ = request(b"GET /api/collections HTTP/1.1\r\nHost: localhost\r\nHost: attacker.example\r\nConnection: close\r\n\r\n")
+        assert twice.startswith(b"HTTP/1.1 400"), twice[:200]  # before: the first was checked, a proxy may read the second
         head = (b"POST /api/search/image HTTP/1.1\r\nHost: localhost:%d\r\nTransfer-Encoding: chunked\r\n"
                 b"Content-Type: multipart/form-data; boundary=b\r\nConnection: close\r\n\r\n") % port  # fmt: skip
         part = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
@@ -485,6 +496,16 @@ def test_catalog_encodings_nul_bytes_and_paths_that_are_not_files(tmp_path):
     one_line_error(ingest(catalog, catalog, tmp_path / "s4"), "posters folder is a file, not a folder")
 
 
+def test_a_lost_store_marker_is_written_anew_by_any_command(tmp_path):
+    catalog, posters = catalog_of(tmp_path, 2)
+    assert ingest(catalog, posters, tmp_path / "store").returncode == 0
+    (tmp_path / "store" / "poster-search-store.json").unlink()
+    found = run_cli("search", "--title", "Film 1", "--qdrant-path", tmp_path / "store")  # before: "no store at ..."
+    assert found.returncode == 0 and "Film 1" in found.stdout, found.stderr
+    assert (tmp_path / "store" / "poster-search-store.json").is_file()
+    one_line_error(run_cli("search", "--title", "Film 1", "--qdrant-path", tmp_path / "nothing"), "no store at")
+
+
 def test_search_by_title_and_id_together_is_refused(tmp_path):
     catalog, posters = catalog_of(tmp_path, 2)
     assert ingest(catalog, posters, tmp_path / "store").returncode == 0
@@ -492,3 +513,96 @@ def test_search_by_title_and_id_together_is_refused(tmp_path):
 
     pid = point_id("0.jpg")
     one_line_error(run_cli("search", "--title", "Film 1", "--id", pid, "--qdrant-path", tmp_path / "store"), "give one of --title and --id, not both")
+
+
+# --- found by attacking the fixes above (the sweep in docs/robustness.md) ---------------------
+
+
+def test_a_collection_interrupted_before_its_metadata_is_made_anew(tmp_path):
+    """Ctrl-C or kill -9 in the first second of a first ingest leaves a shard with no point and no
+    collection.json (written last); before, every later ingest refused it as damaged."""
+    catalog, posters = catalog_of(tmp_path, 3)
+    store = tmp_path / "store"
+    empty = tmp_path / "empty.csv"
+    empty.write_text("filename,title,release_year\n")
+    assert ingest(empty, posters, store).returncode == 0  # a collection with an empty shard
+    folder = store / "collections" / "posters"
+    for name in ("collection.json", "collection.backup.json"):
+        (folder / name).unlink()
+    assert (folder / "shard").is_dir()
+    one_line_error(run_cli("search", "--title", "Film 1", "--qdrant-path", store), "no collection 'posters'")
+    again = ingest(catalog, posters, store)
+    assert again.returncode == 0 and "ingested 3, already stored 0" in again.stdout, again.stderr
+    assert sorted(payloads(store)) == ["0.jpg", "1.jpg", "2.jpg"]
+
+
+def test_weights_that_do_not_load_leave_no_collection_behind(tmp_path):
+    catalog, posters = catalog_of(tmp_path, 2)
+    store = tmp_path / "store"
+    result = run_cli("ingest", "--catalog", catalog, "--posters", posters, "--qdrant-path", store, "--weights", catalog)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert not (store / "collections" / "posters").exists()  # before: a collection recording the CSV as its weights
+    assert ingest(catalog, posters, store).returncode == 0
+
+
+def test_prune_refuses_to_delete_every_stored_film(tmp_path):
+    catalog, posters = catalog_of(tmp_path, 3)
+    store = tmp_path / "store"
+    assert ingest(catalog, posters, store).returncode == 0
+    before = payloads(store)
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("filename,title,release_year\n")
+    all_rejected = tmp_path / "missing.csv"
+    all_rejected.write_text("filename,title,release_year\nnot-there.jpg,Gone,1950\n")
+    for bad in (header_only, all_rejected):
+        one_line_error(ingest(bad, posters, store, "--prune"), r"--prune would delete every stored film \(3\).*nothing was deleted")
+        assert payloads(store) == before
+
+
+def test_export_never_replaces_a_device_and_writes_through_a_symlink(tmp_path):
+    import stat
+
+    catalog, posters = catalog_of(tmp_path, 2)
+    store = tmp_path / "store"
+    assert ingest(catalog, posters, store).returncode == 0
+    device = tmp_path / "null"
+    try:  # a /dev/null of the test's own: if the guard breaks, only this one is replaced
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("making a device node needs root")
+    one_line_error(run_cli("export-embeddings", device, "--qdrant-path", store), "not a regular file")
+    assert device.is_char_device()  # before: renamed over, it became a regular file (as /dev/null would)
+    target, link = tmp_path / "target.npz", tmp_path / "link.npz"
+    link.symlink_to(target)
+    assert run_cli("export-embeddings", link, "--qdrant-path", store).returncode == 0
+    assert link.is_symlink() and np.load(target)["embeddings"].shape == (2, 512)
+
+
+def test_escape_sequences_in_titles_never_reach_the_terminal(tmp_path):
+    catalog, posters = catalog_of(tmp_path, 3)
+    title = "\x1b]0;pwned\x07Esc \x1b[31mRed"
+    catalog.write_text(f"filename,title,release_year\n0.jpg,{title},1950\n1.jpg,Film 1,1953\n2.jpg,Film 2,1956\n")
+    store = tmp_path / "store"
+    assert ingest(catalog, posters, store).returncode == 0
+    found = run_cli("search", "--id", __import__("store.schema", fromlist=["point_id"]).point_id("1.jpg"), "--qdrant-path", store, "-k", "2")
+    assert found.returncode == 0, found.stderr
+    assert "\\x1b]0;pwned\\x07Esc \\x1b[31mRed" in found.stdout and "\x1b" not in found.stdout and "\x07" not in found.stdout
+    missing = run_cli("search", "--title", "Esc Red\x1b]0;x\x07", "--qdrant-path", store)
+    assert missing.returncode == 1 and "\x1b" not in missing.stderr and "\x07" not in missing.stderr, missing.stderr
+
+
+def test_points_lost_from_the_shard_are_noticed(tmp_path):
+    """Edge opens what is left of a shard whose segment files were deleted or truncated, without a
+    word: each write records the count, and an open that finds fewer says so."""
+    catalog, posters = catalog_of(tmp_path, 4)
+    store = tmp_path / "store"
+    assert ingest(catalog, posters, store).returncode == 0
+    folder = store / "collections" / "posters"
+    configs = [json.loads((folder / name).read_text()) for name in ("collection.json", "collection.backup.json")]
+    assert [c["points_at_close"] for c in configs] == [4, 4]
+    quiet = run_cli("search", "--title", "Film 1", "--qdrant-path", store)
+    assert quiet.returncode == 0 and "may be lost or damaged" not in quiet.stderr
+    for name, config in zip(("collection.json", "collection.backup.json"), configs):
+        (folder / name).write_text(json.dumps({**config, "points_at_close": 20}))  # as if 16 points' files were lost
+    noticed = run_cli("search", "--title", "Film 1", "--qdrant-path", store)
+    assert noticed.returncode == 0 and "holds 4 points, 20 when it was last written" in noticed.stderr, noticed.stderr

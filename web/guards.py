@@ -40,8 +40,8 @@ class HostCheck:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
-            headers = dict(scope.get("headers") or [])
-            name = host_name(headers.get(b"host", b"").decode("latin-1"))
+            hosts = [value for key, value in scope.get("headers") or [] if key == b"host"]
+            name = host_name(hosts[0].decode("latin-1")) if len(hosts) == 1 else ""  # two Host headers: which one a proxy reads is unknown
             if name not in self.allowed:
                 shown = name[:80] or "none"
                 await one_line(400, f"this server answers requests for {', '.join(sorted(self.allowed))}, not host {shown!r}")(scope, receive, send)
