@@ -17,16 +17,20 @@ if TYPE_CHECKING:
 def one_line(text: Any) -> str:
     """Text as one line a terminal shows as written: titles may hold newlines or tabs, which would
     break a table row, and escape sequences (ESC, BEL, C1 controls), which a terminal would obey."""
-    return _CONTROLS.sub(lambda m: ascii(m.group())[1:-1], " ".join(str(text).split()))
+    return _written_out(" ".join(str(text).split()))
 
 
 def shown(text: Any) -> str:
     """Text for the terminal, its lines kept: every other control character (an escape sequence
     in a stored title or a file name) written out as \\x1b etc., never sent to the terminal."""
-    return "\n".join(_CONTROLS.sub(lambda m: ascii(m.group())[1:-1], line) for line in str(text).split("\n"))
+    return "\n".join(_written_out(line) for line in str(text).split("\n"))
 
 
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _written_out(text: str) -> str:
+    return _CONTROLS.sub(lambda m: ascii(m.group())[1:-1], text)
 
 
 def as_json(data: Any, indent: int | None = 2) -> str:

@@ -12,6 +12,7 @@ after it starts, the first image search (which loads the model) and the first er
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
 import random
 import signal
@@ -132,7 +133,7 @@ def main() -> None:
     print(f"  poster file                      {summary(poster)}")
     print(f"  the page (index.html)            {summary(page)}")
     print(f"  poster map, first (t-SNE, or the disk cache) {map_first:6.2f} s; then {summary(map_cached)}; "
-          f"{len(map_body.content) / 1e3:.0f} kB sent ({map_body.headers.get('content-encoding', 'identity')})")
+          f"{len(map_body.content) / 1e3:.0f} kB of JSON, sent as {map_body.headers.get('content-encoding', 'identity')} ({len(gzip.compress(map_body.content)) / 1e3:.0f} kB gzipped)")
     print(f"  map hover (one poster's title)   {summary(hover)}")
     print(f"  era timeline, first {timeline_first:6.2f} s; then {summary(timeline_cached)}")
     print(f"  similarity maps of a search's {args.k} results (one request) {summary(maps)}")

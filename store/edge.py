@@ -362,6 +362,7 @@ class EdgeEngine:
             pass  # best effort (a full disk): the check is then skipped, nothing else depends on it
 
     def _check_count(self, name: str, shard) -> None:
+        """A note when the shard holds fewer points than when it was last written (see _record_count)."""
         from qdrant_edge import CountRequest
 
         recorded = self._config(name).get(POINTS_AT_CLOSE)
