@@ -171,14 +171,14 @@ class EdgeEngine:
     def _empty_shard(self, name: str) -> bool:
         """Whether the shard holds no point: a creation interrupted before the metadata (its last
         step), which create_collection then makes anew. A shard that cannot be read holds points."""
-        from qdrant_edge import CountRequest, EdgeShard
+        from qdrant_edge import EdgeShard
 
         try:
             shard = EdgeShard.load(str(self._dir(name) / "shard"))
         except Exception:
             return False
         try:
-            return shard.count(CountRequest(exact=True, filter=None)) == 0
+            return _points(shard) == 0
         except Exception:
             return False
         finally:
@@ -353,22 +353,18 @@ class EdgeEngine:
     def _record_count(self, name: str, shard) -> None:
         """How many points the collection held when this process last wrote it: fewer at the next
         open means files were lost or damaged (Edge opens what is left without a word)."""
-        from qdrant_edge import CountRequest
-
         try:
             config = self._config(name)
-            self._save_config(name, {**config, POINTS_AT_CLOSE: int(shard.count(CountRequest(exact=True, filter=None)))})
+            self._save_config(name, {**config, POINTS_AT_CLOSE: _points(shard)})
         except (OSError, UserError, StoreDamaged):
             pass  # best effort (a full disk): the check is then skipped, nothing else depends on it
 
     def _check_count(self, name: str, shard) -> None:
         """A note when the shard holds fewer points than when it was last written (see _record_count)."""
-        from qdrant_edge import CountRequest
-
         recorded = self._config(name).get(POINTS_AT_CLOSE)
         if not isinstance(recorded, int):
             return
-        held = int(shard.count(CountRequest(exact=True, filter=None)))
+        held = _points(shard)
         if held < recorded:
             print(f"Note: collection '{name}' holds {held} points, {recorded} when it was last written: files of its shard "
                   f"{self._dir(name) / 'shard'} may be lost or damaged; nothing was deleted. Restore the folder from a backup, or run "
@@ -543,6 +539,13 @@ def _read_config(path: Path) -> dict | None:
     if not isinstance(data, dict) or not isinstance(data.get("vectors"), dict) or not isinstance(data.get("metadata", {}), dict):
         return None
     return data
+
+
+def _points(shard) -> int:
+    """The exact number of points an open shard holds."""
+    from qdrant_edge import CountRequest
+
+    return int(shard.count(CountRequest(exact=True, filter=None)))
 
 
 def _write_json(path: Path, data: dict) -> None:
