@@ -54,7 +54,15 @@ class EmbeddingSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "EmbeddingSpec":
+        """From a stored record; ValueError for one that is not a dict or has a field of the wrong
+        type (a damaged file must not pass as another embedding)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"an embedding record is a JSON object, not {type(data).__name__}")
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        for f in fields(cls):
+            kind = type(f.default)  # every field has a default of its type (str or int)
+            if f.name in known and (type(known[f.name]) is not kind):
+                raise ValueError(f"the embedding's {f.name} is {known[f.name]!r}, not of type {kind.__name__}")
         return cls(**known)
 
     def describe(self) -> str:

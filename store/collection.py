@@ -92,7 +92,10 @@ class PosterStore:
         metadata = self.metadata().get(_METADATA_KEY.get(vector_name, vector_name))
         if not metadata:
             raise UserError(f"collection '{self.collection}' records no embedding for '{vector_name}': it was not made by poster search")
-        spec = EmbeddingSpec.from_dict(metadata)
+        try:
+            spec = EmbeddingSpec.from_dict(metadata)
+        except ValueError as e:
+            raise UserError(f"collection '{self.collection}' records a damaged embedding for '{vector_name}' ({e})") from None
         if vectors[vector_name] != spec.dim:
             raise UserError(f"collection '{self.collection}' holds {vectors[vector_name]}-d vectors but records a {spec.dim}-d embedding")
         return spec

@@ -74,6 +74,8 @@ class EdgeEngine:
         self._written: set[str] = set()  # collections changed since open: flushed on close
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"store path {self.path} is a file, not a folder")
+        if (self.path / "collections").exists() and not (self.path / "collections").is_dir():  # where every collection lives
+            raise UserError(f"{self.path / 'collections'} is not a folder: this is not a whole store (move that file away, or use another --qdrant-path)")
         if must_exist and not (self.path / MARKER).is_file() and not (self.path / "collections").is_dir():  # a lost marker: written anew below
             raise UserError(f"no store at {self.path}: run `python cli.py ingest` first, or pass --qdrant-path / --qdrant-url")
         try:

@@ -141,6 +141,12 @@ def test_damaged_store_files_are_one_line_naming_the_file(tmp_path):
     damaged(lambda s: (s / "poster-search-store.json").write_text("{garbage"), r"poster-search-store.json is damaged .*delete it")
     damaged(lambda s: (s / "poster-search-store.json").write_text('{"format": 99}'), r"format 99, made by a newer poster search")
 
+    def collections_a_file(s: Path) -> None:
+        shutil.rmtree(s / "collections")
+        (s / "collections").write_text("x")
+
+    damaged(collections_a_file, r"store/collections is not a folder")  # before: "no collection", and ingest "Unexpected error"
+
 
 def test_a_damaged_collection_is_a_503_with_one_line_on_the_web(tmp_path):
     from fastapi.testclient import TestClient
@@ -310,6 +316,11 @@ def test_train_year_checks_its_model_dir_before_training_and_broken_models_are_o
         ("vector", lambda m: (m / "model.json").write_text(json.dumps({**meta, "vector_names": ["clip"]})), "reads vector.* clip"),
         ("keras", lambda m: (m / "model.keras").write_bytes(b"PK not a zip"), "model.keras is not a readable Keras model file"),
         ("json", lambda m: (m / "model.json").write_text("{ garbage"), "model.json is not a readable year model file"),
+        # fields of the wrong type, at the top and inside: before, "Unexpected error: AttributeError" and the like
+        ("types", lambda m: (m / "model.json").write_text(json.dumps({**meta, "uncertainty": "x", "collections": 5})), "model.json's collections, uncertainty are not of the type"),
+        ("inner", lambda m: (m / "model.json").write_text(json.dumps({**meta, "uncertainty": {**meta["uncertainty"], "correction": "x"}})), "model.json's uncertainty cannot be read"),
+        ("spec", lambda m: (m / "model.json").write_text(json.dumps({**meta, "embeddings": {"vgg16": {**meta["embeddings"]["vgg16"], "dim": "512"}}})),
+         "model.json's embeddings are damaged .*dim is '512', not of type int"),
     ]:
         shutil.rmtree(broken, ignore_errors=True)
         shutil.copytree(tmp_path / "model", broken)
