@@ -174,6 +174,43 @@ def test_a_damaged_collection_is_a_503_with_one_line_on_the_web(tmp_path):
             assert client.get("/api/search/title", params={"title": "Film 1"}).status_code == 200  # the rest still answers
 
 
+def test_serve_with_a_damaged_default_collection_serves_the_others_and_stops_only_when_none_is_left(tmp_path):
+    import urllib.error
+    import urllib.request
+
+    from tests.test_browser import free_port
+
+    catalog, posters = catalog_of(tmp_path, 3)
+    store = tmp_path / "store"
+    assert ingest(catalog, posters, store).returncode == 0
+    assert ingest(*catalog_of(tmp_path / "second", 2, seed=40), store, "--collection", "other").returncode == 0
+    for name in ("collection.json", "collection.backup.json"):
+        (store / "collections" / "posters" / name).write_text("{")
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w")
+    process = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "serve", "--qdrant-path", str(store), "--port", str(port), "--weights", "random"],
+                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # before: serve stopped with the damaged collection's line, the healthy one unserved
+            try:
+                listing = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/collections", timeout=10).read())
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+                time.sleep(0.3)
+        assert [c["name"] for c in listing["collections"]] == ["other"] and listing["damaged"][0]["name"] == "posters"
+        with pytest.raises(urllib.error.HTTPError) as damaged:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/search/title?title=Film%201", timeout=10)
+        assert damaged.value.code == 503 and "is damaged" in json.loads(damaged.value.read())["detail"]
+        assert "Warning: collection 'posters'" in (tmp_path / "serve.log").read_text()
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=30)
+    shutil.rmtree(store / "collections" / "other")
+    one_line_error(run_cli("serve", "--qdrant-path", store, "--port", str(free_port()), "--weights", "random", timeout=60), "collection 'posters' .* is damaged")
+
+
 def test_a_killed_decode_worker_is_replaced_and_nothing_is_lost(tmp_path):
     catalog, posters = catalog_of(tmp_path, 96)
     store = tmp_path / "store"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from errors import UserError
 from store.collection import PosterStore
+from store.engine import StoreDamaged
 from web.guards import LOCAL_HOSTS
 
 def is_loopback(host: str) -> bool:
@@ -58,7 +59,14 @@ def serve(
     from web.app import create_app
     from web.service import PosterService
 
-    store.stored_spec()  # a store without a poster collection is one line now, not a page of errors
+    service = PosterService(store, weights=weights, model_dir=model_dir, era_sample=era_sample)
+    try:
+        store.stored_spec()  # a store without a poster collection is one line now, not a page of errors
+    except StoreDamaged as damage:
+        if not service.collection_names():
+            raise
+        # the others still answer (the page lists them; this one answers 503 with the same line)
+        print(f"Warning: {str(damage).rstrip('.')}. Serving the store's other collections: {', '.join(service.collection_names())}.", file=sys.stderr)
     host, port = listener.getsockname()[:2]
     if not is_loopback(host):
         print(
@@ -66,7 +74,7 @@ def serve(
             "and download its posters (there is no login). Use 127.0.0.1 unless that is what you want.",
             file=sys.stderr,
         )
-    app = create_app(PosterService(store, weights=weights, model_dir=model_dir, era_sample=era_sample), allowed_hosts(host, extra_hosts))
+    app = create_app(service, allowed_hosts(host, extra_hosts))
     print(f"poster search: http://{host if ':' not in host else f'[{host}]'}:{port}/  (API docs: /docs; Ctrl-C stops)", file=sys.stderr)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     try:
