@@ -22,7 +22,10 @@ bins head (as regression/head.py: soft labels over 5-year bins, the median year)
 Early stopping on a validation part of the fitting posters (by content hash, never a test or
 calibration poster), keeping the best weights; the 80 % ranges are conformalised quantiles
 (regression/conformal.py) on the calibration part. The frozen default is regression.train's own
-model (bins head on both stored vectors, one network) on exactly the same split.
+model (bins head on both stored vectors, one network) on exactly the same split. Since that
+default reads the style vector too, each run also trains the default head on the fine-tuned
+vector beside the stored style vector, and on the stored vgg16 vector beside it by the same path
+(the like-for-like comparison: what replacing `vgg16` by the fine-tuned vector would change).
 
 A cache that does not match its posters (their sha256), the weights or this version is rebuilt;
 an interrupted `cache` resumes where it stopped (it writes in blocks and records how far it got).
@@ -212,8 +215,9 @@ def _trainable_through(member):
     return keras.Sequential([keras.Input(member.input_shape[1:]), SafePowerNormalization(), *member.layers[1:]], name="head")
 
 
-def train_variant(variant: str, caches: list[Path], seed: int, weights: str, epochs: int, learning_rate: float, batch: int, bf16: bool = True, train_on: list[str] | None = None, optimizer: str = "adam") -> dict:
-    """One fine-tuning run: warm head on the frozen block 5, then block 5 and head together."""
+def train_variant(variant: str, caches: list[Path], seed: int, weights: str, epochs: int, learning_rate: float, batch: int, bf16: bool = True, train_on: list[str] | None = None, optimizer: str = "adam", store: Path | None = None) -> dict:
+    """One fine-tuning run: warm head on the frozen block 5, then block 5 and head together; with
+    `store`, also the default head on the fine-tuned vector beside the stored style vector."""
     from embedding.model import import_keras
     from regression.config import HeadConfig
     from regression.head import bin_centres, soft_labels, train_head
@@ -244,7 +248,7 @@ def train_variant(variant: str, caches: list[Path], seed: int, weights: str, epo
     warm = {f"warm start of {variant}: frozen block 5, bins head on its vgg16 vector": _score(head.predict(frozen, verbose=0), rows, years, collections)}
 
     # 2. block 5 and the head together, on augmented maps, early stopping on the validation part
-    model, _ = build_model(variant, weights, member, bf16)
+    model, tuned_pool = build_model(variant, weights, member, bf16)
     chosen = keras.optimizers.SGD(learning_rate, momentum=0.9) if optimizer == "sgd" else keras.optimizers.Adam(learning_rate)
     model.compile(optimizer=chosen, loss=keras.losses.CategoricalCrossentropy())
     train_batches = Batches(maps, rows["fit"], labels, batch, seed, True)
@@ -279,11 +283,48 @@ def train_variant(variant: str, caches: list[Path], seed: int, weights: str, epo
     timings["best epoch"] = int(min(history, key=lambda h: h["val_mae"])["epoch"])
     probabilities = np.concatenate([model.predict(x, verbose=0) for x, _ in Batches(maps, np.arange(len(maps)), labels, 64, seed, False).epoch()])
     outputs = _distribution_outputs(probabilities, centres)
+    results = {**warm, f"fine-tuned ({variant})": _score(outputs, rows, years, collections)}
+    if store is not None:  # the default's second input beside it: what would replace the frozen default
+        started = time.perf_counter()
+        tuned = np.concatenate([tuned_pool.predict(x, verbose=0) for x, _ in Batches(maps, np.arange(len(maps)), labels, 64, seed, False).epoch()])
+        tuned /= np.linalg.norm(tuned, axis=1, keepdims=True)
+        timings["fine-tuned pass (s)"] = time.perf_counter() - started
+        results |= beside_style(store, films, frozen, {f"fine-tuned ({variant}) + style vector, default head": tuned}, rows, years, collections, seed)
     return {
         "variant": variant, "seed": seed, "n": len(films), "train_on": train_on or [c.name for c in caches], "history": history, "timings": timings, "bf16": bf16, "optimizer": optimizer, "learning_rate": learning_rate,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "results": {**warm, f"fine-tuned ({variant})": _score(outputs, rows, years, collections)},
+        "results": results,
     }  # fmt: skip
+
+
+def beside_style(store: Path, films: list[dict], frozen: np.ndarray, vectors: dict[str, np.ndarray], rows: dict, years: np.ndarray, collections: np.ndarray, seed: int) -> dict:
+    """The product's default head (its config, its fitting rows: the training part less calibration)
+    on each of these vgg16 vectors beside the stored style vector, and on the stored vgg16 vector
+    beside it (the frozen default through this same path: the like-for-like baseline). `frozen`:
+    the cache's frozen block-5 vectors, which must be the stored vgg16 ones (the rows line up)."""
+    from regression.config import HeadConfig
+    from regression.dataset import load_collections
+    from regression.head import train_head
+    from store.connection import StoreLocation
+
+    data = load_collections(StoreLocation(path=store), sorted(set(collections)), "vgg16+vgg16_style")
+    where = {(c, k): i for i, (c, k) in enumerate(zip(data.collections, data.keys))}
+    missing = [f["file"] for f in films if (f["collection"], f["sha256"]) not in where]
+    if missing:
+        sys.exit(f"{len(missing)} cached posters are not in {store} (e.g. {missing[0]}): ingest them with --style, or rebuild the cache")
+    order = np.array([where[(f["collection"], f["sha256"])] for f in films])
+    stored, style = data.vector_part("vgg16")[order], data.vector_part("vgg16_style")[order]
+    agreement = float(np.median(np.sum(stored * frozen, axis=1)))  # float16 maps, bfloat16 block 5: close, not equal
+    print(f"  stored vgg16 vs the cache's frozen block 5: median cosine {agreement:.4f}", flush=True)
+    if agreement < 0.98:
+        sys.exit(f"the cache's frozen block 5 does not match {store}'s vgg16 vectors (median cosine {agreement:.3f}): other weights or posters?")
+    fit = np.sort(np.concatenate([rows["fit"], rows["val"]]))
+    scores = {}
+    for name, vgg16 in {"frozen vgg16 + style vector, default head (this path)": stored, **vectors}.items():
+        x = np.concatenate([vgg16, style], axis=1)
+        head, _ = train_head(x[fit], years[fit], HeadConfig(members=1), seed=seed)
+        scores[name] = _score(head.predict(x, verbose=0), rows, years, collections)
+    return scores
 
 
 def _distribution_outputs(probabilities: np.ndarray, centres: np.ndarray) -> np.ndarray:
@@ -354,8 +395,9 @@ def main() -> None:
     run.add_argument("--weights", default=str(WEIGHTS))
     run.add_argument("--train-on", nargs="+", help="train on these collections only, test on all (the cross-collection direction; not for 'frozen')")
     run.add_argument("--fp32", action="store_true", help="train block 5 in fp32 (default: bfloat16 mixed precision)")
+    run.add_argument("--no-style", action="store_true", help="skip the default head on the fine-tuned vector beside the style vector (about 5 min a run)")
     table = sub.add_parser("table")
-    table.add_argument("--results", type=Path, required=True)
+    table.add_argument("--results", type=Path, nargs="+", required=True, help="one or more results files, read as one")
     args = parser.parse_args()
     if args.command == "cache":
         build_cache(args.collection, args.out, args.weights)
@@ -373,13 +415,13 @@ def main() -> None:
                         raise SystemExit("--train-on: the frozen default is trained on every cache; each fine-tuning run reports its own frozen warm start")
                     result = {"variant": "frozen", "seed": seed, "results": {"frozen default (bins, both vectors)": frozen_default(args.qdrant_path, [c.name for c in args.caches], seed)}}
                 else:
-                    result = train_variant(variant, args.caches, seed, args.weights, args.epochs, args.learning_rate, args.batch_size, not args.fp32, args.train_on, args.optimizer)
+                    result = train_variant(variant, args.caches, seed, args.weights, args.epochs, args.learning_rate, args.batch_size, not args.fp32, args.train_on, args.optimizer, None if args.no_style else args.qdrant_path)
                 result["seconds"] = time.perf_counter() - started
                 results.append(result)
                 args.results.write_text(json.dumps(results, indent=1))
                 print(json.dumps({k: v for k, v in result.items() if k != "history"})[:2000], flush=True)
     else:
-        print(results_table(json.loads(args.results.read_text())))
+        print(results_table([run for file in args.results for run in json.loads(file.read_text())]))
 
 
 def results_table(results: list[dict]) -> str:
