@@ -456,7 +456,8 @@ def results_table(results: list[dict]) -> str:
             lines.append(f"| {model} | " + " | ".join("—" if np.isnan(v) else f"{v:.1f}" for v in row) + " |")
     costs = [r for r in results if "timings" in r]
     for r in costs:
-        lines.append(f"\n{r['variant']} seed {r['seed']}: {len(r['history']) - 1} epochs (best: {r['timings'].get('best epoch', '?')}), {r['timings']['epoch (min)']:.1f} min an epoch, "
+        only = sorted(r.get("train_on", everything))
+        lines.append(f"\n{r['variant']} seed {r['seed']}{'' if only == everything else ' trained on ' + ' + '.join(only) + ' only'}: {len(r['history']) - 1} epochs (best: {r['timings'].get('best epoch', '?')}), {r['timings']['epoch (min)']:.1f} min an epoch, "
                      f"{r['seconds'] / 60:.0f} min in all, peak {r['peak_mb']:.0f} MB")  # fmt: skip
     return "\n".join(lines)
 
