@@ -240,7 +240,7 @@ def train_variant(variant: str, caches: list[Path], seed: int, weights: str, epo
     # 1. the frozen block 5's vectors, and the head trained on them (the warm start, and a figure of its own)
     started = time.perf_counter()
     _, frozen_pool = build_model(variant, weights)
-    frozen = np.concatenate([frozen_pool.predict(x, verbose=0) for x, _ in Batches(maps, np.arange(len(maps)), labels, 64, seed, False).epoch()])
+    frozen = _predict_all(frozen_pool, maps)
     frozen /= np.linalg.norm(frozen, axis=1, keepdims=True)
     timings["frozen block 5 pass (s)"] = time.perf_counter() - started
     head, _ = train_head(frozen[head_fit], years[head_fit], config, seed=seed)
@@ -281,12 +281,12 @@ def train_variant(variant: str, caches: list[Path], seed: int, weights: str, epo
     model.set_weights(best)
     timings["epoch (min)"] = float(np.mean([h["seconds"] for h in history[1:]]) / 60)
     timings["best epoch"] = int(min(history, key=lambda h: h["val_mae"])["epoch"])
-    probabilities = np.concatenate([model.predict(x, verbose=0) for x, _ in Batches(maps, np.arange(len(maps)), labels, 64, seed, False).epoch()])
+    probabilities = _predict_all(model, maps)
     outputs = _distribution_outputs(probabilities, centres)
     results = {**warm, f"fine-tuned ({variant})": _score(outputs, rows, years, collections)}
     if store is not None:  # the default's second input beside it: what would replace the frozen default
         started = time.perf_counter()
-        tuned = np.concatenate([tuned_pool.predict(x, verbose=0) for x, _ in Batches(maps, np.arange(len(maps)), labels, 64, seed, False).epoch()])
+        tuned = _predict_all(tuned_pool, maps)
         tuned /= np.linalg.norm(tuned, axis=1, keepdims=True)
         timings["fine-tuned pass (s)"] = time.perf_counter() - started
         results |= beside_style(store, films, frozen, {f"fine-tuned ({variant}) + style vector, default head": tuned}, rows, years, collections, seed)
@@ -325,6 +325,11 @@ def beside_style(store: Path, films: list[dict], frozen: np.ndarray, vectors: di
         head, _ = train_head(x[fit], years[fit], HeadConfig(members=1), seed=seed)
         scores[name] = _score(head.predict(x, verbose=0), rows, years, collections)
     return scores
+
+
+def _predict_all(model, maps: np.ndarray) -> np.ndarray:
+    """`model` over every cached map, in catalog order, in batches of 64 (float32 from the float16 cache)."""
+    return np.concatenate([model.predict(np.asarray(maps[start : start + 64], np.float32), verbose=0) for start in range(0, len(maps), 64)])
 
 
 def _distribution_outputs(probabilities: np.ndarray, centres: np.ndarray) -> np.ndarray:

@@ -9,19 +9,12 @@ installs them with apt when it can).
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
 from store.connection import StoreLocation
-from tests.conftest import ROOT, make_poster, run_cli, write_csv
+from tests.conftest import ROOT, make_poster, run_cli, serving, write_csv
 
 ARTEFACTS = ROOT / "results" / "browser"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -33,12 +26,6 @@ pytestmark = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER),
     reason="needs chromium and chromedriver (Debian: apt-get install chromium chromium-driver; .ci/run does this)",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -59,31 +46,8 @@ def server(tmp_path_factory):
     ]:
         made = run_cli(*command, "--qdrant-path", location.path)
         assert made.returncode == 0, made.stderr
-    port = free_port()
-    log = open(tmp / "serve.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "cli.py"), "serve", "--qdrant-path", str(location.path), "--port", str(port), "--weights", "random",
-         "--model-dir", str(tmp / "model"), "--era-sample", "20"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/api/collections", timeout=2).read()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"the server did not start: {(tmp / 'serve.log').read_text()[-2000:]}")
-            time.sleep(0.3)
-    yield url, tmp, location
-    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C, as a user stops it
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-    log.close()
+    with serving(location.path, tmp / "serve.log", "--weights", "random", "--model-dir", tmp / "model", "--era-sample", "20") as (url, process, _):
+        yield url, tmp, location
     assert process.returncode == 0 and (tmp / "serve.log").read_text().strip().endswith("poster search: stopped")
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from store.collection import PosterStore
 from store.connection import StoreLocation
-from tests.conftest import ROOT, generated_catalog, make_poster, run_cli
+from tests.conftest import ROOT, free_port, generated_catalog, make_poster, run_cli, serving
 
 
 def one_line_error(result: subprocess.CompletedProcess, pattern: str, code: int = 1) -> str:
@@ -178,35 +178,19 @@ def test_serve_with_a_damaged_default_collection_serves_the_others_and_stops_onl
     import urllib.error
     import urllib.request
 
-    from tests.test_browser import free_port
-
     catalog, posters = catalog_of(tmp_path, 3)
     store = tmp_path / "store"
     assert ingest(catalog, posters, store).returncode == 0
     assert ingest(*catalog_of(tmp_path / "second", 2, seed=40), store, "--collection", "other").returncode == 0
     for name in ("collection.json", "collection.backup.json"):
         (store / "collections" / "posters" / name).write_text("{")
-    port = free_port()
-    log = open(tmp_path / "serve.log", "w")
-    process = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "serve", "--qdrant-path", str(store), "--port", str(port), "--weights", "random"],
-                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:  # before: serve stopped with the damaged collection's line, the healthy one unserved
-            try:
-                listing = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/collections", timeout=10).read())
-                break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-                time.sleep(0.3)
+    # before: serve stopped with the damaged collection's line, the healthy one unserved
+    with serving(store, tmp_path / "serve.log", "--weights", "random") as (url, _, listing):
         assert [c["name"] for c in listing["collections"]] == ["other"] and listing["damaged"][0]["name"] == "posters"
         with pytest.raises(urllib.error.HTTPError) as damaged:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/search/title?title=Film%201", timeout=10)
+            urllib.request.urlopen(f"{url}/api/search/title?title=Film%201", timeout=10)
         assert damaged.value.code == 503 and "is damaged" in json.loads(damaged.value.read())["detail"]
         assert "Warning: collection 'posters'" in (tmp_path / "serve.log").read_text()
-    finally:
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(timeout=30)
     shutil.rmtree(store / "collections" / "other")
     one_line_error(run_cli("serve", "--qdrant-path", store, "--port", str(free_port()), "--weights", "random", timeout=60), "collection 'posters' .* is damaged")
 
@@ -431,7 +415,6 @@ def test_only_the_servers_own_host_names_are_answered(web):
 def test_the_real_server_refuses_other_hosts_and_stops_reading_a_chunked_upload_at_the_limit(escaping_store, tmp_path):
     import socket
 
-    from tests.test_browser import free_port
 
     served = tmp_path / "served"
     shutil.copytree(escaping_store, served)

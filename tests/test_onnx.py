@@ -4,11 +4,8 @@ is damaged, int8 as an embedding of its own, and query paths that never import T
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import pytest
 from embedding.images import decode_poster
 from embedding.onnx_embedder import OnnxEmbedder
 from errors import UserError
-from tests.conftest import ROOT, generated_catalog, make_poster, run_cli
+from tests.conftest import ROOT, generated_catalog, make_poster, run_cli, serving
 
 
 @pytest.fixture
@@ -252,25 +249,8 @@ def test_query_commands_and_functions_import_no_tensorflow(served_store):
 def test_serve_answers_uploads_recommend_and_years_without_tensorflow(served_store, tmp_path):
     """The real server process: after an upload search, a recommendation, a year prediction, the
     upload's similarity maps and the poster map, no TensorFlow library is mapped into it."""
-    from tests.test_browser import free_port
-
     store, posters, model = served_store
-    port = free_port()
-    log = open(tmp_path / "serve.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "cli.py"), "serve", "--qdrant-path", str(store), "--port", str(port), "--weights", "random", "--model-dir", str(model)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                collections = json.loads(urllib.request.urlopen(url + "/api/collections", timeout=2).read())
-                break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-                time.sleep(0.3)
+    with serving(store, tmp_path / "serve.log", "--weights", "random", "--model-dir", model) as (url, process, collections):
         assert collections["collections"][0]["count"] == 24
         upload = _multipart(posters / "3.jpg")
         found = json.loads(urllib.request.urlopen(urllib.request.Request(url + "/api/search/image", upload[0], upload[1]), timeout=120).read())
@@ -287,9 +267,6 @@ def test_serve_answers_uploads_recommend_and_years_without_tensorflow(served_sto
         maps = Path(f"/proc/{process.pid}/maps").read_text()
         assert "onnxruntime" in maps  # the check can fail: the runtime that did answer is mapped
         assert "tensorflow" not in maps.lower()
-    finally:
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(timeout=30)
 
 
 def _multipart(path: Path) -> tuple[bytes, dict]:

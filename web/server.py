@@ -63,10 +63,11 @@ def serve(
     try:
         store.stored_spec()  # a store without a poster collection is one line now, not a page of errors
     except StoreDamaged as damage:
-        if not service.collection_names():
+        healthy = service.collection_names()
+        if not healthy:
             raise
         # the others still answer (the page lists them; this one answers 503 with the same line)
-        print(f"Warning: {str(damage).rstrip('.')}. Serving the store's other collections: {', '.join(service.collection_names())}.", file=sys.stderr)
+        print(f"Warning: {str(damage).rstrip('.')}. Serving the store's other collections: {', '.join(healthy)}.", file=sys.stderr)
     host, port = listener.getsockname()[:2]
     if not is_loopback(host):
         print(
