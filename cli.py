@@ -13,14 +13,24 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from errors import UserError, check_output_file
-from store.schema import check_collection_name
-from presentation import as_json, export_summary, film_query, files_written, ingest_summary, neighbours_json, neighbours_table, one_line, shown
+from presentation import (
+    as_json,
+    export_summary,
+    files_written,
+    film_query,
+    ingest_summary,
+    neighbours_json,
+    neighbours_table,
+    one_line,
+    shown,
+)
 from regression.config import DEFAULT_VECTOR, HeadConfig, HeadTarget, VectorChoice
+from store.schema import check_collection_name
 
 if TYPE_CHECKING:
     from store.collection import PosterStore
@@ -36,25 +46,24 @@ app = typer.Typer(
 # The six store-connection options, declared once: `@store_options` adds them to a command and
 # hands it a `StoreOptions`. Environment variables are read in store.connection.location_from_options,
 # so notebooks get the same defaults as the CLI.
-QdrantPath = Annotated[
-    Optional[str], typer.Option("--qdrant-path", help="Embedded store folder (env QDRANT_PATH; default ./qdrant_data).")
-]
-QdrantUrl = Annotated[
-    Optional[str], typer.Option("--qdrant-url", help="Qdrant server URL, instead of the embedded store (env QDRANT_URL).")
-]
-QdrantApiKey = Annotated[Optional[str], typer.Option("--qdrant-api-key", help="API key for the server (env QDRANT_API_KEY).")]
+QdrantPath = Annotated[str | None, typer.Option("--qdrant-path", help="Embedded store folder (env QDRANT_PATH; default ./qdrant_data).")]
+QdrantUrl = Annotated[str | None, typer.Option("--qdrant-url", help="Qdrant server URL, instead of the embedded store (env QDRANT_URL).")]
+QdrantApiKey = Annotated[str | None, typer.Option("--qdrant-api-key", help="API key for the server (env QDRANT_API_KEY).")]
 QdrantGrpc = Annotated[
-    Optional[bool], typer.Option("--grpc/--no-grpc", help="Talk gRPC (port 6334) to the server: faster bulk uploads (env QDRANT_GRPC).")
+    bool | None, typer.Option("--grpc/--no-grpc", help="Talk gRPC (port 6334) to the server: faster bulk uploads (env QDRANT_GRPC).")
 ]
-QdrantTimeout = Annotated[Optional[float], typer.Option("--qdrant-timeout", help="Seconds per server request (env QDRANT_TIMEOUT; default 30).")]
+QdrantTimeout = Annotated[
+    float | None, typer.Option("--qdrant-timeout", help="Seconds per server request (env QDRANT_TIMEOUT; default 30).")
+]
 Collection = Annotated[str, typer.Option("--collection", help="Collection name.")]
 Collections = Annotated[
-    Optional[list[str]], typer.Option("--collection", help="Collection name; repeat it to use several collections of the store (their union).")
+    list[str] | None,
+    typer.Option("--collection", help="Collection name; repeat it to use several collections of the store (their union)."),
 ]
-Shards = Annotated[Optional[int], typer.Option(min=1, help="Server/cluster only: shards of a new collection (default: one per node).")]
-Replicas = Annotated[Optional[int], typer.Option(min=1, help="Server/cluster only: copies of each shard (default 1).")]
+Shards = Annotated[int | None, typer.Option(min=1, help="Server/cluster only: shards of a new collection (default: one per node).")]
+Replicas = Annotated[int | None, typer.Option(min=1, help="Server/cluster only: copies of each shard (default 1).")]
 WriteConsistency = Annotated[
-    Optional[int], typer.Option(min=1, help="Server/cluster only: replicas that must acknowledge a write (default 1).")
+    int | None, typer.Option(min=1, help="Server/cluster only: replicas that must acknowledge a write (default 1).")
 ]
 ModelDir = Annotated[Path, typer.Option("--model-dir", help="Folder of the year model (model.keras, model.json, plots).")]
 StoredVector = Literal["vgg16", "vgg16_style"]
@@ -62,7 +71,7 @@ VectorName = Annotated[StoredVector, typer.Option("--vector", help="Which stored
 Backend = Literal["auto", "onnxruntime", "tensorflow", "jax", "torch"]
 Precision = Literal["auto", "fp32", "bf16", "int8"]
 Weights = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--weights", help="VGG16 weights: 'imagenet' (downloaded by Keras) or a notop .h5 file (env VGG16_WEIGHTS)."),
 ]
 
@@ -118,14 +127,14 @@ class StoreOptions:
     timeout: float | None = None
     collection: str = "posters"
 
-    def location(self) -> "StoreLocation":
+    def location(self) -> StoreLocation:
         """The StoreLocation these options (and QDRANT_* variables) name; UserError for conflicts and bad values."""
         from store.connection import location_from_options
 
         check_collection_name(self.collection)
         return location_from_options(self.path, self.url, self.api_key, self.timeout, self.grpc)
 
-    def open(self, must_exist: bool = False, location: "StoreLocation | None" = None) -> "PosterStore":
+    def open(self, must_exist: bool = False, location: StoreLocation | None = None) -> PosterStore:
         """The PosterStore (a context manager); an OS error opening it is one line, not a traceback."""
         from store.collection import PosterStore
 
@@ -181,36 +190,38 @@ def store_options(command):
 def ingest(
     catalog: Annotated[Path, typer.Option(help="Catalog CSV (title, year, poster file).")],
     posters: Annotated[Path, typer.Option(help="Folder of poster images.")],
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N films of the catalog.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N films of the catalog.")] = None,
     batch_size: Annotated[
-        Optional[int], typer.Option(min=1, max=1024, help="Posters per model batch and per upsert (default: 32 on a CPU, 256 on a GPU).")
+        int | None, typer.Option(min=1, max=1024, help="Posters per model batch and per upsert (default: 32 on a CPU, 256 on a GPU).")
     ] = None,
     backend: Annotated[
-        Optional[Backend],
-        typer.Option(help="What runs VGG16. auto: a Keras GPU backend when installed and a GPU is present, else onnxruntime (env KERAS_BACKEND)."),
+        Backend | None,
+        typer.Option(
+            help="What runs VGG16. auto: a Keras GPU backend when installed and a GPU is present, else onnxruntime (env KERAS_BACKEND)."
+        ),
     ] = None,
     precision: Annotated[
         Precision, typer.Option(help="auto: bf16 on a GPU that has it, else fp32. int8 (onnxruntime, CPU): faster, another embedding.")
     ] = "auto",
-    workers: Annotated[Optional[int], typer.Option(min=0, help="Poster-decoding processes (default: the usable CPU cores; 0: a thread).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=0, help="Poster-decoding processes (default: the usable CPU cores; 0: a thread).")
+    ] = None,
     recreate: Annotated[bool, typer.Option(help="Delete the collection first and start over.")] = False,
     prune: Annotated[bool, typer.Option(help="Delete stored films that are no longer in the catalog.")] = False,
-    style: Annotated[
-        bool, typer.Option(help="Also store the style vector 'vgg16_style' (added to posters already stored).")
-    ] = False,
+    style: Annotated[bool, typer.Option(help="Also store the style vector 'vgg16_style' (added to posters already stored).")] = False,
     augment: Annotated[
         bool,
-        typer.Option(help="Store each poster's augmented view instead (cropped, recoloured, recompressed), to train the year model with: into a collection of its own."),
+        typer.Option(
+            help="Store each poster's augmented view instead (cropped, recoloured, recompressed), to train the year model with: into a collection of its own."
+        ),
     ] = False,
-    rejects: Annotated[Path, typer.Option(help="Where to write rejected rows and posters, with reasons.")] = Path(
-        "ingest-rejects.csv"
-    ),
-    file_column: Annotated[Optional[str], typer.Option(help="Catalog column with the poster file name.")] = None,
-    id_column: Annotated[Optional[str], typer.Option(help="Catalog column with the film id (posters <id>.jpg).")] = None,
-    title_column: Annotated[Optional[str], typer.Option(help="Catalog column with the title.")] = None,
-    year_column: Annotated[Optional[str], typer.Option(help="Catalog column with the year (else '(YYYY)' in titles).")] = None,
-    genre_column: Annotated[Optional[str], typer.Option(help="Catalog column with genres ('A|B').")] = None,
-    encoding: Annotated[Optional[str], typer.Option(help="Catalog encoding (default: utf-8, else latin-1).")] = None,
+    rejects: Annotated[Path, typer.Option(help="Where to write rejected rows and posters, with reasons.")] = Path("ingest-rejects.csv"),
+    file_column: Annotated[str | None, typer.Option(help="Catalog column with the poster file name.")] = None,
+    id_column: Annotated[str | None, typer.Option(help="Catalog column with the film id (posters <id>.jpg).")] = None,
+    title_column: Annotated[str | None, typer.Option(help="Catalog column with the title.")] = None,
+    year_column: Annotated[str | None, typer.Option(help="Catalog column with the year (else '(YYYY)' in titles).")] = None,
+    genre_column: Annotated[str | None, typer.Option(help="Catalog column with genres ('A|B').")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Catalog encoding (default: utf-8, else latin-1).")] = None,
     weights: Weights = None,
     shards: Shards = None,
     replicas: Replicas = None,
@@ -233,7 +244,15 @@ def ingest(
     with connection.open() as store:
         sharding = Sharding(shards, replicas, write_consistency)
         report = run_ingest(
-            films, posters, store, embedder, batch_size=batch_size, limit=limit, recreate=recreate, sharding=sharding, prune=prune,
+            films,
+            posters,
+            store,
+            embedder,
+            batch_size=batch_size,
+            limit=limit,
+            recreate=recreate,
+            sharding=sharding,
+            prune=prune,
             workers=workers,
         )
         total = store.count()
@@ -265,20 +284,20 @@ def export_embeddings(
 @cli_errors
 @store_options
 def search(
-    image: Annotated[Optional[Path], typer.Argument(help="A poster image to search with (needs the model).")] = None,
+    image: Annotated[Path | None, typer.Argument(help="A poster image to search with (needs the model).")] = None,
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many neighbours.")] = 3,
-    title: Annotated[Optional[str], typer.Option(help="Search by a stored film's title instead (no model needed).")] = None,
-    id: Annotated[Optional[str], typer.Option("--id", help="Search by a stored film's point id.")] = None,
-    year: Annotated[Optional[int], typer.Option(help="With --title: the film's year, when several share the title.")] = None,
-    year_min: Annotated[Optional[int], typer.Option(help="Only neighbours from this year on.")] = None,
-    year_max: Annotated[Optional[int], typer.Option(help="Only neighbours up to this year.")] = None,
-    genre: Annotated[Optional[str], typer.Option(help="Only neighbours of this genre.")] = None,
+    title: Annotated[str | None, typer.Option(help="Search by a stored film's title instead (no model needed).")] = None,
+    id: Annotated[str | None, typer.Option("--id", help="Search by a stored film's point id.")] = None,
+    year: Annotated[int | None, typer.Option(help="With --title: the film's year, when several share the title.")] = None,
+    year_min: Annotated[int | None, typer.Option(help="Only neighbours from this year on.")] = None,
+    year_max: Annotated[int | None, typer.Option(help="Only neighbours up to this year.")] = None,
+    genre: Annotated[str | None, typer.Option(help="Only neighbours of this genre.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
-    sheet: Annotated[Optional[Path], typer.Option(help="Also write a PNG of the query and its neighbours.")] = None,
+    sheet: Annotated[Path | None, typer.Option(help="Also write a PNG of the query and its neighbours.")] = None,
     explain: Annotated[
-        Optional[Path], typer.Option(help="Also write a PNG of where each score comes from in both posters (similarity maps; vgg16).")
+        Path | None, typer.Option(help="Also write a PNG of where each score comes from in both posters (similarity maps; vgg16).")
     ] = None,
-    posters: Annotated[Optional[Path], typer.Option(help="Poster folder for --sheet (default: the one ingest recorded).")] = None,
+    posters: Annotated[Path | None, typer.Option(help="Poster folder for --sheet (default: the one ingest recorded).")] = None,
     vector: VectorName = "vgg16",
     weights: Weights = None,
     connection: StoreOptions = StoreOptions(),
@@ -293,7 +312,9 @@ def search(
     filters = Filters(year_min, year_max, genre)
     filters.check()
     if explain is not None and vector != "vgg16":
-        raise UserError("similarity maps (--explain) exist for the vgg16 vector only: the style vector's score does not split over cells (README, Search)")
+        raise UserError(
+            "similarity maps (--explain) exist for the vgg16 vector only: the style vector's score does not split over cells (README, Search)"
+        )
     for out, option in ((sheet, "--sheet"), (explain, "--explain")):
         if out is not None:
             from search.sheet import check_posters_dir, check_sheet_path
@@ -334,10 +355,10 @@ def search(
 @store_options
 def era(
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Neighbours per poster.")] = 3,
-    sample: Annotated[Optional[int], typer.Option(min=1, help="Only this many posters (seeded sample) as queries.")] = None,
+    sample: Annotated[int | None, typer.Option(min=1, help="Only this many posters (seeded sample) as queries.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the sample and the random baseline.")] = 0,
     timeline: Annotated[
-        Optional[Path], typer.Option(help="Also write a PNG of each decade's most and least typical posters and how far its centre moved.")
+        Path | None, typer.Option(help="Also write a PNG of each decade's most and least typical posters and how far its centre moved.")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     vector: VectorName = "vgg16",
@@ -374,8 +395,12 @@ def era(
 @cli_errors
 @store_options
 def poster_map(
-    out: Annotated[Path, typer.Option("--out", help="The PNG to write: every poster as a dot coloured by year, the decades' path.")] = Path("map.png"),
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write every poster's coordinates (id, title, year, x, y) as JSON.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="The PNG to write: every poster as a dot coloured by year, the decades' path.")] = Path(
+        "map.png"
+    ),
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write every poster's coordinates (id, title, year, x, y) as JSON.")
+    ] = None,
     vector: VectorName = "vgg16",
     connection: StoreOptions = StoreOptions(),
 ) -> None:
@@ -392,7 +417,12 @@ def poster_map(
     map_figure(result, out, connection.collection)
     written = [out]
     if json_path is not None:
-        json_path.write_text(as_json({"collection": connection.collection, "vector": vector, "decades": result.decades, "posters": result.as_records()}, indent=None))
+        json_path.write_text(
+            as_json(
+                {"collection": connection.collection, "vector": vector, "decades": result.decades, "posters": result.as_records()},
+                indent=None,
+            )
+        )
         written.append(json_path)
     how = f"computed in {result.seconds:.1f}s" if result.seconds else "from the cache"
     say(f"{len(result.ids)} posters mapped ({how}); {files_written(written)}")
@@ -415,7 +445,6 @@ def duplicates(
     say(as_json([p.as_dict() for p in pairs]) if json_out else duplicates_table(pairs, threshold))
 
 
-
 @app.command("train-year")
 @cli_errors
 @store_options
@@ -428,16 +457,21 @@ def train_year(
     model_dir: ModelDir = Path("year_model"),
     vector: Annotated[
         VectorChoice,
-        typer.Option("--vector", help="Stored vector(s) the model reads. auto: both (vgg16+vgg16_style) where every collection has them, else vgg16."),
+        typer.Option(
+            "--vector", help="Stored vector(s) the model reads. auto: both (vgg16+vgg16_style) where every collection has them, else vgg16."
+        ),
     ] = DEFAULT_VECTOR,
     head: Annotated[HeadTarget, typer.Option(help="bins: soft labels over year bins, the median year; or regression.")] = HeadConfig.target,
     augmented: Annotated[
-        Optional[list[str]],
-        typer.Option("--augmented", help="A collection made by `ingest --augment` of the same posters: its views of the training posters are extra training rows (repeat for several)."),
+        list[str] | None,
+        typer.Option(
+            "--augmented",
+            help="A collection made by `ingest --augment` of the same posters: its views of the training posters are extra training rows (repeat for several).",
+        ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the test figures as JSON.")] = False,
     connection: StoreOptions = StoreOptions(),
-    collections: list[str] = ["posters"],
+    collections: list[str] = ["posters"],  # noqa: B006 (typer reads the default list)
 ) -> None:
     """Train the year model on one or several collections; score it against baselines on a content-split test part."""
     from regression.dataset import load_augmented, load_collections
@@ -464,7 +498,7 @@ def evaluate_year(
     include_trained: Annotated[bool, typer.Option(help="Also score posters the model was trained or calibrated on (optimistic).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     connection: StoreOptions = StoreOptions(),
-    collections: list[str] = ["posters"],
+    collections: list[str] = ["posters"],  # noqa: B006 (typer reads the default list)
 ) -> None:
     """Score a trained year model on every dated poster of one or several collections it was not trained on."""
     from regression.dataset import load_collections
@@ -499,10 +533,10 @@ def predict_year(
 @cli_errors
 @store_options
 def migrate(
-    to_url: Annotated[Optional[str], typer.Option(help="Destination Qdrant server or cluster URL.")] = None,
-    to_path: Annotated[Optional[Path], typer.Option(help="Destination embedded store folder, instead of a URL.")] = None,
-    to_api_key: Annotated[Optional[str], typer.Option(help="API key of the destination (env QDRANT_TO_API_KEY).")] = None,
-    to_collection: Annotated[Optional[str], typer.Option(help="Destination collection (default: the same name).")] = None,
+    to_url: Annotated[str | None, typer.Option(help="Destination Qdrant server or cluster URL.")] = None,
+    to_path: Annotated[Path | None, typer.Option(help="Destination embedded store folder, instead of a URL.")] = None,
+    to_api_key: Annotated[str | None, typer.Option(help="API key of the destination (env QDRANT_TO_API_KEY).")] = None,
+    to_collection: Annotated[str | None, typer.Option(help="Destination collection (default: the same name).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Points per scroll and upsert.")] = 256,
     shards: Shards = None,
     replicas: Replicas = None,
@@ -520,7 +554,9 @@ def migrate(
     if to_path is not None:  # built directly, so that QDRANT_URL (the source's) cannot redirect it
         target_location = StoreLocation(path=to_path)
     else:
-        target_location = location_from_options(None, to_url, to_api_key or os.environ.get("QDRANT_TO_API_KEY"), connection.timeout, connection.grpc)
+        target_location = location_from_options(
+            None, to_url, to_api_key or os.environ.get("QDRANT_TO_API_KEY"), connection.timeout, connection.grpc
+        )
     target_collection = to_collection or connection.collection
     check_collection_name(target_collection)
     same_store = _same_store(source_location, target_location)
@@ -533,7 +569,7 @@ def migrate(
     say(report.summary())
 
 
-def _same_store(source: "StoreLocation", target: "StoreLocation") -> bool:
+def _same_store(source: StoreLocation, target: StoreLocation) -> bool:
     """Whether two locations are one store (another spelling of a folder is the same folder); a
     folder inside the other store is refused: Edge's files and a store's own would mix."""
     if source.url or target.url:
@@ -542,7 +578,9 @@ def _same_store(source: "StoreLocation", target: "StoreLocation") -> bool:
     if a == b:
         return True
     if b.is_relative_to(a) or a.is_relative_to(b):
-        raise UserError(f"the destination {target.path} and the source {source.path} are one inside the other: give a folder outside the source store")
+        raise UserError(
+            f"the destination {target.path} and the source {source.path} are one inside the other: give a folder outside the source store"
+        )
     return False
 
 
@@ -573,12 +611,14 @@ def compare(
 @cli_errors
 @store_options
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on. Anything but localhost exposes the store: see the README.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to listen on. Anything but localhost exposes the store: see the README.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port, printed at start).")] = 8000,
     model_dir: ModelDir = Path("year_model"),
     era_sample: Annotated[int, typer.Option(min=10, help="Posters (a seeded sample) behind the page's era figures.")] = 1000,
     allowed_host: Annotated[
-        Optional[list[str]], typer.Option("--allowed-host", help="Another host name the page is reached by (repeat it); others get 400.")
+        list[str] | None, typer.Option("--allowed-host", help="Another host name the page is reached by (repeat it); others get 400.")
     ] = None,
     weights: Weights = None,
     connection: StoreOptions = StoreOptions(),

@@ -53,7 +53,7 @@ def files_written(files) -> str:
     return "wrote " + ", ".join(str(f) for f in files)
 
 
-def film_query(film: "StoredPoint") -> dict:
+def film_query(film: StoredPoint) -> dict:
     """A stored film as the `query` of a search result."""
     return {"id": film.id, "title": film.payload.get("title"), "year": film.payload.get("year"), "file": film.payload.get("file")}
 
@@ -66,7 +66,7 @@ def film_label(query: dict) -> str:
     return f"{one_line(query.get('title') or '')} ({year if year is not None else '?'})"
 
 
-def neighbours_table(query: dict, neighbours: "list[Neighbour]") -> str:
+def neighbours_table(query: dict, neighbours: list[Neighbour]) -> str:
     lines = [f"nearest to {film_label(query)}:", f"{'rank':>4}  {'similarity':>10}  {'year':>4}  title"]
     for n in neighbours:
         lines.append(f"{n.rank:>4}  {n.score:>10.3f}  {n.year if n.year is not None else '?':>4}  {one_line(n.title)}")
@@ -75,5 +75,5 @@ def neighbours_table(query: dict, neighbours: "list[Neighbour]") -> str:
     return "\n".join(lines)
 
 
-def neighbours_json(query: dict, neighbours: "list[Neighbour]") -> str:
+def neighbours_json(query: dict, neighbours: list[Neighbour]) -> str:
     return as_json({"query": query, "neighbours": [n.as_dict() for n in neighbours]})

@@ -20,17 +20,17 @@ import argparse
 import json
 import shutil
 import statistics
-from collections import Counter
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
-
 from common import POSTERS, ROOT, WEIGHTS, timed  # noqa: E402  (sets sys.path)
 from common import percentiles as ms  # noqa: E402
+
 from embedding.spec import EmbeddingSpec  # noqa: E402
 from search.nearest import Filters, PosterSearch  # noqa: E402
 from search.titles import find_film  # noqa: E402
@@ -71,12 +71,23 @@ def write_synthetic(location: StoreLocation, n_points: int, style: bool) -> tupl
     for start in range(0, n_points, 256):  # generated before the clock starts
         ids = range(start, min(start + 256, n_points))
         payloads = [
-            {"key": f"{i}.jpg", "title": f"Synthetic film {i}", "year": int(1930 + i % 95), "file": f"{i}.jpg",
-             "sha256": f"{i:064x}", "genres": [GENRES[i % len(GENRES)]]}
+            {
+                "key": f"{i}.jpg",
+                "title": f"Synthetic film {i}",
+                "year": int(1930 + i % 95),
+                "file": f"{i}.jpg",
+                "sha256": f"{i:064x}",
+                "genres": [GENRES[i % len(GENRES)]],
+            }
             for i in ids
         ]
         batches.append(
-            ([point_id(f"{i}.jpg") for i in ids], poster_like(rng, len(ids), 512), payloads, poster_like(rng, len(ids), STYLE_DIM) if style else None)
+            (
+                [point_id(f"{i}.jpg") for i in ids],
+                poster_like(rng, len(ids), 512),
+                payloads,
+                poster_like(rng, len(ids), STYLE_DIM) if style else None,
+            )
         )
     with PosterStore(location) as store:
         store.prepare(spec, style_spec=style_spec if style else None)
@@ -91,12 +102,15 @@ def write_synthetic(location: StoreLocation, n_points: int, style: bool) -> tupl
 
 def open_in_fresh_process(location: StoreLocation, runs: int = 3) -> float:
     """Median seconds from PosterStore() to the first answer (a count), in a new process each time."""
-    code = (
+    code = (  # noqa: UP031
         "import sys,time; sys.path.insert(0, %r); t=time.perf_counter()\n"
         "from store.collection import PosterStore; from store.connection import StoreLocation\n"
         "s=PosterStore(StoreLocation(path=%r), must_exist=True); s.count(); print(time.perf_counter()-t); s.close()"
     ) % (str(ROOT), str(location.path))
-    times = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()[-1]) for _ in range(runs)]
+    times = [
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()[-1])
+        for _ in range(runs)
+    ]
     return statistics.median(times)
 
 
@@ -170,10 +184,14 @@ def bench_real(real: Path, engines: list[str], n: int, root: Path) -> None:
         print(f"  {engine}: open {open_in_fresh_process(location):.3f} s (fresh process, median of 3)")
         searches(location, n, unique, f"{engine}, {len(points)} real posters")
         film = points[0].payload
-        print(f"  {engine}: cold `cli.py search --title`: {cold_cli(['search', '--title', unique[0], '--qdrant-path', str(location.path)]):.2f} s")
+        print(
+            f"  {engine}: cold `cli.py search --title`: {cold_cli(['search', '--title', unique[0], '--qdrant-path', str(location.path)]):.2f} s"
+        )
         image = POSTERS / film["file"]
         search_image = ["search", str(image), "--weights", str(WEIGHTS), "--qdrant-path", str(location.path)]
-        print(f"  {engine}: cold `cli.py search poster.jpg`: {cold_cli(search_image):.2f} s; phases {image_search_phases(location.path, image)}")
+        print(
+            f"  {engine}: cold `cli.py search poster.jpg`: {cold_cli(search_image):.2f} s; phases {image_search_phases(location.path, image)}"
+        )
 
 
 def bench_synthetic(sizes: list[int], style_sizes: list[int], engines: list[str], n: int, root: Path, local_max: int, local_n: int) -> None:

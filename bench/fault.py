@@ -37,8 +37,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import CATALOG, POSTERS, ROOT  # noqa: E402  (sets sys.path)
+
 from store.collection import PosterStore  # noqa: E402
 from store.connection import StoreLocation  # noqa: E402
 from store.schema import point_id  # noqa: E402
@@ -125,7 +125,10 @@ def main() -> None:
             kills += 1
             during_work += progress["done"] > 0
             orphans += reap_group(process.pid)
-            print(f"  run {runs}: killed at {time.monotonic() - progress['started']:.1f}s, progress {progress['done']}/{progress['total']}", flush=True)
+            print(
+                f"  run {runs}: killed at {time.monotonic() - progress['started']:.1f}s, progress {progress['done']}/{progress['total']}",
+                flush=True,
+            )
             continue
         orphans += reap_group(process.pid)
         if process.returncode != 0:
@@ -150,9 +153,22 @@ def main() -> None:
 
 def ingest_command(catalog: Path, posters: Path, store: Path, batch_size: int) -> list[str]:
     return [
-        sys.executable, str(ROOT / "cli.py"), "ingest", "--catalog", str(catalog), "--posters", str(posters),
-        "--qdrant-path", str(store), "--weights", "random", "--batch-size", str(batch_size), "--rejects", str(store) + "-rejects.csv",
-    ]  # fmt: skip
+        sys.executable,
+        str(ROOT / "cli.py"),
+        "ingest",
+        "--catalog",
+        str(catalog),
+        "--posters",
+        str(posters),
+        "--qdrant-path",
+        str(store),
+        "--weights",
+        "random",
+        "--batch-size",
+        str(batch_size),
+        "--rejects",
+        str(store) + "-rejects.csv",
+    ]
 
 
 def write_catalog(path: Path, header: list[str], rows: list[dict]) -> Path:

@@ -42,7 +42,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import WEIGHTS  # noqa: E402  (sets sys.path)
 
 CACHE_VERSION = 1
@@ -64,8 +63,12 @@ def build_cache(collection: Path, out: Path, weights: str) -> None:
     films = [f for f in catalog.films if f.year is not None]
     digests = file_digests([collection / "posters" / f.file for f in films])
     embedder = OnnxEmbedder(weights)
-    index = {"version": CACHE_VERSION, "weights": embedder.spec.weights, "decode": embedder.spec.decode,
-             "films": [{"key": f.key, "file": f.file, "year": f.year, "sha256": d} for f, d in zip(films, digests)]}  # fmt: skip
+    index = {
+        "version": CACHE_VERSION,
+        "weights": embedder.spec.weights,
+        "decode": embedder.spec.decode,
+        "films": [{"key": f.key, "file": f.file, "year": f.year, "sha256": d} for f, d in zip(films, digests)],
+    }
     out.mkdir(parents=True, exist_ok=True)
     index_path, progress_path = out / "index.json", out / "progress.json"
     stale = not index_path.is_file() or json.loads(index_path.read_text()) != index
@@ -75,7 +78,9 @@ def build_cache(collection: Path, out: Path, weights: str) -> None:
         index_path.write_text(json.dumps(index))
     n = len(films)
     arrays = {
-        layer: np.lib.format.open_memmap(out / f"{layer}.f16", mode="r+" if (out / f"{layer}.f16").exists() else "w+", dtype=np.float16, shape=(n, 14, 14, 512))
+        layer: np.lib.format.open_memmap(
+            out / f"{layer}.f16", mode="r+" if (out / f"{layer}.f16").exists() else "w+", dtype=np.float16, shape=(n, 14, 14, 512)
+        )
         for layer in LAYERS
     }
     done = json.loads(progress_path.read_text())["done"] if progress_path.is_file() else 0
@@ -91,7 +96,11 @@ def build_cache(collection: Path, out: Path, weights: str) -> None:
             array.flush()
         progress_path.write_text(json.dumps({"done": start + len(rows)}))
         rate = (start + len(rows) - done) / (time.perf_counter() - started)
-        print(f"\rcache {out.name}: {start + len(rows)}/{n} posters, {rate:.1f}/s, ETA {(n - start - len(rows)) / rate / 60:.0f} min", end="", flush=True)
+        print(
+            f"\rcache {out.name}: {start + len(rows)}/{n} posters, {rate:.1f}/s, ETA {(n - start - len(rows)) / rate / 60:.0f} min",
+            end="",
+            flush=True,
+        )
     size = sum((out / f"{layer}.f16").stat().st_size for layer in LAYERS)
     print(f"\ncache {out}: {n} posters, {size / 2**30:.2f} GB, {time.perf_counter() - started:.0f} s this run")
 
@@ -101,7 +110,6 @@ def _session_with(embedder, outputs: tuple[str, ...]):
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
-
 
     source = embedder._model()
     model = onnx.load(source) if isinstance(source, str) else onnx.load_from_string(source)
@@ -215,7 +223,19 @@ def _trainable_through(member):
     return keras.Sequential([keras.Input(member.input_shape[1:]), SafePowerNormalization(), *member.layers[1:]], name="head")
 
 
-def train_variant(variant: str, caches: list[Path], seed: int, weights: str, epochs: int, learning_rate: float, batch: int, bf16: bool = True, train_on: list[str] | None = None, optimizer: str = "adam", store: Path | None = None) -> dict:
+def train_variant(
+    variant: str,
+    caches: list[Path],
+    seed: int,
+    weights: str,
+    epochs: int,
+    learning_rate: float,
+    batch: int,
+    bf16: bool = True,
+    train_on: list[str] | None = None,
+    optimizer: str = "adam",
+    store: Path | None = None,
+) -> dict:
     """One fine-tuning run: warm head on the frozen block 5, then block 5 and head together; with
     `store`, also the default head on the fine-tuned vector beside the stored style vector."""
     from embedding.model import import_keras
@@ -245,7 +265,11 @@ def train_variant(variant: str, caches: list[Path], seed: int, weights: str, epo
     timings["frozen block 5 pass (s)"] = time.perf_counter() - started
     head, _ = train_head(frozen[head_fit], years[head_fit], config, seed=seed)
     member = head.get_layer(index=1)  # the Sequential member: power norm., standardisation, dense layers, softmax
-    warm = {f"warm start of {variant}: frozen block 5, bins head on its vgg16 vector": _score(head.predict(frozen, verbose=0), rows, years, collections)}
+    warm = {
+        f"warm start of {variant}: frozen block 5, bins head on its vgg16 vector": _score(
+            head.predict(frozen, verbose=0), rows, years, collections
+        )
+    }
 
     # 2. block 5 and the head together, on augmented maps, early stopping on the validation part
     model, tuned_pool = build_model(variant, weights, member, bf16)
@@ -271,7 +295,10 @@ def train_variant(variant: str, caches: list[Path], seed: int, weights: str, epo
         seconds = time.perf_counter() - started
         val_loss, val_mae = validate()
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_loss": val_loss, "val_mae": val_mae, "seconds": seconds})
-        print(f"  {variant} seed {seed} epoch {epoch + 1}: loss {np.mean(losses):.4f} val loss {val_loss:.4f}, val MAE {val_mae:.2f} ({seconds / 60:.1f} min)", flush=True)
+        print(
+            f"  {variant} seed {seed} epoch {epoch + 1}: loss {np.mean(losses):.4f} val loss {val_loss:.4f}, val MAE {val_mae:.2f} ({seconds / 60:.1f} min)",
+            flush=True,
+        )
         if val_mae < best_mae - 0.01:
             best, best_mae, waited = model.get_weights(), val_mae, 0
         else:
@@ -289,15 +316,34 @@ def train_variant(variant: str, caches: list[Path], seed: int, weights: str, epo
         tuned = _predict_all(tuned_pool, maps)
         tuned /= np.linalg.norm(tuned, axis=1, keepdims=True)
         timings["fine-tuned pass (s)"] = time.perf_counter() - started
-        results |= beside_style(store, films, frozen, {f"fine-tuned ({variant}) + style vector, default head": tuned}, rows, years, collections, seed)
+        results |= beside_style(
+            store, films, frozen, {f"fine-tuned ({variant}) + style vector, default head": tuned}, rows, years, collections, seed
+        )
     return {
-        "variant": variant, "seed": seed, "n": len(films), "train_on": train_on or [c.name for c in caches], "history": history, "timings": timings, "bf16": bf16, "optimizer": optimizer, "learning_rate": learning_rate,
+        "variant": variant,
+        "seed": seed,
+        "n": len(films),
+        "train_on": train_on or [c.name for c in caches],
+        "history": history,
+        "timings": timings,
+        "bf16": bf16,
+        "optimizer": optimizer,
+        "learning_rate": learning_rate,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "results": results,
-    }  # fmt: skip
+    }
 
 
-def beside_style(store: Path, films: list[dict], frozen: np.ndarray, vectors: dict[str, np.ndarray], rows: dict, years: np.ndarray, collections: np.ndarray, seed: int) -> dict:
+def beside_style(
+    store: Path,
+    films: list[dict],
+    frozen: np.ndarray,
+    vectors: dict[str, np.ndarray],
+    rows: dict,
+    years: np.ndarray,
+    collections: np.ndarray,
+    seed: int,
+) -> dict:
     """The product's default head (its config, its fitting rows: the training part less calibration)
     on each of these vgg16 vectors beside the stored style vector, and on the stored vgg16 vector
     beside it (the frozen default through this same path: the like-for-like baseline). `frozen`:
@@ -317,7 +363,9 @@ def beside_style(store: Path, films: list[dict], frozen: np.ndarray, vectors: di
     agreement = float(np.median(np.sum(stored * frozen, axis=1)))  # float16 maps, bfloat16 block 5: close, not equal
     print(f"  stored vgg16 vs the cache's frozen block 5: median cosine {agreement:.4f}", flush=True)
     if agreement < 0.98:
-        sys.exit(f"the cache's frozen block 5 does not match {store}'s vgg16 vectors (median cosine {agreement:.3f}): other weights or posters?")
+        sys.exit(
+            f"the cache's frozen block 5 does not match {store}'s vgg16 vectors (median cosine {agreement:.3f}): other weights or posters?"
+        )
     fit = np.sort(np.concatenate([rows["fit"], rows["val"]]))
     scores = {}
     for name, vgg16 in {"frozen vgg16 + style vector, default head (this path)": stored, **vectors}.items():
@@ -358,8 +406,13 @@ def _score(outputs: np.ndarray, rows: dict, years: np.ndarray, collections: np.n
     for name in sorted(set(collections)):
         part = collections[test] == name
         m = year_metrics(years[test][part], outputs[test, 0][part])
-        scores[name] = {"mae": m["mae"], "bias": m["bias"], "n": m["n"], "mae_by_decade": m["mae_by_decade"],
-                        "coverage": coverage(years[test][part], low[part], high[part])}  # fmt: skip
+        scores[name] = {
+            "mae": m["mae"],
+            "bias": m["bias"],
+            "n": m["n"],
+            "mae_by_decade": m["mae_by_decade"],
+            "coverage": coverage(years[test][part], low[part], high[part]),
+        }
     return scores
 
 
@@ -376,8 +429,16 @@ def frozen_default(store: Path, collections: list[str], seed: int) -> dict:
     with tempfile.TemporaryDirectory() as model_dir:
         report = train_year_model(data, Path(model_dir), 0.2, seed, HeadConfig(members=1), progress=False)
     by = report.by_collection or {collections[0]: report.results}
-    return {name: {"mae": r["Keras head"]["mae"], "bias": r["Keras head"]["bias"], "n": r["Keras head"]["n"],
-                   "mae_by_decade": r["Keras head"]["mae_by_decade"], "coverage": r["Keras head"]["coverage"]} for name, r in by.items()}  # fmt: skip
+    return {
+        name: {
+            "mae": r["Keras head"]["mae"],
+            "bias": r["Keras head"]["bias"],
+            "n": r["Keras head"]["n"],
+            "mae_by_decade": r["Keras head"]["mae_by_decade"],
+            "coverage": r["Keras head"]["coverage"],
+        }
+        for name, r in by.items()
+    }
 
 
 def main() -> None:
@@ -388,8 +449,12 @@ def main() -> None:
     cache.add_argument("--out", type=Path, required=True)
     cache.add_argument("--weights", default=str(WEIGHTS))
     run = sub.add_parser("run")
-    run.add_argument("--caches", type=Path, nargs="+", required=True, help="cache folders; their names must be the store's collection names")
-    run.add_argument("--qdrant-path", type=Path, required=True, help="the store holding those collections with both vectors (for the frozen default)")
+    run.add_argument(
+        "--caches", type=Path, nargs="+", required=True, help="cache folders; their names must be the store's collection names"
+    )
+    run.add_argument(
+        "--qdrant-path", type=Path, required=True, help="the store holding those collections with both vectors (for the frozen default)"
+    )
     run.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     run.add_argument("--variants", nargs="+", default=["frozen", "block5", "conv3"])
     run.add_argument("--epochs", type=int, default=12)
@@ -398,9 +463,13 @@ def main() -> None:
     run.add_argument("--batch-size", type=int, default=32)
     run.add_argument("--results", type=Path, required=True)
     run.add_argument("--weights", default=str(WEIGHTS))
-    run.add_argument("--train-on", nargs="+", help="train on these collections only, test on all (the cross-collection direction; not for 'frozen')")
+    run.add_argument(
+        "--train-on", nargs="+", help="train on these collections only, test on all (the cross-collection direction; not for 'frozen')"
+    )
     run.add_argument("--fp32", action="store_true", help="train block 5 in fp32 (default: bfloat16 mixed precision)")
-    run.add_argument("--no-style", action="store_true", help="skip the default head on the fine-tuned vector beside the style vector (about 5 min a run)")
+    run.add_argument(
+        "--no-style", action="store_true", help="skip the default head on the fine-tuned vector beside the style vector (about 5 min a run)"
+    )
     table = sub.add_parser("table")
     table.add_argument("--results", type=Path, nargs="+", required=True, help="one or more results files, read as one")
     args = parser.parse_args()
@@ -417,10 +486,30 @@ def main() -> None:
                 started = time.perf_counter()
                 if variant == "frozen":
                     if args.train_on:
-                        raise SystemExit("--train-on: the frozen default is trained on every cache; each fine-tuning run reports its own frozen warm start")
-                    result = {"variant": "frozen", "seed": seed, "results": {"frozen default (bins, both vectors)": frozen_default(args.qdrant_path, [c.name for c in args.caches], seed)}}
+                        raise SystemExit(
+                            "--train-on: the frozen default is trained on every cache; each fine-tuning run reports its own frozen warm start"
+                        )
+                    result = {
+                        "variant": "frozen",
+                        "seed": seed,
+                        "results": {
+                            "frozen default (bins, both vectors)": frozen_default(args.qdrant_path, [c.name for c in args.caches], seed)
+                        },
+                    }
                 else:
-                    result = train_variant(variant, args.caches, seed, args.weights, args.epochs, args.learning_rate, args.batch_size, not args.fp32, args.train_on, args.optimizer, None if args.no_style else args.qdrant_path)
+                    result = train_variant(
+                        variant,
+                        args.caches,
+                        seed,
+                        args.weights,
+                        args.epochs,
+                        args.learning_rate,
+                        args.batch_size,
+                        not args.fp32,
+                        args.train_on,
+                        args.optimizer,
+                        None if args.no_style else args.qdrant_path,
+                    )
                 result["seconds"] = time.perf_counter() - started
                 results.append(result)
                 args.results.write_text(json.dumps(results, indent=1))
@@ -441,18 +530,29 @@ def results_table(results: list[dict]) -> str:
             for collection, scores in per_collection.items():
                 models.setdefault(model, {}).setdefault(collection, []).append(scores)
     collections = sorted({c for m in models.values() for c in m})
-    lines = ["| model | " + " | ".join(f"{c} MAE | {c} bias | {c} cov." for c in collections) + " | seeds |", "|" + " --- |" * (3 * len(collections) + 2)]
+    lines = [
+        "| model | " + " | ".join(f"{c} MAE | {c} bias | {c} cov." for c in collections) + " | seeds |",
+        "|" + " --- |" * (3 * len(collections) + 2),
+    ]
     for model, per in models.items():
         cells = []
         for c in collections:
             runs = per.get(c, [])
             maes = [r["mae"] for r in runs]
-            cells += [f"{np.mean(maes):.2f} ± {np.std(maes):.2f}" if maes else "—", f"{np.mean([r['bias'] for r in runs]):+.1f}" if runs else "—",
-                      f"{np.mean([r['coverage'] for r in runs]):.0%}" if runs else "—"]  # fmt: skip
+            cells += [
+                f"{np.mean(maes):.2f} ± {np.std(maes):.2f}" if maes else "—",
+                f"{np.mean([r['bias'] for r in runs]):+.1f}" if runs else "—",
+                f"{np.mean([r['coverage'] for r in runs]):.0%}" if runs else "—",
+            ]
         lines.append(f"| {model} | " + " | ".join(cells) + f" | {len(next(iter(per.values())))} |")
     for c in collections:
         decades = sorted({int(d) for per in models.values() for r in per.get(c, []) for d in r["mae_by_decade"]})
-        lines += ["", f"MAE by decade, {c}:", "| model | " + " | ".join(f"{d}s" for d in decades) + " |", "|" + " --- |" * (len(decades) + 1)]
+        lines += [
+            "",
+            f"MAE by decade, {c}:",
+            "| model | " + " | ".join(f"{d}s" for d in decades) + " |",
+            "|" + " --- |" * (len(decades) + 1),
+        ]
         for model, per in models.items():
             runs = per.get(c, [])
             # a decade with a test poster in some seeds' splits only: the mean of those seeds
@@ -462,8 +562,10 @@ def results_table(results: list[dict]) -> str:
     costs = [r for r in results if "timings" in r]
     for r in costs:
         only = sorted(r.get("train_on", everything))
-        lines.append(f"\n{r['variant']} seed {r['seed']}{'' if only == everything else ' trained on ' + ' + '.join(only) + ' only'}: {len(r['history']) - 1} epochs (best: {r['timings'].get('best epoch', '?')}), {r['timings']['epoch (min)']:.1f} min an epoch, "
-                     f"{r['seconds'] / 60:.0f} min in all, peak {r['peak_mb']:.0f} MB")  # fmt: skip
+        lines.append(
+            f"\n{r['variant']} seed {r['seed']}{'' if only == everything else ' trained on ' + ' + '.join(only) + ' only'}: {len(r['history']) - 1} epochs (best: {r['timings'].get('best epoch', '?')}), {r['timings']['epoch (min)']:.1f} min an epoch, "
+            f"{r['seconds'] / 60:.0f} min in all, peak {r['peak_mb']:.0f} MB"
+        )
     return "\n".join(lines)
 
 

@@ -27,11 +27,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import CATALOG, POSTERS, ROOT, WEIGHTS, first_n_catalog  # noqa: E402  (sets sys.path)
+
+from embedding.backend import usable_cores  # noqa: E402
 from embedding.embedders import make_embedder  # noqa: E402
 from ingest.catalog import read_catalog  # noqa: E402
-from embedding.backend import usable_cores  # noqa: E402
 from ingest.decode import MAX_CHUNK, DecodePool  # noqa: E402
 from ingest.pipeline import ingest  # noqa: E402
 from store.collection import PosterStore  # noqa: E402
@@ -112,7 +112,9 @@ def main() -> None:
     batch = args.batch_size or default_batch_size(embedder.runtime)
     workers = usable_cores() if args.workers is None else args.workers
     n = len(catalog.films)
-    print(f"{n} {source}; {embedder.runtime.describe()}; batch {batch}; {workers} decode workers; {usable_cores()} usable cores; weights {embedder.spec.weights}")
+    print(
+        f"{n} {source}; {embedder.runtime.describe()}; batch {batch}; {workers} decode workers; {usable_cores()} usable cores; weights {embedder.spec.weights}"
+    )
 
     decode_s, pixels = decode_only([str(posters / f.file) for f in catalog.films], workers, max(1, min(MAX_CHUNK, batch)))
     model_s = model_only(embedder, pixels, batch)
@@ -134,11 +136,17 @@ def main() -> None:
 
     lowest = min(ceilings, key=ceilings.get)
     print(f"decode only ({workers} workers):        {decode_s:7.1f}s  {ceilings['decode']:8.1f} posters/s")
-    print(f"model only (uint8 batches in memory): {model_s:7.1f}s  {ceilings['model']:8.1f} posters/s"
-          f"  (mean of before and after end to end: {n / (2 * model_s - model_after_s):.1f} and {n / model_after_s:.1f})")
-    print(f"store only ({'server' if args.qdrant_url else 'embedded'}, acknowledged upserts): {store_s:7.1f}s  {ceilings['store']:8.1f} points/s")
-    print(f"end to end (decode + model + store):  {first.pipeline_seconds:7.1f}s  {e2e:8.1f} posters/s"
-          f" = {100 * e2e / ceilings[lowest]:.0f}% of the lowest ceiling ({lowest}), {100 * e2e / ceilings['model']:.0f}% of model only")
+    print(
+        f"model only (uint8 batches in memory): {model_s:7.1f}s  {ceilings['model']:8.1f} posters/s"
+        f"  (mean of before and after end to end: {n / (2 * model_s - model_after_s):.1f} and {n / model_after_s:.1f})"
+    )
+    print(
+        f"store only ({'server' if args.qdrant_url else 'embedded'}, acknowledged upserts): {store_s:7.1f}s  {ceilings['store']:8.1f} points/s"
+    )
+    print(
+        f"end to end (decode + model + store):  {first.pipeline_seconds:7.1f}s  {e2e:8.1f} posters/s"
+        f" = {100 * e2e / ceilings[lowest]:.0f}% of the lowest ceiling ({lowest}), {100 * e2e / ceilings['model']:.0f}% of model only"
+    )
     print(f"  whole ingest() call, model load included: {first.seconds:.1f}s ({e2e_run:.1f} posters/s)")
     print(f"  {first.stages()}")
     print(f"no-op rerun, in process:              {noop.seconds:7.2f}s  = {100 * noop.seconds / first.seconds:.1f}% of the first run")

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import ROOT  # noqa: E402  (sets sys.path)
 
 
@@ -46,13 +45,24 @@ def synthetic_store(folder: Path, n: int):
             count = min(2048, n - start)
             vectors = poster_like(rng, count, 512)
             ids = [point_id(f"s{i}") for i in range(start, start + count)]
-            payloads = [{"key": f"s{i}", "title": f"Synthetic film {i}", "year": int(1920 + (i * 7919) % 101), "file": f"{i}.jpg", "sha256": f"h{i}"}
-                        for i in range(start, start + count)]  # fmt: skip
+            payloads = [
+                {
+                    "key": f"s{i}",
+                    "title": f"Synthetic film {i}",
+                    "year": int(1920 + (i * 7919) % 101),
+                    "file": f"{i}.jpg",
+                    "sha256": f"h{i}",
+                }
+                for i in range(start, start + count)
+            ]
             copies = [j for j in range(count) if (start + j) % 1000 == 0]
             store.upsert(ids, vectors, payloads)
             if copies:  # the same poster under another key: a pair to find
-                store.upsert([point_id(f"copy{start + j}") for j in copies], vectors[copies],
-                             [{**payloads[j], "key": f"copy{start + j}", "title": f"Copy of {start + j}"} for j in copies])  # fmt: skip
+                store.upsert(
+                    [point_id(f"copy{start + j}") for j in copies],
+                    vectors[copies],
+                    [{**payloads[j], "key": f"copy{start + j}", "title": f"Copy of {start + j}"} for j in copies],
+                )
         store.optimize()
     return location
 
@@ -79,7 +89,9 @@ def measure(label: str, location, threshold: float) -> None:
         pairs = near_duplicates(store, threshold, progress=True)
         duplicates = time.perf_counter() - started
     print(f"{label}: {n:,} posters")
-    print(f"  poster map: computed in {computed:.1f} s (this process's peak {before:.0f} -> {after:.0f} MB), from the cache in {cached:.2f} s")
+    print(
+        f"  poster map: computed in {computed:.1f} s (this process's peak {before:.0f} -> {after:.0f} MB), from the cache in {cached:.2f} s"
+    )
     print(f"  the page downloads {len(body) / 1e6:.2f} MB of JSON for it, {len(gzip.compress(body)) / 1e6:.2f} MB gzipped (as served)")
     print(f"  era timeline: {len(steps)} decades in {timeline:.1f} s")
     print(f"  near-duplicates at {threshold}: {len(pairs)} pairs ({sum(p.identical for p in pairs)} identical files) in {duplicates:.1f} s")

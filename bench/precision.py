@@ -13,8 +13,8 @@ import argparse
 import time
 
 import numpy as np
-
 from common import POSTERS, WEIGHTS, require_data  # noqa: E402  (sets sys.path)
+
 from embedding.images import decode_poster  # noqa: E402
 from embedding.model import Embedder  # noqa: E402
 
@@ -41,14 +41,18 @@ def main() -> None:
         print(f"{precision}: {n / seconds:.2f} posters/s ({embedder.runtime.describe()}, vgg16 + style vector)")
     for k, name in ((0, "vgg16"), (1, "vgg16_style")):
         c = np.sum(out["fp32"][k] * out["bf16"][k], axis=1)
-        print(f"{name}: cosine bf16 vs fp32 over {n} posters: min {c.min():.6f}, 1st percentile {np.percentile(c, 1):.6f}, median {np.median(c):.6f}")
+        print(
+            f"{name}: cosine bf16 vs fp32 over {n} posters: min {c.min():.6f}, 1st percentile {np.percentile(c, 1):.6f}, median {np.median(c):.6f}"
+        )
     a, b = out["fp32"][0], out["bf16"][0]
     sa, sb = a @ a.T, b @ b.T
     np.fill_diagonal(sa, -9)
     np.fill_diagonal(sb, -9)
     ta, tb = np.argsort(-sa, 1)[:, :10], np.argsort(-sb, 1)[:, :10]
     overlap = np.mean([len(set(x) & set(y)) / 10 for x, y in zip(ta, tb)])
-    print(f"10 nearest neighbours the same in bf16 as in fp32: {100 * overlap:.1f} %; the nearest: {100 * np.mean(ta[:, 0] == tb[:, 0]):.1f} %")
+    print(
+        f"10 nearest neighbours the same in bf16 as in fp32: {100 * overlap:.1f} %; the nearest: {100 * np.mean(ta[:, 0] == tb[:, 0]):.1f} %"
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import ROOT  # noqa: E402  (sets sys.path)
 
 

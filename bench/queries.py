@@ -56,7 +56,7 @@ def free_port() -> int:
 def upload(url: str, path: Path) -> dict:
     boundary = "benchboundary"
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\nContent-Type: image/jpeg\r\n\r\n".encode()
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\nContent-Type: image/jpeg\r\n\r\n'.encode()
         + path.read_bytes()
         + f"\r\n--{boundary}--\r\n".encode()
     )
@@ -142,12 +142,17 @@ def main() -> None:
     print(f"cold processes, median of {args.runs} (seconds, peak resident memory):")
     rows = [
         ("search poster.jpg", [python, cli, "search", image, "--qdrant-path", store, "--weights", weights]),
-        ("search poster.jpg --vector vgg16_style", [python, cli, "search", image, "--vector", "vgg16_style", "--qdrant-path", store, "--weights", weights]),
+        (
+            "search poster.jpg --vector vgg16_style",
+            [python, cli, "search", image, "--vector", "vgg16_style", "--qdrant-path", store, "--weights", weights],
+        ),
         ("search --title", [python, cli, "search", "--title", "Gone with the Wind", "--qdrant-path", store]),
         ("--help", [python, cli, "--help"]),
     ]
     if args.model_dir:
-        rows.append(("predict-year poster.jpg", [python, cli, "predict-year", image, "--model-dir", str(args.model_dir), "--weights", weights]))
+        rows.append(
+            ("predict-year poster.jpg", [python, cli, "predict-year", image, "--model-dir", str(args.model_dir), "--weights", weights])
+        )
     for label, command in rows:
         if "vgg16_style" in command:
             from store.collection import PosterStore
@@ -164,7 +169,9 @@ def main() -> None:
     print(f"serve: first upload answered {first:.2f} s after start; server peak {peak:.0f} MB")
     print(f"  warm upload search, {len(ms)} posters: p50 {statistics.median(ms):.0f} ms, p95 {ms[int(0.95 * (len(ms) - 1))]:.0f} ms")
     print("where a cold `search poster.jpg` spends its time (one process):")
-    phases = subprocess.run([python, "-c", PHASES.format(root=str(ROOT), store=store, weights=weights, image=image)], capture_output=True, text=True)
+    phases = subprocess.run(
+        [python, "-c", PHASES.format(root=str(ROOT), store=store, weights=weights, image=image)], capture_output=True, text=True
+    )
     print("  " + phases.stdout.replace("\n", "\n  ").rstrip())
 
 

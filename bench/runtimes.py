@@ -19,8 +19,8 @@ import argparse
 import time
 
 import numpy as np
-
 from common import CATALOG, POSTERS, WEIGHTS, require_data  # noqa: E402  (sets sys.path)
+
 from embedding.images import decode_poster  # noqa: E402
 from embedding.model import Embedder  # noqa: E402
 from embedding.onnx_embedder import OnnxEmbedder  # noqa: E402
@@ -37,6 +37,7 @@ def rate(embed, pixels: np.ndarray, batch: int) -> float:
 
 def neighbour_agreement(reference: np.ndarray, other: np.ndarray, k: int = 10) -> float:
     """Mean share of each poster's k nearest (by `reference`) that `other` also ranks in its k nearest."""
+
     def top(v: np.ndarray) -> np.ndarray:
         sims = v @ v.T
         np.fill_diagonal(sims, -np.inf)
@@ -76,9 +77,14 @@ def main() -> None:
     print(f"\nmodel only, {len(pixels)} real posters, batch {args.batch_size}, both vectors, {args.rounds} interleaved rounds (posters/s):")
     base = np.mean(rates["tensorflow fp32"])
     for name, values in rates.items():
-        print(f"  {name:18} mean {np.mean(values):6.2f}  rounds {', '.join(f'{v:.2f}' for v in values)}  = {np.mean(values) / base:.2f}x tensorflow")
+        print(
+            f"  {name:18} mean {np.mean(values):6.2f}  rounds {', '.join(f'{v:.2f}' for v in values)}  = {np.mean(values) / base:.2f}x tensorflow"
+        )
 
-    vectors = {name: [np.concatenate(part) for part in zip(*[e.embed_both(pixels[i : i + 32]) for i in range(0, len(pixels), 32)])] for name, e in runtimes.items()}
+    vectors = {
+        name: [np.concatenate(part) for part in zip(*[e.embed_both(pixels[i : i + 32]) for i in range(0, len(pixels), 32)])]
+        for name, e in runtimes.items()
+    }
     reference = vectors["tensorflow fp32"]
     print("\nagreement with tensorflow fp32, per poster:")
     for name in ("onnxruntime fp32", "onnxruntime int8"):
@@ -86,7 +92,9 @@ def main() -> None:
             cos = np.sum(reference[which] * vectors[name][which], axis=1)
             agree = neighbour_agreement(reference[which], vectors[name][which])
             print(f"  {name:18} {label:12} cosine min {cos.min():.6f} median {np.median(cos):.6f}; 10 nearest unchanged {agree:.1%}")
-    print(f"\nint8 calibrated on {len(calibration.files)} posters of the even rows (digest {calibration.digest}); measured on {len(pixels)} of the odd rows")
+    print(
+        f"\nint8 calibrated on {len(calibration.files)} posters of the even rows (digest {calibration.digest}); measured on {len(pixels)} of the odd rows"
+    )
 
 
 if __name__ == "__main__":

@@ -41,13 +41,31 @@ def main() -> None:
     from tests.test_browser import free_port
 
     port = free_port()
-    command = [sys.executable, str(ROOT / "cli.py"), "serve", "--qdrant-path", str(args.qdrant_path), "--port", str(port), "--weights", str(WEIGHTS)]
+    command = [
+        sys.executable,
+        str(ROOT / "cli.py"),
+        "serve",
+        "--qdrant-path",
+        str(args.qdrant_path),
+        "--port",
+        str(port),
+        "--weights",
+        str(WEIGHTS),
+    ]
     command += ["--model-dir", str(args.model_dir)] if args.model_dir else []
     server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
-    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1000", "--no-first-run", "--disable-background-networking"):
+    for a in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,1000",
+        "--no-first-run",
+        "--disable-background-networking",
+    ):
         options.add_argument(a)
     browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     wait = lambda condition, timeout=300: WebDriverWait(browser, timeout, poll_frequency=0.2).until(condition)  # noqa: E731
@@ -73,9 +91,11 @@ def main() -> None:
 
         first = browser.find_elements(By.CSS_SELECTOR, "#grid .card")
         # click to map drawn: the request (one forward pass over that poster) and the drawing
-        overlay = ("const done = arguments[arguments.length - 1], card = document.querySelectorAll('#grid .card')[arguments[0]], t = performance.now();"
-                   " card.querySelector('button.why').click();"
-                   " (function poll() { if (card.querySelector('canvas.heat')) done(performance.now() - t); else setTimeout(poll, 2); })();")  # fmt: skip
+        overlay = (
+            "const done = arguments[arguments.length - 1], card = document.querySelectorAll('#grid .card')[arguments[0]], t = performance.now();"
+            " card.querySelector('button.why').click();"
+            " (function poll() { if (card.querySelector('canvas.heat')) done(performance.now() - t); else setTimeout(poll, 2); })();"
+        )
         browser.set_script_timeout(120)
         toggle_ms = [browser.execute_async_script(overlay, i) for i in range(3)]
         browser.execute_script("document.querySelector('#grid .card button.why').click()")  # off; on again: the page holds the map
@@ -94,24 +114,31 @@ def main() -> None:
         zoom_ms = browser.execute_script(
             "const c = document.getElementById('map-canvas'); const t = performance.now();"
             "for (let i = 0; i < 5; i++) c.dispatchEvent(new WheelEvent('wheel', {deltaY: -100, clientX: c.getBoundingClientRect().left + 450, clientY: c.getBoundingClientRect().top + 320, cancelable: true}));"
-            "return (performance.now() - t) / 5;")
+            "return (performance.now() - t) / 5;"
+        )
         browser.find_element(By.ID, "map-reset").click()
         canvas = browser.find_element(By.ID, "map-canvas")
-        x, y = browser.execute_script("const [x, y] = screen(Math.floor(map.data.n / 3)); const c = document.getElementById('map-canvas');"
-                                      " const b = c.getBoundingClientRect(); return [x * b.width / c.width, y * b.height / c.height];")  # fmt: skip
+        x, y = browser.execute_script(
+            "const [x, y] = screen(Math.floor(map.data.n / 3)); const c = document.getElementById('map-canvas');"
+            " const b = c.getBoundingClientRect(); return [x * b.width / c.width, y * b.height / c.height];"
+        )
         t = time.perf_counter()
-        ActionChains(browser).move_to_element_with_offset(canvas, int(x - canvas.size["width"] / 2) + 1, int(y - canvas.size["height"] / 2) + 1).perform()
+        ActionChains(browser).move_to_element_with_offset(
+            canvas, int(x - canvas.size["width"] / 2) + 1, int(y - canvas.size["height"] / 2) + 1
+        ).perform()
         wait(lambda d: d.find_element(By.ID, "map-tip").is_displayed())
         hover_ms = 1000 * (time.perf_counter() - t)
         time.sleep(0.8)  # the thumbnail
         browser.save_screenshot(str(args.out / "web-poster-map.png"))
         # in the page, without WebDriver's round trips: a pointer move over another poster until its
         # title card shows (the nearest-point lookup, one redraw, one small request)
-        hover_page = ("const done = arguments[arguments.length - 1], c = document.getElementById('map-canvas'), b = c.getBoundingClientRect();"
-                      " const i = arguments[0] % map.data.n, [x, y] = screen(i), tip = document.getElementById('map-tip'); tip.hidden = true;"
-                      " const t = performance.now();"
-                      " c.dispatchEvent(new PointerEvent('pointermove', {clientX: b.left + x * b.width / c.width, clientY: b.top + y * b.height / c.height}));"
-                      " (function poll() { if (!tip.hidden) done(performance.now() - t); else setTimeout(poll, 1); })();")  # fmt: skip
+        hover_page = (
+            "const done = arguments[arguments.length - 1], c = document.getElementById('map-canvas'), b = c.getBoundingClientRect();"
+            " const i = arguments[0] % map.data.n, [x, y] = screen(i), tip = document.getElementById('map-tip'); tip.hidden = true;"
+            " const t = performance.now();"
+            " c.dispatchEvent(new PointerEvent('pointermove', {clientX: b.left + x * b.width / c.width, clientY: b.top + y * b.height / c.height}));"
+            " (function poll() { if (!tip.hidden) done(performance.now() - t); else setTimeout(poll, 1); })();"
+        )
         page_hover_ms = sorted(browser.execute_async_script(hover_page, (n * 7919) % 3000) for n in range(1, 11))
 
         browser.find_element(By.CSS_SELECTOR, "#era-panel summary").click()
@@ -121,9 +148,11 @@ def main() -> None:
         time.sleep(1)
         browser.save_screenshot(str(args.out / "web-timeline.png"))
         print(f"map: {status}")
-        print(f"page interactions (in the browser): a card's map, click to drawn {', '.join(f'{t:.0f}' for t in toggle_ms)} ms (first three cards), "
-              f"off and on again {again_ms:.1f} ms, map zoom redraw {zoom_ms:.1f} ms, "
-              f"hover to card shown {hover_ms:.0f} ms through WebDriver, in the page median {page_hover_ms[5]:.1f} ms, max {page_hover_ms[-1]:.1f} ms (10 posters)")  # fmt: skip
+        print(
+            f"page interactions (in the browser): a card's map, click to drawn {', '.join(f'{t:.0f}' for t in toggle_ms)} ms (first three cards), "
+            f"off and on again {again_ms:.1f} ms, map zoom redraw {zoom_ms:.1f} ms, "
+            f"hover to card shown {hover_ms:.0f} ms through WebDriver, in the page median {page_hover_ms[5]:.1f} ms, max {page_hover_ms[-1]:.1f} ms (10 posters)"
+        )
     finally:
         browser.quit()
         os.killpg(server.pid, signal.SIGINT)

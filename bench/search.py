@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-
 from common import POSTERS, ROOT, WEIGHTS, percentiles, require_data, timed  # noqa: E402  (sets sys.path)
+
 from search.nearest import PosterSearch, image_embedder  # noqa: E402
 from search.titles import find_film  # noqa: E402
 from store.collection import PosterStore  # noqa: E402

@@ -56,8 +56,19 @@ def main() -> None:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, str(ROOT / "cli.py"), "serve", "--qdrant-path", args.qdrant_path, "--collection", args.collection,
-               "--port", str(port), "--weights", args.weights]
+    command = [
+        sys.executable,
+        str(ROOT / "cli.py"),
+        "serve",
+        "--qdrant-path",
+        args.qdrant_path,
+        "--collection",
+        args.collection,
+        "--port",
+        str(port),
+        "--weights",
+        args.weights,
+    ]
     # a fresh cache for the poster map (its first request computes it), the ONNX models of the usual one
     from embedding.onnx_cache import CACHE_ENV, cache_dir
 
@@ -65,7 +76,9 @@ def main() -> None:
     (cache_dir() / "models").mkdir(parents=True, exist_ok=True)
     (fresh / "models").symlink_to(cache_dir() / "models")
     started = time.perf_counter()
-    server = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True, env={**os.environ, CACHE_ENV: str(fresh)})
+    server = subprocess.Popen(
+        command, cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True, env={**os.environ, CACHE_ENV: str(fresh)}
+    )
     try:
         with httpx.Client(base_url=url, timeout=120) as client:
             while True:
@@ -97,7 +110,9 @@ def main() -> None:
             titled = [by_id[i] for i in ids if by_id[i]["year"] is not None]
             title = timed(lambda r: client.get("/api/search/title", params={**params, "title": r["title"], "year": r["year"]}), titled)
             recommend = timed(
-                lambda i: client.post("/api/recommend", json={**params, "positive": [ids[i], ids[(i + 1) % len(ids)]], "negative": [ids[(i + 2) % len(ids)]]}),
+                lambda i: client.post(
+                    "/api/recommend", json={**params, "positive": [ids[i], ids[(i + 1) % len(ids)]], "negative": [ids[(i + 2) % len(ids)]]}
+                ),
                 range(len(ids)),
             )
             poster = timed(lambda i: client.get(f"/api/posters/{args.collection}/{i}"), ids)
@@ -115,10 +130,17 @@ def main() -> None:
             # one card's map as the page asks for it (a click): first for posters whose grids the
             # server has not computed yet (the query's and the neighbour's), then again (cached)
             others = [client.get(f"/api/search/id/{i}", params=params).json() for i in ids[10:20]]
-            one_map = timed(lambda s: client.post("/api/explain", json={**where, "query_id": s["query"]["id"], "ids": [s["results"][0]["id"]]}), others)
-            one_again = timed(lambda s: client.post("/api/explain", json={**where, "query_id": s["query"]["id"], "ids": [s["results"][0]["id"]]}), others)
+            one_map = timed(
+                lambda s: client.post("/api/explain", json={**where, "query_id": s["query"]["id"], "ids": [s["results"][0]["id"]]}), others
+            )
+            one_again = timed(
+                lambda s: client.post("/api/explain", json={**where, "query_id": s["query"]["id"], "ids": [s["results"][0]["id"]]}), others
+            )
             searches = [client.get(f"/api/search/id/{i}", params=params).json() for i in ids[:10]]
-            maps = timed(lambda s: client.post("/api/explain", json={**where, "query_id": s["query"]["id"], "ids": [r["id"] for r in s["results"]]}), searches)
+            maps = timed(
+                lambda s: client.post("/api/explain", json={**where, "query_id": s["query"]["id"], "ids": [r["id"] for r in s["results"]]}),
+                searches,
+            )
     finally:
         os.killpg(server.pid, signal.SIGINT)
         server.wait(timeout=30)
@@ -132,8 +154,10 @@ def main() -> None:
     print(f"  recommend (2 liked, 1 disliked)  {summary(recommend)}")
     print(f"  poster file                      {summary(poster)}")
     print(f"  the page (index.html)            {summary(page)}")
-    print(f"  poster map, first (t-SNE, or the disk cache) {map_first:6.2f} s; then {summary(map_cached)}; "
-          f"{len(map_body.content) / 1e3:.0f} kB of JSON, sent as {map_body.headers.get('content-encoding', 'identity')} ({len(gzip.compress(map_body.content)) / 1e3:.0f} kB gzipped)")
+    print(
+        f"  poster map, first (t-SNE, or the disk cache) {map_first:6.2f} s; then {summary(map_cached)}; "
+        f"{len(map_body.content) / 1e3:.0f} kB of JSON, sent as {map_body.headers.get('content-encoding', 'identity')} ({len(gzip.compress(map_body.content)) / 1e3:.0f} kB gzipped)"
+    )
     print(f"  map hover (one poster's title)   {summary(hover)}")
     print(f"  era timeline, first {timeline_first:6.2f} s; then {summary(timeline_cached)}")
     print(f"  similarity maps of a search's {args.k} results (one request) {summary(maps)}")

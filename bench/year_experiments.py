@@ -35,21 +35,27 @@ STYLE_BLOCKS = (128, 256, 512, 1024, 1024)  # mean+std of the 5 style layers, in
 
 
 def export(args) -> None:
-    from regression.dataset import load_collections
+    from regression.dataset import YearData, load_collections
     from store.connection import StoreLocation
-
-    from regression.dataset import YearData
 
     parts = []
     for collection, path in zip(COLLECTIONS, args.qdrant_path if len(args.qdrant_path) == 2 else args.qdrant_path * 2):
         parts.append(load_collections(StoreLocation(path=Path(path)), [collection], ("vgg16", "vgg16_style")))
     data = YearData(
-        *(np.concatenate([getattr(p, f) for p in parts]) for f in ("ids", "vectors", "years", "titles")), 0,
-        np.concatenate([p.keys for p in parts]), np.concatenate([p.collections for p in parts]),
+        *(np.concatenate([getattr(p, f) for p in parts]) for f in ("ids", "vectors", "years", "titles")),
+        0,
+        np.concatenate([p.keys for p in parts]),
+        np.concatenate([p.collections for p in parts]),
     )
     np.savez(
-        args.out, base=data.vectors[:, :512], style=data.vectors[:, 512:], years=data.years, keys=data.keys,
-        collections=data.collections, ids=data.ids, titles=data.titles,
+        args.out,
+        base=data.vectors[:, :512],
+        style=data.vectors[:, 512:],
+        years=data.years,
+        keys=data.keys,
+        collections=data.collections,
+        ids=data.ids,
+        titles=data.titles,
     )
     print(f"wrote {args.out}: {len(data)} dated posters", {c: int((data.collections == c).sum()) for c in COLLECTIONS})
 
@@ -124,7 +130,11 @@ def run_one(arrays: dict, scenario: str, variant: str, seed: int, members: int) 
     if variant == "mean":
         pred = np.full(len(test), years[train].mean())
     elif variant.startswith("ridge"):
-        x = block_weighted(features(arrays, "both")) if "per-block" in variant else features(arrays, variant.split("(")[1].rstrip(")").split(",")[0])
+        x = (
+            block_weighted(features(arrays, "both"))
+            if "per-block" in variant
+            else features(arrays, variant.split("(")[1].rstrip(")").split(",")[0])
+        )
         pred, _ = ridge_baseline(x[train], years[train], x[test])
     elif variant.startswith("10-NN"):
         x = features(arrays, variant.split("(")[1].rstrip(")"))
@@ -225,7 +235,11 @@ def run(args) -> None:
                 results[f"{scenario} | {variant} + 10-NN blend | {seed}"] = blend
             print(
                 f"{key}: era {r['posters-era']['mae']:.2f}, imdb {r['posters-imdb']['mae']:.2f}"
-                + (f", coverage {r['posters-era']['coverage']:.2f}/{r['posters-imdb']['coverage']:.2f}" if "coverage" in r["posters-era"] else "")
+                + (
+                    f", coverage {r['posters-era']['coverage']:.2f}/{r['posters-imdb']['coverage']:.2f}"
+                    if "coverage" in r["posters-era"]
+                    else ""
+                )
                 + f" ({r['seconds']:.0f}s)",
                 flush=True,
             )
@@ -244,12 +258,13 @@ def table(args) -> None:
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for (scenario, variant), rs in groups.items():
+
         def mean(c: str, k: str, fmt: str = "{:.2f}") -> str:
-            values = [r[c][k] for r in rs if k in r[c]]
+            values = [r[c][k] for r in rs if k in r[c]]  # noqa: B023 (called at once, inside the loop)
             return fmt.format(np.mean(values)) if values else "—"
 
         def spread(c: str) -> str:
-            values = [r[c]["mae"] for r in rs]
+            values = [r[c]["mae"] for r in rs]  # noqa: B023 (called at once, inside the loop)
             return f"{np.mean(values):.2f} ± {np.std(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
 
         shift = " / ".join(mean(c, "augmented_shift", "{:.1f}") for c in COLLECTIONS)
@@ -262,7 +277,13 @@ def table(args) -> None:
         for (scenario, variant), rs in groups.items():
             decades = sorted({int(d) for r in rs for d in r["posters-era"]["mae_by_decade"]})
             row = [np.mean([r["posters-era"]["mae_by_decade"].get(str(d), np.nan) for r in rs]) for d in decades]
-            print(f"| {scenario} | {variant} | " + " | ".join(f"{v:.1f}" for v in row) + " |   (era decades " + ",".join(map(str, decades)) + ")")
+            print(
+                f"| {scenario} | {variant} | "
+                + " | ".join(f"{v:.1f}" for v in row)
+                + " |   (era decades "
+                + ",".join(map(str, decades))
+                + ")"
+            )
 
 
 def views(args) -> None:
@@ -274,7 +295,9 @@ def views(args) -> None:
     for path in args.views:
         v = dict(np.load(path, allow_pickle=False))
         for i, key in enumerate(v["sha256"]):
-            subset[str(key)] = {name[:-len("_style")]: (v[name.replace("_style", "_base")][i], v[name][i]) for name in v if name.endswith("_style")}
+            subset[str(key)] = {
+                name[: -len("_style")]: (v[name.replace("_style", "_base")][i], v[name][i]) for name in v if name.endswith("_style")
+            }
     keys = arrays["keys"]
     in_subset = np.array([k in subset for k in keys])
     print(f"{in_subset.sum()} posters of the arrays have views", flush=True)
@@ -288,7 +311,7 @@ def views(args) -> None:
             x = features(arrays, which)
             if config is not None:
                 model, _ = train_head(x[train], arrays["years"][train], config, seed=seed)
-                predict = lambda v: predict_years(model, v)  # noqa: E731
+                predict = lambda v: predict_years(model, v)  # noqa: E731, B023 (called at once, inside the loop)
             else:
                 from sklearn.linear_model import RidgeCV
                 from sklearn.pipeline import make_pipeline
@@ -298,8 +321,8 @@ def views(args) -> None:
                 predict = ridge.predict
 
             def view_x(name: str) -> np.ndarray:
-                parts = [subset[keys[r]][name] for r in rows]
-                if which == "style":
+                parts = [subset[keys[r]][name] for r in rows]  # noqa: B023 (called at once, inside the loop)
+                if which == "style":  # noqa: B023 (called at once, inside the loop)
                     return np.stack([p[1] for p in parts])
                 return np.stack([np.concatenate(p) for p in parts])
 
@@ -342,7 +365,11 @@ def saved_views(args) -> None:
         both = (plain + views["flip"]) / 2
         out["flip-averaged"] = {"mae": float(np.abs(both - true).mean())}
     for name, p in views.items():
-        out[name] = {"mae": float(np.abs(p - true).mean()), "mean |shift|": float(np.abs(p - plain).mean()), "mean shift": float((p - plain).mean())}
+        out[name] = {
+            "mae": float(np.abs(p - true).mean()),
+            "mean |shift|": float(np.abs(p - plain).mean()),
+            "mean shift": float((p - plain).mean()),
+        }
     print(json.dumps(out, indent=1))
 
 
@@ -357,7 +384,9 @@ def main() -> None:
     p.add_argument("--results", required=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
-    p.add_argument("--variants", nargs="+", default=["mean", "ridge (style)", "ridge (both)", "ridge (both, per-block)", "10-NN (style)", *HEADS])
+    p.add_argument(
+        "--variants", nargs="+", default=["mean", "ridge (style)", "ridge (both)", "ridge (both, per-block)", "10-NN (style)", *HEADS]
+    )
     p.add_argument("--members", type=int, default=1)
     p.add_argument("--augmented", nargs="*", default=[], help="view files with an 'augment' view (bench/year_views.py --views augment)")
     p = sub.add_parser("views")

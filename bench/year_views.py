@@ -130,7 +130,9 @@ def main() -> None:
             style_out.append(style / np.linalg.norm(style, axis=1, keepdims=True))
             n_done = start + len(chunk)
             rate = n_done / (time.perf_counter() - started)
-            print(f"{view}: {n_done}/{len(images)} {rate:.1f} posters/s ETA {(len(images) - n_done) / rate:.0f}s", file=sys.stderr, flush=True)
+            print(
+                f"{view}: {n_done}/{len(images)} {rate:.1f} posters/s ETA {(len(images) - n_done) / rate:.0f}s", file=sys.stderr, flush=True
+            )
         done[f"{view}_base"], done[f"{view}_style"] = np.concatenate(base_out), np.concatenate(style_out)
         np.savez(args.out, **meta, **{k: v for k, v in done.items() if k not in meta})
     print(f"wrote {args.out}: views {', '.join(args.views)}", file=sys.stderr)

@@ -48,4 +48,6 @@ def query_embedder(
     if not calibration:
         raise UserError(f"the vectors were made by an int8 model ({stored.quantization}) whose calibration is not recorded: ingest again")
     folder = posters_dir or (Path(calibration["posters_dir"]) if calibration.get("posters_dir") else None)
-    return OnnxEmbedder(weights, style=style, precision="int8", calibration=Calibration.from_dict(calibration), posters_dir=folder, long_lived=long_lived)
+    return OnnxEmbedder(
+        weights, style=style, precision="int8", calibration=Calibration.from_dict(calibration), posters_dir=folder, long_lived=long_lived
+    )

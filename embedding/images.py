@@ -16,7 +16,6 @@ import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -32,7 +31,7 @@ MAX_PIXELS = 64_000_000
 MAX_FILE_BYTES = 128 * 1024 * 1024
 _MESSAGE_CHARS = 200  # reasons are cut to one readable line
 
-ImageSource = Union[str, Path, Image.Image, np.ndarray]
+ImageSource = str | Path | Image.Image | np.ndarray
 
 
 class ImageError(UserError):
@@ -145,9 +144,7 @@ def _open_bytes(data: bytes, name: str, draft_size: int | None) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             if image.width * image.height > MAX_PIXELS:
-                raise ImageError(
-                    f"{name}: image is {image.width}x{image.height}, over the {MAX_PIXELS // 1_000_000} MP limit"
-                )
+                raise ImageError(f"{name}: image is {image.width}x{image.height}, over the {MAX_PIXELS // 1_000_000} MP limit")
             if draft_size:  # JPEGs decode at 1/2..1/8 scale directly, much faster than full size + resize
                 image.draft("RGB", (draft_size, draft_size))
             image.load()
@@ -212,7 +209,12 @@ def _reason(e: BaseException) -> str:
 
 
 def _file_kind(mode: int) -> str:
-    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return kind
     return "not a file"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -84,14 +84,12 @@ class Embedder:
     @property
     def model(self):
         if self._model is None:
-            self._model = _build_vgg16(
-                self.weights, self.spec.input_size, style=self.style_spec is not None, runtime=self.runtime
-            )
+            self._model = _build_vgg16(self.weights, self.spec.input_size, style=self.style_spec is not None, runtime=self.runtime)
         return self._model
 
     def load(self) -> None:
         """Build the model now (import Keras and the backend, load weights) rather than on first use."""
-        self.model
+        _ = self.model
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """(n, 224, 224, 3) RGB 0..255 (uint8, or floats holding those values) -> (n, 512) float32 unit vectors."""
@@ -121,7 +119,6 @@ class Embedder:
         if not pixels:
             return np.zeros((0, self.spec.dim), dtype=np.float32)
         return self.embed_pixels(np.stack(pixels))
-
 
 
 def _build_vgg16(weights: str | None, input_size: int, style: bool = False, runtime: Runtime | None = None):
@@ -181,7 +178,7 @@ _BGR_MEANS = np.array([103.939, 116.779, 123.68], dtype=np.float32)  # the Image
 
 
 def _set_seeded_weights(model) -> None:
-    """"random" weights from embedding/weights.py: the same numbers on every backend and in ONNX Runtime."""
+    """ "random" weights from embedding/weights.py: the same numbers on every backend and in ONNX Runtime."""
     from embedding.weights import seeded_layers
 
     for layer in seeded_layers():

@@ -26,8 +26,8 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 CACHE_ENV = "POSTER_SEARCH_CACHE"
 # Changing the graph (its layers, outputs or preprocessing) must change this: every cached model
@@ -78,7 +78,9 @@ def _install(folder: Path, model, wanted: dict) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
-        onnx.save_model(model, str(staging / MODEL), save_as_external_data=True, all_tensors_to_one_file=True, location=DATA, size_threshold=1024)
+        onnx.save_model(
+            model, str(staging / MODEL), save_as_external_data=True, all_tensors_to_one_file=True, location=DATA, size_threshold=1024
+        )
         files = {name: list(_digest(staging / name)) for name in (MODEL, DATA)}
         (staging / RECORD).write_text(json.dumps({**wanted, "files": files}, indent=2))
         if folder.exists():  # stale or damaged: moved aside, then removed

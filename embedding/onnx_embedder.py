@@ -9,17 +9,17 @@ the Keras weights on first use.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
 from embedding.backend import Runtime
 from embedding.images import ImageSource, decode_poster
-from embedding.vectors import as_uint8, normalise, style_vectors
 from embedding.onnx_graph import GRID, INPUT, POOLED, stats_output
 from embedding.quantize import Calibration
 from embedding.spec import STYLE_LAYERS, EmbeddingSpec, resolve_weights, spec_for_weights, style_spec_for_weights
+from embedding.vectors import as_uint8, normalise, style_vectors
 from errors import UserError
 
 
@@ -79,7 +79,7 @@ class OnnxEmbedder:
 
     def load(self) -> None:
         """Read (or build and cache) the graph and start an inference session."""
-        self.session
+        _ = self.session
 
     def _model(self) -> str | bytes:
         """The model for ONNX Runtime: a cached file's path (embedding/onnx_cache.py), or its bytes."""

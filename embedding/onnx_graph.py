@@ -42,10 +42,13 @@ def vgg16_graph(layers: list[ConvLayer], input_size: int = 224):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    nodes, initializers = [], [
-        numpy_helper.from_array(np.array([2, 1, 0], np.int64), "bgr_order"),
-        numpy_helper.from_array(_BGR_MEANS, "bgr_means"),
-    ]
+    nodes, initializers = (
+        [],
+        [
+            numpy_helper.from_array(np.array([2, 1, 0], np.int64), "bgr_order"),
+            numpy_helper.from_array(_BGR_MEANS, "bgr_means"),
+        ],
+    )
     nodes += [
         helper.make_node("Cast", [INPUT], ["rgb_float"], to=TensorProto.FLOAT),
         helper.make_node("Gather", ["rgb_float", "bgr_order"], ["bgr"], axis=3),
@@ -58,7 +61,9 @@ def vgg16_graph(layers: list[ConvLayer], input_size: int = 224):
         kernel = np.ascontiguousarray(layer.kernel.transpose(3, 2, 0, 1))  # HWIO -> OIHW
         initializers += [numpy_helper.from_array(kernel, f"{layer.name}_W"), numpy_helper.from_array(layer.bias, f"{layer.name}_b")]
         nodes += [
-            helper.make_node("Conv", [current, f"{layer.name}_W", f"{layer.name}_b"], [f"{layer.name}_linear"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+            helper.make_node(
+                "Conv", [current, f"{layer.name}_W", f"{layer.name}_b"], [f"{layer.name}_linear"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]
+            ),
             helper.make_node("Relu", [f"{layer.name}_linear"], [layer.name]),
         ]
         current = layer.name

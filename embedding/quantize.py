@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -49,7 +49,7 @@ class Calibration:
         return {"recipe": RECIPE, "files": list(self.files), "sha256": list(self.sha256)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Calibration":
+    def from_dict(cls, data: dict) -> Calibration:
         return cls(tuple(data["files"]), tuple(data["sha256"]))
 
     def pixels(self, posters_dir: Path | None) -> np.ndarray:

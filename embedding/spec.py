@@ -53,7 +53,7 @@ class EmbeddingSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "EmbeddingSpec":
+    def from_dict(cls, data: dict) -> EmbeddingSpec:
         """From a stored record; ValueError for one that is not a dict or has a field of the wrong
         type (a damaged file must not pass as another embedding)."""
         if not isinstance(data, dict):
@@ -122,7 +122,7 @@ def style_spec_for_weights(
 
 
 def weights_id(weights: str | None) -> str:
-    """"imagenet", "random", or the digest of a weights file (the Keras download's own file counts as imagenet)."""
+    """ "imagenet", "random", or the digest of a weights file (the Keras download's own file counts as imagenet)."""
     if weights is None:
         return RANDOM_WEIGHTS
     if weights == "imagenet":

@@ -3,7 +3,7 @@ they cannot drift: uint8 pixels in, unit vectors out."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

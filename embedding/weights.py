@@ -20,12 +20,20 @@ from errors import UserError
 
 # (layer, input channels, output channels) of VGG16's convolutional base; a 2x2 max-pool ends each block.
 CONV_LAYERS = (
-    ("block1_conv1", 3, 64), ("block1_conv2", 64, 64),
-    ("block2_conv1", 64, 128), ("block2_conv2", 128, 128),
-    ("block3_conv1", 128, 256), ("block3_conv2", 256, 256), ("block3_conv3", 256, 256),
-    ("block4_conv1", 256, 512), ("block4_conv2", 512, 512), ("block4_conv3", 512, 512),
-    ("block5_conv1", 512, 512), ("block5_conv2", 512, 512), ("block5_conv3", 512, 512),
-)  # fmt: skip
+    ("block1_conv1", 3, 64),
+    ("block1_conv2", 64, 64),
+    ("block2_conv1", 64, 128),
+    ("block2_conv2", 128, 128),
+    ("block3_conv1", 128, 256),
+    ("block3_conv2", 256, 256),
+    ("block3_conv3", 256, 256),
+    ("block4_conv1", 256, 512),
+    ("block4_conv2", 512, 512),
+    ("block4_conv3", 512, 512),
+    ("block5_conv1", 512, 512),
+    ("block5_conv2", 512, 512),
+    ("block5_conv3", 512, 512),
+)
 KERAS_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
@@ -98,6 +106,5 @@ def keras_imagenet_file() -> Path:
         )
     except Exception as e:  # Keras raises bare Exception for download failures
         raise UserError(
-            "could not download the ImageNet VGG16 weights (no internet?): "
-            f"pass --weights PATH/TO/{KERAS_NOTOP_FILE} or set VGG16_WEIGHTS"
+            f"could not download the ImageNet VGG16 weights (no internet?): pass --weights PATH/TO/{KERAS_NOTOP_FILE} or set VGG16_WEIGHTS"
         ) from e

@@ -118,7 +118,7 @@ def read_catalog(
         # the row without them; a row with extra values is a reject, not a shift of every column.
         extra = fields[len(header) :]
         values = dict(reversed(list(zip(header, fields))))  # a repeated column name: its first column
-        get = lambda name: values.get(name, "").strip() if name else ""  # noqa: E731
+        get = lambda name: values.get(name, "").strip() if name else ""  # noqa: E731, B023 (called at once, inside the loop)
         file = _normal_file(get(cols.file)) or (_normal_file(f"{get(cols.id)}.jpg") if get(cols.id) else "")
         key = get(cols.id) or file
         if len(key) <= MAX_FIELD:
@@ -135,7 +135,7 @@ def read_catalog(
                 title, year_text = match["title"], match["year"]
 
         def reject(reason: str) -> None:
-            rejects.append(Reject(row, _clip(key), _clip(file), reason))
+            rejects.append(Reject(row, _clip(key), _clip(file), reason))  # noqa: B023 (called at once, inside the loop)
 
         if any(value.strip() for value in extra):
             reject(f"row has {len(fields)} fields, the header {len(header)} (an unquoted comma?)")
@@ -285,13 +285,20 @@ def _decode(data: bytes, path: Path, encoding: str | None) -> tuple[str, str]:
     """The catalog's text and the encoding it was read with: the one given, else UTF-8 (or the
     UTF-16/32 its byte-order mark names), else latin-1."""
     if encoding is None:
-        for bom, name in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        for bom, name in (
+            (codecs.BOM_UTF32_LE, "utf-32"),
+            (codecs.BOM_UTF32_BE, "utf-32"),
+            (codecs.BOM_UTF16_LE, "utf-16"),
+            (codecs.BOM_UTF16_BE, "utf-16"),
+        ):
             if data.startswith(bom):
                 encoding = name
                 break
     head = data[:4096]
     if encoding is None and head.count(b"\x00") > len(head) // 8:  # every other byte NUL: UTF-16 text; a few: rows with NUL, rejected
-        raise UserError(f"catalog {path} holds NUL bytes: it looks like UTF-16 without a byte-order mark; pass --encoding utf-16 (or utf-16-le) or save it as UTF-8")
+        raise UserError(
+            f"catalog {path} holds NUL bytes: it looks like UTF-16 without a byte-order mark; pass --encoding utf-16 (or utf-16-le) or save it as UTF-8"
+        )
     candidates = [encoding] if encoding else ["utf-8-sig", "latin-1"]  # latin-1 decodes any byte: last resort
     for candidate in candidates:
         try:

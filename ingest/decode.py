@@ -16,11 +16,11 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -138,10 +138,13 @@ class DecodePool:
         if self.restarts > MAX_RESTARTS:
             raise UserError(
                 f"poster-decoding worker processes were killed {self.restarts} times (out of memory? the kernel ends the largest "
-                "process when memory runs out; or a script calling ingest() without the `if __name__ == \"__main__\":` guard): "
+                'process when memory runs out; or a script calling ingest() without the `if __name__ == "__main__":` guard): '
                 "run again with fewer --workers (or --workers 0), or with more memory free; everything stored so far is kept"
             )
-        print("Note: a poster-decoding worker process was killed (out of memory?); replaced it, and decoding its posters again", file=sys.stderr)
+        print(
+            "Note: a poster-decoding worker process was killed (out of memory?); replaced it, and decoding its posters again",
+            file=sys.stderr,
+        )
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._executor = self._start()
 
@@ -152,7 +155,7 @@ class DecodePool:
             except BrokenProcessPool:
                 self._replace_pool()
 
-    def __enter__(self) -> "DecodePool":
+    def __enter__(self) -> DecodePool:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -17,16 +17,17 @@ from __future__ import annotations
 import csv
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from embedding.backend import usable_cores
 from embedding.spec import EmbeddingSpec
 from errors import UserError, writing
 from ingest.catalog import Catalog, Film, Reject
-from embedding.backend import usable_cores
 from ingest.decode import MAX_CHUNK, DecodePool
 from ingest.plan import Plan, apply_without_embedding, check_posters_dir, check_ready_to_replace, make_plan
 from ingest.repair import readopt_orphan

@@ -16,10 +16,11 @@ planning again: whatever landed is unchanged, the rest is still to do.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from errors import UserError
 from ingest.catalog import Film
@@ -84,9 +85,7 @@ def make_plan(films: Sequence[Film], catalog_keys: set[str], store: StoredPayloa
             else:
                 plan.unchanged.append(film)
     catalog_ids = {point_id(k) for k in catalog_keys}
-    plan.gone = sorted(
-        (pid, str(p.get("key") or p.get("title") or pid)) for pid, p in stored.items() if pid not in catalog_ids
-    )
+    plan.gone = sorted((pid, str(p.get("key") or p.get("title") or pid)) for pid, p in stored.items() if pid not in catalog_ids)
     return plan
 
 
@@ -98,8 +97,10 @@ def apply_without_embedding(plan: Plan, store, prune: bool) -> None:
     if prune and plan.gone:
         if not (plan.changed or plan.retitled or plan.unchanged):
             # an empty catalog, every row rejected, or the wrong file: the user meant something else
-            raise UserError(f"--prune would delete every stored film ({len(plan.gone)}): the catalog matches none of them; "
-                            "nothing was deleted (check the catalog and its rejects; --recreate replaces a collection)")  # fmt: skip
+            raise UserError(
+                f"--prune would delete every stored film ({len(plan.gone)}): the catalog matches none of them; "
+                "nothing was deleted (check the catalog and its rejects; --recreate replaces a collection)"
+            )
         store.delete([pid for pid, _ in plan.gone])
 
 

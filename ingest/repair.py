@@ -32,7 +32,9 @@ def readopt_orphan(store: PosterStore, embedder, posters_dir: Path) -> str | Non
     refuse = f"collection '{name}' lost its metadata ({where / 'collection.json'}) and cannot be rebuilt"
     precision = embedder.runtime.precision if getattr(embedder, "runtime", None) else "fp32"
     if precision not in MIN_COSINE or getattr(embedder, "calibration", None) is not None:
-        raise StoreDamaged(f"{refuse} in {precision}: an int8 model's calibration was part of the lost metadata; restore the file, or --recreate")
+        raise StoreDamaged(
+            f"{refuse} in {precision}: an int8 model's calibration was part of the lost metadata; restore the file, or --recreate"
+        )
     vectors = engine.shard_vectors(name)
     if STYLE_VECTOR_NAME in vectors and embedder.style_spec is None:
         raise StoreDamaged(f"{refuse} without --style: its shard holds '{STYLE_VECTOR_NAME}' vectors; run the same ingest with --style")
@@ -56,4 +58,3 @@ def readopt_orphan(store: PosterStore, embedder, posters_dir: Path) -> str | Non
         metadata["style_embedding"] = embedder.style_spec.as_dict()
     engine.adopt(name, metadata)
     return f"rebuilt the lost metadata of collection '{name}' from its shard: {len(records)} stored posters re-embedded to their stored vectors (cosine >= {lowest:.5f})"
-

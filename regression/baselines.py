@@ -72,8 +72,14 @@ def knn_store_baseline(
     for collection, ids in train_ids.items():
         with PosterStore(location, collection, must_exist=True) as store:
             hits = nearest_accepted(
-                store, list(test_vectors), k, lambda _, hit, ids=ids: str(hit.id) in ids, vector_name,
-                payload=("year",), progress=progress, desc=f"k-NN baseline ({collection})",
+                store,
+                list(test_vectors),
+                k,
+                lambda _, hit, ids=ids: str(hit.id) in ids,
+                vector_name,
+                payload=("year",),
+                progress=progress,
+                desc=f"k-NN baseline ({collection})",
             )
         for mine, more in zip(found, hits):
             mine.extend(more)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from errors import UserError
-from regression.dataset import YearData, load_year_data
 from regression.config import HeadConfig
+from regression.dataset import YearData, load_year_data
 from regression.model_file import HEAD_NAME
 from regression.train import train_year_model
 from search.era import EraReport, era_coherence
@@ -23,7 +23,12 @@ class Comparison:
     seed: int
 
     def as_dict(self) -> dict:
-        return {"seed": self.seed, "n_test": self.n_test, "year": self.year, "era": {v: {k: r.as_dict() for k, r in e.items()} for v, e in self.era.items()}}
+        return {
+            "seed": self.seed,
+            "n_test": self.n_test,
+            "year": self.year,
+            "era": {v: {k: r.as_dict() for k, r in e.items()} for v, e in self.era.items()},
+        }
 
     def table(self) -> str:
         vectors = list(self.year)
@@ -48,7 +53,11 @@ class Comparison:
 
 
 def read_for_comparison(
-    store: PosterStore, era_ks: tuple[int, ...] = (3, 10), seed: int = 0, vectors: tuple[str, ...] = (VECTOR_NAME, STYLE_VECTOR_NAME), progress: bool = True
+    store: PosterStore,
+    era_ks: tuple[int, ...] = (3, 10),
+    seed: int = 0,
+    vectors: tuple[str, ...] = (VECTOR_NAME, STYLE_VECTOR_NAME),
+    progress: bool = True,
 ) -> tuple[dict[str, YearData], dict[str, dict[int, EraReport]]]:
     """Everything the comparison needs from the store (the vectors, and the era figures, which query
     it); after this the store can be closed while the heads train."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Sequence
 
 import numpy as np
 
@@ -88,7 +88,9 @@ def load_year_data(store: PosterStore, vector_name: str | Sequence[str] = VECTOR
         specs[name] = store.stored_spec(name)
         lacking = len(store.ids_without(name)) if name != VECTOR_NAME else 0
         if lacking:
-            raise UserError(f"{lacking} stored posters of '{store.collection}' lack the vector '{name}': run `python cli.py ingest --style ...` to add it")
+            raise UserError(
+                f"{lacking} stored posters of '{store.collection}' lack the vector '{name}': run `python cli.py ingest --style ...` to add it"
+            )
         loaded = load_embeddings(store, name)
         if base is not None and not np.array_equal(loaded.ids, base.ids):
             raise UserError(f"the posters of '{store.collection}' changed while they were read: run the command again")

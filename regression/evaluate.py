@@ -22,7 +22,9 @@ def check_embedding(model: YearModel, data: YearData) -> None:
         stored = data.specs.get(name)
         if stored != spec:  # EmbeddingSpec equality: a store made on JAX or in bf16 is the same embedding
             made = "no such vector" if stored is None else f"embedding {stored.describe()}"
-            raise UserError(f"the year model needs '{name}' made with {spec.describe()}, but this store has {made}: evaluate it on a store made with the same weights")
+            raise UserError(
+                f"the year model needs '{name}' made with {spec.describe()}, but this store has {made}: evaluate it on a store made with the same weights"
+            )
 
 
 def evaluate_model(model: YearModel, data: YearData, include_trained: bool = False) -> dict:

@@ -113,7 +113,7 @@ def soft_labels(years: np.ndarray, centres: np.ndarray, sigma: float) -> np.ndar
     return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def _member(train_vectors: np.ndarray, config: HeadConfig, seed: int, n_out: int = 1) -> "keras.Model":
+def _member(train_vectors: np.ndarray, config: HeadConfig, seed: int, n_out: int = 1) -> keras.Model:
     keras.utils.set_random_seed(seed)  # initial weights, dropout and noise: reproducible per seed
     power = PowerNormalization()
     powered = keras.ops.convert_to_numpy(power(train_vectors))
@@ -145,7 +145,7 @@ def train_head(
     seed: int = 0,
     progress: bool = False,
     sample_weight: np.ndarray | None = None,
-) -> tuple["keras.Model", dict]:
+) -> tuple[keras.Model, dict]:
     """Train the ensemble on (vectors, years), rows weighted by `sample_weight` if given; returns the
     model (embedding -> year) and the target scaling."""
     from tqdm import tqdm
@@ -190,7 +190,9 @@ def train_head(
         if config.output not in ("mean", "median"):
             raise ValueError(f"unknown output {config.output!r}")
         z_centres = (centres - mean) / std
-        year = (ExpectedValue(z_centres, name="mean_year") if config.output == "mean" else QuantileValue(z_centres, 0.5, name="median_year"))(z)
+        year = (
+            ExpectedValue(z_centres, name="mean_year") if config.output == "mean" else QuantileValue(z_centres, 0.5, name="median_year")
+        )(z)
         # Columns 2 and 3: quantiles of the same distribution, a range whose width is this poster's
         # own (a poster the model is unsure of gets a wide one); conformal.py calibrates them.
         low, high = (QuantileValue(z_centres, q, name=f"quantile_{q:g}")(z) for q in config.range_quantiles)
@@ -199,11 +201,11 @@ def train_head(
     return keras.Model(inputs, year, name="year_head"), {"mean": mean, "std": std}
 
 
-def predict_years(model: "keras.Model", vectors: np.ndarray) -> np.ndarray:
+def predict_years(model: keras.Model, vectors: np.ndarray) -> np.ndarray:
     return predict_with_quantiles(model, vectors)[0]
 
 
-def predict_with_quantiles(model: "keras.Model", vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def predict_with_quantiles(model: keras.Model, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Years, and (n, 2) low/high quantiles of each poster's predicted distribution (None for a regression head)."""
     out = np.asarray(model.predict(np.asarray(vectors, dtype=np.float32), verbose=0, batch_size=1024))
     return out[:, 0], (out[:, 1:3] if out.shape[1] == 3 else None)

@@ -13,9 +13,9 @@ import io
 import json
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -41,7 +41,9 @@ class NumpyHead:
                 config = json.loads(archive.read("config.json"))
                 weights = archive.read("model.weights.h5")
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
-            raise UserError(f"{self.path} is not a readable Keras model file ({type(e).__name__}: {str(e)[:120]}): train it again") from None
+            raise UserError(
+                f"{self.path} is not a readable Keras model file ({type(e).__name__}: {str(e)[:120]}): train it again"
+            ) from None
         import h5py
 
         try:

@@ -32,9 +32,22 @@ FORMAT_VERSION = 2
 KNOWN_VECTORS = (VECTOR_NAME, STYLE_VECTOR_NAME)
 # The JSON type of each field of model.json (lists become tuples when read); None is allowed where
 # the field is optional.
-JSON_TYPES = {"vector_names": list, "embeddings": dict, "collections": list, "store": str, "split": dict, "target_scaling": dict,
-              "training_mean": (int, float), "head": dict, "test": dict, "uncertainty": dict, "trained_at": str,
-              "test_by_collection": dict, "augmented": dict, "calibration": dict}  # fmt: skip
+JSON_TYPES = {
+    "vector_names": list,
+    "embeddings": dict,
+    "collections": list,
+    "store": str,
+    "split": dict,
+    "target_scaling": dict,
+    "training_mean": (int, float),
+    "head": dict,
+    "test": dict,
+    "uncertainty": dict,
+    "trained_at": str,
+    "test_by_collection": dict,
+    "augmented": dict,
+    "calibration": dict,
+}
 
 
 @dataclass(frozen=True)
@@ -92,44 +105,63 @@ class ModelFile:
         return {"version": self.version, **{k: v for k, v in data.items() if k != "version"}}
 
     @classmethod
-    def from_json(cls, data: dict) -> "ModelFile":
+    def from_json(cls, data: dict) -> ModelFile:
         data = upgrade(data)
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        wrong = [name for name, kinds in JSON_TYPES.items() if name in values and values[name] is not None and not isinstance(values[name], kinds)]
-        wrong += [name for name in ("vector_names", "collections") if isinstance(values.get(name), list) and not all(isinstance(v, str) for v in values[name])]
+        wrong = [
+            name
+            for name, kinds in JSON_TYPES.items()
+            if name in values and values[name] is not None and not isinstance(values[name], kinds)
+        ]
+        wrong += [
+            name
+            for name in ("vector_names", "collections")
+            if isinstance(values.get(name), list) and not all(isinstance(v, str) for v in values[name])
+        ]
         if wrong:
-            raise UserError(f"model.json's {', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not of the type this version reads: the file is damaged; train the model again")
+            raise UserError(
+                f"model.json's {', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not of the type this version reads: the file is damaged; train the model again"
+            )
         values["vector_names"] = tuple(values.get("vector_names") or ())
         values["collections"] = tuple(values.get("collections") or ())
         try:
             values["embeddings"] = {name: EmbeddingSpec.from_dict(spec) for name, spec in (values.get("embeddings") or {}).items()}
         except ValueError as e:
             raise UserError(f"model.json's embeddings are damaged ({e}): train the model again") from None
-        missing = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING and values.get(f.name) in (None, (), {})]
+        missing = [
+            f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING and values.get(f.name) in (None, (), {})
+        ]
         if missing:
             raise UserError(f"model.json lacks {', '.join(missing)}: it is not a whole year model file; train the model again")
         try:
             model = cls(**values)
         except (TypeError, AttributeError, ValueError) as e:
-            raise UserError(f"model.json is not a year model file this version can read ({type(e).__name__}): train the model again") from None
+            raise UserError(
+                f"model.json is not a year model file this version can read ({type(e).__name__}): train the model again"
+            ) from None
         model._check_readable()
         return model
 
     def _check_readable(self) -> None:
         """Read the figures and ranges that predictions use once, now: a damaged value inside them is
         this one line, not an unexpected error at the first poster."""
-        uses = {"test": lambda: [self.test_mae], "training_mean": lambda: [float(self.training_mean)],
-                "uncertainty": lambda: ranges(self.uncertainty, np.array([2000.0]), np.array([[1990.0, 2010.0]]))}  # fmt: skip
+        uses = {
+            "test": lambda: [self.test_mae],
+            "training_mean": lambda: [float(self.training_mean)],
+            "uncertainty": lambda: ranges(self.uncertainty, np.array([2000.0]), np.array([[1990.0, 2010.0]])),
+        }
         for name, use in uses.items():
             try:
                 if not np.isfinite(np.asarray(use(), float)).all():
                     raise ValueError("not a finite number")
             except (TypeError, KeyError, ValueError, IndexError, AttributeError) as e:
-                raise UserError(f"model.json's {name} cannot be read ({type(e).__name__}): the file is damaged; train the model again") from None
+                raise UserError(
+                    f"model.json's {name} cannot be read ({type(e).__name__}): the file is damaged; train the model again"
+                ) from None
 
     @classmethod
-    def read(cls, folder: Path) -> "ModelFile":
+    def read(cls, folder: Path) -> ModelFile:
         """model.json alone (no head): enough for the model's figures; UserError for a missing or unreadable file."""
         path = Path(folder) / META_FILE
         try:
@@ -160,8 +192,14 @@ def upgrade(data: dict) -> dict:
     embeddings = data.get("embeddings") or ({names[0]: data["embedding"]} if data.get("embedding") else {})
     collections = data.get("collections") or [c for c in str(data.get("collection") or "").split("+") if c]
     upgraded = {k: v for k, v in data.items() if k not in ("vector_name", "embedding", "collection")}
-    return {**upgraded, "version": FORMAT_VERSION, "vector_names": list(names), "embeddings": embeddings, "collections": collections,
-            "training_mean": data.get("training_mean", (data.get("target_scaling") or {}).get("mean"))}  # fmt: skip
+    return {
+        **upgraded,
+        "version": FORMAT_VERSION,
+        "vector_names": list(names),
+        "embeddings": embeddings,
+        "collections": collections,
+        "training_mean": data.get("training_mean", (data.get("target_scaling") or {}).get("mean")),
+    }
 
 
 @dataclass
@@ -185,7 +223,7 @@ class YearModel:
         return self.file.uses_style
 
     @classmethod
-    def load(cls, folder: Path) -> "YearModel":
+    def load(cls, folder: Path) -> YearModel:
         from regression.head_numpy import NumpyHead
 
         folder = Path(folder)

@@ -14,9 +14,9 @@ import numpy as np
 
 from errors import UserError
 from regression.baselines import knn_exact, knn_store_baseline, mean_baseline, ridge_baseline
+from regression.config import HeadConfig
 from regression.conformal import COVERAGE, calibrate, calibrate_quantiles, coverage, ranges
 from regression.dataset import YearData, calibration_split, content_split
-from regression.config import HeadConfig
 from regression.head import predict_with_quantiles, train_head
 from regression.metrics import year_metrics
 from regression.model_file import HEAD_NAME, MODEL_FILE, ModelFile, check_model_dir, save_model
@@ -58,7 +58,10 @@ class TrainReport:
             + f"), {self.seconds:.0f}s",
             f"{'model':22}{'MAE':>7}{'RMSE':>7}{'R^2':>7}{'MedAE':>7}{'bias':>7}",
         ]
-        lines += [f"{name:22}{m['mae']:7.2f}{m['rmse']:7.2f}{m['r2']:7.3f}{m['median_ae']:7.2f}{m['bias']:7.1f}  {m.get('detail', '')}" for name, m in self.results.items()]
+        lines += [
+            f"{name:22}{m['mae']:7.2f}{m['rmse']:7.2f}{m['r2']:7.3f}{m['median_ae']:7.2f}{m['bias']:7.1f}  {m.get('detail', '')}"
+            for name, m in self.results.items()
+        ]
         lines.append(f"{head['stated_coverage']:.0%} ranges of the head hold {head['coverage']:.1%} of test posters")
         for collection, results in self.by_collection.items():
             m = results[HEAD_NAME]
@@ -116,7 +119,12 @@ def train_year_model(
     knn, knn_detail = knn_baseline(data, train, test, knn_k, progress)
     mean = mean_baseline(y[train], len(test))
     # name -> (predictions, what the name leaves out): names are keys, never parsed back out of labels
-    predictions = {HEAD_NAME: (predicted, ""), "mean of training years": (mean, ""), "ridge": (ridge, f"alpha {alpha:g}"), f"{knn_k}-NN": (knn, knn_detail)}
+    predictions = {
+        HEAD_NAME: (predicted, ""),
+        "mean of training years": (mean, ""),
+        "ridge": (ridge, f"alpha {alpha:g}"),
+        f"{knn_k}-NN": (knn, knn_detail),
+    }
 
     def score(rows: np.ndarray) -> dict[str, dict]:
         results = {name: {**year_metrics(y[test][rows], p[rows]), "detail": detail} for name, (p, detail) in predictions.items()}
@@ -152,7 +160,7 @@ def train_year_model(
         test=results,
         test_by_collection=by_collection,
         uncertainty=uncertainty,
-        trained_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        trained_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     )
     save_model(model_dir, model, file, frozenset(data.keys[train]))
     report.files = [

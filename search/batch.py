@@ -9,7 +9,7 @@ limit, until they have k or have seen the whole store.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

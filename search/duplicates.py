@@ -38,7 +38,9 @@ class DuplicatePair:
         return asdict(self)
 
 
-def near_duplicates(store: PosterStore, threshold: float = 0.95, vector_name: str = VECTOR_NAME, progress: bool = False) -> list[DuplicatePair]:
+def near_duplicates(
+    store: PosterStore, threshold: float = 0.95, vector_name: str = VECTOR_NAME, progress: bool = False
+) -> list[DuplicatePair]:
     """Every pair of stored posters at least `threshold` similar, most similar first."""
     from tqdm import tqdm
 
@@ -54,7 +56,9 @@ def near_duplicates(store: PosterStore, threshold: float = 0.95, vector_name: st
         full = []
         for start in range(0, len(todo), BATCH):
             rows = todo[start : start + BATCH]
-            found = store.nearest([points[i].vector for i in rows], limit, vector_name=vector_name, exact=True, fields=[], score_threshold=threshold)
+            found = store.nearest(
+                [points[i].vector for i in rows], limit, vector_name=vector_name, exact=True, fields=[], score_threshold=threshold
+            )
             for i, hits in zip(rows, found):
                 if len(hits) == limit:  # there may be more above the threshold: ask again, for more
                     full.append(i)
@@ -79,5 +83,7 @@ def duplicates_table(pairs: list[DuplicatePair], threshold: float) -> str:
     lines = [f"{len(pairs)} pairs of posters at least {threshold:.2f} similar (same file: =)"]
     for p in pairs:
         year = lambda x: x.year if x.year is not None else "?"  # noqa: E731
-        lines.append(f"{p.score:.4f} {'=' if p.identical else ' '} {p.a.title} ({year(p.a)}) | {p.b.title} ({year(p.b)})   [{p.a.file} | {p.b.file}]")
+        lines.append(
+            f"{p.score:.4f} {'=' if p.identical else ' '} {p.a.title} ({year(p.a)}) | {p.b.title} ({year(p.b)})   [{p.a.file} | {p.b.file}]"
+        )
     return "\n".join(lines)

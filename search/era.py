@@ -80,7 +80,9 @@ def era_coherence(
 
     decades = (years[picked] // 10 * 10).astype(int)
     by_decade = [
-        DecadeRow(int(d), int((decades == d).sum()), float(np.nanmean(neighbour_diff[decades == d])), float(random_diff[decades == d].mean()))
+        DecadeRow(
+            int(d), int((decades == d).sum()), float(np.nanmean(neighbour_diff[decades == d])), float(random_diff[decades == d].mean())
+        )
         for d in np.unique(decades)
     ]
     return EraReport(

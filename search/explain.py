@@ -153,7 +153,9 @@ class Explainer:
     def _path(self, file: str) -> Path:
         folder = self.store.posters_dir()
         if folder is None or not Path(folder).is_dir():
-            raise UserError(f"similarity maps need the posters: the folder collection '{self.store.collection}' records ({folder}) is not here")
+            raise UserError(
+                f"similarity maps need the posters: the folder collection '{self.store.collection}' records ({folder}) is not here"
+            )
         path = inside(Path(folder), file)
         if path is None:
             raise UserError(f"the poster file {file[:100]!r} is not in the collection's posters folder")

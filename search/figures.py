@@ -31,7 +31,15 @@ def map_figure(result: PosterMap, out: Path, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(10, 10))
     dated = ~np.isnan(result.years)
     ax.scatter(result.xy[~dated, 0], result.xy[~dated, 1], s=3, c="#bbbbbb", linewidths=0)
-    points = ax.scatter(result.xy[dated, 0], result.xy[dated, 1], s=4 if len(result.ids) < 20_000 else 1, c=result.years[dated], cmap="viridis", linewidths=0, alpha=0.8)
+    points = ax.scatter(
+        result.xy[dated, 0],
+        result.xy[dated, 1],
+        s=4 if len(result.ids) < 20_000 else 1,
+        c=result.years[dated],
+        cmap="viridis",
+        linewidths=0,
+        alpha=0.8,
+    )
     path = result.decades
     if len(path) > 1:
         ax.plot([d["x"] for d in path], [d["y"] for d in path], color="black", linewidth=1.5, alpha=0.8)
@@ -39,7 +47,11 @@ def map_figure(result: PosterMap, out: Path, title: str) -> Path:
         ax.scatter([d["x"]], [d["y"]], s=40, color="white", edgecolors="black", zorder=3)
         ax.annotate(f"{d['decade']}s", (d["x"], d["y"]), xytext=(5, 5), textcoords="offset points", fontsize=10, weight="bold")
     fig.colorbar(points, ax=ax, fraction=0.03, pad=0.01, label="release year")
-    ax.set(title=f"{title}: {len(result.ids):,} posters by their VGG16 embedding (t-SNE); the line joins the decades' centres", xticks=[], yticks=[])
+    ax.set(
+        title=f"{title}: {len(result.ids):,} posters by their VGG16 embedding (t-SNE); the line joins the decades' centres",
+        xticks=[],
+        yticks=[],
+    )
     ax.set_aspect("equal")
     fig.tight_layout()
     with writing(out):
@@ -57,7 +69,9 @@ def timeline_figure(steps: list[DecadeStep], posters_dir: Path | None, out: Path
     sheet = Image.new("RGB", (width, 40 + row_height * len(steps)), "white")
     draw = ImageDraw.Draw(sheet)
     font, bold = caption_font(11), caption_font(14, bold=True)
-    draw.text((gap, 10), f"{title}: most typical posters of each decade (nearest its centre) | least typical (farthest)", fill="black", font=bold)
+    draw.text(
+        (gap, 10), f"{title}: most typical posters of each decade (nearest its centre) | least typical (farthest)", fill="black", font=bold
+    )
     for r, step in enumerate(steps):
         y = 40 + r * row_height
         moved = f"moved {step.moved:.3f}" if step.moved is not None else "first decade"

@@ -67,7 +67,7 @@ class ImageQuery:
 class PosterSearch:
     """Queries one store. The embedder is only needed to search by a new image."""
 
-    def __init__(self, store: PosterStore, embedder: "OnnxEmbedder | None" = None):
+    def __init__(self, store: PosterStore, embedder: OnnxEmbedder | None = None):
         self.store = store
         self.embedder = embedder
         self.spec = store.stored_spec()
@@ -96,7 +96,9 @@ class PosterSearch:
         else:
             base, style = self.embedder.embed_both(poster.pixels[None])
             vector = base[0] if vector_name == VECTOR_NAME else style[0]
-        return self.by_vector(vector, k, filters, exclude_sha256=poster.sha256, vector_name=vector_name), ImageQuery(vector, poster.sha256, grid)
+        return self.by_vector(vector, k, filters, exclude_sha256=poster.sha256, vector_name=vector_name), ImageQuery(
+            vector, poster.sha256, grid
+        )
 
     def by_point(self, point: StoredPoint, k: int = 3, filters: Filters = Filters(), vector_name: str = VECTOR_NAME) -> list[Neighbour]:
         """Neighbours of a stored film, from its stored vector: no model, no TensorFlow."""
@@ -111,7 +113,12 @@ class PosterSearch:
         return self.by_vector(point.vector, k, filters, [point.id], point.payload.get("sha256"), vector_name)
 
     def recommend(
-        self, positive_ids: list[str], negative_ids: list[str] = (), k: int = 3, filters: Filters = Filters(), vector_name: str = VECTOR_NAME
+        self,
+        positive_ids: list[str],
+        negative_ids: list[str] = (),
+        k: int = 3,
+        filters: Filters = Filters(),
+        vector_name: str = VECTOR_NAME,
     ) -> list[Neighbour]:
         """Films like the liked examples and unlike the disliked ones (Qdrant's recommend query),
         the examples themselves and their same-content copies excluded."""
@@ -126,7 +133,11 @@ class PosterSearch:
             raise UserError(f"no film with id {missing[0]} (and a '{vector_name}' vector) in collection '{self.store.collection}'")
         exclude = PointFilter(**filters.conditions(), exclude_ids=tuple(examples))
         hits = self.store.recommend(
-            [examples[i].vector for i in positive_ids], [examples[i].vector for i in negative_ids], k + EXCLUSION_MARGIN, exclude, vector_name
+            [examples[i].vector for i in positive_ids],
+            [examples[i].vector for i in negative_ids],
+            k + EXCLUSION_MARGIN,
+            exclude,
+            vector_name,
         )
         copies = {examples[i].payload.get("sha256") for i in examples}
         return _neighbours([h for h in hits if h.payload.get("sha256") not in copies], k)
@@ -177,7 +188,7 @@ def nearest(
     image: ImageSource,
     k: int = 3,
     *,
-    location: "StoreLocation | None" = None,
+    location: StoreLocation | None = None,
     collection: str = DEFAULT_COLLECTION,
     weights: str | None = None,
     year_min: int | None = None,

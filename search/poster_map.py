@@ -86,7 +86,9 @@ def fingerprint(store: PosterStore, vector_name: str = VECTOR_NAME) -> str:
     """A digest of the collection's state: every point's id and content hash, the embedding, this version."""
     digest = hashlib.sha256(f"v{MAP_VERSION}:{vector_name}:{store.stored_spec(vector_name).describe()}".encode())
     for point in sorted(store.points(with_vectors=False, fields=["sha256", "year", "title"]), key=lambda p: p.id):
-        digest.update(f"{point.id}:{point.payload.get('sha256', '')}:{point.payload.get('year', '')}:{point.payload.get('title', '')}\n".encode())
+        digest.update(
+            f"{point.id}:{point.payload.get('sha256', '')}:{point.payload.get('year', '')}:{point.payload.get('title', '')}\n".encode()
+        )
     return digest.hexdigest()[:24]
 
 
@@ -116,7 +118,12 @@ def decade_path(xy: np.ndarray, years: np.ndarray) -> list[dict]:
     decades = (years[dated] // 10 * 10).astype(int)
     points = xy[dated]
     return [
-        {"decade": int(d), "x": round(float(points[decades == d, 0].mean()), 5), "y": round(float(points[decades == d, 1].mean()), 5), "n": int((decades == d).sum())}
+        {
+            "decade": int(d),
+            "x": round(float(points[decades == d, 0].mean()), 5),
+            "y": round(float(points[decades == d, 1].mean()), 5),
+            "n": int((decades == d).sum()),
+        }
         for d in np.unique(decades)
     ]
 
@@ -131,7 +138,9 @@ def _unit_square(xy: np.ndarray) -> np.ndarray:
 def _cache_path(store: PosterStore, vector_name: str, key: str) -> Path:
     from embedding.onnx_cache import cache_dir
 
-    where = hashlib.sha256(f"{store.location.describe()}|{Path(store.location.path).resolve() if store.location.is_local else ''}|{store.collection}".encode())
+    where = hashlib.sha256(
+        f"{store.location.describe()}|{Path(store.location.path).resolve() if store.location.is_local else ''}|{store.collection}".encode()
+    )
     return cache_dir() / "maps" / where.hexdigest()[:16] / f"{vector_name}-{key}.npz"
 
 

@@ -117,7 +117,7 @@ def fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
     return text + "…"
 
 
-def maps_sheet(query: ImageSource, query_caption: str, explanations: "list[Explanation]", posters_dir: Path, out: Path) -> Path:
+def maps_sheet(query: ImageSource, query_caption: str, explanations: list[Explanation], posters_dir: Path, out: Path) -> Path:
     """One PNG: the query, then per neighbour a column with the neighbour's map (top) and the
     query's map for that neighbour (below); each caption says how much of its score the brightest cell holds."""
     query_image = load_image(query)
@@ -137,7 +137,11 @@ def maps_sheet(query: ImageSource, query_caption: str, explanations: "list[Expla
         _tile(sheet, draw, load_image(inside(posters_dir, n.file)), e.on_neighbour, x, GAP, font)
         _tile(sheet, draw, query_image, e.on_query, x, 2 * GAP + TILE[1] + CAPTION_HEIGHT, font)
         top = float(e.on_neighbour.max() / max(e.total, 1e-12))
-        lines = [f"{n.rank}. {n.title}", f"{n.year if n.year is not None else '?'} · similarity {n.score:.3f}", f"brightest cell: {top:.1%} of it"]
+        lines = [
+            f"{n.rank}. {n.title}",
+            f"{n.year if n.year is not None else '?'} · similarity {n.score:.3f}",
+            f"brightest cell: {top:.1%} of it",
+        ]
         for j, line in enumerate(lines):
             draw.text((x, GAP + TILE[1] + 6 + j * 18), fit_text(draw, line, font, TILE[0]), fill="black", font=font)
         draw.text((x, 2 * GAP + 2 * TILE[1] + CAPTION_HEIGHT + 4), "the query, seen from it", fill="#555", font=font)

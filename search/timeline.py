@@ -64,7 +64,9 @@ def era_timeline(store: PosterStore, vector_name: str = VECTOR_NAME, per_decade:
         in_decade = PointFilter(year_min=int(decade), year_max=int(decade) + 9)
         shown = min(per_decade, (len(members) + 1) // 2)  # a small decade's posters are shown once, typical or not
         typical = _nearest(store, centre, shown, in_decade, vector_name)
-        farthest = _nearest(store, -centre, min(per_decade, len(members) - shown), replace(in_decade, exclude_ids=tuple(p.id for p in typical)), vector_name)
+        farthest = _nearest(
+            store, -centre, min(per_decade, len(members) - shown), replace(in_decade, exclude_ids=tuple(p.id for p in typical)), vector_name
+        )
         atypical = [TimelinePoster(**{**asdict(p), "similarity": -p.similarity}) for p in farthest]
         moved = None if previous is None else float(1 - centre @ previous)
         steps.append(DecadeStep(int(decade), len(members), float((members @ centre).mean()), moved, typical, atypical))

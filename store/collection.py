@@ -6,9 +6,9 @@ for a folder (store/edge.py) or qdrant-client for a server (store/server.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -53,14 +53,14 @@ class PosterStore:
         self.engine = open_engine(location, must_exist=must_exist)
         self._owns_engine = True
 
-    def other_collection(self, collection: str) -> "PosterStore":
+    def other_collection(self, collection: str) -> PosterStore:
         """Another collection of the same store, on the same engine (an embedded folder allows one)."""
         check_collection_name(collection)
         other = object.__new__(PosterStore)
         other.location, other.collection, other.engine, other._owns_engine = self.location, collection, self.engine, False
         return other
 
-    def __enter__(self) -> "PosterStore":
+    def __enter__(self) -> PosterStore:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -191,9 +191,7 @@ class PosterStore:
     def count(self, filter: PointFilter = PointFilter()) -> int:
         return self.engine.count(self.collection, filter) if self.exists() else 0
 
-    def upsert(
-        self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict], style_vectors: np.ndarray | None = None
-    ) -> None:
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict], style_vectors: np.ndarray | None = None) -> None:
         """Write a batch; what returns is stored (on disk, or acknowledged by the server)."""
         records = [Record(i, p, {VECTOR_NAME: v}) for i, v, p in zip(ids, vectors, payloads)]
         if style_vectors is not None:
@@ -242,7 +240,12 @@ class PosterStore:
         offset = None
         while True:
             records, offset = self.engine.scroll(
-                self.collection, filter, batch, offset, with_payload=True if fields is None else (fields or False), with_vectors=with_vectors
+                self.collection,
+                filter,
+                batch,
+                offset,
+                with_payload=True if fields is None else (fields or False),
+                with_vectors=with_vectors,
             )
             yield records
             if offset is None:

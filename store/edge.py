@@ -37,8 +37,8 @@ import os
 import shutil
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -75,8 +75,12 @@ class EdgeEngine:
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"store path {self.path} is a file, not a folder")
         if (self.path / "collections").exists() and not (self.path / "collections").is_dir():  # where every collection lives
-            raise UserError(f"{self.path / 'collections'} is not a folder: this is not a whole store (move that file away, or use another --qdrant-path)")
-        if must_exist and not (self.path / MARKER).is_file() and not (self.path / "collections").is_dir():  # a lost marker: written anew below
+            raise UserError(
+                f"{self.path / 'collections'} is not a folder: this is not a whole store (move that file away, or use another --qdrant-path)"
+            )
+        if (
+            must_exist and not (self.path / MARKER).is_file() and not (self.path / "collections").is_dir()
+        ):  # a lost marker: written anew below
             raise UserError(f"no store at {self.path}: run `python cli.py ingest` first, or pass --qdrant-path / --qdrant-url")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -125,7 +129,9 @@ class EdgeEngine:
             raise StoreDamaged(f"{marker} records no store format (format {version!r}): delete it and run again, and it is written anew")
         if version > FORMAT:
             self.close()
-            raise UserError(f"the store {self.path} has format {version}, made by a newer poster search; this version reads format {FORMAT}: upgrade")
+            raise UserError(
+                f"the store {self.path} has format {version}, made by a newer poster search; this version reads format {FORMAT}: upgrade"
+            )
 
     def describe(self) -> str:
         return f"local store {self.path}"
@@ -220,7 +226,9 @@ class EdgeEngine:
             shard_config = json.loads((folder / "shard" / "edge_config.json").read_text())
             vectors = {vector: int(params["size"]) for vector, params in shard_config["vectors"].items()}
         except (OSError, ValueError, KeyError, TypeError) as e:
-            raise StoreDamaged(f"cannot rebuild collection '{name}': its shard's config {folder / 'shard' / 'edge_config.json'} is unreadable ({type(e).__name__})") from None
+            raise StoreDamaged(
+                f"cannot rebuild collection '{name}': its shard's config {folder / 'shard' / 'edge_config.json'} is unreadable ({type(e).__name__})"
+            ) from None
         self._save_config(name, {"vectors": vectors, "metadata": metadata})
 
     def open_orphan(self, name: str) -> None:
@@ -368,9 +376,12 @@ class EdgeEngine:
             return
         held = _points(shard)
         if held < recorded:
-            print(f"Note: collection '{name}' holds {held} points, {recorded} when it was last written: files of its shard "
-                  f"{self._dir(name) / 'shard'} may be lost or damaged; nothing was deleted. Restore the folder from a backup, or run "
-                  "`python cli.py ingest` with the same catalog to embed the missing posters again", file=sys.stderr)  # fmt: skip
+            print(
+                f"Note: collection '{name}' holds {held} points, {recorded} when it was last written: files of its shard "
+                f"{self._dir(name) / 'shard'} may be lost or damaged; nothing was deleted. Restore the folder from a backup, or run "
+                "`python cli.py ingest` with the same catalog to embed the missing posters again",
+                file=sys.stderr,
+            )
 
     # --- points ------------------------------------------------------------------------------
 
@@ -404,7 +415,9 @@ class EdgeEngine:
         valid = [i for i in ids if is_point_id(i)]  # Qdrant ids are UUIDs: anything else is simply not stored
         if not valid:
             return []
-        records = self._read(name, lambda shard: shard.retrieve(valid, with_payload=_payload_selector(with_payload), with_vector=with_vectors))
+        records = self._read(
+            name, lambda shard: shard.retrieve(valid, with_payload=_payload_selector(with_payload), with_vector=with_vectors)
+        )
         return [_record(r) for r in records]
 
     def scroll(self, name, filter, limit, offset, with_payload, with_vectors):
@@ -445,7 +458,9 @@ class EdgeEngine:
     def recommend(self, name, positive, negative, vector_name, limit, filter, with_payload) -> list[Hit]:
         from qdrant_edge import Query, QueryRequest, RecommendQuery
 
-        query = Query.RecommendBestScore(RecommendQuery(positives=as_vector_list(positive), negatives=as_vector_list(negative)), using=vector_name)
+        query = Query.RecommendBestScore(
+            RecommendQuery(positives=as_vector_list(positive), negatives=as_vector_list(negative)), using=vector_name
+        )
         request = QueryRequest(
             limit=limit, query=query, filter=edge_filter(filter), params=_search_params(False), with_payload=_payload_selector(with_payload)
         )

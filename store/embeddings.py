@@ -58,7 +58,12 @@ def save_npz(embeddings: Embeddings, path: Path) -> None:
     try:  # written beside it, then renamed: a full disk leaves no half-written file, and an older export intact
         with open(partial, "wb") as f:
             np.savez_compressed(
-                f, embeddings=embeddings.vectors, ids=embeddings.ids, titles=embeddings.titles, years=embeddings.years, files=embeddings.files
+                f,
+                embeddings=embeddings.vectors,
+                ids=embeddings.ids,
+                titles=embeddings.titles,
+                years=embeddings.years,
+                files=embeddings.files,
             )
         os.replace(partial, path)
     except OSError as e:

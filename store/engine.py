@@ -9,8 +9,9 @@ tests/test_engines.py runs one behavioural suite against both, so they cannot dr
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 

@@ -36,7 +36,9 @@ class MigrateReport:
         )
 
 
-def migrate(source: PosterStore, target: PosterStore, batch_size: int = 256, sharding: Sharding = Sharding(), progress: bool = True) -> MigrateReport:
+def migrate(
+    source: PosterStore, target: PosterStore, batch_size: int = 256, sharding: Sharding = Sharding(), progress: bool = True
+) -> MigrateReport:
     """Copy every point (all named vectors, payload, id) and the collection's schema and metadata."""
     from tqdm import tqdm
 

@@ -6,7 +6,8 @@ applied (the response was lost) writes the same points again: retries never dupl
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -48,5 +49,7 @@ def with_retries(call: Callable[[], T], what: str, attempts: int = 5, wait: floa
         return retrying(call)
     except Exception as e:
         if is_transient(e):
-            raise UserError(f"{what} failed {attempts} times ({type(e).__name__}: {str(e)[:150]}); what was stored before is kept") from None
+            raise UserError(
+                f"{what} failed {attempts} times ({type(e).__name__}: {str(e)[:150]}); what was stored before is kept"
+            ) from None
         raise

@@ -7,8 +7,8 @@ unavailable) are retried with backoff and a permanent one is one clear line (sto
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -26,7 +26,9 @@ class ServerEngine:
     retry_attempts = 5
     retry_wait = 0.5  # seconds before the first retry, doubling after each
 
-    def __init__(self, url: str | None = None, path: Path | None = None, api_key: str | None = None, timeout: float = 30.0, grpc: bool = False):
+    def __init__(
+        self, url: str | None = None, path: Path | None = None, api_key: str | None = None, timeout: float = 30.0, grpc: bool = False
+    ):
         from qdrant_client import QdrantClient
 
         self.url, self.path = url, path
@@ -133,7 +135,7 @@ class ServerEngine:
                 schema = models.TextIndexParams(type=models.TextIndexType.TEXT, tokenizer=models.TokenizerType.WORD, lowercase=True)
             else:
                 schema = models.PayloadSchemaType(kind)
-            self._call("creating a payload index", lambda: self.client.create_payload_index(name, field_name, schema, wait=True))
+            self._call("creating a payload index", lambda: self.client.create_payload_index(name, field_name, schema, wait=True))  # noqa: B023 (called at once, inside the loop)
 
     # --- points ------------------------------------------------------------------------------
 
@@ -142,7 +144,9 @@ class ServerEngine:
         from qdrant_client import models
 
         points = [
-            models.PointStruct(id=r.id, vector={k: np.asarray(v, dtype=np.float32).tolist() for k, v in r.vectors.items()}, payload=r.payload)
+            models.PointStruct(
+                id=r.id, vector={k: np.asarray(v, dtype=np.float32).tolist() for k, v in r.vectors.items()}, payload=r.payload
+            )
             for r in records
         ]
         self._call("an upsert", lambda: self.client.upsert(name, points=points, wait=True))
@@ -155,7 +159,7 @@ class ServerEngine:
 
     def overwrite_payloads(self, name: str, items: Sequence[tuple[str, dict]]) -> None:
         for point_id, payload in items:
-            self._call("a payload update", lambda: self.client.overwrite_payload(name, payload=payload, points=[point_id], wait=True))
+            self._call("a payload update", lambda: self.client.overwrite_payload(name, payload=payload, points=[point_id], wait=True))  # noqa: B023 (called at once, inside the loop)
 
     def delete(self, name: str, ids: Sequence[str]) -> None:
         from qdrant_client import models
@@ -190,7 +194,12 @@ class ServerEngine:
         params = None if self.is_local_mode else models.SearchParams(exact=True) if exact else models.SearchParams(hnsw_ef=HNSW_EF)
         requests = [
             models.QueryRequest(
-                query=v, using=vector_name, limit=limit, filter=client_filter(filter), params=params, with_payload=with_payload,
+                query=v,
+                using=vector_name,
+                limit=limit,
+                filter=client_filter(filter),
+                params=params,
+                with_payload=with_payload,
                 score_threshold=score_threshold,
             )
             for v in as_vector_list(vectors)
@@ -201,9 +210,11 @@ class ServerEngine:
     def recommend(self, name, positive, negative, vector_name, limit, filter, with_payload) -> list[Hit]:
         from qdrant_client import models
 
-        query = models.RecommendQuery(recommend=models.RecommendInput(
+        query = models.RecommendQuery(
+            recommend=models.RecommendInput(
                 positive=as_vector_list(positive), negative=as_vector_list(negative), strategy=models.RecommendStrategy.BEST_SCORE
-            ))
+            )
+        )
         response = self._call(
             "a recommend query",
             lambda: self.client.query_points(

@@ -64,7 +64,9 @@ def write_csv(path: Path, header: list[str], rows: list[list], encoding: str = "
     return path
 
 
-def generated_catalog(folder: Path, n: int, seed: int = 0, start_year: int = 1950, step: int = 3, size: tuple[int, int] = (96, 144)) -> tuple[Path, Path]:
+def generated_catalog(
+    folder: Path, n: int, seed: int = 0, start_year: int = 1950, step: int = 3, size: tuple[int, int] = (96, 144)
+) -> tuple[Path, Path]:
     """n generated posters in folder/posters and their catalog (years start_year + step * i, kept plausible)."""
     rows = []
     for i in range(n):
@@ -197,8 +199,13 @@ def serving(store: Path, log: Path, *options: str, timeout: float = 60):
     stopped with Ctrl-C (SIGINT) at the end, killed if that does not end it."""
     port = free_port()
     with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "serve", "--qdrant-path", str(store), "--port", str(port), *map(str, options)],
-                                   cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "cli.py"), "serve", "--qdrant-path", str(store), "--port", str(port), *map(str, options)],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + timeout

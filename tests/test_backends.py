@@ -41,7 +41,10 @@ def embed_in_process(paths: list[Path], weights: str, backend: str, precision: s
     env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""}
     result = subprocess.run(
         [sys.executable, "-c", script, ",".join(map(str, paths)), weights, backend, precision, str(out)],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return np.load(out)
@@ -52,7 +55,9 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def needs(backend: str):
-    return pytest.mark.skipif(importlib.util.find_spec(backend) is None, reason=f"{backend} is not installed (pip install -r requirements-gpu.txt)")
+    return pytest.mark.skipif(
+        importlib.util.find_spec(backend) is None, reason=f"{backend} is not installed (pip install -r requirements-gpu.txt)"
+    )
 
 
 def test_backend_and_precision_choices(monkeypatch):
@@ -177,5 +182,9 @@ def test_cli_refuses_an_unknown_backend_or_precision_in_one_line(poster_set, tmp
     result = run_cli(*common, "--precision", "fp8")
     assert result.returncode == 2 and result.stderr.strip().startswith("Error: Invalid value for '--precision': 'fp8' is not one of 'auto'")
     result = run_cli(*common, "--backend", "tensorflow", "--precision", "int8")  # valid words, an impossible pair
-    assert result.returncode == 1 and result.stderr.strip() == "Error: --precision int8 runs on ONNX Runtime, not tensorflow: use --backend onnxruntime (or auto on a CPU)"
+    assert (
+        result.returncode == 1
+        and result.stderr.strip()
+        == "Error: --precision int8 runs on ONNX Runtime, not tensorflow: use --backend onnxruntime (or auto on a CPU)"
+    )
     assert not (tmp_path / "store").exists()  # refused before anything was created

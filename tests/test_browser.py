@@ -41,12 +41,32 @@ def server(tmp_path_factory):
     location = StoreLocation(path=tmp / "store")
     for command in [
         ["ingest", "--catalog", catalog, "--posters", tmp / "posters", "--weights", "random"],
-        ["train-year", "--vector", "vgg16", "--members", "1", "--epochs", "5", "--knn-k", "3", "--test-size", "0.3", "--seed", "3", "--model-dir", tmp / "model"],
+        [
+            "train-year",
+            "--vector",
+            "vgg16",
+            "--members",
+            "1",
+            "--epochs",
+            "5",
+            "--knn-k",
+            "3",
+            "--test-size",
+            "0.3",
+            "--seed",
+            "3",
+            "--model-dir",
+            tmp / "model",
+        ],
         # (the split is by content hash: seed 3 leaves these 30 posters 16 to fit, 5 to calibrate, 9 to test)
     ]:
         made = run_cli(*command, "--qdrant-path", location.path)
         assert made.returncode == 0, made.stderr
-    with serving(location.path, tmp / "serve.log", "--weights", "random", "--model-dir", tmp / "model", "--era-sample", "20") as (url, process, _):
+    with serving(location.path, tmp / "serve.log", "--weights", "random", "--model-dir", tmp / "model", "--era-sample", "20") as (
+        url,
+        process,
+        _,
+    ):
         yield url, tmp, location
     assert process.returncode == 0 and (tmp / "serve.log").read_text().strip().endswith("poster search: stopped")
 
@@ -58,8 +78,16 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1100",
-                     "--no-first-run", "--disable-extensions", "--disable-background-networking"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,1100",
+        "--no-first-run",
+        "--disable-extensions",
+        "--disable-background-networking",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -105,8 +133,11 @@ def test_upload_see_cards_click_one_refine_and_screenshot(server, browser, tmp_p
     first = cards(browser)[0]
     assert first.find_element(By.CSS_SELECTOR, ".t").text.startswith("Film ")
     assert "sim " in first.text
-    wait_for(browser, lambda d: d.execute_script(
-        "return [...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth === 200)"), what="the thumbnails")
+    wait_for(
+        browser,
+        lambda d: d.execute_script("return [...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth === 200)"),
+        what="the thumbnails",
+    )
     assert browser.find_element(By.ID, "query-preview").get_attribute("src").startswith("blob:")
     wait_for(browser, lambda d: "Predicted release year: " in d.find_element(By.ID, "prediction").text, what="the predicted year")
     predicted = int(browser.find_element(By.CSS_SELECTOR, "#prediction strong").text)
@@ -131,8 +162,11 @@ def test_upload_see_cards_click_one_refine_and_screenshot(server, browser, tmp_p
     year_min = browser.find_element(By.ID, "year-min")
     year_min.send_keys("1970")
     browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", year_min)
-    wait_for(browser, lambda d: cards(d) and all(int(c.find_element(By.CSS_SELECTOR, ".meta span:nth-child(2)").text) >= 1970 for c in cards(d)),
-             what="filtered results")
+    wait_for(
+        browser,
+        lambda d: cards(d) and all(int(c.find_element(By.CSS_SELECTOR, ".meta span:nth-child(2)").text) >= 1970 for c in cards(d)),
+        what="filtered results",
+    )
 
     # the era panel draws its charts
     browser.find_element(By.CSS_SELECTOR, "#era-panel summary").click()
@@ -147,7 +181,11 @@ def test_upload_see_cards_click_one_refine_and_screenshot(server, browser, tmp_p
     year_min.clear()
     browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", year_min)
     browser.find_element(By.ID, "file").send_keys(str(query))
-    wait_for(browser, lambda d: d.find_element(By.ID, "results-title").text == "Posters like my poster.png" and len(cards(d)) == 12, what="results again")
+    wait_for(
+        browser,
+        lambda d: d.find_element(By.ID, "results-title").text == "Posters like my poster.png" and len(cards(d)) == 12,
+        what="results again",
+    )
     wait_for(browser, lambda d: "Predicted release year: " in d.find_element(By.ID, "prediction").text, what="the predicted year again")
     browser.execute_script("window.scrollTo(0, 0)")
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
@@ -170,7 +208,9 @@ def test_the_page_works_with_the_keyboard_and_on_a_phone(server, browser):
         title = browser.find_element(By.ID, "title")
         title.send_keys("film 3", Keys.ENTER)
         wait_for(browser, lambda d: d.find_element(By.ID, "results-title").text == "Posters like Film 3 (1949)", what="title search")
-        assert browser.execute_script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth")  # no sideways scrolling
+        assert browser.execute_script(
+            "return document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+        )  # no sideways scrolling
         # Tab reaches a result's "more like this" button; Enter opens it
         browser.execute_script("document.getElementById('title').focus()")
         for _ in range(40):
@@ -180,7 +220,9 @@ def test_the_page_works_with_the_keyboard_and_on_a_phone(server, browser):
         focused = browser.switch_to.active_element
         assert focused.get_attribute("aria-label").startswith("More like ")
         focused.send_keys(Keys.ENTER)
-        wait_for(browser, lambda d: d.find_element(By.ID, "results-title").text.startswith("More like Film "), what="more like this by keyboard")
+        wait_for(
+            browser, lambda d: d.find_element(By.ID, "results-title").text.startswith("More like Film "), what="more like this by keyboard"
+        )
         ARTEFACTS.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(ARTEFACTS / "phone.png"))
     finally:
@@ -210,7 +252,9 @@ def test_a_title_holding_html_is_shown_as_text_and_never_run(server, browser):
     wait_for(browser, lambda d: len(cards(d)) == N - 1, what="all the other posters")
     titles = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#grid .card .t")]
     assert HOSTILE_TITLE in titles
-    assert browser.execute_script("return window.pwned === undefined && !document.querySelector('img[src=\"x\"]') && !document.querySelector('#grid script')")
+    assert browser.execute_script(
+        "return window.pwned === undefined && !document.querySelector('img[src=\"x\"]') && !document.querySelector('#grid script')"
+    )
 
 
 def test_similarity_maps_the_poster_map_and_the_timeline(server, browser):
@@ -229,7 +273,9 @@ def test_similarity_maps_the_poster_map_and_the_timeline(server, browser):
     wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#grid .card button.why").is_enabled(), what="the Why? buttons")
     first = cards(browser)[0]
     first.find_element(By.CSS_SELECTOR, "button.why").click()  # computed now: one forward pass over this card's poster
-    heat = wait_for(browser, lambda d: first.find_elements(By.CSS_SELECTOR, ".open canvas.heat"), timeout=120, what="the card's similarity map")
+    heat = wait_for(
+        browser, lambda d: first.find_elements(By.CSS_SELECTOR, ".open canvas.heat"), timeout=120, what="the card's similarity map"
+    )
     assert heat and heat[0].get_attribute("width") == "7" and heat[0].size["height"] > 100  # 7x7 cells over the whole poster
     first.find_element(By.CSS_SELECTOR, "button.compare").click()
     wait_for(browser, lambda d: d.find_element(By.ID, "compare").get_attribute("open") is not None, what="the side-by-side view")
@@ -240,19 +286,33 @@ def test_similarity_maps_the_poster_map_and_the_timeline(server, browser):
 
     browser.find_element(By.CSS_SELECTOR, "#map-panel summary").click()
     wait_for(browser, lambda d: d.find_element(By.ID, "map-status").text.startswith(f"{N} posters"), timeout=120, what="the poster map")
-    coloured = "return (() => { const d = document.getElementById('map-canvas').getContext('2d').getImageData(0, 0, 900, 640).data; let n = 0;" \
-               " for (let i = 0; i < d.length; i += 4) if (d[i] !== d[i + 1] || d[i + 1] !== d[i + 2]) n++; return n; })()"  # fmt: skip
+    coloured = (
+        "return (() => { const d = document.getElementById('map-canvas').getContext('2d').getImageData(0, 0, 900, 640).data; let n = 0;"
+        " for (let i = 0; i < d.length; i += 4) if (d[i] !== d[i + 1] || d[i + 1] !== d[i + 2]) n++; return n; })()"
+    )
     drawn = browser.execute_script(coloured)
     assert drawn >= 3 * N  # every poster a coloured dot of 2x2 pixels (greys are the background, the dimmed and the path)
     canvas = browser.find_element(By.ID, "map-canvas")
-    x, y = browser.execute_script("const [x, y] = screen(5); const c = document.getElementById('map-canvas'); const b = c.getBoundingClientRect();"
-                                  " return [x * b.width / c.width, y * b.height / c.height];")  # fmt: skip
-    ActionChains(browser).move_to_element_with_offset(canvas, int(x - canvas.size["width"] / 2) + 1, int(y - canvas.size["height"] / 2) + 1).perform()
-    wait_for(browser, lambda d: d.find_element(By.ID, "map-tip").is_displayed() and "Film" in d.find_element(By.ID, "map-tip").text, what="the hover card")
+    x, y = browser.execute_script(
+        "const [x, y] = screen(5); const c = document.getElementById('map-canvas'); const b = c.getBoundingClientRect();"
+        " return [x * b.width / c.width, y * b.height / c.height];"
+    )
+    ActionChains(browser).move_to_element_with_offset(
+        canvas, int(x - canvas.size["width"] / 2) + 1, int(y - canvas.size["height"] / 2) + 1
+    ).perform()
+    wait_for(
+        browser,
+        lambda d: d.find_element(By.ID, "map-tip").is_displayed() and "Film" in d.find_element(By.ID, "map-tip").text,
+        what="the hover card",
+    )
     hovered = browser.find_element(By.ID, "map-tip").text.split(" (")[0]
     browser.save_screenshot(str(ARTEFACTS / "map.png"))
     ActionChains(browser).click().perform()
-    wait_for(browser, lambda d: d.find_element(By.ID, "results-title").text.startswith(f"More like {hovered}"), what="more like the clicked poster")
+    wait_for(
+        browser,
+        lambda d: d.find_element(By.ID, "results-title").text.startswith(f"More like {hovered}"),
+        what="more like the clicked poster",
+    )
     year_from = browser.find_element(By.ID, "map-from")
     year_from.send_keys("2000")  # only a few posters are that recent: the rest are dimmed
     wait_for(browser, lambda d: d.execute_script(coloured) < drawn / 2, what="the year filter dimming the rest")

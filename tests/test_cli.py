@@ -226,9 +226,17 @@ def test_wheel_installs_the_console_command(tmp_path):
     assert {p.name for p in target.iterdir()} == {"poster_search", "bin", *[p.name for p in target.glob("poster_search-*.dist-info")]}
     assert not (target / "poster_search" / "setup.py").exists()
     where = subprocess.run(
-        [sys.executable, "-c", "import poster_search, cli, web, importlib.metadata as m; print(cli.__file__); "
-         "print(*[e.value for e in m.entry_points(group='console_scripts', name='poster-search')])"],
-        cwd=elsewhere, env=env, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import poster_search, cli, web, importlib.metadata as m; print(cli.__file__); "
+            "print(*[e.value for e in m.entry_points(group='console_scripts', name='poster-search')])",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     assert where == [str(target / "poster_search" / "cli.py"), "poster_search:main"]
     assert (target / "poster_search" / "web" / "static" / "index.html").is_file()
@@ -236,7 +244,11 @@ def test_wheel_installs_the_console_command(tmp_path):
     assert bare.returncode == 1 and "No module named 'store'" in bare.stderr  # not importable until poster_search is
     dependencies = subprocess.run(
         [sys.executable, "-c", "import importlib.metadata as m; print(*m.requires('poster-search'), sep='\\n')"],
-        cwd=elsewhere, env=env, capture_output=True, text=True, check=True,
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     pinned = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
     assert dependencies == [line for line in pinned if line]  # one list: requirements.txt
@@ -247,5 +259,7 @@ def test_wheel_installs_the_console_command(tmp_path):
     commands = re.compile(r"^│ ([a-z][a-z-]+) ", re.M)  # the rows of the Commands panel
     assert installed.returncode == 0 and "Usage: poster-search" in installed.stdout, installed.stderr
     assert commands.findall(installed.stdout) == commands.findall(checkout.stdout) and "search" in commands.findall(installed.stdout)
-    error = subprocess.run([command, "search", "--title", "x", "--qdrant-path", tmp_path / "none"], cwd=elsewhere, env=env, capture_output=True, text=True)
+    error = subprocess.run(
+        [command, "search", "--title", "x", "--qdrant-path", tmp_path / "none"], cwd=elsewhere, env=env, capture_output=True, text=True
+    )
     assert error.returncode == 1 and error.stderr.startswith("Error: no store at"), error.stderr

@@ -41,7 +41,7 @@ def test_bad_images_and_weights_are_clear_errors(random_embedder, tmp_path):
 
     (tmp_path / "w.h5").write_bytes(b"not hdf5")
     with pytest.raises(UserError, match="could not load VGG16 weights from"):
-        Embedder(str(tmp_path / "w.h5")).model
+        _ = Embedder(str(tmp_path / "w.h5")).model
 
 
 def test_real_weights_load_and_make_a_different_embedding(real_weights, random_embedder, tmp_path):

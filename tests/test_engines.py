@@ -72,7 +72,9 @@ def ask_everything(location) -> dict:
             answers[f"scores {n}"] = np.round([[h.score for h in found] for found in hits], 4).tolist()
             answers[f"count {n}"] = store.count(f)
         answers["style"] = [h.id for h in store.nearest([style[1]], 5, vector_name=STYLE_VECTOR_NAME, exact=True)[0]]
-        answers["recommend"] = [h.id for h in store.recommend([vectors[1], vectors[2]], [vectors[3]], 6, PointFilter(exclude_ids=tuple(ids[1:4])))]
+        answers["recommend"] = [
+            h.id for h in store.recommend([vectors[1], vectors[2]], [vectors[3]], 6, PointFilter(exclude_ids=tuple(ids[1:4])))
+        ]
         answers["words"] = sorted(p.id for p in store.with_title_words("wind"))
         answers["words2"] = sorted(p.id for p in store.with_title_words("GONE wind 12"))
         answers["without style"] = sorted(store.ids_without(STYLE_VECTOR_NAME))
@@ -122,7 +124,9 @@ def test_search_recommend_and_titles_through_the_library(engines):
         near = search.by_point(film, k=5, filters=Filters(year_min=1940))
         assert len(near) == 5 and ids[6] not in [n.id for n in near] and all(n.year >= 1940 for n in near)
         by_style = search.by_point(film, k=3, vector_name=STYLE_VECTOR_NAME)
-        assert [n.id for n in by_style] == [h.id for h in store.nearest([style[6]], 4, PointFilter(exclude_ids=(ids[6],)), STYLE_VECTOR_NAME, exact=True)[0]][:3]
+        assert [n.id for n in by_style] == [
+            h.id for h in store.nearest([style[6]], 4, PointFilter(exclude_ids=(ids[6],)), STYLE_VECTOR_NAME, exact=True)[0]
+        ][:3]
         liked = search.recommend([ids[1], ids[2]], [ids[3]], k=4)
         assert len(liked) == 4 and not {ids[1], ids[2], ids[3]} & {n.id for n in liked}
         with pytest.raises(UserError, match="no film with id"):

@@ -177,7 +177,9 @@ def test_title_with_a_newline_in_table_and_sheet(small_store, tmp_path):
     result = cli("search", "--title", "Film 1", "-k", "3", "--qdrant-path", store, "--sheet", tmp_path / "sheet.png")
     assert result.exit_code == 0, (result.output, result.exception)
     rows = result.stdout.splitlines()
-    assert len(rows) == 2 + 3 + 1 and rows[-1].startswith("wrote ") and "   2       0.970  1990  Two Lines" in rows, rows  # one row per film
+    assert len(rows) == 2 + 3 + 1 and rows[-1].startswith("wrote ") and "   2       0.970  1990  Two Lines" in rows, (
+        rows
+    )  # one row per film
     with Image.open(tmp_path / "sheet.png") as sheet:
         assert sheet.format == "PNG" and sheet.width > 4 * 200
     found = cli("search", "--title", "Two\nLines", "--qdrant-path", store, "--sheet", tmp_path / "q.png")
@@ -200,7 +202,9 @@ def test_sheet_refuses_a_recorded_poster_folder_that_is_gone(tmp_path):
     posters.rename(tmp_path / "moved")
     result = cli("search", "--title", "A", "--qdrant-path", tmp_path / "store", "--sheet", tmp_path / "s.png")
     assert_one_line_error(result, "poster folder .* not found: pass --posters DIR")
-    result = cli("search", "--title", "A", "--qdrant-path", tmp_path / "store", "--sheet", tmp_path / "s.png", "--posters", tmp_path / "moved")
+    result = cli(
+        "search", "--title", "A", "--qdrant-path", tmp_path / "store", "--sheet", tmp_path / "s.png", "--posters", tmp_path / "moved"
+    )
     assert result.exit_code == 0 and (tmp_path / "s.png").is_file()
 
 
@@ -215,7 +219,11 @@ def test_query_that_is_not_a_regular_file_is_one_line(small_store, tmp_path):
     store, _ = small_store
     fifo = tmp_path / "fifo.jpg"
     os.mkfifo(fifo)
-    for query, pattern in ((fifo, "FIFO|not a regular file"), (Path("/dev/zero"), "character device|not a regular file"), (tmp_path, "folder")):
+    for query, pattern in (
+        (fifo, "FIFO|not a regular file"),
+        (Path("/dev/zero"), "character device|not a regular file"),
+        (tmp_path, "folder"),
+    ):
         started = time.perf_counter()
         assert_one_line_error(cli("search", query, "--qdrant-path", store, "--weights", "random"), pattern)
         assert time.perf_counter() - started < 60
@@ -230,7 +238,19 @@ def test_bad_rejects_path_fails_before_any_embedding(tmp_path, where):
     (posters / "1.jpg").write_text("not an image")  # a reject, so the rejects file would be written
     rejects = {"folder": tmp_path, "proc": Path("/proc/rejects.csv"), "missing folder": tmp_path / "none" / "r.csv"}[where]
     started = time.perf_counter()
-    result = cli("ingest", "--catalog", catalog, "--posters", posters, "--weights", "random", "--qdrant-path", tmp_path / "store", "--rejects", rejects)
+    result = cli(
+        "ingest",
+        "--catalog",
+        catalog,
+        "--posters",
+        posters,
+        "--weights",
+        "random",
+        "--qdrant-path",
+        tmp_path / "store",
+        "--rejects",
+        rejects,
+    )
     assert_one_line_error(result, "folder|cannot write")
     assert not (tmp_path / "store").exists()  # refused before the store was opened, let alone embedded into
     print(f"refused in {time.perf_counter() - started:.2f}s")
@@ -262,7 +282,7 @@ def test_export_writes_exactly_the_path_it_names(small_store, tmp_path):
 def test_style_vector_missing_on_some_posters_says_how_many_and_how(tmp_path):
     first, posters = make_catalog(tmp_path, ["A", "B", "C"], [1950, 1960, 1970])
     ingest(first, posters, tmp_path / "store", "--style")
-    for i, year in ((3, 1980), (4, 1990)):
+    for i, _year in ((3, 1980), (4, 1990)):
         make_poster(posters / f"{i}.jpg", seed=i)
     second = write_csv(tmp_path / "more.csv", ["filename", "title", "release_year"], [["3.jpg", "D", 1980], ["4.jpg", "E", 1990]])
     ingest(second, posters, tmp_path / "store")  # without --style: the two new posters lack vgg16_style

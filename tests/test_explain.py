@@ -48,7 +48,10 @@ def test_the_cells_of_a_map_sum_to_the_stores_own_score(real_posters, real_weigh
         from_search = explain_search(store, asked, again, str(real_weights), embedder)
     assert [n.id for n in again] == [n.id for n in neighbours] and asked.grid is not None  # one pass or two: the same search
     assert np.allclose([n.score for n in again], [n.score for n in neighbours], atol=1e-6)
-    assert all(np.allclose(a.on_query, b.on_query, atol=1e-6) and np.allclose(a.on_neighbour, b.on_neighbour, atol=1e-6) for a, b in zip(maps, from_search))
+    assert all(
+        np.allclose(a.on_query, b.on_query, atol=1e-6) and np.allclose(a.on_neighbour, b.on_neighbour, atol=1e-6)
+        for a, b in zip(maps, from_search)
+    )
     assert len(maps) == 8
     for m in maps:
         assert m.on_neighbour.shape == m.on_query.shape == (7, 7)
@@ -104,7 +107,19 @@ def generated(tmp_path_factory):
     shutil.copy(tmp / "posters" / "7.jpg", tmp / "posters" / "copy.jpg")  # the same file under another name
     catalog.write_text(catalog.read_text() + "copy.jpg,Film 7 again,2020\n")
     store = tmp / "store"
-    made = run_cli("ingest", "--catalog", catalog, "--posters", tmp / "posters", "--qdrant-path", store, "--weights", "random", "--rejects", tmp / "r.csv")
+    made = run_cli(
+        "ingest",
+        "--catalog",
+        catalog,
+        "--posters",
+        tmp / "posters",
+        "--qdrant-path",
+        store,
+        "--weights",
+        "random",
+        "--rejects",
+        tmp / "r.csv",
+    )
     assert made.returncode == 0, made.stderr
     return tmp, store, catalog
 
@@ -213,7 +228,12 @@ def test_near_duplicates_are_every_pair_above_the_threshold_exactly(generated):
             pairs = near_duplicates(db, threshold)
             vectors = np.stack([p.vector for p in points])
             sims = vectors @ vectors.T
-            expected = {tuple(sorted((points[i].id, points[j].id))) for i in range(len(points)) for j in range(i + 1, len(points)) if sims[i, j] >= threshold}
+            expected = {
+                tuple(sorted((points[i].id, points[j].id)))
+                for i in range(len(points))
+                for j in range(i + 1, len(points))
+                if sims[i, j] >= threshold
+            }
             assert {(p.a.id, p.b.id) for p in pairs} == expected  # exact: none missed, none extra
     with PosterStore(StoreLocation(path=store)) as db:
         [identical] = [p for p in near_duplicates(db, 0.999) if p.identical]

@@ -26,7 +26,9 @@ def one_line_error(result: subprocess.CompletedProcess, pattern: str, code: int 
     import re
 
     assert result.returncode == code, (result.returncode, result.stdout[-500:], result.stderr[-2000:])
-    lines = [line for line in result.stderr.replace("\r", "\n").splitlines() if line.strip() and not line.startswith(("Note:", "embedding:"))]
+    lines = [
+        line for line in result.stderr.replace("\r", "\n").splitlines() if line.strip() and not line.startswith(("Note:", "embedding:"))
+    ]
     assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.stderr, result.stderr
     assert re.search(pattern, lines[0]), lines[0]
     return lines[0]
@@ -37,8 +39,20 @@ def catalog_of(folder: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
 
 
 def ingest(catalog: Path, posters: Path, store: Path, *extra) -> subprocess.CompletedProcess:
-    return run_cli("ingest", "--catalog", catalog, "--posters", posters, "--qdrant-path", store, "--weights", "random",
-                   "--rejects", catalog.parent / "rejects.csv", *extra)  # fmt: skip
+    return run_cli(
+        "ingest",
+        "--catalog",
+        catalog,
+        "--posters",
+        posters,
+        "--qdrant-path",
+        store,
+        "--weights",
+        "random",
+        "--rejects",
+        catalog.parent / "rejects.csv",
+        *extra,
+    )
 
 
 def payloads(store: Path, collection: str = "posters") -> dict[str, dict]:
@@ -87,7 +101,9 @@ def test_a_lost_collection_json_is_restored_or_rebuilt_never_deleted(tmp_path):
 
     (folder / "collection.json").unlink()
     (folder / "collection.backup.json").write_text("{ garbage")
-    one_line_error(run_cli("search", "--title", "Film 1", "--qdrant-path", store), "collection 'posters' .* is damaged: .*nothing was deleted")
+    one_line_error(
+        run_cli("search", "--title", "Film 1", "--qdrant-path", store), "collection 'posters' .* is damaged: .*nothing was deleted"
+    )
     shard_files = sorted(p.relative_to(folder) for p in (folder / "shard").rglob("*") if p.is_file())
     again = ingest(catalog, posters, store)  # before: deleted the shard and embedded every poster again
     assert again.returncode == 0, again.stderr
@@ -192,14 +208,32 @@ def test_serve_with_a_damaged_default_collection_serves_the_others_and_stops_onl
         assert damaged.value.code == 503 and "is damaged" in json.loads(damaged.value.read())["detail"]
         assert "Warning: collection 'posters'" in (tmp_path / "serve.log").read_text()
     shutil.rmtree(store / "collections" / "other")
-    one_line_error(run_cli("serve", "--qdrant-path", store, "--port", str(free_port()), "--weights", "random", timeout=60), "collection 'posters' .* is damaged")
+    one_line_error(
+        run_cli("serve", "--qdrant-path", store, "--port", str(free_port()), "--weights", "random", timeout=60),
+        "collection 'posters' .* is damaged",
+    )
 
 
 def test_a_killed_decode_worker_is_replaced_and_nothing_is_lost(tmp_path):
     catalog, posters = catalog_of(tmp_path, 96)
     store = tmp_path / "store"
-    command = [sys.executable, str(ROOT / "cli.py"), "ingest", "--catalog", str(catalog), "--posters", str(posters),
-               "--qdrant-path", str(store), "--weights", "random", "--workers", "2", "--batch-size", "8"]  # fmt: skip
+    command = [
+        sys.executable,
+        str(ROOT / "cli.py"),
+        "ingest",
+        "--catalog",
+        str(catalog),
+        "--posters",
+        str(posters),
+        "--qdrant-path",
+        str(store),
+        "--weights",
+        "random",
+        "--workers",
+        "2",
+        "--batch-size",
+        "8",
+    ]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline, killed = time.monotonic() + 60, None
     while killed is None and time.monotonic() < deadline and process.poll() is None:
@@ -272,7 +306,10 @@ def test_a_full_disk_is_one_line_never_a_crash_and_keeps_what_was_stored(small_d
     fill(small_disk, 1 * 2**20)  # too little for a new collection's first files
     result = ingest(catalog, posters, store)
     assert result.returncode not in (135, -signal.SIGBUS), "killed by SIGBUS"
-    one_line_error(result, r"not enough free space for creating collection .posters.: .*disk/store has \d+ [KM]B free and Qdrant Edge needs about \d+ MB")
+    one_line_error(
+        result,
+        r"not enough free space for creating collection .posters.: .*disk/store has \d+ [KM]B free and Qdrant Edge needs about \d+ MB",
+    )
     (small_disk / "filler").unlink()
 
     assert ingest(catalog, posters, store).returncode == 0  # with room: all 12
@@ -333,15 +370,28 @@ def test_train_year_checks_its_model_dir_before_training_and_broken_models_are_o
     image = posters / "3.jpg"
     meta = json.loads((tmp_path / "model" / "model.json").read_text())
     broken = tmp_path / "broken"
-    for case, damage, pattern in [
+    for _case, damage, pattern in [
         ("vector", lambda m: (m / "model.json").write_text(json.dumps({**meta, "vector_names": ["clip"]})), "reads vector.* clip"),
         ("keras", lambda m: (m / "model.keras").write_bytes(b"PK not a zip"), "model.keras is not a readable Keras model file"),
         ("json", lambda m: (m / "model.json").write_text("{ garbage"), "model.json is not a readable year model file"),
         # fields of the wrong type, at the top and inside: before, "Unexpected error: AttributeError" and the like
-        ("types", lambda m: (m / "model.json").write_text(json.dumps({**meta, "uncertainty": "x", "collections": 5})), "model.json's collections, uncertainty are not of the type"),
-        ("inner", lambda m: (m / "model.json").write_text(json.dumps({**meta, "uncertainty": {**meta["uncertainty"], "correction": "x"}})), "model.json's uncertainty cannot be read"),
-        ("spec", lambda m: (m / "model.json").write_text(json.dumps({**meta, "embeddings": {"vgg16": {**meta["embeddings"]["vgg16"], "dim": "512"}}})),
-         "model.json's embeddings are damaged .*dim is '512', not of type int"),
+        (
+            "types",
+            lambda m: (m / "model.json").write_text(json.dumps({**meta, "uncertainty": "x", "collections": 5})),
+            "model.json's collections, uncertainty are not of the type",
+        ),
+        (
+            "inner",
+            lambda m: (m / "model.json").write_text(json.dumps({**meta, "uncertainty": {**meta["uncertainty"], "correction": "x"}})),
+            "model.json's uncertainty cannot be read",
+        ),
+        (
+            "spec",
+            lambda m: (m / "model.json").write_text(
+                json.dumps({**meta, "embeddings": {"vgg16": {**meta["embeddings"]["vgg16"], "dim": "512"}}})
+            ),
+            "model.json's embeddings are damaged .*dim is '512', not of type int",
+        ),
     ]:
         shutil.rmtree(broken, ignore_errors=True)
         shutil.copytree(tmp_path / "model", broken)
@@ -359,8 +409,24 @@ def test_a_broken_model_breaks_only_the_year_prediction_on_the_web(tmp_path):
     catalog, posters = catalog_of(tmp_path, 24)
     store = tmp_path / "store"
     assert ingest(catalog, posters, store).returncode == 0
-    assert run_cli("train-year", "--members", "1", "--epochs", "3", "--knn-k", "2", "--test-size", "0.3", "--qdrant-path", store,
-                   "--model-dir", tmp_path / "model").returncode == 0  # fmt: skip
+    assert (
+        run_cli(
+            "train-year",
+            "--members",
+            "1",
+            "--epochs",
+            "3",
+            "--knn-k",
+            "2",
+            "--test-size",
+            "0.3",
+            "--qdrant-path",
+            store,
+            "--model-dir",
+            tmp_path / "model",
+        ).returncode
+        == 0
+    )
     (tmp_path / "model" / "model.keras").write_bytes(b"junk")
     with PosterStore(StoreLocation(path=store)) as db:
         app = create_app(PosterService(db, weights="random", model_dir=tmp_path / "model", era_sample=10))
@@ -383,8 +449,11 @@ def escaping_store(tmp_path_factory) -> Path:
     store = tmp / "store"
     assert ingest(catalog, posters, store).returncode == 0
     with PosterStore(StoreLocation(path=store)) as db:
-        db.upsert(["00000000-0000-0000-0000-00000000beef"], np.full((1, 512), 1 / np.sqrt(512), np.float32),
-                  [{"key": "escaping", "title": "Escaping", "year": 2001, "file": "../secret.png", "sha256": "s"}])  # fmt: skip
+        db.upsert(
+            ["00000000-0000-0000-0000-00000000beef"],
+            np.full((1, 512), 1 / np.sqrt(512), np.float32),
+            [{"key": "escaping", "title": "Escaping", "year": 2001, "file": "../secret.png", "sha256": "s"}],
+        )
     Image.new("RGB", (60, 90), (255, 0, 0)).save(tmp / "secret.png")
     return store
 
@@ -415,14 +484,19 @@ def test_only_the_servers_own_host_names_are_answered(web):
 def test_the_real_server_refuses_other_hosts_and_stops_reading_a_chunked_upload_at_the_limit(escaping_store, tmp_path):
     import socket
 
-
     served = tmp_path / "served"
     shutil.copytree(escaping_store, served)
     port = free_port()
     log = open(tmp_path / "serve.log", "w")
-    process = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "serve", "--qdrant-path", str(served), "--port", str(port), "--weights", "random"],
-                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "cli.py"), "serve", "--qdrant-path", str(served), "--port", str(port), "--weights", "random"],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
+
         def request(raw: bytes, body_chunks: int = 0) -> tuple[bytes, int]:
             with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
                 conn.sendall(raw)
@@ -457,9 +531,11 @@ def test_the_real_server_refuses_other_hosts_and_stops_reading_a_chunked_upload_
         assert rebound.startswith(b"HTTP/1.1 400") and b"this server answers requests for" in rebound
         twice, _ = request(b"GET /api/collections HTTP/1.1\r\nHost: localhost\r\nHost: attacker.example\r\nConnection: close\r\n\r\n")
         assert twice.startswith(b"HTTP/1.1 400"), twice[:200]  # before: the first was checked, a proxy may read the second
-        head = (b"POST /api/search/image HTTP/1.1\r\nHost: localhost:%d\r\nTransfer-Encoding: chunked\r\n"
-                b"Content-Type: multipart/form-data; boundary=b\r\nConnection: close\r\n\r\n") % port  # fmt: skip
-        part = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+        head = (
+            b"POST /api/search/image HTTP/1.1\r\nHost: localhost:%d\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\nConnection: close\r\n\r\n"
+        ) % port
+        part = b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
         answer, sent = request(head + b"%x\r\n" % len(part) + part + b"\r\n", body_chunks=200)
         assert answer.startswith(b"HTTP/1.1 413") and b"over the 20 MB limit" in answer, answer[:300]
         assert sent < 200  # the server stopped reading near the limit; before, it spooled all 200 MB
@@ -505,7 +581,9 @@ def test_migrate_onto_itself_or_into_itself_is_refused(tmp_path):
     store = tmp_path / "store"
     assert ingest(catalog, posters, store).returncode == 0
     os.symlink(store, tmp_path / "alias")
-    one_line_error(run_cli("migrate", "--qdrant-path", store, "--to-path", f"{tmp_path}/./alias/"), "source and destination are the same collection")
+    one_line_error(
+        run_cli("migrate", "--qdrant-path", store, "--to-path", f"{tmp_path}/./alias/"), "source and destination are the same collection"
+    )
     one_line_error(run_cli("migrate", "--qdrant-path", store, "--to-path", store / "inner"), "one inside the other")
     assert not (store / "inner").exists()
 
@@ -527,8 +605,10 @@ def test_catalog_encodings_nul_bytes_and_paths_that_are_not_files(tmp_path):
     os.mkfifo(tmp_path / "fifo.csv")
     one_line_error(ingest(tmp_path / "fifo.csv", posters, tmp_path / "s4"), "catalog .*fifo.csv is not a regular file")
     one_line_error(ingest(tmp_path, posters, tmp_path / "s4"), "catalog .* is a folder, not a file")
-    one_line_error(run_cli("ingest", "--catalog", catalog, "--posters", posters, "--weights", "/dev/zero", "--qdrant-path", tmp_path / "s4"),
-                   "VGG16 weights file /dev/zero is not a regular file")  # fmt: skip
+    one_line_error(
+        run_cli("ingest", "--catalog", catalog, "--posters", posters, "--weights", "/dev/zero", "--qdrant-path", tmp_path / "s4"),
+        "VGG16 weights file /dev/zero is not a regular file",
+    )
     one_line_error(ingest(catalog, catalog, tmp_path / "s4"), "posters folder is a file, not a folder")
 
 
@@ -548,7 +628,9 @@ def test_search_by_title_and_id_together_is_refused(tmp_path):
     from store.schema import point_id
 
     pid = point_id("0.jpg")
-    one_line_error(run_cli("search", "--title", "Film 1", "--id", pid, "--qdrant-path", tmp_path / "store"), "give one of --title and --id, not both")
+    one_line_error(
+        run_cli("search", "--title", "Film 1", "--id", pid, "--qdrant-path", tmp_path / "store"), "give one of --title and --id, not both"
+    )
 
 
 # --- found by attacking the fixes above (the sweep in docs/robustness.md) ---------------------
@@ -620,7 +702,9 @@ def test_escape_sequences_in_titles_never_reach_the_terminal(tmp_path):
     catalog.write_text(f"filename,title,release_year\n0.jpg,{title},1950\n1.jpg,Film 1,1953\n2.jpg,Film 2,1956\n")
     store = tmp_path / "store"
     assert ingest(catalog, posters, store).returncode == 0
-    found = run_cli("search", "--id", __import__("store.schema", fromlist=["point_id"]).point_id("1.jpg"), "--qdrant-path", store, "-k", "2")
+    found = run_cli(
+        "search", "--id", __import__("store.schema", fromlist=["point_id"]).point_id("1.jpg"), "--qdrant-path", store, "-k", "2"
+    )
     assert found.returncode == 0, found.stderr
     assert "\\x1b]0;pwned\\x07Esc \\x1b[31mRed" in found.stdout and "\x1b" not in found.stdout and "\x07" not in found.stdout
     missing = run_cli("search", "--title", "Esc Red\x1b]0;x\x07", "--qdrant-path", store)

@@ -26,7 +26,12 @@ def test_ingest_stores_every_poster_with_its_payload(poster_set, location, rando
     assert (report.ingested, report.already_stored, len(report.rejects), embedded, count) == (7, 0, 0, 7, 7)
     with PosterStore(location) as store:
         [point] = store.retrieve([point_id("3.jpg")], with_vectors=True)
-    assert {k: point.payload[k] for k in ("key", "title", "year", "file")} == {"key": "3.jpg", "title": "Film 3", "year": 1953, "file": "3.jpg"}
+    assert {k: point.payload[k] for k in ("key", "title", "year", "file")} == {
+        "key": "3.jpg",
+        "title": "Film 3",
+        "year": 1953,
+        "file": "3.jpg",
+    }
     assert len(point.payload["sha256"]) == 64
     expected = random_embedder.embed([posters / "3.jpg"])[0]
     assert np.allclose(point.vector, expected, atol=1e-5)  # stored what the model computes for that file

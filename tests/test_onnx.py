@@ -50,7 +50,9 @@ def test_seeded_weights_are_the_same_network_in_both_runtimes(random_embedder, t
     """Random weights (the tests' own) are drawn once for both; the 7x7 grid the maps use is Keras' block5_pool."""
     from embedding.model import import_keras
 
-    pixels = np.stack([make_poster(tmp_path / f"{i}.png", seed=i, size=(150, 220)) and decode_poster(tmp_path / f"{i}.png").pixels for i in range(4)])
+    pixels = np.stack(
+        [make_poster(tmp_path / f"{i}.png", seed=i, size=(150, 220)) and decode_poster(tmp_path / f"{i}.png").pixels for i in range(4)]
+    )
     onnx_embedder = OnnxEmbedder(None, style=True)
     base, style = onnx_embedder.embed_both(pixels)
     assert cosines(base, random_embedder.embed_pixels(pixels)).min() >= 0.99999
@@ -100,8 +102,10 @@ def test_the_cache_is_built_once_and_rebuilt_when_damaged_or_stale(cache, tmp_pa
 
     monkeypatch.setattr(onnx_cache, "EXPORT_VERSION", onnx_cache.EXPORT_VERSION + 1)  # a newer export: never the old file
     OnnxEmbedder(None).load()
-    assert {p.name for p in (cache / "models").iterdir() if not p.name.startswith(".")} == {folder.name, folder.name.replace(
-        f"-v{onnx_cache.EXPORT_VERSION - 1}-", f"-v{onnx_cache.EXPORT_VERSION}-")}
+    assert {p.name for p in (cache / "models").iterdir() if not p.name.startswith(".")} == {
+        folder.name,
+        folder.name.replace(f"-v{onnx_cache.EXPORT_VERSION - 1}-", f"-v{onnx_cache.EXPORT_VERSION}-"),
+    }
 
 
 def test_an_unwritable_cache_still_answers(tmp_path, monkeypatch, capfd):
@@ -146,8 +150,21 @@ def test_a_store_made_by_either_runtime_is_searched_alike(small_collection, tmp_
     rankings = {}
     for backend in ("tensorflow", "onnxruntime"):
         store = tmp_path / backend
-        made = run_cli("ingest", "--catalog", catalog, "--posters", posters, "--qdrant-path", store, "--weights", "random",
-                       "--backend", backend, "--rejects", tmp_path / "r.csv")  # fmt: skip
+        made = run_cli(
+            "ingest",
+            "--catalog",
+            catalog,
+            "--posters",
+            posters,
+            "--qdrant-path",
+            store,
+            "--weights",
+            "random",
+            "--backend",
+            backend,
+            "--rejects",
+            tmp_path / "r.csv",
+        )
         assert made.returncode == 0, made.stderr
         assert f"[{backend} on CPU, fp32" in made.stdout
         found = run_cli("search", posters / "4.jpg", "-k", "5", "--json", "--qdrant-path", store, "--weights", "random")
@@ -204,10 +221,12 @@ print("LOADED:" + ",".join(loaded))
 
 def imports_after(code: str) -> list[str]:
     """The TensorFlow and Keras modules a fresh process has imported once `code` has answered."""
-    result = subprocess.run([sys.executable, "-c", NO_TENSORFLOW.format(root=str(ROOT), code=code)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", NO_TENSORFLOW.format(root=str(ROOT), code=code)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    line = [l for l in result.stdout.splitlines() if l.startswith("LOADED:")][-1]
-    return [m for m in line[len("LOADED:"):].split(",") if m]
+    line = [line for line in result.stdout.splitlines() if line.startswith("LOADED:")][-1]
+    return [m for m in line[len("LOADED:") :].split(",") if m]
 
 
 @pytest.fixture(scope="module")
@@ -230,9 +249,13 @@ def test_query_commands_and_functions_import_no_tensorflow(served_store):
     image = str(posters / "2.jpg")
     cases = {
         "search IMAGE": cli.format(args=["search", image, "--qdrant-path", str(store), "--weights", "random"]),
-        "search IMAGE --vector vgg16_style": cli.format(args=["search", image, "--vector", "vgg16_style", "--qdrant-path", str(store), "--weights", "random"]),
+        "search IMAGE --vector vgg16_style": cli.format(
+            args=["search", image, "--vector", "vgg16_style", "--qdrant-path", str(store), "--weights", "random"]
+        ),
         "predict-year": cli.format(args=["predict-year", image, "--model-dir", str(model), "--weights", "random"]),
-        "search IMAGE --explain": cli.format(args=["search", image, "--explain", str(store.parent / "why.png"), "--qdrant-path", str(store), "--weights", "random"]),
+        "search IMAGE --explain": cli.format(
+            args=["search", image, "--explain", str(store.parent / "why.png"), "--qdrant-path", str(store), "--weights", "random"]
+        ),
         "map": cli.format(args=["map", "--out", str(store.parent / "map.png"), "--qdrant-path", str(store)]),
         "era --timeline": cli.format(args=["era", "--timeline", str(store.parent / "timeline.png"), "--qdrant-path", str(store)]),
         "duplicates": cli.format(args=["duplicates", "--qdrant-path", str(store)]),
@@ -253,15 +276,25 @@ def test_serve_answers_uploads_recommend_and_years_without_tensorflow(served_sto
     with serving(store, tmp_path / "serve.log", "--weights", "random", "--model-dir", model) as (url, process, collections):
         assert collections["collections"][0]["count"] == 24
         upload = _multipart(posters / "3.jpg")
-        found = json.loads(urllib.request.urlopen(urllib.request.Request(url + "/api/search/image", upload[0], upload[1]), timeout=120).read())
+        found = json.loads(
+            urllib.request.urlopen(urllib.request.Request(url + "/api/search/image", upload[0], upload[1]), timeout=120).read()
+        )
         ids = [r["id"] for r in found["results"]]
         body = json.dumps({"positive": ids[:1], "negative": ids[1:2]}).encode()
-        recommended = json.loads(urllib.request.urlopen(urllib.request.Request(url + "/api/recommend", body, {"Content-Type": "application/json"})).read())
+        recommended = json.loads(
+            urllib.request.urlopen(urllib.request.Request(url + "/api/recommend", body, {"Content-Type": "application/json"})).read()
+        )
         assert recommended["results"]
-        year = json.loads(urllib.request.urlopen(urllib.request.Request(url + "/api/predict-year", upload[0], upload[1]), timeout=120).read())
+        year = json.loads(
+            urllib.request.urlopen(urllib.request.Request(url + "/api/predict-year", upload[0], upload[1]), timeout=120).read()
+        )
         assert 1800 < year["year"] < 2100
         body = json.dumps({"ids": ids[:2], "query_token": found["query"]["token"]}).encode()
-        explained = json.loads(urllib.request.urlopen(urllib.request.Request(url + "/api/explain", body, {"Content-Type": "application/json"}), timeout=120).read())
+        explained = json.loads(
+            urllib.request.urlopen(
+                urllib.request.Request(url + "/api/explain", body, {"Content-Type": "application/json"}), timeout=120
+            ).read()
+        )
         assert len(explained["maps"]) == 2
         assert json.loads(urllib.request.urlopen(url + "/api/map", timeout=300).read())["n"] == 24
         maps = Path(f"/proc/{process.pid}/maps").read_text()
@@ -272,7 +305,7 @@ def test_serve_answers_uploads_recommend_and_years_without_tensorflow(served_sto
 def _multipart(path: Path) -> tuple[bytes, dict]:
     boundary = "posterboundary"
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\nContent-Type: image/jpeg\r\n\r\n".encode()
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\nContent-Type: image/jpeg\r\n\r\n'.encode()
         + path.read_bytes()
         + f"\r\n--{boundary}--\r\n".encode()
     )

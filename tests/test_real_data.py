@@ -1,6 +1,5 @@
 """A few dozen real posters from ../shared/data with the real ImageNet weights (skipped without them)."""
 
-
 import numpy as np
 import pytest
 

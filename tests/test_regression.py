@@ -118,7 +118,10 @@ def test_conformal_ranges_hold_their_coverage_on_new_draws_and_widen_where_error
         assert 0.76 <= coverage(new_true[part], low[part], high[part]) <= 0.85
     # a tiny calibration set gives one conservative range (finite-sample correction), not a crash
     small = calibrate(true[:9], predicted[:9])
-    assert len(small["by_bin"]) == 1 and small["overall"] == [float((true[:9] - predicted[:9]).min()), float((true[:9] - predicted[:9]).max())]
+    assert len(small["by_bin"]) == 1 and small["overall"] == [
+        float((true[:9] - predicted[:9]).min()),
+        float((true[:9] - predicted[:9]).max()),
+    ]
 
 
 def test_conformalised_quantiles_widen_too_narrow_ranges_to_the_stated_coverage():
@@ -241,7 +244,12 @@ def test_head_learns_and_the_run_is_reported_and_saved(trained):
     assert meta["vector_names"] == ["vgg16"] and meta["collections"] == ["posters"]
     assert not {"vector_name", "embedding", "collection"} & set(meta)  # one key for each thing, no old spellings beside it
     split = meta["split"]
-    assert (split["seed"], split["n_train"], split["n_test"], split["n_calibration"]) == (3, report.n_train, report.n_test, report.n_calibration)
+    assert (split["seed"], split["n_train"], split["n_test"], split["n_calibration"]) == (
+        3,
+        report.n_train,
+        report.n_test,
+        report.n_calibration,
+    )
     assert set(meta["target_scaling"]) == {"mean", "std"} and meta["test"]["Keras head"]["mae"] == head["mae"]
     low, high = meta["uncertainty"]["overall"]
     assert low < 0 < high and meta["uncertainty"]["n_calibration"] == report.n_calibration
@@ -330,7 +338,12 @@ def test_predict_year_on_a_new_poster_and_its_errors(tmp_path, random_embedder, 
     train = ["train-year", "--members", "1", "--epochs", "5", "--knn-k", "3", "--qdrant-path", location.path, "--model-dir", tmp_path / "m"]
     result = run_cli(*train, "--vector", "vgg16")
     assert result.returncode == 0, result.stderr
-    assert "Keras head" in result.stdout and "3-NN" in result.stdout and "vgg16, Qdrant exact search" in result.stdout and "ranges of the head hold" in result.stdout
+    assert (
+        "Keras head" in result.stdout
+        and "3-NN" in result.stdout
+        and "vgg16, Qdrant exact search" in result.stdout
+        and "ranges of the head hold" in result.stdout
+    )
     result = run_cli(*train, "--vector", "vgg16_style")  # this store has no style vectors
     assert result.returncode == 1 and "no vector 'vgg16_style'" in result.stderr and "Traceback" not in result.stderr
 
@@ -411,7 +424,9 @@ def test_train_on_several_collections_and_evaluate_on_each_through_the_cli(tmp_p
     assert 0.7 * 401 < scores["left_out_trained_on"] < 0.9 * 401  # the training part of b (80 %, by content)
     assert scores["mae"] < scores["baselines"]["training_mean"]["mae"]
     assert sum(d["n"] for d in scores["by_decade"].values()) == scores["n"]
-    everything = json.loads(run_cli("evaluate-year", "--model-dir", tmp_path / "ab", *store, "--collection", "b", "--include-trained", "--json").stdout)
+    everything = json.loads(
+        run_cli("evaluate-year", "--model-dir", tmp_path / "ab", *store, "--collection", "b", "--include-trained", "--json").stdout
+    )
     assert everything["n"] == 401 and everything["left_out_trained_on"] == 0
 
     # a model trained on a alone, evaluated on b (the opposite year trend): far worse than inside a
@@ -445,8 +460,21 @@ def test_embeddings_are_compared_as_specs_so_a_jax_or_bf16_store_is_the_same_emb
     synthetic_store(tmp_path / "s", n=200, seed=2, collection="gpu", spec=jax_bf16)
     data = load_collections(location, ["tf", "gpu"], "vgg16")  # one model from both: the same embedding
     assert len(data) == 600
-    made = run_cli("train-year", "--members", "1", "--epochs", "5", "--vector", "vgg16", "--qdrant-path", location.path,
-                   "--collection", "tf", "--model-dir", tmp_path / "m")  # fmt: skip
+    made = run_cli(
+        "train-year",
+        "--members",
+        "1",
+        "--epochs",
+        "5",
+        "--vector",
+        "vgg16",
+        "--qdrant-path",
+        location.path,
+        "--collection",
+        "tf",
+        "--model-dir",
+        tmp_path / "m",
+    )
     assert made.returncode == 0, made.stderr
     scored = run_cli("evaluate-year", "--model-dir", tmp_path / "m", "--qdrant-path", location.path, "--collection", "gpu", "--json")
     assert scored.returncode == 0, scored.stderr  # refused before: "needs 'vgg16' made with ... but this store has embedding {...'jax'...}"

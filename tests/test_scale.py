@@ -166,7 +166,9 @@ def test_transient_and_permanent_errors_are_told_apart():
     assert not is_transient(BAD_REQUEST) and not is_transient(ValueError("bad input"))
 
 
-@pytest.mark.parametrize("error,lands", [(READ_TIMEOUT, True), (UNAVAILABLE, False), (ResponseHandlingException(httpx.ConnectError("reset")), False)])
+@pytest.mark.parametrize(
+    "error,lands", [(READ_TIMEOUT, True), (UNAVAILABLE, False), (ResponseHandlingException(httpx.ConnectError("reset")), False)]
+)
 def test_ingest_retries_transient_failures_without_duplicates(poster_set, tmp_path, random_embedder, error, lands):
     catalog, posters = poster_set(6)
     with PosterStore(local_mode_folder(tmp_path / "store")) as store:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
+from embedding.images import decode_poster
 from errors import UserError
 from ingest.catalog import read_catalog
 from ingest.pipeline import ingest
-from embedding.images import decode_poster
 from search.batch import EXCLUSION_MARGIN
 from search.nearest import Filters, PosterSearch
 from search.titles import find_film

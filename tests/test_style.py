@@ -94,7 +94,9 @@ def test_comparison_on_a_small_store(poster_set, tmp_path, random_embedder, styl
     assert 2 <= result.n_test <= 12  # about 20 % of 30, decided by each poster's content hash
     for vector in (VECTOR_NAME, STYLE_VECTOR_NAME):
         assert set(result.era[vector]) == {3, 10}
-        assert result.year[vector]["mean of training years"]["mae"] == result.year[VECTOR_NAME]["mean of training years"]["mae"]  # same split
+        assert (
+            result.year[vector]["mean of training years"]["mae"] == result.year[VECTOR_NAME]["mean of training years"]["mae"]
+        )  # same split
         assert (tmp_path / "models" / vector / "model.keras").is_file()
     table = result.table()
     assert "vgg16_style" in table and "3 nearest neighbours" in table and "head MAE" in table

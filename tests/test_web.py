@@ -53,16 +53,36 @@ def web_store(tmp_path_factory, style_embedder):
         ingest(read_catalog(catalog, tmp / "posters"), tmp / "posters", store, style_embedder, progress=False)
         # the escaping point has real vectors: it is found by searches like any other point
         base, style = style_embedder.embed_both(np.zeros((1, 224, 224, 3), np.float32) + 127)
-        store.upsert([ESCAPING], base, [{"key": "escaping", "title": "Escaping", "year": 2001, "file": "../secret.txt", "sha256": "x"}], style)
+        store.upsert(
+            [ESCAPING], base, [{"key": "escaping", "title": "Escaping", "year": 2001, "file": "../secret.txt", "sha256": "x"}], style
+        )
         Image.open(tmp / "posters" / "5.jpg").save(tmp / "posters" / "disguised.html", "PNG")
-        store.upsert([DISGUISED], base, [{"key": "disguised", "title": "Disguised", "year": 2002, "file": "disguised.html", "sha256": "y"}], style)
+        store.upsert(
+            [DISGUISED], base, [{"key": "disguised", "title": "Disguised", "year": 2002, "file": "disguised.html", "sha256": "y"}], style
+        )
         second = store.other_collection("second")
         for i in range(4):
             make_poster(tmp / "second" / f"s{i}.jpg", seed=900 + i)
-        second_catalog = write_csv(tmp / "second.csv", ["filename", "title", "release_year"], [[f"s{i}.jpg", f"Second {i}", 2000 + i] for i in range(4)])
+        second_catalog = write_csv(
+            tmp / "second.csv", ["filename", "title", "release_year"], [[f"s{i}.jpg", f"Second {i}", 2000 + i] for i in range(4)]
+        )
         ingest(read_catalog(second_catalog, tmp / "second"), tmp / "second", second, style_embedder, progress=False)
     # a small year model, made the way users make one
-    trained = run_cli("train-year", "--members", "1", "--epochs", "5", "--knn-k", "3", "--test-size", "0.4", "--qdrant-path", location.path, "--model-dir", tmp / "model")
+    trained = run_cli(
+        "train-year",
+        "--members",
+        "1",
+        "--epochs",
+        "5",
+        "--knn-k",
+        "3",
+        "--test-size",
+        "0.4",
+        "--qdrant-path",
+        location.path,
+        "--model-dir",
+        tmp / "model",
+    )
     assert trained.returncode == 0, trained.stderr
     return tmp, location
 
@@ -111,8 +131,15 @@ def test_page_and_its_static_files_and_the_openapi_document(client):
         assert response.status_code == 200 and kind in response.headers["content-type"] and len(response.content) > 500
     paths = client.get("/openapi.json").json()["paths"]
     assert {
-        "/api/collections", "/api/collections/{name}", "/api/search/image", "/api/search/id/{point_id}", "/api/search/title",
-        "/api/recommend", "/api/predict-year", "/api/era", "/api/posters/{collection}/{point_id}",
+        "/api/collections",
+        "/api/collections/{name}",
+        "/api/search/image",
+        "/api/search/id/{point_id}",
+        "/api/search/title",
+        "/api/recommend",
+        "/api/predict-year",
+        "/api/era",
+        "/api/posters/{collection}/{point_id}",
     } <= set(paths)
     # the page calls nothing outside the API
     script = client.get("/static/app.js").text
@@ -280,7 +307,11 @@ def test_era_figures_and_the_models_errors_by_decade(client):
     assert coherence["neighbour_mean"] > 0 and coherence["random_mean"] > 0
     assert sum(d["posters"] for d in coherence["by_decade"]) == 20
     model = data["year_model"]
-    assert model["vector"] == "+".join(json.loads((client.tmp / "model" / "model.json").read_text())["vector_names"]) and model["n_test"] > 0 and "Keras head" in model["test"]
+    assert (
+        model["vector"] == "+".join(json.loads((client.tmp / "model" / "model.json").read_text())["vector_names"])
+        and model["n_test"] > 0
+        and "Keras head" in model["test"]
+    )
     assert model["test"]["Keras head"]["mae_by_decade"]
     assert client.get("/api/era", params={"k": 2}).json() == data  # computed once, then cached
     assert_one_line_error(client.get("/api/era", params={"k": 60}), 400, "at most 50")
@@ -347,7 +378,11 @@ def test_bad_uploads_are_4xx_with_one_line(client, path):
 
 
 def test_oversized_upload_is_refused_from_its_content_length(client):
-    response = client.post("/api/search/image", content=b"x" * 100, headers={"content-length": str(30 * 1024 * 1024), "content-type": "multipart/form-data; boundary=x"})
+    response = client.post(
+        "/api/search/image",
+        content=b"x" * 100,
+        headers={"content-length": str(30 * 1024 * 1024), "content-type": "multipart/form-data; boundary=x"},
+    )
     assert_one_line_error(response, 413, "over the 20 MB limit")
 
 

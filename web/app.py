@@ -10,12 +10,12 @@ Around the routes (web/guards.py): only the host names the server was started fo
 stop at the upload limit however they are framed, and every error is one line of JSON.
 """
 
-
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import Depends, FastAPI, File, Query as Q, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi import Query as Q
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse
@@ -151,15 +151,20 @@ def _search_routes(app: FastAPI, service: PosterService) -> None:
 
     @app.get("/api/collections", summary="The store's poster collections: count, embeddings, vectors, genres, years")
     def collections():
-        return {"default": service.default_collection, "collections": [service.info(n) for n in service.collection_names()],
-                "damaged": service.damaged_collections()}  # fmt: skip
+        return {
+            "default": service.default_collection,
+            "collections": [service.info(n) for n in service.collection_names()],
+            "damaged": service.damaged_collections(),
+        }
 
     @app.get("/api/collections/{name}", summary="One collection: count, embedding of each vector, genres, year range")
     def collection(name: str):
         return service.info(name)
 
     @app.post("/api/search/image", summary="Posters most similar to an uploaded image (embedded with VGG16)")
-    def search_image(file: Annotated[UploadFile, File(description="A poster image, at most 20 MB.")], query: Annotated[Query, Depends(search_query)]):
+    def search_image(
+        file: Annotated[UploadFile, File(description="A poster image, at most 20 MB.")], query: Annotated[Query, Depends(search_query)]
+    ):
         data = _read_upload(file)
         with uploaded_image(data, file.filename) as path:
             try:
@@ -192,7 +197,9 @@ def _search_routes(app: FastAPI, service: PosterService) -> None:
 
 
 class ExplainRequest(BaseModel):
-    ids: list[Annotated[str, Field(max_length=100)]] = Field(description="Point ids of the neighbours to explain (at most 24).", max_length=24)
+    ids: list[Annotated[str, Field(max_length=100)]] = Field(
+        description="Point ids of the neighbours to explain (at most 24).", max_length=24
+    )
     query_id: str | None = Field(None, max_length=100, description="The query as a stored poster's id ...")
     query_token: str | None = Field(None, max_length=100, description="... or as the token an image search returned.")
     collection: str | None = Field(None, max_length=255)

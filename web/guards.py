@@ -44,7 +44,9 @@ class HostCheck:
             name = host_name(hosts[0].decode("latin-1")) if len(hosts) == 1 else ""  # two Host headers: which one a proxy reads is unknown
             if name not in self.allowed:
                 shown = name[:80] or "none"
-                await one_line(400, f"this server answers requests for {', '.join(sorted(self.allowed))}, not host {shown!r}")(scope, receive, send)
+                await one_line(400, f"this server answers requests for {', '.join(sorted(self.allowed))}, not host {shown!r}")(
+                    scope, receive, send
+                )
                 return
         await self.app(scope, receive, send)
 

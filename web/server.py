@@ -12,6 +12,7 @@ from store.collection import PosterStore
 from store.engine import StoreDamaged
 from web.guards import LOCAL_HOSTS
 
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

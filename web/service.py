@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -23,8 +23,8 @@ from search.sheet import inside
 from search.titles import find_film
 from store.collection import PosterStore, StoredPoint
 from store.engine import StoreDamaged
-from web.overview import Overview
 from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
+from web.overview import Overview
 
 KNOWN_VECTORS = (VECTOR_NAME, STYLE_VECTOR_NAME)
 MAX_EXAMPLES = 20  # liked + disliked posters per recommendation, each
@@ -60,7 +60,9 @@ class PosterService:
         self._lock = threading.RLock()
         self._handles: dict[str, PosterStore] = {}
         self._embedders: dict[str, object] = {"": embedder} if embedder is not None else {}  # by the spec's quantization
-        self._uploads: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()  # recent uploads' (vector, grid), by sha256: for their similarity maps
+        self._uploads: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = (
+            OrderedDict()
+        )  # recent uploads' (vector, grid), by sha256: for their similarity maps
         self._grids = GridCache()
         self.overview = Overview()
         self._year_model = None
@@ -221,7 +223,14 @@ class PosterService:
             if missing:
                 raise NotFound(f"no film with id {missing[0][:100]} in collection {query.collection!r}")
             neighbours = [
-                Neighbour(rank, i, found[i].payload.get("title", ""), found[i].payload.get("year"), float(np.dot(vector, found[i].vector)), found[i].payload.get("file", ""))
+                Neighbour(
+                    rank,
+                    i,
+                    found[i].payload.get("title", ""),
+                    found[i].payload.get("year"),
+                    float(np.dot(vector, found[i].vector)),
+                    found[i].payload.get("file", ""),
+                )
                 for rank, i in enumerate(ids, start=1)
             ]
             maps = [e.as_dict() for e in explainer.neighbours(vector, grid, neighbours)]
@@ -233,7 +242,12 @@ class PosterService:
         with self._lock:
             self._searcher(query)  # checks collection and vector
             result = self.overview.poster_map(self.collection(query.collection), query.vector)
-            return {"collection": query.collection, "vector": query.vector, "computed_seconds": round(result.seconds, 2), **result.as_json()}
+            return {
+                "collection": query.collection,
+                "vector": query.vector,
+                "computed_seconds": round(result.seconds, 2),
+                **result.as_json(),
+            }
 
     def map_point(self, query: Query, index: int) -> dict:
         """The poster at `index` of the map (the page asks on hover: the map itself sends no titles)."""
@@ -243,8 +257,13 @@ class PosterService:
                 raise NotFound(f"the map of {query.collection!r} has {len(result.ids)} posters, no number {index}")
             year = result.years[index]
             pid = str(result.ids[index])
-            return {"index": index, "id": pid, "title": str(result.titles[index]), "year": None if np.isnan(year) else int(year),
-                    "poster_url": poster_url(query.collection, pid)}  # fmt: skip
+            return {
+                "index": index,
+                "id": pid,
+                "title": str(result.titles[index]),
+                "year": None if np.isnan(year) else int(year),
+                "poster_url": poster_url(query.collection, pid),
+            }
 
     def timeline(self, query: Query) -> dict:
         with self._lock:
@@ -326,7 +345,9 @@ class PosterService:
         with self._lock:
             self._searcher(query)  # checks collection and vector
             if key not in self._era:
-                report = era_coherence(self.collection(query.collection), k=query.k, sample=sample, vector_name=query.vector, progress=False)
+                report = era_coherence(
+                    self.collection(query.collection), k=query.k, sample=sample, vector_name=query.vector, progress=False
+                )
                 self._era[key] = report.as_dict()
             return {"coherence": self._era[key], "year_model": self._year_model_errors()}
 
@@ -341,7 +362,12 @@ class PosterService:
             file = ModelFile.read(self.model_dir)
         except UserError:
             return None
-        return {"vector": file.vector_label, "collection": "+".join(file.collections), "n_test": file.split.get("n_test"), "test": file.test}
+        return {
+            "vector": file.vector_label,
+            "collection": "+".join(file.collections),
+            "n_test": file.split.get("n_test"),
+            "test": file.test,
+        }
 
     # --- posters ------------------------------------------------------------------------
 
