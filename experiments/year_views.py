@@ -6,7 +6,7 @@ poster from another source may carry (downscaled + strong JPEG + blur; faded col
 .npz with the base and style vector of every view, resumable per view (a view already in the file is
 skipped). Progress (count, rate, ETA) goes to stderr.
 
-    python bench/year_views.py --collection ../shared/data/posters-era --n 800 --out /tmp/views-era.npz --weights W
+    python -m experiments.year_views --collection ../shared/data/posters-era --n 800 --out /tmp/views-era.npz --weights W
 """
 
 from __future__ import annotations
@@ -22,10 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from embedding.augment import augment  # noqa: E402
-from embedding.images import load_rgb  # noqa: E402
+from embedding.augment import augment
+from embedding.images import load_rgb
 
 SIZE = 224
 
