@@ -197,9 +197,7 @@ def ingest(
     ] = None,
     backend: Annotated[
         Backend | None,
-        typer.Option(
-            help=f"What runs VGG16 (env KERAS_BACKEND). auto: {AUTO_BACKEND}."
-        ),
+        typer.Option(help=f"What runs VGG16 (env KERAS_BACKEND). auto: {AUTO_BACKEND}."),
     ] = None,
     precision: Annotated[
         Precision, typer.Option(help=f"auto: {AUTO_PRECISION}. int8 (onnxruntime, CPU): faster, another embedding.")

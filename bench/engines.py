@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -120,7 +121,7 @@ def searches(location: StoreLocation, n: int, titles: list[str], label: str) -> 
         dim = store.vectors()["vgg16"]
         queries = list(poster_like(rng, n, dim))
         search = PosterSearch(store)
-        out = {
+        out: dict[str, Any] = {
             "nearest": timed(lambda v: store.nearest([v], 10), queries),
             "filtered": timed(lambda v: store.nearest([v], 10, PointFilter(year_min=1950, year_max=1959)), queries),
             "search by title": timed(lambda t: search.by_point(find_film(store, title=t), 10, Filters()), titles[:n]),

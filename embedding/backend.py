@@ -116,7 +116,9 @@ def resolve_backend(requested: str | None = None, keras_only: bool = False) -> s
     if requested not in BACKENDS:
         raise UserError(f"unknown backend '{requested}': use auto, onnxruntime, tensorflow, jax or torch")
     if not installed(requested):
-        raise UserError(f"backend '{requested}' is not installed: pip install -r requirements-gpu.txt (see docs/ingest.md#the-pipeline-runtimes-and-precision)")
+        raise UserError(
+            f"backend '{requested}' is not installed: pip install -r requirements-gpu.txt (see docs/ingest.md#the-pipeline-runtimes-and-precision)"
+        )
     return requested
 
 
