@@ -248,3 +248,15 @@ def test_benchmarks_and_experiments_run_as_modules_and_are_documented():
             for folder, name in re.findall(r"python3? (?:\S*/)?(bench|experiments)/([a-z_][a-z0-9_]*)\.py", line):
                 problems.append(f"{relative(path)}:{number}: {folder}/{name}.py run as a file (write `python -m {folder}.{name}`)")
     assert not problems, "benchmarks and experiments:\n  " + "\n  ".join(problems)
+
+
+def test_every_json_option_prints_json():
+    """`--json` means one thing across the CLI: a flag that prints JSON (a file is written by a separately named option)."""
+    group = typer.main.get_command(cli.app)
+    takes_a_value = [
+        f"{name} --json"
+        for name, command in sorted(group.commands.items())  # type: ignore[attr-defined]
+        for param in command.params
+        if "--json" in getattr(param, "opts", ()) and not getattr(param, "is_flag", False)
+    ]
+    assert not takes_a_value, "--json options that take a value instead of printing JSON:\n  " + "\n  ".join(takes_a_value)
