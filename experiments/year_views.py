@@ -64,7 +64,7 @@ def faded(img: Image.Image) -> list[Image.Image]:
 def augmented(img: Image.Image) -> list[Image.Image]:
     """The view `ingest --augment` stores (embedding/augment.py), seeded by the pixels here (no file hash at hand).
 
-    The year-experiment figures in the README were made with this script's first version, which
+    The year-experiment figures in docs/year-model.md were made with this script's first version, which
     drew the same recipe from the same ranges."""
     return squash(augment(img, hashlib.sha256(img.tobytes()[:65536]).hexdigest()))
 
