@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from embedding.backend import AUTO_BACKEND, AUTO_PRECISION
 from errors import UserError, check_output_file
 from presentation import (
     as_json,
@@ -196,12 +197,10 @@ def ingest(
     ] = None,
     backend: Annotated[
         Backend | None,
-        typer.Option(
-            help="What runs VGG16. auto: a Keras GPU backend when installed and a GPU is present, else onnxruntime (env KERAS_BACKEND)."
-        ),
+        typer.Option(help=f"What runs VGG16 (env KERAS_BACKEND). auto: {AUTO_BACKEND}."),
     ] = None,
     precision: Annotated[
-        Precision, typer.Option(help="auto: bf16 on a GPU that has it, else fp32. int8 (onnxruntime, CPU): faster, another embedding.")
+        Precision, typer.Option(help=f"auto: {AUTO_PRECISION}. int8 (onnxruntime, CPU): faster, another embedding.")
     ] = "auto",
     workers: Annotated[
         int | None, typer.Option(min=0, help="Poster-decoding processes (default: the usable CPU cores; 0: a thread).")
@@ -313,7 +312,7 @@ def search(
     filters.check()
     if explain is not None and vector != "vgg16":
         raise UserError(
-            "similarity maps (--explain) exist for the vgg16 vector only: the style vector's score does not split over cells (README, Search)"
+            "similarity maps (--explain) exist for the vgg16 vector only: the style vector's score does not split over cells (docs/search.md#similarity-maps-why-two-posters-are-close)"
         )
     for out, option in ((sheet, "--sheet"), (explain, "--explain")):
         if out is not None:
@@ -398,9 +397,8 @@ def poster_map(
     out: Annotated[Path, typer.Option("--out", help="The PNG to write: every poster as a dot coloured by year, the decades' path.")] = Path(
         "map.png"
     ),
-    json_path: Annotated[
-        Path | None, typer.Option("--json", help="Also write every poster's coordinates (id, title, year, x, y) as JSON.")
-    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print every poster's coordinates (id, title, year, x, y) as JSON.")] = False,
+    json_path: Annotated[Path | None, typer.Option("--json-out", help="Also write that JSON to this file.")] = None,
     vector: VectorName = "vgg16",
     connection: StoreOptions = StoreOptions(),
 ) -> None:
@@ -411,21 +409,19 @@ def poster_map(
 
     check_sheet_path(out, "--out")
     if json_path is not None:
-        check_output_file(json_path, "--json")
+        check_output_file(json_path, "--json-out")
     with connection.open(must_exist=True) as store:
         result = compute_map(store, vector)
     map_figure(result, out, connection.collection)
     written = [out]
+    record = {"collection": connection.collection, "vector": vector, "decades": result.decades, "posters": result.as_records()}
     if json_path is not None:
-        json_path.write_text(
-            as_json(
-                {"collection": connection.collection, "vector": vector, "decades": result.decades, "posters": result.as_records()},
-                indent=None,
-            )
-        )
+        json_path.write_text(as_json(record, indent=None))
         written.append(json_path)
+    if json_out:
+        say(as_json(record, indent=None))
     how = f"computed in {result.seconds:.1f}s" if result.seconds else "from the cache"
-    say(f"{len(result.ids)} posters mapped ({how}); {files_written(written)}")
+    say(f"{len(result.ids)} posters mapped ({how}); {files_written(written)}", err=json_out)
 
 
 @app.command()
@@ -612,7 +608,7 @@ def compare(
 @store_options
 def serve(
     host: Annotated[
-        str, typer.Option(help="Address to listen on. Anything but localhost exposes the store: see the README.")
+        str, typer.Option(help="Address to listen on. Anything but localhost exposes the store: see docs/web.md#safety.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port, printed at start).")] = 8000,
     model_dir: ModelDir = Path("year_model"),

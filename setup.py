@@ -1,4 +1,4 @@
-"""The installed form (README, *Install*): one package, `poster_search`, holding the project's modules.
+"""The installed form (README, *Installed form*): one package, `poster_search`, holding the project's modules.
 
 In a checkout the modules import one another by their own short names (`from store.schema import
 ...`), as the repository is laid out (cli.py, ingest/, search/, ...). Installed under one package

@@ -1,4 +1,10 @@
-"""Shared by the benchmarks: where the real data is, and a catalog of its first N films."""
+"""Shared by the benchmarks and experiments: where the real data is, and a catalog of its first N films.
+
+Every benchmark and experiment runs as a module from the project folder (`python -m bench.search`,
+`python -m experiments.finetune`): Python then has that folder on its path, so they import the
+project (`from store.collection import PosterStore`) and these helpers (`from bench.common import
+WEIGHTS`) by name, with no path of their own. Child processes they start run there too (cwd=ROOT).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 DATA = ROOT.parent / "shared" / "data"
 CATALOG = DATA / "posters-era" / "movies.csv"

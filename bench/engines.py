@@ -1,7 +1,7 @@
 """The two embedded engines side by side: Qdrant Edge (the default) and qdrant-client's local mode
 (what earlier versions used), on the real store and on synthetic ones.
 
-    .venv/bin/python bench/engines.py [--real /tmp/era_store] [--sizes 3748,100000] [--style-sizes 3748,100000]
+    .venv/bin/python -m bench.engines [--real /tmp/era_store] [--sizes 3748,100000] [--style-sizes 3748,100000]
                                     [--engines edge,local-mode] [--local-mode-max 100000] [-n 200] [--local-mode-n 20]
 
 For each engine and size: open (a fresh process's first answer, lock included), write (points/s,
@@ -26,19 +26,20 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from common import POSTERS, ROOT, WEIGHTS, timed  # noqa: E402  (sets sys.path)
-from common import percentiles as ms  # noqa: E402
 
-from embedding.spec import EmbeddingSpec  # noqa: E402
-from search.nearest import Filters, PosterSearch  # noqa: E402
-from search.titles import find_film  # noqa: E402
-from store.collection import PosterStore  # noqa: E402
-from store.connection import StoreLocation  # noqa: E402
-from store.engine import PointFilter  # noqa: E402
-from store.migrate import migrate  # noqa: E402
-from store.schema import STYLE_VECTOR_NAME, point_id  # noqa: E402
+from bench.common import POSTERS, ROOT, WEIGHTS, timed
+from bench.common import percentiles as ms
+from embedding.spec import EmbeddingSpec
+from search.nearest import Filters, PosterSearch
+from search.titles import find_film
+from store.collection import PosterStore
+from store.connection import StoreLocation
+from store.engine import PointFilter
+from store.migrate import migrate
+from store.schema import STYLE_VECTOR_NAME, point_id
 
 STYLE_DIM = 2944
 GENRES = ["Drama", "Comedy", "Horror", "Western", "Romance", "Thriller"]
@@ -103,12 +104,12 @@ def write_synthetic(location: StoreLocation, n_points: int, style: bool) -> tupl
 def open_in_fresh_process(location: StoreLocation, runs: int = 3) -> float:
     """Median seconds from PosterStore() to the first answer (a count), in a new process each time."""
     code = (  # noqa: UP031
-        "import sys,time; sys.path.insert(0, %r); t=time.perf_counter()\n"
+        "import time; t=time.perf_counter()\n"
         "from store.collection import PosterStore; from store.connection import StoreLocation\n"
         "s=PosterStore(StoreLocation(path=%r), must_exist=True); s.count(); print(time.perf_counter()-t); s.close()"
-    ) % (str(ROOT), str(location.path))
+    ) % (str(location.path),)
     times = [
-        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()[-1])
+        float(subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()[-1])
         for _ in range(runs)
     ]
     return statistics.median(times)
@@ -120,7 +121,7 @@ def searches(location: StoreLocation, n: int, titles: list[str], label: str) -> 
         dim = store.vectors()["vgg16"]
         queries = list(poster_like(rng, n, dim))
         search = PosterSearch(store)
-        out = {
+        out: dict[str, Any] = {
             "nearest": timed(lambda v: store.nearest([v], 10), queries),
             "filtered": timed(lambda v: store.nearest([v], 10, PointFilter(year_min=1950, year_max=1959)), queries),
             "search by title": timed(lambda t: search.by_point(find_film(store, title=t), 10, Filters()), titles[:n]),
@@ -151,7 +152,7 @@ def cold_cli(args: list[str], runs: int = 3) -> float:
 
 
 PHASES = r"""
-import sys, time, json; sys.path.insert(0, %(root)r); t = [time.perf_counter()]; marks = {}
+import time, json; t = [time.perf_counter()]; marks = {}
 def mark(name): t.append(time.perf_counter()); marks[name] = round(t[-1] - t[-2], 3)
 import cli; mark("python + cli imports")
 from store.collection import PosterStore; from store.connection import StoreLocation
@@ -164,8 +165,8 @@ print(json.dumps(marks))
 
 
 def image_search_phases(store: Path, image: Path) -> dict:
-    code = PHASES % {"root": str(ROOT), "weights": str(WEIGHTS), "store": str(store), "image": str(image)}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code = PHASES % {"weights": str(WEIGHTS), "store": str(store), "image": str(image)}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

@@ -1,7 +1,7 @@
 """Fault test: ingest real posters while killing the process (SIGKILL) at random moments, resuming
 each time, starting from a stale store that must be corrected; the result must equal a clean run.
 
-    .venv/bin/python bench/fault.py [-n 600] [--kills 20] [--seed 0] [--batch-size 16]
+    .venv/bin/python -m bench.fault [-n 600] [--kills 20] [--seed 0] [--batch-size 16]
 
 1. Clean run: `cli.py ingest` of the first N posters of ../shared/data/posters-era, uninterrupted.
 2. Stale store: a first ingest (uninterrupted) of a *wrong* version of part of the data: the
@@ -37,11 +37,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import CATALOG, POSTERS, ROOT  # noqa: E402  (sets sys.path)
 
-from store.collection import PosterStore  # noqa: E402
-from store.connection import StoreLocation  # noqa: E402
-from store.schema import point_id  # noqa: E402
+from bench.common import CATALOG, POSTERS, ROOT
+from store.collection import PosterStore
+from store.connection import StoreLocation
+from store.schema import point_id
 
 FIELDS = ("key", "title", "year", "file", "sha256", "genres")
 

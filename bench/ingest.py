@@ -1,6 +1,6 @@
 """Ingest throughput: each stage's ceiling measured alone, then end to end, and a no-op rerun.
 
-    .venv/bin/python bench/ingest.py [-n 500] [--batch-size N] [--backend auto] [--precision auto] [--workers N] [--qdrant-url URL]
+    .venv/bin/python -m bench.ingest [-n 500] [--batch-size N] [--backend auto] [--precision auto] [--workers N] [--qdrant-url URL]
 
 Prints, on the machine it runs on:
 - decode only: posters/s of the worker pool (files -> uint8 224x224), nothing else running;
@@ -27,15 +27,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import CATALOG, POSTERS, ROOT, WEIGHTS, first_n_catalog  # noqa: E402  (sets sys.path)
 
-from embedding.backend import usable_cores  # noqa: E402
-from embedding.embedders import make_embedder  # noqa: E402
-from ingest.catalog import read_catalog  # noqa: E402
-from ingest.decode import MAX_CHUNK, DecodePool  # noqa: E402
-from ingest.pipeline import ingest  # noqa: E402
-from store.collection import PosterStore  # noqa: E402
-from store.connection import StoreLocation  # noqa: E402
+from bench.common import CATALOG, POSTERS, ROOT, WEIGHTS, first_n_catalog
+from embedding.backend import usable_cores
+from embedding.embedders import make_embedder
+from ingest.catalog import read_catalog
+from ingest.decode import MAX_CHUNK, DecodePool
+from ingest.pipeline import ingest
+from store.collection import PosterStore
+from store.connection import StoreLocation
 
 
 def posters_and_catalog(n: int, tmp: Path) -> tuple[Path, Path, str]:

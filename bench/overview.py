@@ -1,7 +1,7 @@
 """The collection at a glance at scale: the poster map, the era timeline and near-duplicates on the
 real store and on a synthetic one of 100,000 posters.
 
-    .venv/bin/python bench/overview.py [--real STORE] [--size 100000] [--threshold 0.95]
+    .venv/bin/python -m bench.overview [--real STORE] [--size 100000] [--threshold 0.95]
 
 For each store: seconds and peak memory (of this process, measured around each step) to compute
 the poster map (t-SNE, search/poster_map.py) and to read it back from the cache, the size of what
@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import ROOT  # noqa: E402  (sets sys.path)
 
 
 def peak_mb() -> float:
@@ -119,7 +118,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
-    sys.path.insert(0, str(ROOT))
     main()

@@ -1,6 +1,6 @@
 """bf16 against fp32 on real posters: per-poster cosine, neighbour agreement, and speed.
 
-    .venv/bin/python bench/precision.py [-n 320] [--backend auto]
+    .venv/bin/python -m bench.precision [-n 320] [--backend auto]
 
 Embeds every (3748 // n)-th poster of ../shared/data with the real weights in fp32 and in bf16
 (both the vgg16 and the style vector) and prints how close the vectors are, how many of each
@@ -13,10 +13,10 @@ import argparse
 import time
 
 import numpy as np
-from common import POSTERS, WEIGHTS, require_data  # noqa: E402  (sets sys.path)
 
-from embedding.images import decode_poster  # noqa: E402
-from embedding.model import Embedder  # noqa: E402
+from bench.common import POSTERS, WEIGHTS, require_data
+from embedding.images import decode_poster
+from embedding.model import Embedder
 
 
 def main() -> None:

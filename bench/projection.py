@@ -1,6 +1,6 @@
 """Which 2-D projection for the poster map: PCA, openTSNE or UMAP, on real and on 100,000 vectors.
 
-    .venv/bin/python bench/projection.py --qdrant-path STORE [--collection posters] [--sizes 100000] [--methods pca opentsne umap]
+    .venv/bin/python -m bench.projection --qdrant-path STORE [--collection posters] [--sizes 100000] [--methods pca opentsne umap]
 
 For each method: seconds, the process's peak memory, and how well it keeps neighbourhoods: the
 share of each poster's 10 nearest neighbours (cosine, in the 512-d vectors) that are among its 10
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from common import ROOT  # noqa: E402  (sets sys.path)
+
+from bench.common import ROOT
 
 
 def project(method: str, vectors: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -93,5 +93,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     main()

@@ -1,6 +1,6 @@
 """Queries as a user meets them: cold whole processes, the server's first answer, upload latency.
 
-    .venv/bin/python bench/queries.py --qdrant-path STORE [--model-dir year_model] [--runs 5] [-n 30]
+    .venv/bin/python -m bench.queries --qdrant-path STORE [--model-dir year_model] [--runs 5] [-n 30]
 
 Prints, on the machine it runs on, each figure the median of `--runs` fresh processes with the
 peak memory (maximum resident set) of each:
@@ -30,7 +30,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import POSTERS, ROOT, WEIGHTS, require_data  # noqa: E402  (sets sys.path)
+from bench.common import POSTERS, ROOT, WEIGHTS, require_data
 
 
 def cold(command: list[str], runs: int) -> tuple[float, float]:
@@ -102,11 +102,10 @@ def _peak_mb(pid: int) -> float:
 
 
 PHASES = """
-import time, sys
+import time
 t0 = time.perf_counter(); marks = []
 def mark(what):
     marks.append((what, time.perf_counter()))
-sys.path.insert(0, {root!r})
 import cli; mark("Python and the CLI's imports")
 from store.collection import PosterStore
 from store.connection import StoreLocation
@@ -170,7 +169,7 @@ def main() -> None:
     print(f"  warm upload search, {len(ms)} posters: p50 {statistics.median(ms):.0f} ms, p95 {ms[int(0.95 * (len(ms) - 1))]:.0f} ms")
     print("where a cold `search poster.jpg` spends its time (one process):")
     phases = subprocess.run(
-        [python, "-c", PHASES.format(root=str(ROOT), store=store, weights=weights, image=image)], capture_output=True, text=True
+        [python, "-c", PHASES.format(store=store, weights=weights, image=image)], cwd=ROOT, capture_output=True, text=True
     )
     print("  " + phases.stdout.replace("\n", "\n  ").rstrip())
 

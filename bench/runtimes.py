@@ -1,6 +1,6 @@
 """The runtimes side by side on real posters: TensorFlow, ONNX Runtime fp32 and int8.
 
-    .venv/bin/python bench/runtimes.py [-n 256] [--rounds 3] [--batch-size 32] [--calibration 64]
+    .venv/bin/python -m bench.runtimes [-n 256] [--rounds 3] [--batch-size 32] [--calibration 64]
 
 Prints, in one run on the machine it runs on:
 - model-only posters/s of each runtime on uint8 batches already in memory, the runtimes
@@ -19,13 +19,13 @@ import argparse
 import time
 
 import numpy as np
-from common import CATALOG, POSTERS, WEIGHTS, require_data  # noqa: E402  (sets sys.path)
 
-from embedding.images import decode_poster  # noqa: E402
-from embedding.model import Embedder  # noqa: E402
-from embedding.onnx_embedder import OnnxEmbedder  # noqa: E402
-from embedding.quantize import choose_calibration  # noqa: E402
-from ingest.catalog import read_catalog  # noqa: E402
+from bench.common import CATALOG, POSTERS, WEIGHTS, require_data
+from embedding.images import decode_poster
+from embedding.model import Embedder
+from embedding.onnx_embedder import OnnxEmbedder
+from embedding.quantize import choose_calibration
+from ingest.catalog import read_catalog
 
 
 def rate(embed, pixels: np.ndarray, batch: int) -> float:

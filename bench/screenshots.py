@@ -1,6 +1,6 @@
 """Screenshots of the page on real posters, for docs/ (one of each view, looked at before they are kept).
 
-    .venv/bin/python bench/screenshots.py --qdrant-path STORE [--model-dir year_model] --out docs/
+    .venv/bin/python -m bench.screenshots --qdrant-path STORE [--model-dir year_model] --out docs/
 
 Starts `cli.py serve` on the store, drives Debian's headless chromium (as tests/test_browser.py
 does) and writes: web-page.png (an upload's results and its predicted year), web-maps.png (a
@@ -21,7 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import POSTERS, ROOT, WEIGHTS  # noqa: E402  (sets sys.path)
+from bench.common import POSTERS, ROOT, WEIGHTS
 
 
 def main() -> None:

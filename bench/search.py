@@ -1,7 +1,7 @@
 """Search latency on the real store: nearest() with the model loaded, search by title, and the
 CLI's cold start. (The engines side by side, and synthetic stores up to 100,000 points: bench/engines.py.)
 
-    .venv/bin/python bench/search.py [--qdrant-path qdrant_data] [-n 50]
+    .venv/bin/python -m bench.search [--qdrant-path qdrant_data] [-n 50]
 
 The real store is the one `python cli.py ingest` made (the README's quick start).
 """
@@ -15,12 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-from common import POSTERS, ROOT, WEIGHTS, percentiles, require_data, timed  # noqa: E402  (sets sys.path)
-
-from search.nearest import PosterSearch, image_embedder  # noqa: E402
-from search.titles import find_film  # noqa: E402
-from store.collection import PosterStore  # noqa: E402
-from store.connection import StoreLocation  # noqa: E402
+from bench.common import POSTERS, ROOT, WEIGHTS, percentiles, require_data, timed
+from search.nearest import PosterSearch, image_embedder
+from search.titles import find_film
+from store.collection import PosterStore
+from store.connection import StoreLocation
 
 
 def cold_start(store_path: Path, title: str, runs: int = 5) -> float:

@@ -1,6 +1,6 @@
 """Latency of the web API, through real HTTP on localhost: `python cli.py serve` in its own process.
 
-    .venv/bin/python bench/web.py [--qdrant-path qdrant_data] [--collection posters] [-n 50] [-k 12]
+    .venv/bin/python -m bench.web [--qdrant-path qdrant_data] [--collection posters] [-n 50] [-k 12]
 
 Measures, warm (after the first image search has loaded VGG16): search by image upload, by
 stored id, by title, recommend, a poster file, the page, the poster map, a map hover, the era
@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import POSTERS, ROOT, WEIGHTS, percentiles, require_data  # noqa: E402  (sets sys.path)
-from common import timed as timed_calls  # noqa: E402
+from bench.common import POSTERS, ROOT, WEIGHTS, percentiles, require_data
+from bench.common import timed as timed_calls
 
 
 def free_port() -> int:

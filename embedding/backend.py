@@ -32,6 +32,13 @@ PRECISIONS = ("fp32", "bf16", "int8")
 BACKEND_ENV = "KERAS_BACKEND"
 # What each backend needs installed, and the extra install that brings it (requirements-gpu.txt).
 _MODULES = {"onnxruntime": "onnxruntime", "tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+# What "auto" chooses, in words: `ingest --help` is built from these, so they change with
+# resolve_backend and resolve_precision below and the help cannot drift from the code.
+AUTO_BACKEND = (
+    "a Keras GPU backend (JAX, PyTorch, a GPU build of TensorFlow) when one is installed and an NVIDIA GPU is present, "
+    "else TensorFlow on the CPU (onnxruntime where TensorFlow is not installed)"
+)
+AUTO_PRECISION = "bf16 on a GPU that computes in it natively, else fp32"
 
 
 @dataclass(frozen=True)
@@ -109,7 +116,9 @@ def resolve_backend(requested: str | None = None, keras_only: bool = False) -> s
     if requested not in BACKENDS:
         raise UserError(f"unknown backend '{requested}': use auto, onnxruntime, tensorflow, jax or torch")
     if not installed(requested):
-        raise UserError(f"backend '{requested}' is not installed: pip install -r requirements-gpu.txt (see README, Backends)")
+        raise UserError(
+            f"backend '{requested}' is not installed: pip install -r requirements-gpu.txt (see docs/ingest.md#the-pipeline-runtimes-and-precision)"
+        )
     return requested
 
 

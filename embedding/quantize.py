@@ -3,7 +3,7 @@
 ONNX Runtime's static quantisation (QDQ format, weights int8 per output channel, activations
 uint8 per tensor, their ranges the min/max seen on calibration posters). On a CPU with int8 dot
 products (AVX-512 VNNI, AVX-VNNI, ARM dot-product) the convolutions run several times faster
-than in fp32; the vectors move a little (README, *Ingest performance* gives the figures).
+than in fp32; the vectors move a little (docs/ingest.md#int8-faster-bulk-ingest-another-embedding gives the figures).
 
 It is another embedding: its spec (embedding/spec.py `quantization`) names the recipe and the
 calibration posters' digest, so an int8 collection is only ever extended and searched with the

@@ -44,7 +44,7 @@ class EmbeddingSpec:
     # (embedding/quantize.py), so int8 vectors never mix with fp32 ones or with another int8 model's.
     quantization: str = ""
     # Recorded, not compared: fp32 vectors agree across backends (cosine >= 0.9999) and bf16 ones
-    # with fp32 (>= 0.999, see README), so a store made on a GPU in bf16 can be resumed or searched
+    # with fp32 (>= 0.999, docs/ingest.md#the-pipeline-runtimes-and-precision), so a store made on a GPU in bf16 can be resumed or searched
     # on a CPU in fp32. dataclass equality (what the store's spec check uses) ignores them.
     backend: str = field(default="tensorflow", compare=False)
     precision: str = field(default="fp32", compare=False)

@@ -40,7 +40,7 @@ def knn_exact(
 
     Copies of the query (same content key) are never its neighbours, even if the split let one in.
     The same search as `knn_store_baseline`, in numpy: for arrays that are not in a store (the
-    experiments in bench/, tests).
+    year-model experiments in experiments/, tests).
     """
     train = np.asarray(train_vectors, np.float32)
     out = np.empty(len(test_vectors))

@@ -86,7 +86,7 @@ def _functional(config: dict, h5) -> tuple[str, list[_Layer], str]:
         elif kind == "ExpectedValue":
             apply = lambda xs, c=np.asarray(cfg["centres"], np.float32): np.sum(xs[0] * c, axis=-1, keepdims=True)  # noqa: E731
         elif kind == "QuantileValue":
-            apply = lambda xs, c=np.asarray(cfg["centres"], np.float32), q=float(cfg["quantile"]): _quantile(xs[0], c, q)  # noqa: E731
+            apply = lambda xs, c=np.asarray(cfg["centres"], np.float32), q=float(cfg["quantile"]): binned_quantile(xs[0], c, q)  # noqa: E731
         else:
             raise UserError(f"layer type {kind} is not part of the year head")
         layers.append(_Layer(name, _inbound(spec), apply))
@@ -161,8 +161,9 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 _ACTIVATIONS = {"linear": lambda x: x, None: lambda x: x, "relu": lambda x: np.maximum(x, 0.0), "softmax": _softmax}
 
 
-def _quantile(probabilities: np.ndarray, centres: np.ndarray, quantile: float) -> np.ndarray:
-    """As regression.head.QuantileValue: the quantile of the binned distribution, interpolated within its bin."""
+def binned_quantile(probabilities: np.ndarray, centres: np.ndarray, quantile: float) -> np.ndarray:
+    """As regression.head.QuantileValue: (n, 1) quantiles of binned distributions (n, bins) over
+    equally spaced bin centres, interpolated within their bin (also used by experiments/finetune.py)."""
     width = centres[1] - centres[0]
     cdf = np.cumsum(probabilities, axis=-1)
     below = np.minimum(np.sum(cdf < quantile, axis=-1), len(centres) - 1)

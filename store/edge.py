@@ -23,7 +23,7 @@ Free space is checked before Edge is asked to allocate any (store/space.py): Edg
 into memory, and a write to a mapped file on a full disk kills the process with SIGBUS, which no
 error handling can catch.
 
-Search parameters (README, *Store*): collections are exact-scanned until a segment holds more
+Search parameters (docs/store.md#store): collections are exact-scanned until a segment holds more
 than INDEXING_THRESHOLD_KB of one vector (about 5,000 posters of 512-d); then `optimize()`, run
 at the end of an ingest, builds an HNSW graph (m=16, ef_construct=100: Qdrant's defaults) and
 interactive queries use it with hnsw_ef=128. Evaluations (era, k-NN baselines) ask for exact search.

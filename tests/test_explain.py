@@ -165,10 +165,11 @@ def test_the_poster_map_is_computed_once_per_collection_state(generated, tmp_pat
 def test_map_command_writes_the_picture_and_the_coordinates(generated, tmp_path, monkeypatch):
     monkeypatch.setenv("POSTER_SEARCH_CACHE", str(tmp_path / "cache"))
     _, store, _ = generated
-    result = run_cli("map", "--out", tmp_path / "map.png", "--json", tmp_path / "map.json", "--qdrant-path", store)
+    result = run_cli("map", "--out", tmp_path / "map.png", "--json", "--json-out", tmp_path / "map.json", "--qdrant-path", store)
     assert result.returncode == 0, result.stderr
-    assert "41 posters mapped" in result.stdout and Image.open(tmp_path / "map.png").width > 500
+    assert "41 posters mapped" in result.stderr and Image.open(tmp_path / "map.png").width > 500
     data = json.loads((tmp_path / "map.json").read_text())
+    assert json.loads(result.stdout) == data  # --json prints what --json-out writes, and nothing else
     assert len(data["posters"]) == 41 and {"id", "title", "year", "x", "y"} <= set(data["posters"][0]) and data["decades"]
     assert "from the cache" in run_cli("map", "--out", tmp_path / "map2.png", "--qdrant-path", store).stdout
 

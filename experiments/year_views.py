@@ -6,7 +6,7 @@ poster from another source may carry (downscaled + strong JPEG + blur; faded col
 .npz with the base and style vector of every view, resumable per view (a view already in the file is
 skipped). Progress (count, rate, ETA) goes to stderr.
 
-    python bench/year_views.py --collection ../shared/data/posters-era --n 800 --out /tmp/views-era.npz --weights W
+    python -m experiments.year_views --collection ../shared/data/posters-era --n 800 --out /tmp/views-era.npz --weights W
 """
 
 from __future__ import annotations
@@ -22,10 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from embedding.augment import augment  # noqa: E402
-from embedding.images import load_rgb  # noqa: E402
+from embedding.augment import augment
+from embedding.images import load_rgb
 
 SIZE = 224
 
@@ -66,7 +64,7 @@ def faded(img: Image.Image) -> list[Image.Image]:
 def augmented(img: Image.Image) -> list[Image.Image]:
     """The view `ingest --augment` stores (embedding/augment.py), seeded by the pixels here (no file hash at hand).
 
-    The year-experiment figures in the README were made with this script's first version, which
+    The year-experiment figures in docs/year-model.md were made with this script's first version, which
     drew the same recipe from the same ranges."""
     return squash(augment(img, hashlib.sha256(img.tobytes()[:65536]).hexdigest()))
 

@@ -3,31 +3,28 @@
 Works on arrays, not on an open store: `export` reads both stored vectors of each collection once
 into an .npz; `run` trains every variant in every scenario for each seed (resumable: finished runs
 are kept in the results JSON); `views` measures input variants on the subset embedded by
-bench/year_views.py; `table` prints the markdown tables.
+experiments/year_views.py; `table` prints the markdown tables.
 
-    python bench/year_experiments.py export --qdrant-path /tmp/y12/store [/tmp/y12/store-imdb] --out /tmp/y12/arrays.npz
-    python bench/year_experiments.py run --arrays /tmp/y12/arrays.npz --results /tmp/y12/results.json
-    python bench/year_experiments.py views --arrays /tmp/y12/arrays.npz --views /tmp/y12/views-era.npz /tmp/y12/views-imdb.npz --results /tmp/y12/views.json
-    python bench/year_experiments.py table --results /tmp/y12/results.json
-    python bench/year_experiments.py saved-views --model-dir year_model --arrays /tmp/y12/arrays.npz --views /tmp/y12/views-era-unseen.npz
+    python -m experiments.year_experiments export --qdrant-path /tmp/y12/store [/tmp/y12/store-imdb] --out /tmp/y12/arrays.npz
+    python -m experiments.year_experiments run --arrays /tmp/y12/arrays.npz --results /tmp/y12/results.json
+    python -m experiments.year_experiments views --arrays /tmp/y12/arrays.npz --views /tmp/y12/views-era.npz /tmp/y12/views-imdb.npz --results /tmp/y12/views.json
+    python -m experiments.year_experiments table --results /tmp/y12/results.json
+    python -m experiments.year_experiments saved-views --model-dir year_model --arrays /tmp/y12/arrays.npz --views /tmp/y12/views-era-unseen.npz
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from regression.baselines import knn_exact, ridge_baseline  # noqa: E402
-from regression.conformal import calibrate, calibrate_quantiles, coverage, ranges  # noqa: E402
-from regression.dataset import calibration_split, content_split  # noqa: E402
-from regression.metrics import year_metrics  # noqa: E402
+from regression.baselines import knn_exact, ridge_baseline
+from regression.conformal import calibrate, calibrate_quantiles, coverage, ranges
+from regression.dataset import calibration_split, content_split
+from regression.metrics import year_metrics
 
 COLLECTIONS = ("posters-era", "posters-imdb")
 SCENARIOS = {"both": COLLECTIONS, "era only": ("posters-era",), "imdb only": ("posters-imdb",)}
@@ -143,7 +140,7 @@ def run_one(arrays: dict, scenario: str, variant: str, seed: int, members: int) 
         which, config = head_variant(variant, members)
         x = features(arrays, which)
         fit_x, fit_years, fit_groups = x[fit], years[fit], collections[fit]
-        if "augmented" in variant:  # one augmented view of every fitting poster as extra rows (bench/year_views.py augment)
+        if "augmented" in variant:  # one augmented view of every fitting poster as extra rows (experiments/year_views.py augment)
             views = arrays["augmented"][fit]
             has = ~np.isnan(views[:, 0])
             fit_x, fit_years = np.concatenate([fit_x, views[has]]), np.concatenate([fit_years, fit_years[has]])
@@ -388,7 +385,9 @@ def main() -> None:
         "--variants", nargs="+", default=["mean", "ridge (style)", "ridge (both)", "ridge (both, per-block)", "10-NN (style)", *HEADS]
     )
     p.add_argument("--members", type=int, default=1)
-    p.add_argument("--augmented", nargs="*", default=[], help="view files with an 'augment' view (bench/year_views.py --views augment)")
+    p.add_argument(
+        "--augmented", nargs="*", default=[], help="view files with an 'augment' view (experiments/year_views.py --views augment)"
+    )
     p = sub.add_parser("views")
     p.add_argument("--arrays", required=True)
     p.add_argument("--views", nargs="+", required=True)

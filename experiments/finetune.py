@@ -1,11 +1,11 @@
 """The year model past frozen features: fine-tune VGG16's last block on cached block-4 activations.
 
     # once per collection: block4_pool (and block5_conv2, for the conv3-only variant) of every poster, float16
-    .venv/bin/python bench/finetune.py cache --collection ../shared/data/posters-era --out CACHE/era
-    .venv/bin/python bench/finetune.py cache --collection ../shared/data/posters-imdb --out CACHE/imdb
+    .venv/bin/python -m experiments.finetune cache --collection ../shared/data/posters-era --out CACHE/era
+    .venv/bin/python -m experiments.finetune cache --collection ../shared/data/posters-imdb --out CACHE/imdb
     # the frozen default and the fine-tuned variants on the same content split, per seed
-    .venv/bin/python bench/finetune.py run --caches CACHE/era CACHE/imdb --qdrant-path STORE --seeds 0 1 2 --results ft.json
-    .venv/bin/python bench/finetune.py table --results ft.json
+    .venv/bin/python -m experiments.finetune run --caches CACHE/era CACHE/imdb --qdrant-path STORE --seeds 0 1 2 --results ft.json
+    .venv/bin/python -m experiments.finetune table --results ft.json
 
 Blocks 1-4 of VGG16 are 82 % of its forward cost and do not change when only block 5 is trained,
 so their output (14 x 14 x 512 per poster) is computed once, on ONNX Runtime, and kept on disk.
@@ -42,7 +42,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import WEIGHTS  # noqa: E402  (sets sys.path)
+
+from bench.common import WEIGHTS
 
 CACHE_VERSION = 1
 LAYERS = ("block4_pool", "block5_conv2")  # what the two variants start from
@@ -381,17 +382,10 @@ def _predict_all(model, maps: np.ndarray) -> np.ndarray:
 
 
 def _distribution_outputs(probabilities: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """(n, 3) median, 10th and 90th percentile years of binned distributions (as regression.head)."""
-    width = centres[1] - centres[0]
-    cdf = np.cumsum(probabilities, axis=1)
+    """(n, 3) median, 10th and 90th percentile years of binned distributions, as the saved head computes them."""
+    from regression.head_numpy import binned_quantile
 
-    def quantile(q: float) -> np.ndarray:
-        at = np.minimum((cdf < q).sum(axis=1), len(centres) - 1)
-        rows = np.arange(len(probabilities))
-        p, before = probabilities[rows, at], (cdf - probabilities)[rows, at]
-        return centres[at] - width / 2 + width * np.clip((q - before) / np.maximum(p, 1e-9), 0, 1)
-
-    return np.stack([quantile(0.5), quantile(0.1), quantile(0.9)], axis=1)
+    return np.concatenate([binned_quantile(probabilities, centres, q) for q in (0.5, 0.1, 0.9)], axis=1)
 
 
 def _score(outputs: np.ndarray, rows: dict, years: np.ndarray, collections: np.ndarray) -> dict:
