@@ -34,7 +34,8 @@ from regression.config import DEFAULT_VECTOR, HeadConfig, HeadTarget, VectorChoi
 from store.schema import check_collection_name
 
 if TYPE_CHECKING:
-    from store.collection import PosterStore
+    from search.nearest import ImageQuery
+    from store.collection import PosterStore, StoredPoint
     from store.connection import StoreLocation
 
 app = typer.Typer(
@@ -323,6 +324,7 @@ def search(
                 check_posters_dir(posters, "--posters")
     with connection.open(must_exist=True) as store:
         embedder = None
+        searched: ImageQuery | StoredPoint
         if image is not None:
             from search.nearest import image_embedder
 
@@ -641,7 +643,7 @@ def main() -> None:
         except typer.TyperException as e:  # the parser's errors read like every other error: one line
             code = e.exit_code
             if type(e).__name__ == "NoArgsIsHelpError":  # `python cli.py` alone: the help
-                e.show()
+                e.show()  # type: ignore[attr-defined]  # a click UsageError (typer keeps the class private)
             else:
                 context = getattr(e, "ctx", None)
                 command = f" (see python cli.py {context.info_name} --help)" if context is not None and context.parent else ""

@@ -93,8 +93,8 @@ def write_synthetic(location: StoreLocation, n_points: int, style: bool) -> tupl
     with PosterStore(location) as store:
         store.prepare(spec, style_spec=style_spec if style else None)
         started = time.perf_counter()
-        for ids, vectors, payloads, style_vectors in batches:
-            store.upsert(ids, vectors, payloads, style_vectors)
+        for point_ids, vectors, payloads, style_vectors in batches:
+            store.upsert(point_ids, vectors, payloads, style_vectors)
         rate = n_points / (time.perf_counter() - started)
         started = time.perf_counter()
         store.optimize()

@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,7 @@ def main() -> None:
     with open(CATALOG, encoding="utf-8") as f:
         reader = csv.DictReader(f)
         header, rows = reader.fieldnames, list(reader)[: args.n]
+    assert header is not None  # the data's catalog has a header row
     posters = tmp / "posters"
     posters.mkdir()
     for row in rows:
@@ -171,7 +173,7 @@ def ingest_command(catalog: Path, posters: Path, store: Path, batch_size: int) -
     ]
 
 
-def write_catalog(path: Path, header: list[str], rows: list[dict]) -> Path:
+def write_catalog(path: Path, header: Sequence[str], rows: list[dict]) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=header)
         writer.writeheader()

@@ -134,7 +134,7 @@ def main() -> None:
     e2e = n / first.pipeline_seconds  # from the model ready to the last write: what the stages sustain
     e2e_run = n / first.seconds  # the whole call, model load included
 
-    lowest = min(ceilings, key=ceilings.get)
+    lowest = min(ceilings, key=ceilings.__getitem__)
     print(f"decode only ({workers} workers):        {decode_s:7.1f}s  {ceilings['decode']:8.1f} posters/s")
     print(
         f"model only (uint8 batches in memory): {model_s:7.1f}s  {ceilings['model']:8.1f} posters/s"

@@ -39,6 +39,7 @@ def cold(command: list[str], runs: int) -> tuple[float, float]:
     for _ in range(runs):
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert process.stderr is not None  # a pipe
         _, status, usage = os.wait4(process.pid, 0)
         seconds.append(time.perf_counter() - started)
         if os.waitstatus_to_exitcode(status) != 0:

@@ -63,7 +63,7 @@ def main() -> None:
     tensorflow = Embedder(str(WEIGHTS), style=True, backend="tensorflow")
     fp32 = OnnxEmbedder(str(WEIGHTS), style=True)
     int8 = OnnxEmbedder(str(WEIGHTS), style=True, precision="int8", calibration=calibration, posters_dir=POSTERS)
-    runtimes = {"tensorflow fp32": tensorflow, "onnxruntime fp32": fp32, "onnxruntime int8": int8}
+    runtimes: dict[str, Embedder | OnnxEmbedder] = {"tensorflow fp32": tensorflow, "onnxruntime fp32": fp32, "onnxruntime int8": int8}
     for name, embedder in runtimes.items():
         started = time.perf_counter()
         embedder.load()

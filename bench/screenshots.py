@@ -38,8 +38,11 @@ def main() -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from tests.test_browser import free_port
+    from tests.conftest import free_port
 
+    chromium = shutil.which("chromium")
+    if chromium is None:  # checked before the server starts: it would be left running
+        sys.exit("needs Debian's chromium and chromedriver (apt-get install chromium chromium-driver)")
     port = free_port()
     command = [
         sys.executable,
@@ -56,7 +59,7 @@ def main() -> None:
     server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
+    options.binary_location = chromium
     for a in (
         "--headless=new",
         "--no-sandbox",

@@ -79,6 +79,7 @@ def main() -> None:
     server = subprocess.Popen(
         command, cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True, env={**os.environ, CACHE_ENV: str(fresh)}
     )
+    assert server.stderr is not None  # a pipe
     try:
         with httpx.Client(base_url=url, timeout=120) as client:
             while True:

@@ -27,7 +27,8 @@ def import_keras(backend: str | None = None):
     elsewhere during the first import.
     """
     if "keras" in sys.modules:
-        keras = sys.modules["keras"]
+        import keras  # already imported (sys.modules): nothing is printed
+
         if backend and keras.backend.backend() != backend:
             raise UserError(
                 f"Keras is already running on {keras.backend.backend()} in this process; "

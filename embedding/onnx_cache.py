@@ -28,6 +28,10 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import onnx
 
 CACHE_ENV = "POSTER_SEARCH_CACHE"
 # Changing the graph (its layers, outputs or preprocessing) must change this: every cached model
@@ -43,7 +47,7 @@ def cache_dir() -> Path:
     return base / "poster-search"
 
 
-def cached_model(weights_id: str, variant: str, build: Callable[[], object]) -> str | bytes:
+def cached_model(weights_id: str, variant: str, build: Callable[[], onnx.ModelProto]) -> str | bytes:
     """What ONNX Runtime loads for (weights, variant): the cached model.onnx's path when the cache
     holds it intact, else `build()` (an onnx.ModelProto) cached first; the serialised model itself
     where the cache cannot be written."""

@@ -55,7 +55,7 @@ def vgg16_graph(layers: list[ConvLayer], input_size: int = 224):
         helper.make_node("Sub", ["bgr", "bgr_means"], ["preprocessed"]),
         helper.make_node("Transpose", ["preprocessed"], ["x0"], perm=[0, 3, 1, 2]),
     ]
-    outputs = [(POOLED, ["n", 512])]
+    outputs: list[tuple[str, list[str | int]]] = [(POOLED, ["n", 512])]
     current = "x0"
     for i, layer in enumerate(layers):
         kernel = np.ascontiguousarray(layer.kernel.transpose(3, 2, 0, 1))  # HWIO -> OIHW

@@ -77,7 +77,8 @@ def choose_calibration(files: Sequence[str], posters_dir: Path, n: int = CALIBRA
     """n posters spread evenly along `files` (catalog order) that are readable images: deterministic."""
     from embedding.images import ImageError, decode_poster
 
-    picked, digests = [], []
+    picked: list[str] = []
+    digests: list[str] = []
     step = max(1, len(files) // n)
     for file in [*files[::step], *files]:  # evenly spread first; the rest fill in for unreadable ones
         if len(picked) == n:

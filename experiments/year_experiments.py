@@ -38,8 +38,12 @@ def export(args) -> None:
     parts = []
     for collection, path in zip(COLLECTIONS, args.qdrant_path if len(args.qdrant_path) == 2 else args.qdrant_path * 2):
         parts.append(load_collections(StoreLocation(path=Path(path)), [collection], ("vgg16", "vgg16_style")))
+    ids, vectors, years, titles = (np.concatenate([getattr(p, f) for p in parts]) for f in ("ids", "vectors", "years", "titles"))
     data = YearData(
-        *(np.concatenate([getattr(p, f) for p in parts]) for f in ("ids", "vectors", "years", "titles")),
+        ids,
+        vectors,
+        years,
+        titles,
         0,
         np.concatenate([p.keys for p in parts]),
         np.concatenate([p.collections for p in parts]),
@@ -84,22 +88,24 @@ def block_weighted(x: np.ndarray) -> np.ndarray:
 
 
 def head_variant(name: str, members: int):
+    from dataclasses import replace
+
     from regression.config import HeadConfig
 
-    fast = dict(members=members, batch_size=128, patience=15, epochs=300)
-    regression = dict(target="regression", **fast)
-    mean = dict(target="bins", output="mean", **fast)  # the expected year: the bins head as first built
-    median = dict(target="bins", output="median", **fast)  # the median year: today's default
+    fast = HeadConfig(members=members, batch_size=128, patience=15, epochs=300)
+    regression = replace(fast, target="regression")
+    mean = replace(fast, target="bins", output="mean")  # the expected year: the bins head as first built
+    median = replace(fast, target="bins", output="median")  # the median year: today's default
     return {
-        "head regression (style)": ("style", HeadConfig(**regression)),
-        "head regression (both)": ("both", HeadConfig(**regression)),
-        "head bins (style)": ("style", HeadConfig(**mean)),
-        "head bins (both)": ("both", HeadConfig(**mean)),
-        "head bins (both), strong reg.": ("both", HeadConfig(dropout=0.6, input_noise=0.6, l2=1e-3, **median)),
-        "head bins (both), collection-scaled": ("scaled", HeadConfig(**median)),
-        "head bins (both), median": ("both", HeadConfig(**median)),
-        "head bins (both), median, collections balanced": ("both", HeadConfig(**median)),  # weights: collection_weights
-        "head bins (both), median, augmented": ("both", HeadConfig(**median)),
+        "head regression (style)": ("style", regression),
+        "head regression (both)": ("both", regression),
+        "head bins (style)": ("style", mean),
+        "head bins (both)": ("both", mean),
+        "head bins (both), strong reg.": ("both", replace(median, dropout=0.6, input_noise=0.6, l2=1e-3)),
+        "head bins (both), collection-scaled": ("scaled", median),
+        "head bins (both), median": ("both", median),
+        "head bins (both), median, collections balanced": ("both", median),  # weights: collection_weights
+        "head bins (both), median, augmented": ("both", median),
     }[name]
 
 
@@ -148,7 +154,7 @@ def run_one(arrays: dict, scenario: str, variant: str, seed: int, members: int) 
         weights = collection_weights(fit_groups) if "collections balanced" in variant else None
         model, _ = train_head(fit_x, fit_years, config, seed=seed, sample_weight=weights)
         (pred, test_q), (cal_pred, cal_q) = predict_with_quantiles(model, x[test]), predict_with_quantiles(model, x[cal])
-        if test_q is not None:  # the bins head: each poster's own range, conformalised (CQR), as train-year does
+        if test_q is not None and cal_q is not None:  # the bins head: each poster's own range, conformalised (CQR), as train-year does
             poster_ranges = ranges(calibrate_quantiles(years[cal], cal_q), pred, test_q)
         if "augmented" in arrays and which == "both":  # how far predictions move when a test poster is changed
             shift = predict_with_quantiles(model, arrays["augmented"][test])[0] - pred
@@ -190,12 +196,12 @@ def score(
         rows = collections[test] == c
         true = years[test][rows]
         r = {k: v for k, v in year_metrics(true, pred[rows]).items() if k in ("n", "mae", "bias", "mae_by_decade")}
-        if low is not None:
+        if low is not None and high is not None:
             r["coverage"] = coverage(true, low[rows], high[rows])
         if poster_ranges is not None:
             r["cqr_coverage"] = coverage(true, poster_ranges[0][rows], poster_ranges[1][rows])
             r["cqr_width"] = float(np.mean(poster_ranges[1][rows] - poster_ranges[0][rows]))
-            r["width"] = float(np.mean(high[rows] - low[rows]))
+            r["width"] = float(np.mean(high[rows] - low[rows])) if low is not None and high is not None else float("nan")
         if shift is not None:
             r["augmented_shift"] = float(np.nanmean(np.abs(shift[rows])))
         result[c] = r

@@ -17,6 +17,7 @@ import hashlib
 import io
 import sys
 import time
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import numpy as np
@@ -72,13 +73,14 @@ def augmented(img: Image.Image) -> list[Image.Image]:
 VIEWS = {"flip": flip, "crops": crops, "degrade": degrade, "faded": faded, "augment": augmented}
 
 
-def subset(catalog: Path, n: int, exclude: set[str] = frozenset(), posters: Path | None = None) -> list[dict]:
+def subset(catalog: Path, n: int, exclude: AbstractSet[str] = frozenset(), posters: Path | None = None) -> list[dict]:
     """A stable subset: the n rows whose file name hashes lowest (no seed, no order dependence),
     leaving out posters whose content sha256 is in `exclude` (e.g. a model's trained_on.txt)."""
     with catalog.open(encoding="utf-8", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r.get("release_year")]
     rows.sort(key=lambda r: hashlib.sha256(r["filename"].encode()).hexdigest())
     if exclude:
+        assert posters is not None, "excluding trained posters needs their folder"
         rows = [r for r in rows if hashlib.sha256((posters / r["filename"]).read_bytes()).hexdigest() not in exclude]
     return rows[:n]
 
@@ -121,6 +123,7 @@ def main() -> None:
             per = len(pieces[0])
             pixels = np.stack([np.asarray(p, dtype=np.float32) for ps in pieces for p in ps])
             base, style = embedder.embed_both(pixels)
+            assert style is not None  # the embedder was made with the style vector
             # several crops of one poster: average them, then re-normalise
             base = base.reshape(len(chunk), per, -1).mean(axis=1)
             style = style.reshape(len(chunk), per, -1).mean(axis=1)
@@ -132,7 +135,7 @@ def main() -> None:
                 f"{view}: {n_done}/{len(images)} {rate:.1f} posters/s ETA {(len(images) - n_done) / rate:.0f}s", file=sys.stderr, flush=True
             )
         done[f"{view}_base"], done[f"{view}_style"] = np.concatenate(base_out), np.concatenate(style_out)
-        np.savez(args.out, **meta, **{k: v for k, v in done.items() if k not in meta})
+        np.savez(args.out, **meta, **{k: v for k, v in done.items() if k not in meta})  # type: ignore[arg-type]  # numpy's stub: a ** dict could name allow_pickle
     print(f"wrote {args.out}: views {', '.join(args.views)}", file=sys.stderr)
 
 

@@ -51,7 +51,7 @@ class Film:
         return point_id(self.key)
 
     def payload(self) -> dict:
-        payload = {"key": self.key, "title": self.title, "file": self.file}
+        payload: dict[str, object] = {"key": self.key, "title": self.title, "file": self.file}
         if self.year is not None:
             payload["year"] = self.year
         if self.genres:
@@ -167,6 +167,7 @@ def read_catalog(
         if problem:
             reject(problem)
             continue
+        assert where is not None  # _locate_poster gives a path or a problem
         if where in first_row_of_file:  # e.g. a symlink beside its target: one poster file, one point
             reject(f"same poster file as line {first_row_of_file[where]}")
             continue

@@ -93,7 +93,7 @@ class IngestReport:
     def stages(self) -> str:
         """Which stage bound the run: e.g. "busy: decode 41 % (2 workers), model 97 %, store 12 %; bound by model"."""
         busy = self.busy
-        bound = max(busy, key=busy.get)
+        bound = max(busy, key=busy.__getitem__)
         return (
             f"busy: decode {100 * busy['decode']:.0f} % ({self.workers} {'workers' if self.workers != 1 else 'worker'}), "
             f"model {100 * busy['model']:.0f} %, store {100 * busy['store']:.0f} %; bound by {bound} "
@@ -240,6 +240,7 @@ def _batch_writer(store: PosterStore, work: Work, plan: Plan, report: IngestRepo
             payloads = [dict(films[i].payload(), sha256=hashes[i]) for i in whole]
             store.upsert([films[i].point_id for i in whole], vectors[whole], payloads, None if style is None else style[whole])
         if only_style:
+            assert style is not None  # restyle work exists only for an embedder with a style vector
             store.set_vectors([films[i].point_id for i in only_style], STYLE_VECTOR_NAME, style[only_style])
         changed = sum(films[i].point_id in changed_ids for i in whole)
         report.ingested += len(whole) - changed

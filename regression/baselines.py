@@ -75,7 +75,7 @@ def knn_store_baseline(
                 store,
                 list(test_vectors),
                 k,
-                lambda _, hit, ids=ids: str(hit.id) in ids,
+                lambda _, hit, ids=ids: str(hit.id) in ids,  # type: ignore[misc]  # a lambda with a default: python/mypy#15459
                 vector_name,
                 payload=("year",),
                 progress=progress,

@@ -9,12 +9,12 @@ on both stored vectors when the collections have them (`vector="auto"`), else on
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 HeadTarget = Literal["bins", "regression"]
 VectorChoice = Literal["auto", "vgg16", "vgg16_style", "vgg16+vgg16_style"]
-HEAD_TARGETS: tuple[str, ...] = HeadTarget.__args__
-VECTOR_CHOICES: tuple[str, ...] = VectorChoice.__args__
+HEAD_TARGETS: tuple[str, ...] = get_args(HeadTarget)
+VECTOR_CHOICES: tuple[str, ...] = get_args(VectorChoice)
 DEFAULT_VECTOR: VectorChoice = "auto"  # both vectors where every collection has them, else vgg16 (and it says so)
 
 

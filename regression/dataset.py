@@ -96,6 +96,7 @@ def load_year_data(store: PosterStore, vector_name: str | Sequence[str] = VECTOR
             raise UserError(f"the posters of '{store.collection}' changed while they were read: run the command again")
         base = base if base is not None else loaded
         parts.append(loaded.vectors)
+    assert base is not None  # names is never empty
     dated = ~np.isnan(base.years)
     if dated.sum() < MIN_DATED:
         raise UserError(f"collection '{store.collection}' has {dated.sum()} dated posters: too few to train and test a year model")
@@ -185,12 +186,12 @@ def load_augmented(location: StoreLocation, collections: Sequence[str], data: Ye
     return views
 
 
-def content_fraction(keys: Sequence[str], salt: str) -> np.ndarray:
+def content_fraction(keys: Sequence[str] | np.ndarray, salt: str) -> np.ndarray:
     """A number in [0, 1) per key, uniform and fixed for (salt, key): the basis of every split here."""
     return np.array([int(hashlib.sha256(f"{salt}:{k}".encode()).hexdigest()[:15], 16) / 16**15 for k in keys])
 
 
-def content_split(keys: Sequence[str], test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def content_split(keys: Sequence[str] | np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted train and test row indices, decided per content key (sha256): copies share a side; stable as posters are added."""
     if not 0 < test_size < 1:
         raise UserError(f"--test-size must be between 0 and 1, not {test_size}")

@@ -41,12 +41,17 @@ the mean of five 12.9).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from embedding.model import import_keras
 from regression.config import HeadConfig
 
-keras = import_keras()
+if TYPE_CHECKING:
+    import keras  # keras has no type information: Any, but names like keras.Model are valid in annotations
+else:
+    keras = import_keras()
 
 
 @keras.saving.register_keras_serializable(package="poster_search")

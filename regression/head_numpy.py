@@ -68,6 +68,7 @@ def _functional(config: dict, h5) -> tuple[str, list[_Layer], str]:
         raise UserError("not a functional Keras model")
     members = iter(_numbered(h5["layers"], "sequential"))
     layers, input_name = [], None
+    # the ignores below: mypy cannot type a lambda with default arguments (python/mypy#15459)
     for spec in config["config"]["layers"]:
         kind, name, cfg = spec["class_name"], spec["config"]["name"], spec["config"]
         if kind == "InputLayer":
@@ -80,16 +81,18 @@ def _functional(config: dict, h5) -> tuple[str, list[_Layer], str]:
         elif kind == "Identity":
             apply = lambda xs: xs[0]  # noqa: E731
         elif kind == "Concatenate":
-            apply = lambda xs, axis=cfg.get("axis", -1): np.concatenate(xs, axis=axis)  # noqa: E731
+            apply = lambda xs, axis=cfg.get("axis", -1): np.concatenate(xs, axis=axis)  # type: ignore[misc]  # noqa: E731
         elif kind == "Rescaling":
-            apply = lambda xs, s=float(cfg["scale"]), o=float(cfg["offset"]): xs[0] * np.float32(s) + np.float32(o)  # noqa: E731
+            apply = lambda xs, s=float(cfg["scale"]), o=float(cfg["offset"]): xs[0] * np.float32(s) + np.float32(o)  # type: ignore[misc]  # noqa: E731
         elif kind == "ExpectedValue":
-            apply = lambda xs, c=np.asarray(cfg["centres"], np.float32): np.sum(xs[0] * c, axis=-1, keepdims=True)  # noqa: E731
+            apply = lambda xs, c=np.asarray(cfg["centres"], np.float32): np.sum(xs[0] * c, axis=-1, keepdims=True)  # type: ignore[misc]  # noqa: E731
         elif kind == "QuantileValue":
-            apply = lambda xs, c=np.asarray(cfg["centres"], np.float32), q=float(cfg["quantile"]): binned_quantile(xs[0], c, q)  # noqa: E731
+            apply = lambda xs, c=np.asarray(cfg["centres"], np.float32), q=float(cfg["quantile"]): binned_quantile(xs[0], c, q)  # type: ignore[misc]  # noqa: E731
         else:
             raise UserError(f"layer type {kind} is not part of the year head")
         layers.append(_Layer(name, _inbound(spec), apply))
+    if input_name is None:
+        raise UserError("the model has no input layer")
     output = config["config"]["output_layers"]  # ["name", 0, 0], or a list of such for several outputs
     return input_name, layers, output[0] if isinstance(output[0], str) else output[0][0]
 
@@ -97,7 +100,7 @@ def _functional(config: dict, h5) -> tuple[str, list[_Layer], str]:
 def _sequential(cfg: dict, group) -> Callable[[list[np.ndarray]], np.ndarray]:
     """One ensemble member: power and feature normalisation, dense layers; noise and dropout are training-only."""
     dense = iter(_numbered(group["layers"], "dense"))
-    steps: list[Callable[[np.ndarray], np.ndarray]] = []
+    steps: list[Callable[[np.ndarray], np.ndarray]] = []  # the ignores below: see _functional
     for spec in cfg["layers"]:
         kind, c = spec["class_name"], spec["config"]
         if kind in ("InputLayer", "GaussianNoise", "Dropout"):
@@ -106,11 +109,11 @@ def _sequential(cfg: dict, group) -> Callable[[list[np.ndarray]], np.ndarray]:
             steps.append(_power_normalization)
         elif kind == "Normalization":
             mean, variance = np.asarray(c["mean"], np.float32), np.asarray(c["variance"], np.float32)
-            steps.append(lambda x, m=mean, s=np.maximum(np.sqrt(variance), _EPSILON): (x - m) / s)
+            steps.append(lambda x, m=mean, s=np.maximum(np.sqrt(variance), _EPSILON): (x - m) / s)  # type: ignore[misc]
         elif kind == "Dense":
             variables = group["layers"][next(dense)]["vars"]
             kernel, bias = np.asarray(variables["0"], np.float32), np.asarray(variables["1"], np.float32)
-            steps.append(lambda x, w=kernel, b=bias, a=c.get("activation", "linear"): _ACTIVATIONS[a](x @ w + b))
+            steps.append(lambda x, w=kernel, b=bias, a=c.get("activation", "linear"): _ACTIVATIONS[a](x @ w + b))  # type: ignore[misc]
         else:
             raise UserError(f"layer type {kind} is not part of the year head")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from embedding.spec import EmbeddingSpec
 from errors import UserError, writing
 from regression.conformal import ranges
 from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
+
+if TYPE_CHECKING:
+    from regression.head_numpy import NumpyHead
 
 MODEL_FILE = "model.keras"
 META_FILE = "model.json"
@@ -32,7 +36,7 @@ FORMAT_VERSION = 2
 KNOWN_VECTORS = (VECTOR_NAME, STYLE_VECTOR_NAME)
 # The JSON type of each field of model.json (lists become tuples when read); None is allowed where
 # the field is optional.
-JSON_TYPES = {
+JSON_TYPES: dict[str, type | tuple[type, ...]] = {
     "vector_names": list,
     "embeddings": dict,
     "collections": list,
@@ -207,7 +211,7 @@ class YearModel:
     """A saved year model, loaded: its record and its head, evaluated without TensorFlow."""
 
     file: ModelFile
-    head: object  # regression.head_numpy.NumpyHead
+    head: NumpyHead
     trained_on: frozenset[str] = frozenset()
 
     @property

@@ -10,6 +10,9 @@ reported once. Byte-identical files (the same sha256) are marked as such.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import cast
+
+import numpy as np
 
 from errors import UserError
 from store.collection import PosterStore
@@ -56,9 +59,8 @@ def near_duplicates(
         full = []
         for start in range(0, len(todo), BATCH):
             rows = todo[start : start + BATCH]
-            found = store.nearest(
-                [points[i].vector for i in rows], limit, vector_name=vector_name, exact=True, fields=[], score_threshold=threshold
-            )
+            queries = [cast(np.ndarray, points[i].vector) for i in rows]  # points() yields only points with the vector
+            found = store.nearest(queries, limit, vector_name=vector_name, exact=True, fields=[], score_threshold=threshold)
             for i, hits in zip(rows, found):
                 if len(hits) == limit:  # there may be more above the threshold: ask again, for more
                     full.append(i)

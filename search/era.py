@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -106,7 +107,7 @@ def nearest_dated_years(
         query = queries[i]
         return str(hit.id) != query.id and hit.payload.get("sha256") != query.payload.get("sha256") and hit.payload.get("year") is not None
 
-    found = nearest_accepted(store, [q.vector for q in queries], k, accept, vector_name, progress=progress)
+    found = nearest_accepted(store, [cast(np.ndarray, q.vector) for q in queries], k, accept, vector_name, progress=progress)
     out = np.full((len(queries), k), np.nan)  # NaN where a tiny store has fewer than k candidates
     for i, hits in enumerate(found):
         out[i, : len(hits)] = [h.payload["year"] for h in hits]

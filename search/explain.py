@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -135,7 +136,7 @@ class Explainer:
         if missing:
             raise UserError(f"no stored film with id {missing[0][:100]} in collection '{self.store.collection}'")
         grids = self._grids([n.file for n in neighbours])
-        return explain(query_vector, query_grid, neighbours, grids, [stored[n.id] for n in neighbours])
+        return explain(query_vector, query_grid, neighbours, grids, [cast(np.ndarray, stored[n.id]) for n in neighbours])
 
     def _grids(self, files: list[str]) -> np.ndarray:
         """The grids of these stored posters: from the cache, the others in one batch."""

@@ -7,8 +7,9 @@ whichever path it is read from. A merely similar poster (re-encoded, resized) is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -95,7 +96,7 @@ class PosterSearch:
             [vector], [grid] = self.embedder.embed_with_grid(poster.pixels[None])
         else:
             base, style = self.embedder.embed_both(poster.pixels[None])
-            vector = base[0] if vector_name == VECTOR_NAME else style[0]
+            vector = base[0] if vector_name == VECTOR_NAME else cast(np.ndarray, style)[0]  # style_spec checked above
         return self.by_vector(vector, k, filters, exclude_sha256=poster.sha256, vector_name=vector_name), ImageQuery(
             vector, poster.sha256, grid
         )
@@ -110,12 +111,13 @@ class PosterSearch:
             if not found or found[0].vector is None:
                 raise UserError(f"film {point.id} has no '{vector_name}' vector yet (ingest --style adds it)")
             point = StoredPoint(point.id, point.payload, found[0].vector)
+        assert point.vector is not None
         return self.by_vector(point.vector, k, filters, [point.id], point.payload.get("sha256"), vector_name)
 
     def recommend(
         self,
         positive_ids: list[str],
-        negative_ids: list[str] = (),
+        negative_ids: Sequence[str] = (),
         k: int = 3,
         filters: Filters = Filters(),
         vector_name: str = VECTOR_NAME,
@@ -133,8 +135,8 @@ class PosterSearch:
             raise UserError(f"no film with id {missing[0]} (and a '{vector_name}' vector) in collection '{self.store.collection}'")
         exclude = PointFilter(**filters.conditions(), exclude_ids=tuple(examples))
         hits = self.store.recommend(
-            [examples[i].vector for i in positive_ids],
-            [examples[i].vector for i in negative_ids],
+            [cast(np.ndarray, examples[i].vector) for i in positive_ids],  # none missing (checked above)
+            [cast(np.ndarray, examples[i].vector) for i in negative_ids],
             k + EXCLUSION_MARGIN,
             exclude,
             vector_name,
@@ -147,7 +149,7 @@ class PosterSearch:
         vector: np.ndarray,
         k: int,
         filters: Filters = Filters(),
-        exclude_ids: list[str] = (),
+        exclude_ids: Sequence[str] = (),
         exclude_sha256: str | None = None,
         vector_name: str = VECTOR_NAME,
     ) -> list[Neighbour]:

@@ -22,7 +22,7 @@ CAPTION_HEIGHT = 54
 GAP = 12
 
 
-def caption_font(size: int, bold: bool = False) -> ImageFont.ImageFont:
+def caption_font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """DejaVu Sans, which matplotlib (a dependency) ships: it draws the accents and scripts of titles
     from anywhere (Pillow's own font lacks many); Pillow's font where it is not found."""
     spec = importlib.util.find_spec("matplotlib")
@@ -57,6 +57,7 @@ def query_sheet(query: dict, neighbours: list[Neighbour], posters_dir: Path | No
     """The sheet of a search result: the query image, or the stored film's poster, then the
     neighbours; with `explanations` (search/explain.py), their similarity maps instead."""
     folder = check_posters_dir(posters_dir, "recorded by ingest")
+    source: Path | None  # None: the stored file would be outside the folder (a grey tile)
     if "image" in query:
         source, caption = Path(query["image"]), Path(query["image"]).name
     else:
@@ -75,7 +76,7 @@ def inside(folder: Path, file: str) -> Path | None:
     return path if path.is_relative_to(base) and path != base else None
 
 
-def contact_sheet(query: ImageSource, query_caption: str, neighbours: list[Neighbour], posters_dir: Path | None, out: Path) -> Path:
+def contact_sheet(query: ImageSource | None, query_caption: str, neighbours: list[Neighbour], posters_dir: Path | None, out: Path) -> Path:
     """Write the sheet to `out`; posters that cannot be found are drawn as grey tiles, not errors."""
     tiles = [(load_image(query), ["query", query_caption])]
     for n in neighbours:
@@ -117,7 +118,7 @@ def fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
     return text + "…"
 
 
-def maps_sheet(query: ImageSource, query_caption: str, explanations: list[Explanation], posters_dir: Path, out: Path) -> Path:
+def maps_sheet(query: ImageSource | None, query_caption: str, explanations: list[Explanation], posters_dir: Path, out: Path) -> Path:
     """One PNG: the query, then per neighbour a column with the neighbour's map (top) and the
     query's map for that neighbour (below); each caption says how much of its score the brightest cell holds."""
     query_image = load_image(query)

@@ -12,6 +12,7 @@ the mean cosine of its posters to its centre.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from typing import cast
 
 import numpy as np
 
@@ -52,7 +53,7 @@ def era_timeline(store: PosterStore, vector_name: str = VECTOR_NAME, per_decade:
     if not dated:
         raise UserError(f"collection '{store.collection}' has no dated posters: a timeline needs years")
     years = np.array([p.payload["year"] for p in dated])
-    vectors = np.stack([p.vector for p in dated]).astype(np.float64)
+    vectors = np.stack([cast(np.ndarray, p.vector) for p in dated]).astype(np.float64)  # points() yields only points with it
     steps: list[DecadeStep] = []
     previous = None
     for decade in np.unique(years // 10 * 10):

@@ -39,6 +39,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -46,6 +47,9 @@ from errors import UserError
 from store.engine import Hit, PointFilter, Record, StoreDamaged, VectorConfig, as_vector_list, is_point_id
 from store.schema import INDEXED_FIELDS, check_collection_name
 from store.space import MARGIN, check_free_space, folder_bytes, open_bytes
+
+if TYPE_CHECKING:
+    from qdrant_edge import ConditionType, NamedVector  # type aliases of the stub only
 
 MARKER = "poster-search-store.json"
 FORMAT = 1
@@ -459,7 +463,10 @@ class EdgeEngine:
         from qdrant_edge import Query, QueryRequest, RecommendQuery
 
         query = Query.RecommendBestScore(
-            RecommendQuery(positives=as_vector_list(positive), negatives=as_vector_list(negative)), using=vector_name
+            RecommendQuery(
+                positives=cast("list[NamedVector]", as_vector_list(positive)), negatives=cast("list[NamedVector]", as_vector_list(negative))
+            ),
+            using=vector_name,
         )
         request = QueryRequest(
             limit=limit, query=query, filter=edge_filter(filter), params=_search_params(False), with_payload=_payload_selector(with_payload)
@@ -487,7 +494,8 @@ def edge_filter(f: PointFilter):
         return None
     from qdrant_edge import FieldCondition, Filter, HasIdCondition, HasVectorCondition, MatchText, MatchValue, RangeFloat
 
-    must, must_not = [], []
+    must: list[ConditionType] = []
+    must_not: list[ConditionType] = []
     if f.year_min is not None or f.year_max is not None:
         must.append(FieldCondition("year", range=RangeFloat(gte=f.year_min, lte=f.year_max)))
     if f.genre:

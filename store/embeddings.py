@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -32,7 +33,7 @@ def load_embeddings(store: PosterStore, vector_name: str = VECTOR_NAME) -> Embed
     points = sorted(store.points(with_vectors=True, vector_name=vector_name), key=lambda p: p.id)
     return Embeddings(
         ids=np.array([p.id for p in points], dtype=str),
-        vectors=np.stack([p.vector for p in points]) if points else np.zeros((0, dim), dtype=np.float32),
+        vectors=np.stack([cast(np.ndarray, p.vector) for p in points]) if points else np.zeros((0, dim), dtype=np.float32),
         titles=np.array([p.payload.get("title", "") for p in points], dtype=str),
         years=np.array([p.payload.get("year", np.nan) for p in points], dtype=np.float64),
         files=np.array([p.payload.get("file", "") for p in points], dtype=str),

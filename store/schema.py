@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Final
 
 from errors import UserError
 
 DEFAULT_COLLECTION = "posters"
-VECTOR_NAME = "vgg16"
-STYLE_VECTOR_NAME = "vgg16_style"  # optional second vector: the style embedding (ingest --style)
+VECTOR_NAME: Final = "vgg16"  # Final: its literal type is a valid web.app.StoredVector
+STYLE_VECTOR_NAME: Final = "vgg16_style"  # optional second vector: the style embedding (ingest --style)
 SCHEMA_VERSION = 1
 CALIBRATION_KEY = "calibration"  # collection metadata of an int8 embedding
 POINT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "poster-search/posters")

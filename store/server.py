@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -49,7 +50,11 @@ class ServerEngine:
         # versions (requirements.txt, docker-compose.yml) keep client and server in step. httpx
         # takes fractional timeouts; only the gRPC channel needs whole seconds.
         self.client = QdrantClient(
-            url=url, api_key=api_key, timeout=max(1, round(timeout)) if grpc else timeout, prefer_grpc=grpc, check_compatibility=False
+            url=url,
+            api_key=api_key,
+            timeout=max(1, round(timeout)) if grpc else timeout,  # type: ignore[arg-type]  # annotated int, but httpx takes a float
+            prefer_grpc=grpc,
+            check_compatibility=False,
         )
         try:
             self.client.get_collections()  # the client connects lazily: fail here, clearly, not mid-ingest
@@ -131,6 +136,7 @@ class ServerEngine:
         for field_name, kind in INDEXED_FIELDS.items():
             if field_name in have:
                 continue
+            schema: models.TextIndexParams | models.PayloadSchemaType
             if kind == "text":
                 schema = models.TextIndexParams(type=models.TextIndexType.TEXT, tokenizer=models.TokenizerType.WORD, lowercase=True)
             else:
@@ -212,7 +218,9 @@ class ServerEngine:
 
         query = models.RecommendQuery(
             recommend=models.RecommendInput(
-                positive=as_vector_list(positive), negative=as_vector_list(negative), strategy=models.RecommendStrategy.BEST_SCORE
+                positive=cast(list[models.VectorInput], as_vector_list(positive)),
+                negative=cast(list[models.VectorInput], as_vector_list(negative)),
+                strategy=models.RecommendStrategy.BEST_SCORE,
             )
         )
         response = self._call(
@@ -233,7 +241,8 @@ def client_filter(f: PointFilter):
         return None
     from qdrant_client import models
 
-    must, must_not = [], []
+    must: list[models.Condition] = []
+    must_not: list[models.Condition] = []
     if f.year_min is not None or f.year_max is not None:
         must.append(models.FieldCondition(key="year", range=models.Range(gte=f.year_min, lte=f.year_max)))
     if f.genre:
@@ -268,7 +277,7 @@ def _reason(error: Exception) -> str:
     details = getattr(error, "details", None)
     if callable(details):  # grpc.RpcError
         try:
-            return f"{error.code().name}: {details()}"[:300]
+            return f"{error.code().name}: {details()}"[:300]  # type: ignore[attr-defined]  # a grpc.RpcError is also a grpc.Call
         except Exception:
             pass
     text = [line.strip() for line in str(error).strip().splitlines() if line.strip()]

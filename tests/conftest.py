@@ -174,7 +174,7 @@ def any_location(request, tmp_path):
         client.close()
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(*args: str | Path, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `python cli.py ARGS` as a user would, in a fresh process."""
     return subprocess.run(
         [sys.executable, str(ROOT / "cli.py"), *map(str, args)],

@@ -255,7 +255,7 @@ def test_every_json_option_prints_json():
     group = typer.main.get_command(cli.app)
     takes_a_value = [
         f"{name} --json"
-        for name, command in sorted(group.commands.items())  # type: ignore[attr-defined]
+        for name, command in sorted(group.commands.items())
         for param in command.params
         if "--json" in getattr(param, "opts", ()) and not getattr(param, "is_flag", False)
     ]

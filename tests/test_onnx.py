@@ -198,6 +198,7 @@ def test_int8_is_an_embedding_of_its_own(small_collection, tmp_path, cache):
             embedder = image_embedder(db, "random")
             assert embedder.runtime.precision == "int8" and embedder.spec == db.stored_spec()
             stored = db.retrieve([p.id for p in db.points(with_vectors=False) if p.payload["file"] == "4.jpg"], with_vectors=True)[0]
+            assert stored.vector is not None
             assert float(np.dot(embedder.embed([posters / "4.jpg"])[0], stored.vector)) > 0.99999  # the very model that stored it
             return [n.score for n in PosterSearch(db, embedder).by_image(posters / "4.jpg", k=4)]
 

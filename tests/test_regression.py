@@ -10,6 +10,7 @@ from errors import UserError
 from ingest.catalog import read_catalog
 from ingest.pipeline import ingest
 from regression.baselines import knn_exact, knn_store_baseline, mean_baseline, ridge_baseline
+from regression.config import HeadTarget
 from regression.dataset import content_split, load_year_data
 from regression.metrics import year_metrics
 from store.collection import PosterStore
@@ -208,7 +209,7 @@ def test_soft_labels_are_ordered_distributions_whose_expected_value_is_the_year(
     assert abs(labels[1] @ centres - 1977) < 0.5  # away from the ends the expected value is the year itself
 
 
-def train_small_head(tmp, target: str):
+def train_small_head(tmp, target: HeadTarget):
     """A small head of `target` trained through the whole pipeline on a synthetic store of 1,500 points."""
     from regression.config import HeadConfig
     from regression.train import train_year_model

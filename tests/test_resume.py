@@ -29,7 +29,7 @@ def run(rows, posters: Path, location, embedder, tmp_path: Path, **kwargs):
     return report, counting.calls
 
 
-def stored(location) -> dict[str, tuple[dict, np.ndarray]]:
+def stored(location) -> dict[str, tuple[dict, np.ndarray | None]]:
     with PosterStore(location) as store:
         return {p.id: (p.payload, p.vector) for p in store.points()}
 

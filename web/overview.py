@@ -13,7 +13,7 @@ from store.collection import PosterStore
 
 
 class Overview:
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._maps: dict[tuple[str, str], PosterMap] = {}
         self._timelines: dict[tuple[str, str], tuple[str, list[DecadeStep]]] = {}

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from store.collection import PosterStore, StoredPoint
 from store.engine import StoreDamaged
 from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
 from web.overview import Overview
+
+if TYPE_CHECKING:
+    from embedding.onnx_embedder import OnnxEmbedder
 
 KNOWN_VECTORS = (VECTOR_NAME, STYLE_VECTOR_NAME)
 MAX_EXAMPLES = 20  # liked + disliked posters per recommendation, each
@@ -59,7 +63,7 @@ class PosterService:
         self.era_sample = era_sample
         self._lock = threading.RLock()
         self._handles: dict[str, PosterStore] = {}
-        self._embedders: dict[str, object] = {"": embedder} if embedder is not None else {}  # by the spec's quantization
+        self._embedders: dict[str, OnnxEmbedder] = {"": embedder} if embedder is not None else {}  # by the spec's quantization
         self._uploads: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = (
             OrderedDict()
         )  # recent uploads' (vector, grid), by sha256: for their similarity maps
@@ -167,7 +171,7 @@ class PosterService:
         if any(self._handle(n).has_vector(STYLE_VECTOR_NAME) for n in self.collection_names()):
             return True
         errors = self._year_model_errors()
-        return bool(errors) and STYLE_VECTOR_NAME in errors["vector"].split("+")
+        return bool(errors and STYLE_VECTOR_NAME in errors["vector"].split("+"))
 
     def year_model(self):
         with self._lock:
@@ -214,7 +218,7 @@ class PosterService:
             explainer = Explainer(store, self.embedder(query.collection), self._grids)
             if point_id is not None:
                 vector, grid = explainer.query_from_point(self.point(query.collection, point_id))
-            elif token in self._uploads:
+            elif token is not None and token in self._uploads:
                 vector, grid = self._uploads[token]
             else:
                 raise NotFound("that uploaded poster is no longer held by the server: search with it again")
@@ -228,7 +232,7 @@ class PosterService:
                     i,
                     found[i].payload.get("title", ""),
                     found[i].payload.get("year"),
-                    float(np.dot(vector, found[i].vector)),
+                    float(np.dot(vector, cast(np.ndarray, found[i].vector))),  # every point has this vector
                     found[i].payload.get("file", ""),
                 )
                 for rank, i in enumerate(ids, start=1)
@@ -329,7 +333,7 @@ class PosterService:
             if key not in self._embedders:  # the uploads' fp32 embedder serves when it makes what the model reads
                 shared = self._embedders.get("")
                 usable = shared is not None and not model.file.spec.quantization and (shared.style_spec is not None or not model.uses_style)
-                self._embedders[key] = shared if usable else model_embedder(model, self.weights, long_lived=True)
+                self._embedders[key] = shared if usable and shared is not None else model_embedder(model, self.weights, long_lived=True)
             prediction = predict_year(image, model, self._embedders[key])
             return {**prediction.as_dict(), "vector": model.file.vector_label, "trained_on": "+".join(model.file.collections)}
 
