@@ -45,8 +45,12 @@ def start_groups(
     """One group per decade with a catalog year (oldest first, its `per_decade` most typical
     posters), then the undated posters' group (`undated_shown` of them, as varied as they come).
     Reads every vector once: cache the answer (web/overview.py does, per collection state)."""
-    ids, years, rows = [], [], []
+    ids: list[str] = []
+    years: list[int | None] = []
+    rows: list[np.ndarray] = []
     for point in store.points(with_vectors=True, fields=["year"], vector_name=vector_name):
+        if point.vector is None:  # (points() skips those without this vector)
+            continue
         ids.append(point.id)
         years.append(catalog_year(point.payload))
         rows.append(point.vector)

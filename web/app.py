@@ -263,7 +263,7 @@ def _landing_routes(app: FastAPI, service: PosterService) -> None:
         "/api/collections/{name}/overview",
         summary="Posters to start from: each decade's most typical posters, and a varied sample of the undated ones",
     )
-    def overview(name: str, vector: Annotated[StoredVector, Q(description="Stored vector that decides what is typical.")] = VECTOR_NAME):
+    def overview(name: str, vector: Annotated[StoredVector, Q(description="Stored vector that decides what is typical.")] = "vgg16"):
         return service.starts(Query(name, vector))
 
 

@@ -761,7 +761,11 @@ function wire() {
     if (kind === "id" || kind === "recommend") go({ kind: "landing" });
     else rerun();
   });
-  $("home").addEventListener("click", (e) => { e.preventDefault(); $("title").value = ""; $("title-year").value = ""; go({ kind: "landing" }); });
+  $("home").addEventListener("click", (e) => {
+    e.preventDefault();
+    $("title").value = ""; $("title-year").value = "";
+    go({ kind: "landing" }, state.current && state.current.kind === "landing" ? "replace" : "push");
+  });
   window.addEventListener("popstate", (e) => go(viewFromUrl(e.state), "none"));
   for (const id of ["vector", "k", "year-min", "year-max", "genre"]) $(id).addEventListener("change", rerun);
   $("recommend").addEventListener("click", recommend);
