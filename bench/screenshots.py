@@ -50,7 +50,7 @@ def main() -> None:
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from tests.test_browser import free_port
+    from tests.conftest import free_port
 
     port = free_port()
     command = [
@@ -95,7 +95,10 @@ def main() -> None:
         wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#landing .start-row img"))
         landing_images = "return [...document.querySelectorAll('#landing img')].slice(0, 24).every(i => i.complete && i.naturalWidth > 0)"
         wait(lambda d: d.execute_script(landing_images))
+        browser.execute_script("document.getElementById('landing').scrollIntoView()")  # the grid itself, below the search form
+        time.sleep(0.5)
         save(browser, args.out / "web-landing.png")
+        browser.execute_script("window.scrollTo(0, 0)")
 
         browser.find_element(By.ID, "title").send_keys(args.title, Keys.ENTER)
         wait(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#grid .card")) == 12)
@@ -117,6 +120,7 @@ def main() -> None:
         if args.model_dir:
             wait(lambda d: "Predicted release year" in d.find_element(By.ID, "prediction").text)
         wait(lambda d: d.find_element(By.CSS_SELECTOR, "#grid .card button.why").is_enabled())
+        wait(lambda d: d.execute_script("return [...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth > 0)"))
         browser.execute_script("window.scrollTo(0, 0)")
         save(browser, args.out / "web-page.png")
 

@@ -20,7 +20,7 @@ import numpy as np
 from store.collection import PosterStore
 from store.schema import VECTOR_NAME
 
-PER_DECADE = 6
+PER_DECADE = 8
 UNDATED_SHOWN = 12
 
 

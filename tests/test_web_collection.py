@@ -87,7 +87,7 @@ def test_the_overview_shows_each_decade_by_its_most_typical_posters_then_the_und
         unit = np.stack([vectors[m] / np.linalg.norm(vectors[m]) for m in members])
         centre = unit.mean(axis=0) / np.linalg.norm(unit.mean(axis=0))
         expected = [members[i] for i in np.argsort(-(unit @ centre))]
-        assert [p["id"] for p in group["posters"]] == expected  # every member shown (a decade of at most 6), in that order
+        assert [p["id"] for p in group["posters"]] == expected  # every member shown (a decade of at most 8), in that order
         assert all(p["year"] // 10 * 10 == group["decade"] and p["predicted_year"] is None for p in group["posters"])
         assert all(p["poster_url"] == f"/api/posters/posters/{p['id']}" for p in group["posters"])
     # a catalog year alone places a poster in a decade; the undated keep their predicted years apart
@@ -149,3 +149,19 @@ def test_the_year_filters_read_catalog_years_only(client):
     data = client.get(f"/api/search/id/{point_id('0.jpg')}", params={"k": 50, "year_min": 1900}).json()
     assert len(data["results"]) == len(YEARS) - 1
     assert all(r["year"] is not None for r in data["results"])
+
+
+def test_a_decade_shows_only_its_most_typical_and_the_undated_are_picked_to_differ(client):
+    from search.landing import start_groups
+
+    groups = start_groups(client.store, per_decade=2, undated_shown=2)
+    full = {g["label"]: [p["id"] for p in g["posters"]] for g in overview(client)["groups"]}
+    for group in groups[:3]:
+        assert group.ids == full[group.label][:2] and group.similarity[0] >= group.similarity[1]
+    undated = groups[-1]
+    assert undated.label == "undated" and undated.count == 4 and len(undated.ids) == 2
+    # the first is the most typical undated poster, the second the one least like it
+    vectors = {p.id: p.vector / np.linalg.norm(p.vector) for p in client.store.retrieve(full["undated"], with_vectors=True)}
+    centre = np.mean(list(vectors.values()), axis=0)
+    assert undated.ids[0] == max(vectors, key=lambda i: float(vectors[i] @ centre))
+    assert undated.ids[1] == min((i for i in vectors if i != undated.ids[0]), key=lambda i: float(vectors[i] @ vectors[undated.ids[0]]))

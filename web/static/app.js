@@ -139,6 +139,7 @@ function show(view) {
   $("landing").hidden = !landing;
   $("results").hidden = landing;
   if (view.kind !== "image") resetDrop();
+  if (view.kind !== "title") { $("title").value = ""; $("title-year").value = ""; }  // the title field names only the search shown
   if (landing) {
     $("prediction").hidden = true;
     loadLanding(view.kind === "image" ? "That uploaded poster is no longer held by this page (an upload is not part of the address): drop it again to search with it." : "");
@@ -763,7 +764,6 @@ function wire() {
   });
   $("home").addEventListener("click", (e) => {
     e.preventDefault();
-    $("title").value = ""; $("title-year").value = "";
     go({ kind: "landing" }, state.current && state.current.kind === "landing" ? "replace" : "push");
   });
   window.addEventListener("popstate", (e) => go(viewFromUrl(e.state), "none"));
