@@ -239,6 +239,26 @@ def test_a_title_search_shows_its_query_and_is_a_url_for_reload_back_forward_and
     no_script_errors(browser)
 
 
+def test_a_refinement_is_a_url_too(server, browser):
+    from selenium.webdriver.common.by import By
+
+    url, _ = server
+    browser.get(f"{url}/?q=Film+5&k=6")
+    wait_for(browser, lambda d: heading(d) == "Posters like Film 5 (1951)" and len(titles(d)) == 6, what="the title search")
+    cards = browser.find_elements(By.CSS_SELECTOR, "#grid .card")
+    liked, disliked = cards[0].get_attribute("data-id"), cards[2].get_attribute("data-id")
+    cards[0].find_element(By.CSS_SELECTOR, "button.like").click()
+    cards[2].find_element(By.CSS_SELECTOR, "button.dislike").click()
+    browser.find_element(By.ID, "recommend").click()
+    wait_for(browser, lambda d: heading(d) == "Refined: 1 liked, 1 disliked" and len(titles(d)) == 6, what="the refinement")
+    refined = titles(browser)
+    assert params(browser) == {"like": [liked], "dislike": [disliked], "k": ["6"]}
+    browser.refresh()
+    wait_for(browser, lambda d: heading(d) == "Refined: 1 liked, 1 disliked" and titles(d) == refined, what="the refinement after a reload")
+    assert browser.find_element(By.ID, "votes").text == "1 liked, 1 disliked:"  # the marks come back with it
+    no_script_errors(browser)
+
+
 def test_undated_posters_show_their_predicted_year_marked(server, browser):
     from selenium.webdriver.common.by import By
 

@@ -337,8 +337,9 @@ async function loadLanding(note) {
 function startCard(r) {
   const name = label(r);
   return el("li", { class: "start", "data-id": r.id },
-    el("button", { class: "open", type: "button", title: `More like ${name}`, "aria-label": `More like ${name}`, onclick: () => searchId(r.id) },
-      el("img", { src: r.poster_url, alt: `Poster of ${name}`, loading: "lazy" })),
+    // the poster is a mouse target; the keyboard's (and a screen reader's) is the button below, once
+    el("button", { class: "open", type: "button", title: `More like ${name}`, tabindex: "-1", "aria-hidden": "true", onclick: () => searchId(r.id) },
+      el("img", { src: r.poster_url, alt: "", loading: "lazy" })),
     el("div", { class: "meta" }, el("span", { class: "t", text: r.title }), yearSpan(r)),
     el("button", { class: "more", type: "button", "aria-label": `More like ${name}`, onclick: () => searchId(r.id), text: "More like this" }));
 }
