@@ -165,3 +165,12 @@ def test_a_decade_shows_only_its_most_typical_and_the_undated_are_picked_to_diff
     centre = np.mean(list(vectors.values()), axis=0)
     assert undated.ids[0] == max(vectors, key=lambda i: float(vectors[i] @ centre))
     assert undated.ids[1] == min((i for i in vectors if i != undated.ids[0]), key=lambda i: float(vectors[i] @ vectors[undated.ids[0]]))
+
+
+def test_a_map_hover_carries_the_predicted_year_too(client):
+    n = client.get("/api/map").json()["n"]
+    hovers = {p["title"]: p for p in (client.get(f"/api/map/{i}").json() for i in range(n))}
+    assert len(hovers) == n == len(YEARS) + len(UNDATED) + 1
+    assert hovers["Undated 1"]["year"] is None and hovers["Undated 1"]["predicted_year"] == 1975
+    assert hovers["Undated 1"]["predicted_low"] == 1967 and hovers["Undated 1"]["predicted_high"] == 1984
+    assert hovers["Film 2"]["year"] == 1945 and hovers["Film 2"]["predicted_year"] is None
