@@ -256,6 +256,16 @@ def test_a_refinement_is_a_url_too(server, browser):
     browser.refresh()
     wait_for(browser, lambda d: heading(d) == "Refined: 1 liked, 1 disliked" and titles(d) == refined, what="the refinement after a reload")
     assert browser.find_element(By.ID, "votes").text == "1 liked, 1 disliked:"  # the marks come back with it
+    # the query card shows what the refinement started from
+    examples = browser.find_elements(By.CSS_SELECTOR, "#query-examples img")
+    assert [e.get_attribute("class") for e in examples] == ["liked", "disliked"]
+    assert examples[0].get_attribute("src").endswith(f"/api/posters/posters/{liked}")
+    wait_for(
+        browser,
+        lambda d: d.execute_script("return document.querySelector('#query-examples img').naturalWidth") == 200,
+        what="the liked poster",
+    )
+    browser.save_screenshot(str(ARTEFACTS / "refined.png"))
     no_script_errors(browser)
 
 

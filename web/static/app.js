@@ -224,6 +224,7 @@ function showQuery(query, view) {
   const card = $("query-card"), image = $("query-image");
   card.hidden = false;
   $("query-note").textContent = "";
+  $("query-examples").replaceChildren();
   if (query.kind === "image") {
     image.src = state.uploads.get(view.upload).url;
     image.alt = `Your poster: ${query.name}`;
@@ -233,6 +234,8 @@ function showQuery(query, view) {
     $("query-note").textContent = "An upload is not part of the page's address: a reload or a shared link shows the collection.";
   } else if (query.kind === "recommend") {
     image.hidden = true;
+    const thumb = (id, kind) => el("img", { class: kind, src: `/api/posters/${encodeURIComponent($("collection").value)}/${encodeURIComponent(id)}`, alt: kind === "liked" ? "A liked poster" : "A disliked poster", title: kind });
+    $("query-examples").replaceChildren(...query.positive.slice(0, 6).map((id) => thumb(id, "liked")), ...query.negative.slice(0, 6).map((id) => thumb(id, "disliked")));
     $("query-title").textContent = `${query.positive.length} liked, ${query.negative.length} disliked`;
     $("query-year").replaceChildren("Like the liked posters, unlike the disliked ones");
   } else {
