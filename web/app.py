@@ -71,6 +71,7 @@ def create_app(service: PosterService, allowed_hosts: tuple[str, ...] = LOCAL_HO
     _year_and_era_routes(app, service)
     _collection_routes(app, service)
     _poster_routes(app, service)
+    _landing_routes(app, service)
     return app
 
 
@@ -255,6 +256,15 @@ def _poster_routes(app: FastAPI, service: PosterService) -> None:
         # The type comes from the image's own header, not its file name, and browsers may neither
         # sniff another nor run anything in it: a stored file is only ever shown as an image.
         return FileResponse(path, media_type=image_type(path), headers={"Cache-Control": "max-age=3600", **POSTER_HEADERS})
+
+
+def _landing_routes(app: FastAPI, service: PosterService) -> None:
+    @app.get(
+        "/api/collections/{name}/overview",
+        summary="Posters to start from: each decade's most typical posters, and a varied sample of the undated ones",
+    )
+    def overview(name: str, vector: Annotated[StoredVector, Q(description="Stored vector that decides what is typical.")] = "vgg16"):
+        return service.starts(Query(name, vector))
 
 
 def image_type(path: Path) -> str:

@@ -261,12 +261,39 @@ class PosterService:
                 raise NotFound(f"the map of {query.collection!r} has {len(result.ids)} posters, no number {index}")
             year = result.years[index]
             pid = str(result.ids[index])
+            found = self.collection(query.collection).retrieve([pid])
             return {
                 "index": index,
                 "id": pid,
                 "title": str(result.titles[index]),
                 "year": None if np.isnan(year) else int(year),
+                **predicted_fields(found[0].payload if found else {}),
                 "poster_url": poster_url(query.collection, pid),
+            }
+
+    def starts(self, query: Query) -> dict:
+        """The posters to start from (search/landing.py): each decade's most typical, a varied
+        sample of the undated. Chosen once per collection state; the payloads are read now."""
+        with self._lock:
+            self._searcher(query)  # checks collection and vector
+            store = self.collection(query.collection)
+            groups, seconds = self.overview.starts(store, query.vector)
+            payloads = {p.id: p.payload for p in store.retrieve([i for g in groups for i in g.ids])}
+            shown = []
+            for group in groups:
+                posters = [
+                    {"id": i, **poster_fields(payloads[i]), "similarity": round(s, 4), "poster_url": poster_url(query.collection, i)}
+                    for i, s in zip(group.ids, group.similarity, strict=True)
+                    if i in payloads  # (deleted since, over a server: the next change of state recomputes)
+                ]
+                shown.append({"label": group.label, "decade": group.decade, "count": group.count, "posters": posters})
+            return {
+                "collection": query.collection,
+                "vector": query.vector,
+                "count": sum(g.count for g in groups),
+                "undated": sum(g.count for g in groups if g.decade is None),
+                "computed_seconds": round(seconds, 3),
+                "groups": shown,
             }
 
     def timeline(self, query: Query) -> dict:
@@ -391,18 +418,50 @@ class PosterService:
     # --- results as the page shows them -------------------------------------------------
 
     def _cards(self, collection: str, neighbours: Iterable[Neighbour]) -> list[dict]:
-        return [{**n.as_dict(), "poster_url": poster_url(collection, n.id)} for n in neighbours]
+        """Result items: the neighbour as search found it, and its predicted year from its payload
+        (one retrieve for all of them: a few milliseconds)."""
+        neighbours = list(neighbours)
+        payloads = {p.id: p.payload for p in self._handle(collection).retrieve([n.id for n in neighbours])}
+        return [{**n.as_dict(), **predicted_fields(payloads.get(n.id, {})), "poster_url": poster_url(collection, n.id)} for n in neighbours]
 
     def _describe(self, collection: str, point: StoredPoint) -> dict:
-        payload = point.payload
         return {
             "id": point.id,
-            "title": payload.get("title", ""),
-            "year": payload.get("year"),
-            "genres": payload.get("genres", []),
-            "file": payload.get("file", ""),
+            **poster_fields(point.payload),
+            "genres": point.payload.get("genres", []),
+            "file": point.payload.get("file", ""),
             "poster_url": poster_url(collection, point.id),
         }
+
+
+PREDICTED_FIELDS = ("predicted_year", "predicted_low", "predicted_high", "predicted_by")
+
+
+def _whole(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def predicted_fields(payload: dict) -> dict:
+    """A poster's predicted year as the API sends it, beside (never in) its catalog `year`: the
+    payload's predicted_year, predicted_low, predicted_high (its 80 % range) and predicted_by (the
+    year model that made it), each None when absent or malformed (payloads are public: anyone may
+    write them), all None without a whole-number predicted_year."""
+    year = _whole(payload.get("predicted_year"))
+    if year is None:
+        return dict.fromkeys(PREDICTED_FIELDS)
+    by = payload.get("predicted_by")
+    return {
+        "predicted_year": year,
+        "predicted_low": _whole(payload.get("predicted_low")),
+        "predicted_high": _whole(payload.get("predicted_high")),
+        "predicted_by": by[:200] if isinstance(by, str) else None,
+    }
+
+
+def poster_fields(payload: dict) -> dict:
+    """What the page shows of a stored poster: its title, its catalog year and its predicted year.
+    The one place the web side reads these payload fields."""
+    return {"title": str(payload.get("title", "")), "year": _whole(payload.get("year")), **predicted_fields(payload)}
 
 
 def poster_url(collection: str, point_id: str) -> str:

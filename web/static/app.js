@@ -2,7 +2,11 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { collections: {}, last: null, votes: new Map(), file: null, maps: new Map(), query: null };
+const state = {
+  collections: {}, default: null, current: null, votes: new Map(), maps: new Map(), query: null,
+  uploads: new Map(), uploadCount: 0, landingKey: null,
+};
+const DEFAULTS = { vector: "vgg16", k: "12" };
 
 async function api(url, options = {}) {
   const response = await fetch(url, options);
@@ -47,7 +51,8 @@ async function loadCollections() {
     state.collections[c.name] = c;
     select.append(el("option", { value: c.name, text: `${c.name} (${c.count})` }));
   }
-  select.value = data.default in state.collections ? data.default : (data.collections[0] || {}).name;
+  state.default = data.default in state.collections ? data.default : (data.collections[0] || {}).name;
+  select.value = state.default;
   showCollection();
 }
 
@@ -63,50 +68,205 @@ function showCollection() {
   genre.replaceChildren(el("option", { value: "", text: "any" }), ...c.genres.map((g) => el("option", { value: g, text: g })));
   genre.disabled = c.genres.length === 0;
   if (c.genres.includes(chosen)) genre.value = chosen;
-  const years = c.years ? `, ${c.years[0]}–${c.years[1]}` : "";
-  const spec = c.vectors.vgg16 || {};
-  $("collection-info").textContent = `${c.count} posters${years}; embedding ${spec.model}/${spec.layer}, weights ${spec.weights}.`;
+  const years = c.years ? `, dated ${c.years[0]}–${c.years[1]}` : "";
+  $("collection-info").textContent = `${c.count} posters${years}.`;
+  showTechnical(c);
 }
 
-// --- searches ----------------------------------------------------------------------------
+function showTechnical(c) {
+  // what identifies the embedding (the contract between ingest, store and queries): for the curious, not the first screen
+  const rows = [];
+  for (const [name, spec] of Object.entries(c.vectors)) {
+    rows.push(el("dt", { text: `${c.name}: stored vector ${name}` }),
+      el("dd", { text: Object.entries(spec).filter(([, v]) => v !== "").map(([k, v]) => `${k} ${v}`).join(" · ") }));
+  }
+  if (state.yearModel) rows.push(el("dt", { text: "Year model" }), el("dd", { text: state.yearModel }));
+  $("tech-body").replaceChildren(...rows);
+}
 
-async function run(kind, heading, request) {
-  state.last = { kind, heading, request };
+// --- every search is a view, and every view but an upload is a URL ----------------------------
+// A view: {kind: "landing"} | {kind: "title", title, year} | {kind: "id", id} | {kind: "recommend",
+// like: [ids], dislike: [ids]} | {kind: "image", upload: n}. The options (collection, vector, k,
+// year range, genre) go into the URL beside it. An uploaded image cannot be a URL: its history
+// entry names it by a number this page holds while it stays open; reloaded or pasted, the URL
+// shows the collection instead, and the page says so.
+
+function urlOf(view) {
+  const p = new URLSearchParams();
+  if (view.kind === "title") { p.set("q", view.title); if (view.year) p.set("year", view.year); }
+  else if (view.kind === "id") p.set("id", view.id);
+  else if (view.kind === "recommend") { p.set("like", view.like.join(",")); if (view.dislike.length) p.set("dislike", view.dislike.join(",")); }
+  const collection = $("collection").value;
+  if (collection && collection !== state.default) p.set("collection", collection);
+  if ($("vector").value && $("vector").value !== DEFAULTS.vector) p.set("vector", $("vector").value);
+  if ($("k").value && $("k").value !== DEFAULTS.k) p.set("k", $("k").value);
+  for (const [id, name] of [["year-min", "year_min"], ["year-max", "year_max"], ["genre", "genre"]]) if ($(id).value) p.set(name, $(id).value);
+  const query = p.toString();
+  return query ? `/?${query}` : "/";
+}
+
+function viewFromUrl(historyState) {
+  // the options first (a collection changes which vectors and genres there are), then the search
+  const p = new URLSearchParams(location.search);
+  const collection = p.get("collection");
+  $("collection").value = collection && collection in state.collections ? collection : state.default;
+  showCollection();
+  $("vector").value = p.get("vector") || DEFAULTS.vector;
+  if (!$("vector").value) $("vector").selectedIndex = 0;
+  $("k").value = p.get("k") || DEFAULTS.k;
+  $("year-min").value = p.get("year_min") || "";
+  $("year-max").value = p.get("year_max") || "";
+  $("genre").value = p.get("genre") || "";
+  $("title").value = p.get("q") || "";
+  $("title-year").value = p.get("q") ? p.get("year") || "" : "";
+  if (historyState && historyState.kind === "image") return historyState;
+  if (p.get("q")) return { kind: "title", title: p.get("q"), year: p.get("year") || "" };
+  if (p.get("id")) return { kind: "id", id: p.get("id") };
+  if (p.get("like")) return { kind: "recommend", like: p.get("like").split(",").filter(Boolean), dislike: (p.get("dislike") || "").split(",").filter(Boolean) };
+  return { kind: "landing" };
+}
+
+function go(view, how = "push") {
+  // how: "push" a new search, "replace" the same search with other options, "none" from the URL (load, back, forward)
+  state.current = view;
+  if (how === "push") history.pushState(view, "", urlOf(view));
+  else if (how === "replace") history.replaceState(view, "", urlOf(view));
+  show(view);
+}
+
+function show(view) {
+  const landing = view.kind === "landing" || (view.kind === "image" && !state.uploads.has(view.upload));
+  $("landing").hidden = !landing;
+  $("results").hidden = landing;
+  if (view.kind !== "image") resetDrop();
+  if (view.kind !== "title") { $("title").value = ""; $("title-year").value = ""; }  // the title field names only the search shown
+  if (landing) {
+    $("prediction").hidden = true;
+    loadLanding(view.kind === "image" ? "That uploaded poster is no longer held by this page (an upload is not part of the address): drop it again to search with it." : "");
+    return;
+  }
+  if (view.kind === "title") runSearch(view, (d) => `Posters like ${label(d.query)}`, () => {
+    const p = searchParams();
+    p.set("title", view.title);
+    if (view.year) p.set("year", view.year);
+    return api(`/api/search/title?${p}`);
+  });
+  else if (view.kind === "id") runSearch(view, (d) => `More like ${label(d.query)}`, () => api(`/api/search/id/${encodeURIComponent(view.id)}?${searchParams()}`));
+  else if (view.kind === "recommend") {
+    state.votes = new Map([...view.like.map((id) => [id, "like"]), ...view.dislike.map((id) => [id, "dislike"])]);
+    updateVotes();
+    runSearch(view, () => `Refined: ${view.like.length} liked, ${view.dislike.length} disliked`, () => {
+      const p = searchParams();
+      const body = { positive: view.like, negative: view.dislike, collection: p.get("collection"), vector: p.get("vector"), k: Number(p.get("k")) };
+      for (const key of ["year_min", "year_max"]) if (p.get(key)) body[key] = Number(p.get(key));
+      if (p.get("genre")) body.genre = p.get("genre");
+      return api("/api/recommend", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    });
+  } else if (view.kind === "image") {
+    const upload = state.uploads.get(view.upload);
+    showDrop(upload);
+    runSearch(view, () => `Posters like ${upload.file.name}`, () => {
+      const form = new FormData();
+      form.append("file", upload.file);
+      return api(`/api/search/image?${searchParams()}`, { method: "POST", body: form });
+    });
+    predictYear(upload.file);
+  }
+  if (view.kind !== "image") $("prediction").hidden = true;
+}
+
+async function runSearch(view, heading, request) {
   status("Searching…");
   $("grid").setAttribute("aria-busy", "true");
   try {
     const started = performance.now();
     const data = await request();
+    if (state.current !== view) return;  // another search since
     state.maps = new Map();
     render(data.results);
+    showQuery(data.query, view);
     $("results-title").textContent = heading(data);
     loadMaps(data);
     status(`${data.results.length} results in ${Math.round(performance.now() - started)} ms` + (data.results.length ? "" : " (try wider filters)"));
   } catch (error) {
+    if (state.current !== view) return;
+    render([]);
+    $("query-card").hidden = true;
     status(error.message, true);
   } finally {
     $("grid").removeAttribute("aria-busy");
   }
 }
 
-function searchFile(file) {
-  state.file = file;
-  const preview = $("query-preview");
-  preview.src = URL.createObjectURL(file);
-  preview.alt = `Your poster: ${file.name}`;
-  preview.hidden = false;
-  $("drop-help").textContent = `${file.name} — drop or choose another`;
-  searchUploaded();
-  predictYear(file);
+function yearText(r) {
+  // a catalog year as it is; a predicted one always marked as predicted, never in its place
+  if (r.year != null) return String(r.year);
+  if (r.predicted_year != null) return `c. ${r.predicted_year}, predicted`;
+  return "year unknown";
 }
 
-function searchUploaded() {
-  const file = state.file;
-  run("image", () => `Posters like ${file.name}`, () => {
-    const form = new FormData();
-    form.append("file", file);
-    return api(`/api/search/image?${searchParams()}`, { method: "POST", body: form });
-  });
+function yearTitle(r) {
+  if (r.year != null || r.predicted_year == null) return r.year != null ? "release year, from the catalog" : "";
+  const range = r.predicted_low != null && r.predicted_high != null ? `, 80 % range ${r.predicted_low}–${r.predicted_high}` : "";
+  return `No catalog year: predicted from the poster${range}${r.predicted_by ? ` (${r.predicted_by})` : ""}`;
+}
+
+function yearSpan(r) {
+  return el("span", { class: r.year == null && r.predicted_year != null ? "y predicted" : "y", title: yearTitle(r), text: yearText(r) });
+}
+
+function label(r) {
+  return r.year == null && r.predicted_year == null ? r.title : `${r.title} (${yearText(r)})`;
+}
+
+function showQuery(query, view) {
+  // the query poster beside its results: a stored poster (title, id), the upload, or what a refinement started from
+  const card = $("query-card"), image = $("query-image");
+  card.hidden = false;
+  $("query-note").textContent = "";
+  $("query-examples").replaceChildren();
+  if (query.kind === "image") {
+    image.src = state.uploads.get(view.upload).url;
+    image.alt = `Your poster: ${query.name}`;
+    image.hidden = false;
+    $("query-title").textContent = query.name;
+    $("query-year").replaceChildren("Uploaded");
+    $("query-note").textContent = "An upload is not part of the page's address: a reload or a shared link shows the collection.";
+  } else if (query.kind === "recommend") {
+    image.hidden = true;
+    const thumb = (id, kind) => el("img", { class: kind, src: `/api/posters/${encodeURIComponent($("collection").value)}/${encodeURIComponent(id)}`, alt: kind === "liked" ? "A liked poster" : "A disliked poster", title: kind });
+    $("query-examples").replaceChildren(...query.positive.slice(0, 6).map((id) => thumb(id, "liked")), ...query.negative.slice(0, 6).map((id) => thumb(id, "disliked")));
+    $("query-title").textContent = `${query.positive.length} liked, ${query.negative.length} disliked`;
+    $("query-year").replaceChildren("Like the liked posters, unlike the disliked ones");
+  } else {
+    image.src = query.poster_url;
+    image.alt = `Poster of ${label(query)}`;
+    image.hidden = false;
+    $("query-title").textContent = query.title;
+    $("query-year").replaceChildren(yearSpan(query));
+  }
+}
+
+function resetDrop() {
+  $("query-preview").hidden = true;
+  $("query-preview").removeAttribute("src");
+  $("drop-help").textContent = "Drop a poster image here, or press Enter to choose one";
+}
+
+function showDrop(upload) {
+  const preview = $("query-preview");
+  preview.src = upload.url;
+  preview.alt = `Your poster: ${upload.file.name}`;
+  preview.hidden = false;
+  $("drop-help").textContent = `${upload.file.name} — drop or choose another`;
+}
+
+function searchFile(file) {
+  // kept in this page only (the last 8): back and forward return to it; a reload cannot
+  state.uploadCount += 1;
+  state.uploads.set(state.uploadCount, { file, url: URL.createObjectURL(file) });
+  for (const n of [...state.uploads.keys()]) if (state.uploads.size > 8) { URL.revokeObjectURL(state.uploads.get(n).url); state.uploads.delete(n); }
+  go({ kind: "image", upload: state.uploadCount });
 }
 
 async function predictYear(file) {
@@ -119,44 +279,72 @@ async function predictYear(file) {
     const p = await api("/api/predict-year", { method: "POST", body: form });
     panel.replaceChildren(
       "Predicted release year: ", el("strong", { text: Math.round(p.year) }),
-      ` — ${Math.round(p.coverage * 100)} % range ${Math.round(p.low)}–${Math.round(p.high)} (calibrated on held-out posters; test mean error ${p.test_mae.toFixed(1)} years, ${p.vector} model)`,
+      ` — ${Math.round(p.coverage * 100)} % range ${Math.round(p.low)}–${Math.round(p.high)} (calibrated on held-out posters; test mean error ${p.test_mae.toFixed(1)} years)`,
     );
+    state.yearModel = `reads ${p.vector}, trained on ${p.trained_on}; held-out mean error ${p.test_mae.toFixed(2)} years, ${Math.round(p.coverage * 100)} % ranges`;
+    const c = state.collections[$("collection").value];
+    if (c) showTechnical(c);
   } catch (error) {
     panel.textContent = `No year prediction: ${error.message}`;
   }
 }
 
-function searchId(id, label) {
-  run("id", (d) => `More like ${d.query.title}${d.query.year ? ` (${d.query.year})` : ""}`, () => api(`/api/search/id/${encodeURIComponent(id)}?${searchParams()}`));
+function searchId(id) {
+  go({ kind: "id", id });
 }
 
 function searchTitle(title, year) {
-  // Requests read the options when they run, so changing a filter re-runs them with it.
-  run("title", (d) => `Posters like ${d.query.title}${d.query.year ? ` (${d.query.year})` : ""}`, () => {
-    const p = searchParams();
-    p.set("title", title);
-    if (year) p.set("year", year);
-    return api(`/api/search/title?${p}`);
-  });
+  go({ kind: "title", title, year: year || "" });
 }
 
 function recommend() {
-  const positive = [], negative = [];
-  for (const [id, vote] of state.votes) (vote === "like" ? positive : negative).push(id);
-  run("recommend", () => `Refined: ${positive.length} liked, ${negative.length} disliked`, () => {
-    const p = searchParams();
-    const body = { positive, negative, collection: p.get("collection"), vector: p.get("vector"), k: Number(p.get("k")) };
-    for (const key of ["year_min", "year_max"]) if (p.get(key)) body[key] = Number(p.get(key));
-    if (p.get("genre")) body.genre = p.get("genre");
-    return api("/api/recommend", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-  });
+  const like = [], dislike = [];
+  for (const [id, vote] of state.votes) (vote === "like" ? like : dislike).push(id);
+  go({ kind: "recommend", like, dislike });
 }
 
 function rerun() {
-  const last = state.last;
-  if (!last) return;
-  if (last.kind === "image") searchUploaded();
-  else run(last.kind, last.heading, last.request);
+  // an option changed: the same search (or the collection) again, with it, under the same history entry
+  if (state.current) go(state.current, "replace");
+}
+
+// --- before any search: the collection, each decade's most typical posters ------------------
+
+async function loadLanding(note) {
+  const p = new URLSearchParams({ vector: $("vector").value || DEFAULTS.vector });
+  const name = $("collection").value;
+  if (!name) return;
+  const key = `${name}?${p}`;
+  if (state.landingKey === key) { if (note) $("landing-info").textContent = note; return; }
+  state.landingKey = key;
+  $("landing-info").textContent = "Loading the collection…";
+  try {
+    const data = await api(`/api/collections/${encodeURIComponent(name)}/overview?${p}`);
+    if (state.landingKey !== key) return;
+    const decades = data.groups.filter((g) => g.decade != null);
+    const explained = decades.length
+      ? `Each decade's most typical posters (nearest its average look, by the ${data.vector} vector): pick one for more like it.`
+      : "Pick a poster for more like it.";
+    const undated = data.undated ? ` ${data.undated} posters have no catalog year: a varied sample of them is last, each with its predicted year when there is one.` : "";
+    $("landing-info").textContent = (note ? `${note} ` : "") + `${explained}${undated}`;
+    $("landing-groups").replaceChildren(...data.groups.map((g) => el("section", { class: "start-row", "aria-label": g.decade != null ? `The ${g.label}` : "Undated posters" },
+      el("div", { class: "start-label" }, el("strong", { text: g.decade != null ? g.label : "Undated" }), el("span", { class: "muted", text: `${g.count} poster${g.count === 1 ? "" : "s"}` })),
+      el("ol", { class: "starts" }, ...g.posters.map(startCard)))));
+  } catch (error) {
+    state.landingKey = null;
+    $("landing-info").textContent = `Cannot show the collection: ${error.message}`;
+    $("landing-groups").replaceChildren();
+  }
+}
+
+function startCard(r) {
+  const name = label(r);
+  return el("li", { class: "start", "data-id": r.id },
+    // the poster is a mouse target; the keyboard's (and a screen reader's) is the button below, once
+    el("button", { class: "open", type: "button", title: `More like ${name}`, tabindex: "-1", "aria-hidden": "true", onclick: () => searchId(r.id) },
+      el("img", { src: r.poster_url, alt: "", loading: "lazy" })),
+    el("div", { class: "meta" }, el("span", { class: "t", text: r.title }), yearSpan(r)),
+    el("button", { class: "more", type: "button", "aria-label": `More like ${name}`, onclick: () => searchId(r.id), text: "More like this" }));
 }
 
 // --- results -----------------------------------------------------------------------------
@@ -167,16 +355,16 @@ function render(results) {
 }
 
 function card(r) {
-  const label = `${r.title}${r.year ? ` (${r.year})` : ""}`;
+  const name = label(r);
   const item = el("li", { class: "card", "data-id": r.id });
-  const open = el("button", { class: "open", type: "button", title: `More like ${label}`, "aria-label": `More like ${label}`, onclick: () => searchId(r.id, label) },
-    el("img", { src: r.poster_url, alt: `Poster of ${label}`, loading: "lazy" }));
+  const open = el("button", { class: "open", type: "button", title: `More like ${name}`, "aria-label": `More like ${name}`, onclick: () => searchId(r.id) },
+    el("img", { src: r.poster_url, alt: `Poster of ${name}`, loading: "lazy" }));
   const meta = el("div", { class: "meta" },
     el("span", { class: "t", text: r.title }),
-    el("span", { text: r.year ?? "year unknown" }), " · ",
+    yearSpan(r), " · ",
     el("span", { class: "score", title: "cosine similarity", text: `sim ${r.score.toFixed(3)}` }));
-  const like = el("button", { class: "like", type: "button", "aria-pressed": "false", "aria-label": `Like ${label}`, text: "Like" });
-  const dislike = el("button", { class: "dislike", type: "button", "aria-pressed": "false", "aria-label": `Dislike ${label}`, text: "Dislike" });
+  const like = el("button", { class: "like", type: "button", "aria-pressed": "false", "aria-label": `Like ${name}`, text: "Like" });
+  const dislike = el("button", { class: "dislike", type: "button", "aria-pressed": "false", "aria-label": `Dislike ${name}`, text: "Dislike" });
   like.addEventListener("click", () => vote(r.id, "like", item));
   dislike.addEventListener("click", () => vote(r.id, "dislike", item));
   const why = el("button", { class: "why", type: "button", "aria-pressed": "false", disabled: "", title: "Where the similarity comes from: the share of each cell of the poster", text: "Why?" });
@@ -256,12 +444,12 @@ async function toggleHeat(item, id, button) {
 async function openCompare(r, button) {
   const m = await mapFor(r.id, button);
   if (!m) return;
-  $("compare-query").src = state.query.kind === "image" ? $("query-preview").src : state.query.poster_url;
+  $("compare-query").src = $("query-image").src;
   $("compare-neighbour").src = r.poster_url;
   drawHeat($("compare-query-map"), m.query);
   drawHeat($("compare-neighbour-map"), m.neighbour);
   for (const id of ["compare-query-map", "compare-neighbour-map"]) $(id).classList.add("heat");
-  $("compare-neighbour-caption").textContent = `${r.title}${r.year ? ` (${r.year})` : ""}, where it matches the query`;
+  $("compare-neighbour-caption").textContent = `${label(r)}, where it matches the query`;
   const cells = m.neighbour.flat(), top = Math.max(...cells);
   $("compare-text").textContent = `Similarity ${m.score.toFixed(3)}: the sum of 49 cells (${m.sum.toFixed(3)}); the brightest cell holds ${(100 * top / m.sum).toFixed(1)} % of it (an even share would be 2.0 %). Brighter cells are where the two posters share more of VGG16's block-5 features; each map runs from its own smallest share (clear) to its largest (bright).`;
   $("compare").showModal();
@@ -485,7 +673,7 @@ async function hoverMap(event) {
   if (found.index < 0) { tip.hidden = true; return; }
   const point = await mapPoint(found.index);
   if (map.hover !== found.index) return;
-  tip.replaceChildren(el("img", { src: point.poster_url, alt: "" }), el("div", { text: `${point.title} (${point.year ?? "?"})` }));
+  tip.replaceChildren(el("img", { src: point.poster_url, alt: "" }), el("div", { text: label(point) }));
   tip.style.left = `${Math.min(found.x + 14, $("map-canvas").clientWidth - 140)}px`;
   tip.style.top = `${found.y + 14}px`;
   tip.hidden = false;
@@ -517,7 +705,7 @@ function wireMap() {
     const found = nearestPoint(e);
     if (found.index < 0) return;
     const point = await mapPoint(found.index);
-    searchId(point.id, point.title);
+    searchId(point.id);
     $("results-title").scrollIntoView({ behavior: "smooth" });
   });
   c.addEventListener("pointerleave", () => { $("map-tip").hidden = true; map.hover = -1; drawMap(); });
@@ -533,7 +721,7 @@ async function loadTimeline(container) {
   try {
     const data = await api(`/api/timeline?${p}`);
     const most = Math.max(1e-9, ...data.decades.map((d) => d.moved || 0));
-    const thumb = (poster) => el("button", { type: "button", title: `${poster.title} (${poster.year}), ${poster.similarity.toFixed(3)} to the decade's centre`, onclick: () => searchId(poster.id, poster.title) },
+    const thumb = (poster) => el("button", { type: "button", title: `${poster.title} (${poster.year}), ${poster.similarity.toFixed(3)} to the decade's centre`, onclick: () => searchId(poster.id) },
       el("img", { src: poster.poster_url, alt: `${poster.title} (${poster.year})`, loading: "lazy" }));
     container.replaceChildren(
       el("h3", { text: "How the collection moved through time: each decade's most typical posters (nearest its centre) | least typical (farthest)" }),
@@ -570,7 +758,19 @@ function wire() {
     const title = $("title").value.trim();
     if (title) searchTitle(title, $("title-year").value);
   });
-  $("collection").addEventListener("change", () => { state.votes.clear(); updateVotes(); showCollection(); rerun(); });
+  $("collection").addEventListener("change", () => {
+    state.votes.clear(); updateVotes(); showCollection();
+    // a title or an upload is searched again in the other collection; a stored poster's id
+    // belongs to its own, so after "more like this" or a refinement the other one's overview shows
+    const kind = state.current ? state.current.kind : "landing";
+    if (kind === "id" || kind === "recommend") go({ kind: "landing" });
+    else rerun();
+  });
+  $("home").addEventListener("click", (e) => {
+    e.preventDefault();
+    go({ kind: "landing" }, state.current && state.current.kind === "landing" ? "replace" : "push");
+  });
+  window.addEventListener("popstate", (e) => go(viewFromUrl(e.state), "none"));
   for (const id of ["vector", "k", "year-min", "year-max", "genre"]) $(id).addEventListener("change", rerun);
   $("recommend").addEventListener("click", recommend);
   $("clear-votes").addEventListener("click", () => { state.votes.clear(); updateVotes(); for (const item of $("grid").children) paintVote(item, undefined); });
@@ -581,4 +781,6 @@ function wire() {
 }
 
 wire();
-loadCollections().catch((error) => status(`Cannot load the collections: ${error.message}`, true));
+loadCollections()
+  .then(() => go(viewFromUrl(history.state), "replace"))
+  .catch((error) => { $("landing-info").textContent = `Cannot load the collections: ${error.message}`; status(`Cannot load the collections: ${error.message}`, true); });

@@ -1,0 +1,92 @@
+"""Posters to start from, before any search: each decade's most typical posters, and a varied
+sample of the undated ones.
+
+Why these: a random sample of a collection of thousands shows mostly its crowded decades and
+says nothing of how it is arranged; the posters nearest a decade's centre (the normalised mean
+of its unit vectors, as in search/timeline.py) are what that decade looks like on average, so a
+row per decade shows what the collection holds and how its look changed, and "more like this"
+on any of them opens that part of it. Undated posters (a folder ingested without a catalog) have
+no decade: they get one group of their own, picked by farthest-point sampling so that it shows
+the different looks among them rather than many of one. A catalog year alone places a poster in
+a decade: a predicted year never does (the page shows it on the poster, marked).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from store.collection import PosterStore
+from store.schema import VECTOR_NAME
+
+PER_DECADE = 8
+UNDATED_SHOWN = 12
+
+
+@dataclass
+class StartGroup:
+    label: str  # "1940s", or "undated"
+    decade: int | None
+    count: int  # posters of the collection in this group (only some of them are shown)
+    ids: list[str] = field(default_factory=list)  # the posters shown, most typical first
+    similarity: list[float] = field(default_factory=list)  # cosine of each to its decade's centre (undated: to theirs)
+
+
+def catalog_year(payload: dict) -> int | None:
+    """The catalog year of a payload, or None (absent, or not a whole number)."""
+    year = payload.get("year")
+    return year if isinstance(year, int) and not isinstance(year, bool) else None
+
+
+def start_groups(
+    store: PosterStore, vector_name: str = VECTOR_NAME, per_decade: int = PER_DECADE, undated_shown: int = UNDATED_SHOWN
+) -> list[StartGroup]:
+    """One group per decade with a catalog year (oldest first, its `per_decade` most typical
+    posters), then the undated posters' group (`undated_shown` of them, as varied as they come).
+    Reads every vector once: cache the answer (web/overview.py does, per collection state)."""
+    ids: list[str] = []
+    years: list[int | None] = []
+    rows: list[np.ndarray] = []
+    for point in store.points(with_vectors=True, fields=["year"], vector_name=vector_name):
+        if point.vector is None:  # (points() skips those without this vector)
+            continue
+        ids.append(point.id)
+        years.append(catalog_year(point.payload))
+        rows.append(point.vector)
+    if not ids:
+        return []
+    vectors = np.stack(rows).astype(np.float64)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    ids_array = np.array(ids, dtype=object)
+    decades = np.array([-1 if y is None else y // 10 * 10 for y in years])
+    groups = []
+    for decade in sorted(set(decades.tolist()) - {-1}):
+        members = np.flatnonzero(decades == decade)
+        similarity = _to_centre(vectors[members])
+        order = np.argsort(-similarity, kind="stable")[:per_decade]
+        groups.append(StartGroup(f"{decade}s", int(decade), len(members), list(ids_array[members[order]]), similarity[order].tolist()))
+    undated = np.flatnonzero(decades == -1)
+    if len(undated):
+        similarity = _to_centre(vectors[undated])
+        picked = _varied(vectors[undated], int(np.argmax(similarity)), undated_shown)
+        groups.append(StartGroup("undated", None, len(undated), list(ids_array[undated[picked]]), similarity[picked].tolist()))
+    return groups
+
+
+def _to_centre(vectors: np.ndarray) -> np.ndarray:
+    centre = vectors.mean(axis=0)
+    centre /= max(float(np.linalg.norm(centre)), 1e-12)
+    return vectors @ centre
+
+
+def _varied(vectors: np.ndarray, first: int, n: int) -> list[int]:
+    """Farthest-point sampling from `first`: each next poster the least like any already picked."""
+    picked = [first]
+    closest = vectors @ vectors[first]  # each poster's highest cosine to the picked ones
+    while len(picked) < min(n, len(vectors)):
+        closest[picked] = np.inf
+        nxt = int(np.argmin(closest))
+        picked.append(nxt)
+        closest = np.maximum(closest, vectors @ vectors[nxt])
+    return picked
