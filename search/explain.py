@@ -123,7 +123,7 @@ class Explainer:
 
     def query_from_point(self, point: StoredPoint) -> tuple[np.ndarray, np.ndarray]:
         """(stored vector, grid from its poster file) of a stored film as the query."""
-        [grid] = self._grids([point.payload.get("file", "")])
+        [grid] = self._grids([point.poster.file])
         vector = point.vector if point.vector is not None else self.store.retrieve([point.id], with_vectors=True)[0].vector
         return np.asarray(vector, np.float32), grid
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
 
 from errors import UserError
+from store.schema import PosterPayload
 
 
 class StoreDamaged(UserError):
@@ -37,7 +39,11 @@ class Hit:
 
     id: str
     score: float
-    payload: dict
+    payload: dict  # as stored; `poster` is the typed view
+
+    @cached_property
+    def poster(self) -> PosterPayload:
+        return PosterPayload.from_dict(self.payload, f"point {self.id}")
 
 
 @dataclass(frozen=True)

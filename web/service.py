@@ -124,10 +124,10 @@ class PosterService:
                 genres: dict[str, int] = {}
                 years = []
                 for point in store.points(with_vectors=False, fields=["genres", "year"]):
-                    for genre in point.payload.get("genres") or []:
+                    for genre in point.poster.genres:
                         genres[genre] = genres.get(genre, 0) + 1
-                    if point.payload.get("year") is not None:
-                        years.append(int(point.payload["year"]))
+                    if point.poster.year is not None:
+                        years.append(point.poster.year)
                 self._info[name] = {
                     "name": name,
                     "count": store.count(),
@@ -223,15 +223,7 @@ class PosterService:
             if missing:
                 raise NotFound(f"no film with id {missing[0][:100]} in collection {query.collection!r}")
             neighbours = [
-                Neighbour(
-                    rank,
-                    i,
-                    found[i].payload.get("title", ""),
-                    found[i].payload.get("year"),
-                    float(np.dot(vector, found[i].vector)),
-                    found[i].payload.get("file", ""),
-                )
-                for rank, i in enumerate(ids, start=1)
+                Neighbour.of(rank, i, float(np.dot(vector, found[i].vector)), found[i].poster) for rank, i in enumerate(ids, start=1)
             ]
             maps = [e.as_dict() for e in explainer.neighbours(vector, grid, neighbours)]
         return {"grid": 7, "maps": maps, "seconds": round(time.perf_counter() - started, 3)}
@@ -379,7 +371,7 @@ class PosterService:
             folder = store.posters_dir()
         if folder is None:
             raise NotFound(f"collection {collection!r} records no poster folder")
-        path = inside(folder, str(point.payload.get("file", "")))
+        path = inside(folder, point.poster.file)
         if path is None or not path.is_file():
             raise NotFound(f"the poster file of {point_id} is not in the recorded poster folder")
         return path
@@ -390,13 +382,13 @@ class PosterService:
         return [{**n.as_dict(), "poster_url": poster_url(collection, n.id)} for n in neighbours]
 
     def _describe(self, collection: str, point: StoredPoint) -> dict:
-        payload = point.payload
+        poster = point.poster
         return {
             "id": point.id,
-            "title": payload.get("title", ""),
-            "year": payload.get("year"),
-            "genres": payload.get("genres", []),
-            "file": payload.get("file", ""),
+            "title": poster.title,
+            "year": poster.year,
+            "genres": list(poster.genres),
+            "file": poster.file,
             "poster_url": poster_url(collection, point.id),
         }
 
