@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from embedding.model import import_keras
+from embedding.keras_import import import_keras
 from regression.config import HeadConfig
 
 keras = import_keras()

@@ -33,8 +33,8 @@ import numpy as np
 
 from embedding.images import ImageError, decode_poster
 from errors import UserError
+from path_inside import inside
 from search.nearest import ImageQuery, Neighbour
-from search.sheet import inside
 from store.collection import PosterStore, StoredPoint
 from store.schema import VECTOR_NAME
 

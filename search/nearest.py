@@ -7,6 +7,8 @@ whichever path it is read from. A merely similar poster (re-encoded, resized) is
 
 from __future__ import annotations
 
+import sys
+import types
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -210,3 +212,13 @@ def nearest(
     with PosterStore(location, collection, must_exist=True) as store:
         search = PosterSearch(store, image_embedder(store, weights, style=vector_name != VECTOR_NAME))
         return search.by_image(image, k, Filters(year_min, year_max, genre), vector_name)
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as its function nearest(): see search/__init__.py for why."""
+
+    def __call__(self, *args, **kwargs) -> list[Neighbour]:
+        return nearest(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from errors import UserError
+from path_inside import inside
 from search.explain import Explainer, GridCache
 from search.nearest import Filters, Neighbour, PosterSearch
-from search.sheet import inside
 from search.titles import find_film
 from store.collection import PosterStore, StoredPoint
 from store.engine import StoreDamaged
