@@ -277,3 +277,27 @@ def test_migrate_as_a_library_refuses_a_store_inside_the_other(tmp_path):
         with pytest.raises(UserError, match="same collection"):
             migrate(a, b, progress=False)
         assert a.count() == 2
+
+
+def test_ingest_rewrites_a_wrongly_typed_payload_as_the_one_line_says(tmp_path):
+    """The payload error's remedy, "ingest again", holds: ingest compares stored payloads with the
+    catalog as they are stored, and rewrites a wrong one (no poster embedded again)."""
+    import hashlib
+
+    from tests.conftest import make_poster, write_csv
+
+    posters = tmp_path / "posters"
+    rows = [[f"{i}.jpg", f"Film {i}", 1950 + i] for i in range(3)]
+    for i in range(3):
+        make_poster(posters / f"{i}.jpg", seed=i)
+    catalog = write_csv(tmp_path / "movies.csv", ["filename", "title", "release_year"], rows)
+    digests = [hashlib.sha256((posters / f"{i}.jpg").read_bytes()).hexdigest() for i in range(3)]
+    payloads = [Film(f"{i}.jpg", f"Film {i}", 1950 + i, f"{i}.jpg").payload(digests[i]) for i in range(3)]
+    payloads[1]["year"] = "1951"
+    location = make_store(tmp_path / "store", payloads, posters_dir=posters)
+    one_line_error(cli("search", "--title", "Film 1", "--qdrant-path", location.path), r"field 'year' is '1951'")
+    done = cli("ingest", "--catalog", catalog, "--posters", posters, "--qdrant-path", location.path, "--weights", "random")
+    assert done.exit_code == 0, (done.output, done.exception)
+    with PosterStore(location, must_exist=True) as store:
+        assert {p.poster.key: p.poster.year for p in store.points(with_vectors=False)} == {"0.jpg": 1950, "1.jpg": 1951, "2.jpg": 1952}
+    assert cli("search", "--title", "Film 1", "--qdrant-path", location.path).exit_code == 0
