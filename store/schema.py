@@ -93,14 +93,13 @@ class PosterPayload:
         if not isinstance(data, dict):
             raise UserError(f"{where}: the payload is {type(data).__name__}, not an object")
         values: dict[str, Any] = {}
-        for f in fields(cls):
-            value = data.get(f.name)
-            if value is None:
-                continue
-            _check_type(value, _PAYLOAD_KINDS.get(f.name, str), f.name, where, "correct it, or ingest again (which rewrites it)")
-            if f.name == "genres":
-                value = tuple(value)
-            values[f.name] = value
+        for name, value in data.items():  # a payload holds a few fields: the loop is over those
+            kind = _PAYLOAD_KINDS.get(name)
+            if kind is None or value is None:
+                continue  # a field of a newer version, or an absent one
+            if type(value) is not kind or kind is list:  # exact types pass at once; the check names a wrong field
+                _check_type(value, kind, name, where, "correct it, or ingest again (which rewrites it)")
+            values[name] = tuple(value) if kind is list else value
         return cls(**values)
 
     def to_dict(self) -> dict:
@@ -118,7 +117,11 @@ class PosterPayload:
         return data
 
 
-_PAYLOAD_KINDS = {"year": int, "predicted_year": int, "predicted_low": int, "predicted_high": int, "genres": list}  # others: str
+# The JSON type of each payload field (genres: a list of strings).
+_PAYLOAD_KINDS: dict[str, type] = {
+    **{f.name: str for f in fields(PosterPayload)},
+    **{"year": int, "predicted_year": int, "predicted_low": int, "predicted_high": int, "genres": list},
+}
 
 # Where each vector's EmbeddingSpec is kept in the collection metadata.
 EMBEDDING_KEY = {VECTOR_NAME: "embedding", STYLE_VECTOR_NAME: "style_embedding"}
