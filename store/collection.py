@@ -19,7 +19,6 @@ from store.connection import StoreLocation, open_engine
 from store.engine import Hit, PointFilter, Record, VectorConfig
 from store.schema import (
     DEFAULT_COLLECTION,
-    EMBEDDING_KEY,
     SCHEMA_VERSION,
     STYLE_VECTOR_NAME,
     VECTOR_NAME,
@@ -168,7 +167,7 @@ class PosterStore:
             self.check_spec(style_spec, STYLE_VECTOR_NAME)
             return
         self.engine.add_vector(self.collection, VectorConfig(STYLE_VECTOR_NAME, style_spec.dim))
-        self.engine.update_metadata(self.collection, {EMBEDDING_KEY[STYLE_VECTOR_NAME]: style_spec.as_dict()})
+        self.update_metadata(CollectionMetadata.changes(style_embedding=style_spec.as_dict()))
 
     def check_sharding(self, sharding: Sharding) -> None:
         if self.location.is_local and not sharding.is_default():
