@@ -75,7 +75,11 @@ class VectorConfig:
 
 
 class Engine(Protocol):
-    """One store (a folder or a server), holding named collections of points."""
+    """One store (a folder or a server), holding named collections of points.
+
+    The repair of an orphaned collection (its metadata files lost, its shard there) is not part of
+    it: only the embedded store keeps metadata apart from the points, so ingest/repair.py takes an
+    EdgeEngine explicitly (isinstance), not any engine that happens to have such methods."""
 
     def describe(self) -> str: ...
     def close(self) -> None: ...
