@@ -545,6 +545,7 @@ def migrate(
     from store.collection import Sharding
     from store.connection import StoreLocation, location_from_options
     from store.migrate import migrate as run_migrate
+    from store.migrate import same_store as is_same_store
 
     if (to_url is None) == (to_path is None):
         raise UserError("give the destination: --to-url URL (a server or cluster) or --to-path DIR")
@@ -557,7 +558,7 @@ def migrate(
         )
     target_collection = to_collection or connection.collection
     check_collection_name(target_collection)
-    same_store = _same_store(source_location, target_location)
+    same_store = is_same_store(source_location, target_location)
     if same_store and target_collection == connection.collection:
         raise UserError("source and destination are the same collection")
     with connection.open(must_exist=True, location=source_location) as source:
@@ -565,21 +566,6 @@ def migrate(
         with source.other_collection(target_collection) if same_store else target_options.open(location=target_location) as target:
             report = run_migrate(source, target, batch_size, Sharding(shards, replicas, write_consistency))
     say(report.summary())
-
-
-def _same_store(source: StoreLocation, target: StoreLocation) -> bool:
-    """Whether two locations are one store (another spelling of a folder is the same folder); a
-    folder inside the other store is refused: Edge's files and a store's own would mix."""
-    if source.url or target.url:
-        return source == target
-    a, b = source.path.resolve(), target.path.resolve()
-    if a == b:
-        return True
-    if b.is_relative_to(a) or a.is_relative_to(b):
-        raise UserError(
-            f"the destination {target.path} and the source {source.path} are one inside the other: give a folder outside the source store"
-        )
-    return False
 
 
 @app.command()

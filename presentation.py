@@ -55,7 +55,7 @@ def files_written(files) -> str:
 
 def film_query(film: StoredPoint) -> dict:
     """A stored film as the `query` of a search result."""
-    return {"id": film.id, "title": film.payload.get("title"), "year": film.payload.get("year"), "file": film.payload.get("file")}
+    return {"id": film.id, "title": film.poster.title, "year": film.poster.year, "file": film.poster.file}
 
 
 def film_label(query: dict) -> str:

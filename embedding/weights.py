@@ -92,7 +92,7 @@ def keras_imagenet_file() -> Path:
     cached = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "models" / KERAS_NOTOP_FILE
     if cached.is_file():
         return cached
-    from embedding.model import import_keras
+    from embedding.keras_import import import_keras
 
     keras = import_keras()
     try:

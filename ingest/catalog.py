@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from errors import UserError, check_file
-from store.schema import point_id
+from store.schema import PosterPayload, point_id
 
 # Candidate column names, compared case-insensitively, first match wins.
 FILE_COLUMNS = ("filename", "file", "poster_file", "poster_path", "path", "image")
@@ -50,13 +50,9 @@ class Film:
     def point_id(self) -> str:
         return point_id(self.key)
 
-    def payload(self) -> dict:
-        payload: dict[str, object] = {"key": self.key, "title": self.title, "file": self.file}
-        if self.year is not None:
-            payload["year"] = self.year
-        if self.genres:
-            payload["genres"] = list(self.genres)
-        return payload
+    def payload(self, sha256: str = "") -> dict:
+        """The point's payload (store/schema.py); `sha256` of the poster file once it is read."""
+        return PosterPayload(self.key, self.title, self.year, self.file, sha256, self.genres).to_dict()
 
 
 @dataclass(frozen=True)

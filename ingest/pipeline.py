@@ -33,7 +33,7 @@ from ingest.plan import Plan, apply_without_embedding, check_posters_dir, check_
 from ingest.repair import readopt_orphan
 from ingest.writer import StoreWriter
 from store.collection import PosterStore, Sharding
-from store.schema import CALIBRATION_KEY, STYLE_VECTOR_NAME
+from store.schema import STYLE_VECTOR_NAME, CollectionMetadata
 
 DEFAULT_BATCH_SIZE = 32  # on a CPU; embedding.backend.default_batch_size picks the GPU's
 
@@ -173,8 +173,10 @@ def _prepare(films, catalog, posters_dir: Path, store, embedder, recreate, shard
         report.load_seconds = time.perf_counter() - t
     store.prepare(embedder.spec, recreate=recreate, sharding=sharding, style_spec=embedder.style_spec)
     store.remember_posters_dir(posters_dir)
-    if getattr(embedder, "calibration", None) is not None and not store.metadata().get(CALIBRATION_KEY):
-        store.update_metadata({CALIBRATION_KEY: {**embedder.calibration.as_dict(), "posters_dir": str(posters_dir.resolve())}})
+    if getattr(embedder, "calibration", None) is not None and not store.collection_metadata().calibration:
+        store.update_metadata(
+            CollectionMetadata.changes(calibration={**embedder.calibration.as_dict(), "posters_dir": str(posters_dir.resolve())})
+        )
     plan = make_plan(films, catalog.keys(), store, posters_dir)
     apply_without_embedding(plan, store, prune)  # corrected titles, years, genres; --prune
     work = plan_work(plan, store, embedder.style_spec is not None)
@@ -237,7 +239,7 @@ def _batch_writer(store: PosterStore, work: Work, plan: Plan, report: IngestRepo
         whole = [i for i, f in enumerate(films) if f.point_id in to_write]
         only_style = [i for i, f in enumerate(films) if f.point_id not in to_write]
         if whole:
-            payloads = [dict(films[i].payload(), sha256=hashes[i]) for i in whole]
+            payloads = [films[i].payload(hashes[i]) for i in whole]
             store.upsert([films[i].point_id for i in whole], vectors[whole], payloads, None if style is None else style[whole])
         if only_style:
             assert style is not None  # restyle work exists only for an embedder with a style vector
@@ -256,7 +258,7 @@ def calibration_for(store: PosterStore, films: list[Film], posters_dir: Path, re
     resumed or extended ingest runs the same model), else chosen from this catalog."""
     from embedding.quantize import Calibration, choose_calibration
 
-    recorded = store.metadata().get(CALIBRATION_KEY) if store.exists() and not recreate else None
+    recorded = store.collection_metadata().calibration if store.exists() and not recreate else None
     if recorded:
         return Calibration.from_dict(recorded)
     if not films:

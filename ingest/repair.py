@@ -5,6 +5,10 @@ That cannot be read off the vectors, so ingest checks it: it embeds a few stored
 files, by the payload's `file`) with the embedding it was asked for, and only when each comes out
 as the vector stored for it does it write the metadata anew (the vectors from the shard's own
 config, the embedding, the posters folder). Otherwise nothing is written and one line says why.
+
+Only the embedded store (store/edge.py) can orphan a collection: it keeps the metadata in its own
+files beside the shard, where a server keeps it inside Qdrant. So this works on an EdgeEngine,
+explicitly, through its orphan methods, which are not part of the Engine protocol.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import numpy as np
 
 from embedding.images import ImageError, decode_poster
 from store.collection import PosterStore
+from store.edge import EdgeEngine
 from store.engine import PointFilter, StoreDamaged
-from store.schema import SCHEMA_VERSION, STYLE_VECTOR_NAME, VECTOR_NAME
+from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME, CollectionMetadata, PosterPayload
 
 SAMPLE = 4  # stored posters re-embedded
 MIN_COSINE = {"fp32": 0.9999, "bf16": 0.999}  # what runtimes agree to (tests/test_onnx.py, tests/test_backends.py)
@@ -26,7 +31,7 @@ def readopt_orphan(store: PosterStore, embedder, posters_dir: Path) -> str | Non
     """If the collection is orphaned, check the embedder against stored vectors and rebuild its
     metadata; returns what was done (None when the collection is not orphaned). StoreDamaged otherwise."""
     engine = store.engine
-    if not getattr(engine, "orphaned", None) or not engine.orphaned(store.collection):
+    if not isinstance(engine, EdgeEngine) or not engine.orphaned(store.collection):
         return None
     name, where = store.collection, engine.path / "collections" / store.collection
     refuse = f"collection '{name}' lost its metadata ({where / 'collection.json'}) and cannot be rebuilt"
@@ -43,7 +48,8 @@ def readopt_orphan(store: PosterStore, embedder, posters_dir: Path) -> str | Non
     checked = []
     for record in records:
         try:
-            pixels = decode_poster(Path(posters_dir) / str(record.payload.get("file", ""))).pixels
+            file = PosterPayload.from_dict(record.payload, f"point {record.id}").file
+            pixels = decode_poster(Path(posters_dir) / file).pixels
         except ImageError as e:
             raise StoreDamaged(f"{refuse} from {posters_dir}: stored poster {e}; run ingest with the --posters it was made from") from None
         base, style = embedder.embed_both(pixels[None])
@@ -53,8 +59,6 @@ def readopt_orphan(store: PosterStore, embedder, posters_dir: Path) -> str | Non
     if not records or lowest < MIN_COSINE[precision]:
         why = "it holds no points" if not records else f"stored vectors differ from this embedding (cosine {lowest:.4f})"
         raise StoreDamaged(f"{refuse}: {why}; run ingest with the --weights (and --style) it was made with, or restore the file")
-    metadata = {"embedding": embedder.spec.as_dict(), "schema_version": SCHEMA_VERSION, "posters_dir": str(Path(posters_dir).resolve())}
-    if STYLE_VECTOR_NAME in vectors:
-        metadata["style_embedding"] = embedder.style_spec.as_dict()
-    engine.adopt(name, metadata)
+    style = embedder.style_spec.as_dict() if STYLE_VECTOR_NAME in vectors else None
+    engine.adopt(name, CollectionMetadata(embedder.spec.as_dict(), style, posters_dir=str(Path(posters_dir).resolve())).to_dict())
     return f"rebuilt the lost metadata of collection '{name}' from its shard: {len(records)} stored posters re-embedded to their stored vectors (cosine >= {lowest:.5f})"

@@ -83,4 +83,4 @@ def knn_store_baseline(
             )
         for mine, more in zip(found, hits):
             mine.extend(more)
-    return np.array([np.mean([h.payload["year"] for h in sorted(hits, key=lambda h: -h.score)[:k]]) for hits in found])
+    return np.array([np.mean([h.poster.year for h in sorted(hits, key=lambda h: -h.score)[:k]]) for hits in found])

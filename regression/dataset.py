@@ -20,7 +20,7 @@ from regression.config import DEFAULT_VECTOR
 from store.collection import PosterStore
 from store.connection import StoreLocation
 from store.embeddings import load_embeddings
-from store.schema import CALIBRATION_KEY, STYLE_VECTOR_NAME, VECTOR_NAME
+from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
 
 BOTH_VECTORS = (VECTOR_NAME, STYLE_VECTOR_NAME)
 MIN_DATED = 10
@@ -111,7 +111,7 @@ def load_year_data(store: PosterStore, vector_name: str | Sequence[str] = VECTOR
         collections=np.full(len(ids), store.collection, dtype=object).astype(str),
         vector_names=names,
         specs=specs,
-        calibration=store.metadata().get(CALIBRATION_KEY),
+        calibration=store.collection_metadata().calibration,
         store=store.location.describe(),
         location=store.location,
     )

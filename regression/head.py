@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from embedding.model import import_keras
+from embedding.keras_import import import_keras
 from regression.config import HeadConfig
 
 if TYPE_CHECKING:

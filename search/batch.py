@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from store.collection import PosterStore
+from store.engine import Hit
 from store.schema import VECTOR_NAME
 
 EXCLUSION_MARGIN = 8  # extra hits fetched so that dropping the query's own copies still leaves k
@@ -23,7 +24,7 @@ def nearest_accepted(
     store: PosterStore,
     vectors: Sequence[np.ndarray],
     k: int,
-    accept: Callable[[int, object], bool],
+    accept: Callable[[int, Hit], bool],
     vector_name: str = VECTOR_NAME,
     payload: Sequence[str] = ("year", "sha256"),
     batch: int = 64,

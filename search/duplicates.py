@@ -15,7 +15,7 @@ from typing import cast
 import numpy as np
 
 from errors import UserError
-from store.collection import PosterStore
+from store.collection import PosterStore, StoredPoint
 from store.schema import VECTOR_NAME
 
 BATCH = 64  # queries per batch request
@@ -70,15 +70,15 @@ def near_duplicates(
                 for hit in hits:
                     if hit.id > mine.id:  # each pair once, from its smaller id
                         other = by_id[hit.id]
-                        same = bool(mine.payload.get("sha256")) and mine.payload.get("sha256") == other.payload.get("sha256")
+                        same = bool(mine.poster.sha256) and mine.poster.sha256 == other.poster.sha256
                         pairs[(mine.id, hit.id)] = DuplicatePair(_poster(mine), _poster(other), min(1.0, hit.score), same)
         todo, limit = full, limit * 4
     bar.close()
     return sorted(pairs.values(), key=lambda p: (-p.score, p.a.id, p.b.id))
 
 
-def _poster(point) -> Poster:
-    return Poster(point.id, point.payload.get("title", ""), point.payload.get("year"), point.payload.get("file", ""))
+def _poster(point: StoredPoint) -> Poster:
+    return Poster(point.id, point.poster.title, point.poster.year, point.poster.file)
 
 
 def duplicates_table(pairs: list[DuplicatePair], threshold: float) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 from errors import UserError
 from search.batch import nearest_accepted
 from store.collection import PosterStore, StoredPoint
+from store.engine import Hit
 from store.schema import VECTOR_NAME
 
 
@@ -66,11 +67,11 @@ def era_coherence(
 ) -> EraReport:
     started = time.perf_counter()
     store.stored_spec(vector_name)  # a clear error if the collection lacks this vector
-    dated = [p for p in store.points(with_vectors=True, vector_name=vector_name) if p.payload.get("year") is not None]
+    dated = [p for p in store.points(with_vectors=True, vector_name=vector_name) if p.poster.year is not None]
     if len(dated) <= k:
         raise UserError(f"the era analysis needs more than k={k} dated posters; the store has {len(dated)}")
     rng = np.random.default_rng(seed)
-    years = np.array([p.payload["year"] for p in dated], dtype=np.float64)
+    years = np.array([p.poster.year for p in dated], dtype=np.float64)
     if np.all(years == years[0]):  # every difference would be 0, the ratio 0/0
         raise UserError(f"all {len(dated)} dated posters are from {int(years[0])}: era coherence needs posters from at least two years")
     picked = np.arange(len(dated)) if sample is None or sample >= len(dated) else np.sort(rng.choice(len(dated), sample, replace=False))
@@ -103,14 +104,14 @@ def nearest_dated_years(
 ) -> np.ndarray:
     """(len(queries), k) years of each query's k nearest dated posters, itself and copies excluded."""
 
-    def accept(i: int, hit) -> bool:
+    def accept(i: int, hit: Hit) -> bool:
         query = queries[i]
-        return str(hit.id) != query.id and hit.payload.get("sha256") != query.payload.get("sha256") and hit.payload.get("year") is not None
+        return str(hit.id) != query.id and hit.poster.sha256 != query.poster.sha256 and hit.poster.year is not None
 
     found = nearest_accepted(store, [cast(np.ndarray, q.vector) for q in queries], k, accept, vector_name, progress=progress)
     out = np.full((len(queries), k), np.nan)  # NaN where a tiny store has fewer than k candidates
     for i, hits in enumerate(found):
-        out[i, : len(hits)] = [h.payload["year"] for h in hits]
+        out[i, : len(hits)] = [h.poster.year for h in hits]
     return out
 
 

@@ -34,8 +34,8 @@ import numpy as np
 
 from embedding.images import ImageError, decode_poster
 from errors import UserError
+from path_inside import inside
 from search.nearest import ImageQuery, Neighbour
-from search.sheet import inside
 from store.collection import PosterStore, StoredPoint
 from store.schema import VECTOR_NAME
 
@@ -124,7 +124,7 @@ class Explainer:
 
     def query_from_point(self, point: StoredPoint) -> tuple[np.ndarray, np.ndarray]:
         """(stored vector, grid from its poster file) of a stored film as the query."""
-        [grid] = self._grids([point.payload.get("file", "")])
+        [grid] = self._grids([point.poster.file])
         vector = point.vector if point.vector is not None else self.store.retrieve([point.id], with_vectors=True)[0].vector
         return np.asarray(vector, np.float32), grid
 

@@ -9,8 +9,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 from errors import writing
+from path_inside import inside
 from search.poster_map import PosterMap
-from search.sheet import caption_font, fit_text, inside, load_image
+from search.sheet import caption_font, fit_text, load_image
 from search.timeline import DecadeStep
 
 THUMB = (96, 144)

@@ -7,6 +7,8 @@ whichever path it is read from. A merely similar poster (re-encoded, resized) is
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, cast
@@ -18,7 +20,7 @@ from errors import UserError
 from search.batch import EXCLUSION_MARGIN
 from store.collection import PosterStore, StoredPoint
 from store.engine import Hit, PointFilter
-from store.schema import CALIBRATION_KEY, DEFAULT_COLLECTION, VECTOR_NAME
+from store.schema import DEFAULT_COLLECTION, VECTOR_NAME, PosterPayload
 
 if TYPE_CHECKING:
     from embedding.onnx_embedder import OnnxEmbedder
@@ -33,6 +35,11 @@ class Neighbour:
     year: int | None
     score: float  # cosine similarity, 1 = same direction
     file: str
+
+    @classmethod
+    def of(cls, rank: int, id: str, score: float, poster: PosterPayload) -> Neighbour:
+        """The neighbour a stored poster (its typed payload) makes at this rank and score."""
+        return cls(rank, id, poster.title, poster.year, score, poster.file)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -112,7 +119,7 @@ class PosterSearch:
                 raise UserError(f"film {point.id} has no '{vector_name}' vector yet (ingest --style adds it)")
             point = StoredPoint(point.id, point.payload, found[0].vector)
         assert point.vector is not None
-        return self.by_vector(point.vector, k, filters, [point.id], point.payload.get("sha256"), vector_name)
+        return self.by_vector(point.vector, k, filters, [point.id], point.poster.sha256 or None, vector_name)
 
     def recommend(
         self,
@@ -141,8 +148,8 @@ class PosterSearch:
             exclude,
             vector_name,
         )
-        copies = {examples[i].payload.get("sha256") for i in examples}
-        return _neighbours([h for h in hits if h.payload.get("sha256") not in copies], k)
+        copies = {examples[i].poster.sha256 or None for i in examples}
+        return _neighbours([h for h in hits if (h.poster.sha256 or None) not in copies], k)
 
     def by_vector(
         self,
@@ -163,10 +170,7 @@ class PosterSearch:
 
 
 def _neighbours(hits: list[Hit], k: int) -> list[Neighbour]:
-    return [
-        Neighbour(rank, h.id, h.payload.get("title", ""), h.payload.get("year"), h.score, h.payload.get("file", ""))
-        for rank, h in enumerate(hits[:k], start=1)
-    ]
+    return [Neighbour.of(rank, h.id, h.score, h.poster) for rank, h in enumerate(hits[:k], start=1)]
 
 
 def _check_k(k: int) -> None:
@@ -182,7 +186,7 @@ def image_embedder(store: PosterStore, weights: str | None = None, style: bool =
     from embedding.spec import resolve_weights
 
     return query_embedder(
-        resolve_weights(weights), style, store.stored_spec(), store.metadata().get(CALIBRATION_KEY), store.posters_dir(), long_lived
+        resolve_weights(weights), style, store.stored_spec(), store.collection_metadata().calibration, store.posters_dir(), long_lived
     )
 
 
@@ -210,3 +214,13 @@ def nearest(
     with PosterStore(location, collection, must_exist=True) as store:
         search = PosterSearch(store, image_embedder(store, weights, style=vector_name != VECTOR_NAME))
         return search.by_image(image, k, Filters(year_min, year_max, genre), vector_name)
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as its function nearest(): see search/__init__.py for why."""
+
+    def __call__(self, *args, **kwargs) -> list[Neighbour]:
+        return nearest(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -86,9 +86,8 @@ def fingerprint(store: PosterStore, vector_name: str = VECTOR_NAME) -> str:
     """A digest of the collection's state: every point's id and content hash, the embedding, this version."""
     digest = hashlib.sha256(f"v{MAP_VERSION}:{vector_name}:{store.stored_spec(vector_name).describe()}".encode())
     for point in sorted(store.points(with_vectors=False, fields=["sha256", "year", "title"]), key=lambda p: p.id):
-        digest.update(
-            f"{point.id}:{point.payload.get('sha256', '')}:{point.payload.get('year', '')}:{point.payload.get('title', '')}\n".encode()
-        )
+        poster = point.poster
+        digest.update(f"{point.id}:{poster.sha256}:{'' if poster.year is None else poster.year}:{poster.title}\n".encode())
     return digest.hexdigest()[:24]
 
 

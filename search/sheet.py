@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from embedding.images import ImageError, ImageSource, load_rgb
 from errors import UserError, check_output_file, writing
+from path_inside import inside
 from search.nearest import Neighbour
 
 if TYPE_CHECKING:
@@ -66,14 +67,6 @@ def query_sheet(query: dict, neighbours: list[Neighbour], posters_dir: Path | No
     if explanations is not None:
         return maps_sheet(source, caption, explanations, folder, out)
     return contact_sheet(source, caption, neighbours, folder, out)
-
-
-def inside(folder: Path, file: str) -> Path | None:
-    """The stored poster `file` in `folder`, or None when it would lead outside it (as the web page
-    serves posters: a payload, which anyone with access to the store can write, names no other file)."""
-    base = Path(folder).resolve()
-    path = (base / str(file)).resolve()
-    return path if path.is_relative_to(base) and path != base else None
 
 
 def contact_sheet(query: ImageSource | None, query_caption: str, neighbours: list[Neighbour], posters_dir: Path | None, out: Path) -> Path:

@@ -49,10 +49,10 @@ class DecadeStep:
 def era_timeline(store: PosterStore, vector_name: str = VECTOR_NAME, per_decade: int = 3) -> list[DecadeStep]:
     """The timeline of a collection, decade by decade, oldest first."""
     store.stored_spec(vector_name)
-    dated = [p for p in store.points(with_vectors=True, fields=["year"], vector_name=vector_name) if p.payload.get("year") is not None]
+    dated = [p for p in store.points(with_vectors=True, fields=["year"], vector_name=vector_name) if p.poster.year is not None]
     if not dated:
         raise UserError(f"collection '{store.collection}' has no dated posters: a timeline needs years")
-    years = np.array([p.payload["year"] for p in dated])
+    years = np.array([p.poster.year for p in dated])
     vectors = np.stack([cast(np.ndarray, p.vector) for p in dated]).astype(np.float64)  # points() yields only points with it
     steps: list[DecadeStep] = []
     previous = None
@@ -77,7 +77,7 @@ def era_timeline(store: PosterStore, vector_name: str = VECTOR_NAME, per_decade:
 
 def _nearest(store: PosterStore, vector: np.ndarray, k: int, where: PointFilter, vector_name: str) -> list[TimelinePoster]:
     [hits] = store.nearest([vector.astype(np.float32)], k, where, vector_name, exact=True, fields=["title", "year", "file"])
-    return [TimelinePoster(h.id, h.payload.get("title", ""), h.payload.get("year"), h.payload.get("file", ""), h.score) for h in hits]
+    return [TimelinePoster(h.id, h.poster.title, h.poster.year, h.poster.file, h.score) for h in hits]
 
 
 def timeline_table(steps: list[DecadeStep]) -> str:

@@ -6,6 +6,7 @@ import difflib
 
 from errors import UserError
 from store.collection import PosterStore, StoredPoint
+from store.schema import PosterPayload
 
 
 def find_film(store: PosterStore, title: str | None = None, point_id: str | None = None, year: int | None = None) -> StoredPoint:
@@ -23,11 +24,11 @@ def find_film(store: PosterStore, title: str | None = None, point_id: str | None
         raise UserError("give an image, a --title or an --id")
     matches = _exact(store, title) or (_case_insensitive(store, title) if not _has_words(title) else [])
     if year is not None:
-        matches = [m for m in matches if m.payload.get("year") == year]
+        matches = [m for m in matches if m.poster.year == year]
     if not matches:
         raise UserError(f"no film titled {_cut(title)!r}{f' from {year}' if year else ''}{_close_matches(store, title)}")
     if len(matches) > 1:
-        listed = "; ".join(f"{m.payload.get('title')} ({m.payload.get('year', '?')}, id {m.id})" for m in matches[:5])
+        listed = "; ".join(f"{m.poster.title} ({_year(m.poster)}, id {m.id})" for m in matches[:5])
         raise UserError(f"{len(matches)} films are titled {title!r}: {listed}; give the year too, or search by id")
     return store.retrieve([matches[0].id], with_vectors=True)[0]
 
@@ -36,9 +37,9 @@ def _exact(store: PosterStore, title: str) -> list[StoredPoint]:
     """Films whose title is `title`, exactly or else up to case: Qdrant's full-text index finds the
     films with all its words, and only those few are compared here."""
     candidates = store.with_title_words(title)
-    exact = [p for p in candidates if p.payload.get("title") == title]
+    exact = [p for p in candidates if p.poster.title == title]
     wanted = title.casefold().strip()
-    return exact or [p for p in candidates if p.payload.get("title", "").casefold().strip() == wanted]
+    return exact or [p for p in candidates if p.poster.title.casefold().strip() == wanted]
 
 
 def _all_titles(store: PosterStore) -> list[StoredPoint]:
@@ -48,13 +49,17 @@ def _all_titles(store: PosterStore) -> list[StoredPoint]:
 def _case_insensitive(store: PosterStore, title: str) -> list[StoredPoint]:
     """The slow path, for titles the word index cannot narrow (e.g. only punctuation)."""
     wanted = title.casefold().strip()
-    return [p for p in _all_titles(store) if p.payload.get("title", "").casefold().strip() == wanted]
+    return [p for p in _all_titles(store) if p.poster.title.casefold().strip() == wanted]
 
 
 def _close_matches(store: PosterStore, title: str) -> str:
-    titles = {p.payload.get("title", ""): p.payload.get("year", "?") for p in _all_titles(store)}
+    titles = {p.poster.title: _year(p.poster) for p in _all_titles(store)}
     close = difflib.get_close_matches(title, list(titles), n=5, cutoff=0.6)
     return "; close matches: " + ", ".join(f"{t} ({titles[t]})" for t in close) if close else ""
+
+
+def _year(poster: PosterPayload) -> int | str:
+    return "?" if poster.year is None else poster.year
 
 
 def _cut(text: str, limit: int = 100) -> str:

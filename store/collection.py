@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,15 @@ from embedding.spec import EmbeddingSpec
 from errors import UserError
 from store.connection import StoreLocation, open_engine
 from store.engine import Hit, PointFilter, Record, VectorConfig
-from store.schema import DEFAULT_COLLECTION, SCHEMA_VERSION, STYLE_VECTOR_NAME, VECTOR_NAME, check_collection_name
-
-# Where each vector's EmbeddingSpec is kept in the collection metadata.
-_METADATA_KEY = {VECTOR_NAME: "embedding", STYLE_VECTOR_NAME: "style_embedding"}
+from store.schema import (
+    DEFAULT_COLLECTION,
+    SCHEMA_VERSION,
+    STYLE_VECTOR_NAME,
+    VECTOR_NAME,
+    CollectionMetadata,
+    PosterPayload,
+    check_collection_name,
+)
 
 
 @dataclass(frozen=True)
@@ -38,8 +44,12 @@ class Sharding:
 @dataclass
 class StoredPoint:
     id: str
-    payload: dict
+    payload: dict  # as stored; `poster` is the typed view
     vector: np.ndarray | None = None
+
+    @cached_property
+    def poster(self) -> PosterPayload:
+        return PosterPayload.from_dict(self.payload, f"point {self.id}")
 
 
 class PosterStore:
@@ -89,7 +99,7 @@ class PosterStore:
         if vector_name not in vectors:
             hint = " (ingest with --style adds it)" if vector_name == STYLE_VECTOR_NAME else ""
             raise UserError(f"collection '{self.collection}' has no '{vector_name}' vector{hint}")
-        metadata = self.metadata().get(_METADATA_KEY.get(vector_name, vector_name))
+        metadata = self.collection_metadata().embedding_of(vector_name)
         if not metadata:
             raise UserError(f"collection '{self.collection}' records no embedding for '{vector_name}': it was not made by poster search")
         try:
@@ -101,7 +111,13 @@ class PosterStore:
         return spec
 
     def metadata(self) -> dict:
+        """The collection metadata as stored (keys of newer versions included): for copying it whole."""
         return self.engine.metadata(self.collection)
+
+    def collection_metadata(self) -> CollectionMetadata:
+        """The collection metadata, typed, upgraded from an older schema version; UserError for a
+        newer version or a field of the wrong type (one line)."""
+        return CollectionMetadata.from_dict(self.metadata(), f"collection '{self.collection}' in {self.location.describe()}")
 
     def vectors(self) -> dict[str, int]:
         """The collection's named vectors and their sizes."""
@@ -138,20 +154,20 @@ class PosterStore:
             self.engine.delete_collection(self.collection)
         if not self.exists():
             vectors = [VectorConfig(VECTOR_NAME, spec.dim)]
-            metadata = {"embedding": spec.as_dict(), "schema_version": SCHEMA_VERSION}
             if style_spec:
                 vectors.append(VectorConfig(STYLE_VECTOR_NAME, style_spec.dim))
-                metadata[_METADATA_KEY[STYLE_VECTOR_NAME]] = style_spec.as_dict()
-            self.create(vectors, metadata, sharding)
+            metadata = CollectionMetadata(spec.as_dict(), style_spec.as_dict() if style_spec else None)
+            self.create(vectors, metadata.to_dict(), sharding)
             return
         self.check_spec(spec)
+        self.record_schema_version()
         if not style_spec:
             return
         if self.has_vector(STYLE_VECTOR_NAME):
             self.check_spec(style_spec, STYLE_VECTOR_NAME)
             return
         self.engine.add_vector(self.collection, VectorConfig(STYLE_VECTOR_NAME, style_spec.dim))
-        self.engine.update_metadata(self.collection, {_METADATA_KEY[STYLE_VECTOR_NAME]: style_spec.as_dict()})
+        self.update_metadata(CollectionMetadata.changes(style_embedding=style_spec.as_dict()))
 
     def check_sharding(self, sharding: Sharding) -> None:
         if self.location.is_local and not sharding.is_default():
@@ -169,14 +185,21 @@ class PosterStore:
         self.engine.delete_collection(self.collection)
 
     def update_metadata(self, metadata: dict) -> None:
+        """Set these keys of the collection metadata (CollectionMetadata.changes() type-checks them)."""
         self.engine.update_metadata(self.collection, metadata)
+
+    def record_schema_version(self) -> None:
+        """Record this version's schema on a collection made by an older one (read through
+        upgrade_metadata until now), before it is written to: it may then hold newer payload fields."""
+        if self.collection_metadata().schema_version != self.metadata().get("schema_version"):
+            self.update_metadata(CollectionMetadata.changes(schema_version=SCHEMA_VERSION))
 
     def remember_posters_dir(self, posters_dir: Path) -> None:
         """Record where the poster files are, so contact sheets and the web page can find them."""
-        self.update_metadata({"posters_dir": str(Path(posters_dir).resolve())})
+        self.update_metadata(CollectionMetadata.changes(posters_dir=str(Path(posters_dir).resolve())))
 
     def posters_dir(self) -> Path | None:
-        folder = self.metadata().get("posters_dir")
+        folder = self.collection_metadata().posters_dir
         return Path(folder) if folder else None
 
     def payload_indexes(self) -> set[str]:

@@ -31,13 +31,14 @@ def load_embeddings(store: PosterStore, vector_name: str = VECTOR_NAME) -> Embed
     """Pull every vector (of `vector_name`) and its payload back out of the store, sorted by id (a stable order)."""
     dim = store.stored_spec(vector_name).dim  # also a clear error if there is no usable collection
     points = sorted(store.points(with_vectors=True, vector_name=vector_name), key=lambda p: p.id)
+    posters = [p.poster for p in points]
     return Embeddings(
         ids=np.array([p.id for p in points], dtype=str),
         vectors=np.stack([cast(np.ndarray, p.vector) for p in points]) if points else np.zeros((0, dim), dtype=np.float32),
-        titles=np.array([p.payload.get("title", "") for p in points], dtype=str),
-        years=np.array([p.payload.get("year", np.nan) for p in points], dtype=np.float64),
-        files=np.array([p.payload.get("file", "") for p in points], dtype=str),
-        sha256=np.array([p.payload.get("sha256", "") for p in points], dtype=str),
+        titles=np.array([p.title for p in posters], dtype=str),
+        years=np.array([np.nan if p.year is None else p.year for p in posters], dtype=np.float64),
+        files=np.array([p.file for p in posters], dtype=str),
+        sha256=np.array([p.sha256 for p in posters], dtype=str),
     )
 
 

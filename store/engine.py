@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
 
 from errors import UserError
+from store.schema import PosterPayload
 
 
 class StoreDamaged(UserError):
@@ -37,7 +39,11 @@ class Hit:
 
     id: str
     score: float
-    payload: dict
+    payload: dict  # as stored; `poster` is the typed view
+
+    @cached_property
+    def poster(self) -> PosterPayload:
+        return PosterPayload.from_dict(self.payload, f"point {self.id}")
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,11 @@ class VectorConfig:
 
 
 class Engine(Protocol):
-    """One store (a folder or a server), holding named collections of points."""
+    """One store (a folder or a server), holding named collections of points.
+
+    The repair of an orphaned collection (its metadata files lost, its shard there) is not part of
+    it: only the embedded store keeps metadata apart from the points, so ingest/repair.py takes an
+    EdgeEngine explicitly (isinstance), not any engine that happens to have such methods."""
 
     def describe(self) -> str: ...
     def close(self) -> None: ...

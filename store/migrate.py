@@ -17,7 +17,9 @@ import numpy as np
 from embedding.spec import EmbeddingSpec
 from errors import UserError
 from store.collection import PosterStore, Sharding
+from store.connection import StoreLocation
 from store.engine import VectorConfig
+from store.schema import CollectionMetadata
 
 SPOT_CHECKS = 20  # points whose vectors and payloads are compared after the copy
 
@@ -42,12 +44,13 @@ def migrate(
     """Copy every point (all named vectors, payload, id) and the collection's schema and metadata."""
     from tqdm import tqdm
 
-    if source.location == target.location and source.collection == target.collection:
+    if same_store(source.location, target.location) and source.collection == target.collection:
         raise UserError("source and destination are the same collection")
     started = time.perf_counter()
-    source.stored_spec()  # a clear error if the source is not a poster collection
-    vectors, metadata = source.vectors(), source.metadata()
-    _prepare_target(target, vectors, metadata, sharding)
+    source.stored_spec()  # a clear error if the source is not a poster collection (or of a newer schema)
+    # keys this version does not know travel as they are; the known ones as this version writes them
+    metadata = {**source.metadata(), **source.collection_metadata().to_dict()}
+    _prepare_target(target, source.vectors(), metadata, sharding)
 
     total = source.count()
     copied = 0
@@ -65,18 +68,33 @@ def migrate(
     return report
 
 
+def same_store(source: StoreLocation, target: StoreLocation) -> bool:
+    """Whether two locations are one store (another spelling of a folder is the same folder); a
+    folder inside the other store is refused: Edge's files and a store's own would mix."""
+    if source.url or target.url:
+        return source == target
+    a, b = source.path.resolve(), target.path.resolve()
+    if a == b:
+        return True
+    if b.is_relative_to(a) or a.is_relative_to(b):
+        raise UserError(
+            f"the destination {target.path} and the source {source.path} are one inside the other: give a folder outside the source store"
+        )
+    return False
+
+
 def _prepare_target(target: PosterStore, vectors: dict[str, int], metadata: dict, sharding: Sharding) -> None:
     target.check_sharding(sharding)
     if not target.exists():
         target.create([VectorConfig(name, dim) for name, dim in vectors.items()], metadata, sharding)
         return
-    have, want = target.vectors(), vectors
-    if have != want or target.stored_spec() != EmbeddingSpec.from_dict(metadata.get("embedding") or {}):
+    have, want, source = target.vectors(), vectors, CollectionMetadata.from_dict(metadata)
+    if have != want or target.stored_spec() != EmbeddingSpec.from_dict(source.embedding or {}):
         raise UserError(
             f"destination collection '{target.collection}' exists with other vectors or another embedding "
             f"(has {have}, source {want}); choose another --to-collection"
         )
-    theirs, mine = target.metadata().get("posters_dir"), metadata.get("posters_dir")
+    theirs, mine = target.collection_metadata().posters_dir, source.posters_dir
     if theirs and mine and theirs != mine and target.count():
         # One collection, one posters folder (as ingest keeps it): `file` is relative to it, so the
         # destination's posters would point into the wrong folder, and same-named files collide.

@@ -1,29 +1,33 @@
-"""The collection's schema. Users query it with Qdrant's own API, so these names are stable.
+"""The collection's schema, read and written only here. Users query it with Qdrant's own API, so
+these names are stable; docs/store.md, *Schema*, is the public description.
 
 Collection `posters` (configurable), one point per film:
 - id: uuid5(POINT_NAMESPACE, catalog key), so the same film always gets the same point.
 - vector `vgg16`: the L2-normalised 512-d VGG16 embedding, cosine distance.
-- payload: key, title, year (int; absent when unknown), file, sha256 (of the poster file),
-  genres (list; when the catalog has them).
 - optional vector `vgg16_style`: the 2,944-d style embedding, cosine distance (ingest --style).
-- collection metadata `embedding`: the EmbeddingSpec the vectors were made with, and
-  `style_embedding` for `vgg16_style` when present; `calibration` for an int8 embedding (the
-  posters its model was calibrated on, embedding/quantize.py).
+- payload: PosterPayload below (each field says since which schema version it exists).
+- collection metadata: CollectionMetadata below (the embedding each vector was made with, the
+  posters folder, an int8 embedding's calibration, the schema version).
+
+Schema versions: 1, the first release; 2 adds the optional predicted-year payload fields
+(`predicted_year`, `predicted_low`, `predicted_high`, `predicted_by`), nothing else. A collection
+of a newer version than this code reads is refused in one line; an older one is read through
+`upgrade_metadata()` (one place), and recorded as the current version at the next ingest.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from typing import Final
+from dataclasses import dataclass, fields
+from typing import Any, Final
 
 from errors import UserError
 
 DEFAULT_COLLECTION = "posters"
 VECTOR_NAME: Final = "vgg16"  # Final: its literal type is a valid web.app.StoredVector
 STYLE_VECTOR_NAME: Final = "vgg16_style"  # optional second vector: the style embedding (ingest --style)
-SCHEMA_VERSION = 1
-CALIBRATION_KEY = "calibration"  # collection metadata of an int8 embedding
+SCHEMA_VERSION = 2
 POINT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "poster-search/posters")
 
 # Payload indexes, created (idempotently) whenever a collection is opened: filters and title
@@ -43,3 +47,150 @@ _COLLECTION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
 def check_collection_name(name: str) -> None:
     if not _COLLECTION_NAME.fullmatch(name or ""):
         raise UserError(f"invalid collection name {name!r}: use 1-255 letters, digits, '_', '-' or '.', not starting with '.' or '-'")
+
+
+_KIND_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list of strings"}
+
+
+def _check_type(value: Any, kind: type, field: str, where: str, remedy: str) -> None:
+    """One line naming the field, for a value of another JSON type (a bool is not an integer here;
+    a list must hold strings)."""
+    if kind is list:
+        fits = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    else:
+        fits = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if not fits:
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise UserError(
+            f"{where}: field '{field}' is {shown} ({type(value).__name__}), not {_KIND_NAMES[kind]}: "
+            f"it was changed outside poster search; {remedy}"
+        )
+
+
+@dataclass(frozen=True)
+class PosterPayload:
+    """A point's payload: what the catalog (or the posters folder) says about one film.
+
+    A payload read with a field selection (`fields=[...]`) holds only those fields; the others
+    are at their defaults. Fields written by a newer version are ignored on reading."""
+
+    key: str = ""  # since 1: the catalog's identity for the film (its id column, else the poster file's path)
+    title: str = ""  # since 1: the film's title (full-text indexed)
+    year: int | None = None  # since 1: the catalog's release year; absent when unknown (integer index)
+    file: str = ""  # since 1: the poster file, relative to the collection's posters folder
+    sha256: str = ""  # since 1: of the poster file's bytes (keyword index): same content, same film
+    genres: tuple[str, ...] = ()  # since 1: absent when the catalog has none (keyword index)
+    # Since 2, written by `predict-year` for films without a catalog year (a catalog year is never
+    # overwritten): the year model's estimate, the ends of its 80 % range, and its identity.
+    predicted_year: int | None = None
+    predicted_low: int | None = None
+    predicted_high: int | None = None
+    predicted_by: str | None = None  # the year model that predicted it (its model file's id)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "a stored payload") -> PosterPayload:
+        """The typed payload; UserError naming `where` and the field for a value of the wrong type."""
+        if not isinstance(data, dict):
+            raise UserError(f"{where}: the payload is {type(data).__name__}, not an object")
+        values: dict[str, Any] = {}
+        for name, value in data.items():  # a payload holds a few fields: the loop is over those
+            kind = _PAYLOAD_KINDS.get(name)
+            if kind is None or value is None:
+                continue  # a field of a newer version, or an absent one
+            if type(value) is not kind or kind is list:  # exact types pass at once; the check names a wrong field
+                _check_type(value, kind, name, where, "correct it, or ingest again (which rewrites it)")
+            values[name] = tuple(value) if kind is list else value
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        """As stored: key, title and file always; the others when present (an unknown year is absent)."""
+        data: dict[str, Any] = {"key": self.key, "title": self.title, "file": self.file}
+        if self.sha256:
+            data["sha256"] = self.sha256
+        if self.year is not None:
+            data["year"] = self.year
+        if self.genres:
+            data["genres"] = list(self.genres)
+        for name in ("predicted_year", "predicted_low", "predicted_high", "predicted_by"):
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
+        return data
+
+
+# The JSON type of each payload field (genres: a list of strings).
+_PAYLOAD_KINDS: dict[str, type] = {
+    **{f.name: str for f in fields(PosterPayload)},
+    **{"year": int, "predicted_year": int, "predicted_low": int, "predicted_high": int, "genres": list},
+}
+
+# Where each vector's EmbeddingSpec is kept in the collection metadata.
+EMBEDDING_KEY = {VECTOR_NAME: "embedding", STYLE_VECTOR_NAME: "style_embedding"}
+
+
+@dataclass(frozen=True)
+class CollectionMetadata:
+    """The metadata Qdrant keeps with the collection (on a server, its collection metadata; in the
+    embedded store, collection.json). All since schema version 1."""
+
+    embedding: dict | None = None  # EmbeddingSpec.as_dict() of `vgg16`: the guard against mixing embeddings
+    style_embedding: dict | None = None  # the same for `vgg16_style`, when the collection has it
+    calibration: dict | None = None  # int8 only: the calibration posters (embedding/quantize.py) and their folder
+    posters_dir: str | None = None  # the absolute folder the payloads' `file` is relative to
+    schema_version: int = SCHEMA_VERSION
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "the collection metadata") -> CollectionMetadata:
+        """Upgraded to this version and type-checked; UserError (one line) for a newer version or a
+        field of the wrong type. Keys this version does not know are ignored."""
+        if not isinstance(data, dict):
+            raise UserError(f"{where} is {type(data).__name__}, not an object: it was not made by poster search")
+        data = upgrade_metadata(data, where)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            value = data.get(f.name)
+            if value is None:
+                continue
+            _check_type(value, _METADATA_KINDS.get(f.name, dict), f.name, where, _METADATA_REMEDY)
+            values[f.name] = value
+        return cls(**values)
+
+    @classmethod
+    def changes(cls, **values: Any) -> dict:
+        """A type-checked partial update, e.g. `changes(posters_dir="/x")`, for update_metadata."""
+        names = {f.name for f in fields(cls)}
+        for name, value in values.items():
+            if name not in names:
+                raise TypeError(f"the collection metadata has no field {name!r}")
+            _check_type(value, _METADATA_KINDS.get(name, dict), name, "a metadata update", _METADATA_REMEDY)
+        return values
+
+    def to_dict(self) -> dict:
+        """As stored; absent fields are left out."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    def embedding_of(self, vector_name: str) -> dict | None:
+        """The recorded EmbeddingSpec (as a dict) of a named vector, if any."""
+        return getattr(self, EMBEDDING_KEY[vector_name]) if vector_name in EMBEDDING_KEY else None
+
+
+_METADATA_KINDS = {"schema_version": int, "posters_dir": str}  # others: dict
+_METADATA_REMEDY = "correct it, or ingest into a new --collection (or --recreate)"
+
+
+def upgrade_metadata(data: dict, where: str = "the collection metadata") -> dict:
+    """Collection metadata of any earlier schema version, as this version's; UserError for a newer one.
+
+    Version 1 (and collections that record none: the first release wrote it from the start, so
+    none means 1) differs from 2 only in the payload fields it cannot hold (predicted_*, optional):
+    the metadata carries over as it is."""
+    version = data.get("schema_version", 1)
+    if version is None:
+        version = 1
+    _check_type(version, int, "schema_version", where, _METADATA_REMEDY)
+    if version > SCHEMA_VERSION:
+        raise UserError(
+            f"{where} has schema version {version}, made by a newer poster search; this version reads up to {SCHEMA_VERSION}: upgrade"
+        )
+    if version < 1:
+        raise UserError(f"{where} has schema version {version}: no poster search wrote it")
+    return {**data, "schema_version": SCHEMA_VERSION}

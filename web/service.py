@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 
 from errors import UserError
+from path_inside import inside
 from search.explain import Explainer, GridCache
 from search.nearest import Filters, Neighbour, PosterSearch
-from search.sheet import inside
 from search.titles import find_film
 from store.collection import PosterStore, StoredPoint
 from store.engine import StoreDamaged
@@ -128,10 +128,10 @@ class PosterService:
                 genres: dict[str, int] = {}
                 years = []
                 for point in store.points(with_vectors=False, fields=["genres", "year"]):
-                    for genre in point.payload.get("genres") or []:
+                    for genre in point.poster.genres:
                         genres[genre] = genres.get(genre, 0) + 1
-                    if point.payload.get("year") is not None:
-                        years.append(int(point.payload["year"]))
+                    if point.poster.year is not None:
+                        years.append(point.poster.year)
                 self._info[name] = {
                     "name": name,
                     "count": store.count(),
@@ -410,7 +410,7 @@ class PosterService:
             folder = store.posters_dir()
         if folder is None:
             raise NotFound(f"collection {collection!r} records no poster folder")
-        path = inside(folder, str(point.payload.get("file", "")))
+        path = inside(folder, point.poster.file)
         if path is None or not path.is_file():
             raise NotFound(f"the poster file of {point_id} is not in the recorded poster folder")
         return path

@@ -1,0 +1,303 @@
+"""The store's typed records (store/schema.py): the payload and the collection metadata, read and
+written in one place, and the schema version checked on every read. Real Edge stores in tmp_path;
+the CLI in-process (Typer's CliRunner), as tests/test_errors.py runs it."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from embedding.spec import EmbeddingSpec
+from errors import UserError
+from ingest.catalog import Film
+from search.nearest import PosterSearch
+from store.collection import PosterStore
+from store.connection import StoreLocation
+from store.embeddings import load_embeddings
+from store.migrate import migrate, same_store
+from store.schema import SCHEMA_VERSION, CollectionMetadata, PosterPayload, point_id, upgrade_metadata
+
+SPEC = EmbeddingSpec(weights="random")
+FULL = PosterPayload(
+    key="7",
+    title="Vertigo",
+    year=1958,
+    file="7.jpg",
+    sha256="ab" * 32,
+    genres=("Mystery", "Thriller"),
+    predicted_year=1957,
+    predicted_low=1950,
+    predicted_high=1964,
+    predicted_by="year-model 1a2b3c",
+)
+
+
+@pytest.fixture(autouse=True)
+def no_store_environment(monkeypatch):
+    for name in ("QDRANT_PATH", "QDRANT_URL", "QDRANT_API_KEY", "QDRANT_GRPC", "QDRANT_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def cli(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def one_line_error(result, pattern: str) -> str:
+    assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert re.search(pattern, lines[0]), lines[0]
+    return lines[0]
+
+
+def unit_vectors(n: int, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, SPEC.dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def make_store(path: Path, payloads: list[dict], posters_dir: Path | None = None) -> StoreLocation:
+    """A real Edge store holding one point per payload (keyed by its `key`)."""
+    location = StoreLocation(path=path)
+    with PosterStore(location) as store:
+        store.prepare(SPEC)
+        store.upsert([point_id(p["key"]) for p in payloads], unit_vectors(len(payloads)), payloads)
+        if posters_dir is not None:
+            store.remember_posters_dir(posters_dir)
+    return location
+
+
+def films(n: int) -> list[dict]:
+    return [Film(str(i), f"Film {i}", 1950 + i, f"{i}.jpg").payload(f"{i:064x}") for i in range(n)]
+
+
+def set_raw_metadata(location: StoreLocation, changes: dict) -> None:
+    """Metadata as another program (or another version) might have written it: past the typed record."""
+    with PosterStore(location) as store:
+        store.engine.update_metadata(store.collection, changes)
+
+
+# --- the payload --------------------------------------------------------------------------
+
+
+def test_payload_round_trips_through_a_real_store(tmp_path):
+    minimal = PosterPayload(key="8", title="Untitled", file="8.jpg", sha256="cd" * 32)
+    location = make_store(tmp_path / "store", [FULL.to_dict(), minimal.to_dict()])
+    with PosterStore(location, must_exist=True) as store:
+        stored = {p.poster.key: p.poster for p in store.points(with_vectors=False)}
+    assert stored == {"7": FULL, "8": minimal}  # ints stay ints, genres a tuple again, absent fields None
+    assert PosterPayload.from_dict(FULL.to_dict()) == FULL
+    assert "year" not in minimal.to_dict() and "predicted_year" not in minimal.to_dict()  # unknown: absent, as documented
+
+
+def test_catalog_payload_is_the_typed_record():
+    film = Film("12", "Metropolis", 1927, "12.jpg", genres=("Sci-Fi",))
+    assert film.payload("ef" * 32) == {
+        "key": "12",
+        "title": "Metropolis",
+        "file": "12.jpg",
+        "sha256": "ef" * 32,
+        "year": 1927,
+        "genres": ["Sci-Fi"],
+    }
+    assert film.payload() == {"key": "12", "title": "Metropolis", "file": "12.jpg", "year": 1927, "genres": ["Sci-Fi"]}
+    undated = Film("13", "Lost", None, "13.jpg").payload("00" * 32)
+    assert "year" not in undated and PosterPayload.from_dict(undated).year is None
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("year", "1958"),
+        ("year", True),
+        ("year", 1958.5),
+        ("title", 12),
+        ("genres", "Drama"),
+        ("genres", ["Drama", 3]),
+        ("predicted_year", "c. 1960"),
+    ],
+)
+def test_a_wrongly_typed_payload_field_is_one_line_naming_it(field, value):
+    with pytest.raises(UserError) as e:
+        PosterPayload.from_dict({**FULL.to_dict(), field: value}, "point 42")
+    message = str(e.value)
+    assert "\n" not in message and message.startswith("point 42: field ") and f"'{field}'" in message
+
+
+def test_fields_of_a_newer_version_are_ignored_and_a_partial_payload_is_defaults():
+    assert PosterPayload.from_dict({**FULL.to_dict(), "poster_colour": "red"}) == FULL
+    assert PosterPayload.from_dict({"year": 1958}) == PosterPayload(year=1958)
+    assert [f.default for f in fields(PosterPayload) if f.name.startswith("predicted_")] == [None] * 4
+
+
+def test_a_wrongly_typed_stored_payload_stops_a_search_in_one_line(tmp_path):
+    payloads = films(4)
+    payloads[2]["year"] = "1952"  # written by someone's script, straight into Qdrant
+    location = make_store(tmp_path / "store", payloads)
+    with PosterStore(location, must_exist=True) as store:
+        with pytest.raises(UserError, match=rf"point {point_id('2')}: field 'year' is '1952' \(str\)"):
+            load_embeddings(store)
+    one_line_error(cli("export-embeddings", tmp_path / "e.npz", "--qdrant-path", location.path), r"field 'year' is '1952'")
+    assert not (tmp_path / "e.npz").exists()
+
+
+def test_neighbours_come_from_the_typed_payload(tmp_path):
+    location = make_store(tmp_path / "store", [FULL.to_dict(), *films(3)])
+    with PosterStore(location, must_exist=True) as store:
+        [query] = store.retrieve([point_id("0")], with_vectors=True)
+        found = {n.id: n for n in PosterSearch(store).by_point(query, k=3)}
+    vertigo = found[point_id("7")]
+    assert (vertigo.title, vertigo.year, vertigo.file) == (FULL.title, FULL.year, FULL.file)
+
+
+# --- the collection metadata --------------------------------------------------------------
+
+
+def test_collection_metadata_is_written_typed_and_reads_back(tmp_path):
+    posters = tmp_path / "posters"
+    location = make_store(tmp_path / "store", films(2), posters_dir=posters)
+    with PosterStore(location, must_exist=True) as store:
+        record = store.collection_metadata()
+        raw = store.metadata()
+    assert record == CollectionMetadata(embedding=SPEC.as_dict(), posters_dir=str(posters.resolve()), schema_version=SCHEMA_VERSION)
+    assert raw == record.to_dict()  # what is stored is exactly what the record writes
+    assert CollectionMetadata.from_dict(record.to_dict()) == record
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"posters_dir": 123}, "posters_dir"),
+        ({"embedding": "vgg16"}, "embedding"),
+        ({"schema_version": "2"}, "schema_version"),
+        ({"calibration": [1]}, "calibration"),
+    ],
+)
+def test_wrongly_typed_metadata_is_one_line_naming_the_field(tmp_path, changes, field):
+    location = make_store(tmp_path / "store", films(2))
+    set_raw_metadata(location, changes)
+    with PosterStore(location, must_exist=True) as store:
+        with pytest.raises(UserError, match=rf"collection 'posters' in local store .*: field '{field}' is "):
+            store.stored_spec()
+    line = one_line_error(cli("search", "--title", "Film 0", "--qdrant-path", location.path), rf"field '{field}'")
+    assert "Traceback" not in line
+    with PosterStore(location, must_exist=True) as store:  # nothing was changed or lost
+        assert store.metadata()[field] == changes[field] and store.count() == 2
+
+
+def test_a_metadata_update_is_type_checked_before_it_is_written(tmp_path):
+    with pytest.raises(UserError, match="field 'posters_dir' is 123"):
+        CollectionMetadata.changes(posters_dir=123)
+    with pytest.raises(TypeError):  # a misspelt key is a programming error, not the user's
+        CollectionMetadata.changes(poster_dir="/x")
+    assert CollectionMetadata.changes(posters_dir="/x") == {"posters_dir": "/x"}
+
+
+# --- the schema version -------------------------------------------------------------------
+
+
+def test_a_collection_of_a_newer_schema_is_refused_in_one_line_and_left_alone(tmp_path):
+    location = make_store(tmp_path / "store", films(3))
+    set_raw_metadata(location, {"schema_version": SCHEMA_VERSION + 1})
+    with PosterStore(location, must_exist=True) as store:
+        with pytest.raises(UserError, match=rf"schema version {SCHEMA_VERSION + 1}, made by a newer poster search"):
+            store.stored_spec()
+        with pytest.raises(UserError, match="newer poster search"):
+            store.prepare(SPEC)  # an ingest writes nothing into it
+        with pytest.raises(UserError, match="newer poster search"):
+            store.posters_dir()
+    one_line_error(cli("search", "--title", "Film 1", "--qdrant-path", location.path), rf"reads up to {SCHEMA_VERSION}: upgrade")
+    one_line_error(cli("duplicates", "--qdrant-path", location.path), "newer poster search")
+    with PosterStore(location, must_exist=True) as store:
+        assert store.metadata()["schema_version"] == SCHEMA_VERSION + 1 and store.count() == 3
+
+
+def rewrite_metadata(location: StoreLocation, change) -> None:
+    """Edit collection.json and its backup (docs/store.md, the folder's layout) as an older release left them."""
+    for name in ("collection.json", "collection.backup.json"):
+        path = location.path / "collections" / "posters" / name
+        config = json.loads(path.read_text())
+        change(config["metadata"])
+        path.write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("recorded", [1, None], ids=["version-1", "no-version"])
+def test_an_older_collection_is_read_upgraded_and_recorded_current_at_the_next_ingest(tmp_path, recorded):
+    location = make_store(tmp_path / "store", films(3))
+    rewrite_metadata(location, lambda m: m.update(schema_version=recorded) if recorded else m.pop("schema_version"))
+    with PosterStore(location, must_exist=True) as store:
+        assert store.metadata().get("schema_version") == recorded
+        assert store.collection_metadata().schema_version == SCHEMA_VERSION  # read as the current version
+        assert store.stored_spec() == SPEC
+        [query] = store.retrieve([point_id("0")], with_vectors=True)
+        assert len(PosterSearch(store).by_point(query, k=2)) == 2
+        assert store.metadata().get("schema_version") == recorded  # a read writes nothing
+        store.prepare(SPEC)  # what an ingest does first
+        assert store.metadata()["schema_version"] == SCHEMA_VERSION
+    result = cli("search", "--title", "Film 1", "--qdrant-path", location.path, "--json")
+    assert result.exit_code == 0, result.output
+
+
+def test_upgrade_metadata_is_the_one_place_versions_meet():
+    assert upgrade_metadata({"embedding": {}})["schema_version"] == SCHEMA_VERSION  # none recorded: version 1
+    assert upgrade_metadata({"schema_version": 1, "posters_dir": "/p"}) == {"schema_version": SCHEMA_VERSION, "posters_dir": "/p"}
+    with pytest.raises(UserError, match="newer"):
+        upgrade_metadata({"schema_version": SCHEMA_VERSION + 1})
+    with pytest.raises(UserError, match="no poster search wrote it"):
+        upgrade_metadata({"schema_version": 0})
+
+
+def test_migrate_copies_an_older_collection_as_the_current_version(tmp_path):
+    source = make_store(tmp_path / "source", films(3), posters_dir=tmp_path / "posters")
+    set_raw_metadata(source, {"schema_version": 1, "a_later_key": {"kept": True}})
+    target = StoreLocation(path=tmp_path / "target")
+    with PosterStore(source, must_exist=True) as a, PosterStore(target) as b:
+        migrate(a, b, progress=False)
+        copied = b.metadata()
+    assert copied["schema_version"] == SCHEMA_VERSION and copied["a_later_key"] == {"kept": True}
+    assert copied["posters_dir"] == str((tmp_path / "posters").resolve())
+
+
+def test_migrate_as_a_library_refuses_a_store_inside_the_other(tmp_path):
+    """The nested-folder refusal lives in store/migrate.py, so library callers get it, not only the CLI."""
+    source = make_store(tmp_path / "source", films(2))
+    inner = StoreLocation(path=tmp_path / "source" / "copy")
+    with pytest.raises(UserError, match="one inside the other"):
+        same_store(source, inner)
+    assert same_store(source, StoreLocation(path=tmp_path / "source" / ".." / "source"))  # another spelling: the same store
+    with PosterStore(source, must_exist=True) as a:
+        b = a.other_collection("posters")
+        b.location = StoreLocation(path=tmp_path / "source" / ".." / "source")  # not equal as a StoreLocation
+        with pytest.raises(UserError, match="same collection"):
+            migrate(a, b, progress=False)
+        assert a.count() == 2
+
+
+def test_ingest_rewrites_a_wrongly_typed_payload_as_the_one_line_says(tmp_path):
+    """The payload error's remedy, "ingest again", holds: ingest compares stored payloads with the
+    catalog as they are stored, and rewrites a wrong one (no poster embedded again)."""
+    import hashlib
+
+    from tests.conftest import make_poster, write_csv
+
+    posters = tmp_path / "posters"
+    rows = [[f"{i}.jpg", f"Film {i}", 1950 + i] for i in range(3)]
+    for i in range(3):
+        make_poster(posters / f"{i}.jpg", seed=i)
+    catalog = write_csv(tmp_path / "movies.csv", ["filename", "title", "release_year"], rows)
+    digests = [hashlib.sha256((posters / f"{i}.jpg").read_bytes()).hexdigest() for i in range(3)]
+    payloads = [Film(f"{i}.jpg", f"Film {i}", 1950 + i, f"{i}.jpg").payload(digests[i]) for i in range(3)]
+    payloads[1]["year"] = "1951"
+    location = make_store(tmp_path / "store", payloads, posters_dir=posters)
+    one_line_error(cli("search", "--title", "Film 1", "--qdrant-path", location.path), r"field 'year' is '1951'")
+    done = cli("ingest", "--catalog", catalog, "--posters", posters, "--qdrant-path", location.path, "--weights", "random")
+    assert done.exit_code == 0, (done.output, done.exception)
+    with PosterStore(location, must_exist=True) as store:
+        assert {p.poster.key: p.poster.year for p in store.points(with_vectors=False)} == {"0.jpg": 1950, "1.jpg": 1951, "2.jpg": 1952}
+    assert cli("search", "--title", "Film 1", "--qdrant-path", location.path).exit_code == 0
