@@ -67,6 +67,10 @@ def _check_type(value: Any, kind: type, field: str, where: str, remedy: str) -> 
         )
 
 
+# The payload fields `predict-year --stored` writes (schema version 2), all four or none.
+PREDICTED_FIELDS = ("predicted_year", "predicted_low", "predicted_high", "predicted_by")
+
+
 @dataclass(frozen=True)
 class PosterPayload:
     """A point's payload: what the catalog (or the posters folder) says about one film.
@@ -93,13 +97,24 @@ class PosterPayload:
         if not isinstance(data, dict):
             raise UserError(f"{where}: the payload is {type(data).__name__}, not an object")
         values: dict[str, Any] = {}
+        prediction_damaged = False
         for name, value in data.items():  # a payload holds a few fields: the loop is over those
             kind = _PAYLOAD_KINDS.get(name)
             if kind is None or value is None:
                 continue  # a field of a newer version, or an absent one
+            if name in PREDICTED_FIELDS:
+                # A prediction is derived data, made again by `predict-year --stored`: one that does not
+                # check out is no prediction (shown as undated, re-dated by the next run), never an error.
+                if type(value) is not kind:
+                    prediction_damaged = True
+                values[name] = value
+                continue
             if type(value) is not kind or kind is list:  # exact types pass at once; the check names a wrong field
                 _check_type(value, kind, name, where, "correct it, or ingest again (which rewrites it)")
             values[name] = tuple(value) if kind is list else value
+        if prediction_damaged or "predicted_year" not in values:
+            for name in PREDICTED_FIELDS:
+                values.pop(name, None)
         return cls(**values)
 
     def to_dict(self) -> dict:
@@ -111,7 +126,7 @@ class PosterPayload:
             data["year"] = self.year
         if self.genres:
             data["genres"] = list(self.genres)
-        for name in ("predicted_year", "predicted_low", "predicted_high", "predicted_by"):
+        for name in PREDICTED_FIELDS:
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         return data

@@ -24,7 +24,7 @@ from search.nearest import Filters, Neighbour, PosterSearch
 from search.titles import find_film
 from store.collection import PosterStore, StoredPoint
 from store.engine import StoreDamaged
-from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
+from store.schema import PREDICTED_FIELDS, STYLE_VECTOR_NAME, VECTOR_NAME
 from web.overview import Overview
 
 if TYPE_CHECKING:
@@ -432,9 +432,6 @@ class PosterService:
             "file": point.payload.get("file", ""),
             "poster_url": poster_url(collection, point.id),
         }
-
-
-PREDICTED_FIELDS = ("predicted_year", "predicted_low", "predicted_high", "predicted_by")
 
 
 def _whole(value: object) -> int | None:
