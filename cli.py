@@ -11,7 +11,7 @@ import functools
 import inspect
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -188,8 +188,13 @@ def store_options(command):
 @cli_errors
 @store_options
 def ingest(
-    catalog: Annotated[Path, typer.Option(help="Catalog CSV (title, year, poster file).")],
     posters: Annotated[Path, typer.Option(help="Folder of poster images.")],
+    catalog: Annotated[
+        Path | None,
+        typer.Option(
+            help="Catalog CSV (title, year, poster file). Without it: every image under --posters, named by its .nfo or 'Title (Year)' name."
+        ),
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N films of the catalog.")] = None,
     batch_size: Annotated[
         int | None, typer.Option(min=1, max=1024, help="Posters per model batch and per upsert (default: 32 on a CPU, 256 on a GPU).")
@@ -228,7 +233,7 @@ def ingest(
     write_consistency: WriteConsistency = None,
     connection: StoreOptions = StoreOptions(),
 ) -> None:
-    """Embed every poster of a catalog and upsert it into the store (resumable)."""
+    """Embed every poster of a catalog, or of a folder without one, and upsert it into the store (resumable)."""
     from embedding.embedders import make_embedder
     from embedding.spec import resolve_weights
     from ingest.catalog import Columns, read_catalog
@@ -237,10 +242,19 @@ def ingest(
     from store.collection import Sharding
 
     check_output_file(rejects, "--rejects")  # before the long work, not after it
+    columns = Columns(file=file_column, id=id_column, title=title_column, year=year_column, genres=genre_column)
+    if catalog is None and (columns != Columns() or encoding):
+        raise UserError(
+            "--file-column, --id-column, --title-column, --year-column, --genre-column and --encoding describe a --catalog: give one"
+        )
     # cheap: the backend is chosen without importing it, and loads only if there is work
     embedder = make_embedder(resolve_weights(weights), style=style, backend=backend, precision=precision, augmented=augment)
-    columns = Columns(file=file_column, id=id_column, title=title_column, year=year_column, genres=genre_column)
-    films = read_catalog(catalog, posters, columns, encoding)
+    if catalog is None:
+        from ingest.folder import read_folder
+
+        films = read_folder(posters)
+    else:
+        films = read_catalog(catalog, posters, columns, encoding)
     with connection.open() as store:
         sharding = Sharding(shards, replicas, write_consistency)
         report = run_ingest(
@@ -256,9 +270,9 @@ def ingest(
             workers=workers,
         )
         total = store.count()
-    if report.rejects:
-        write_rejects(report.rejects, rejects)
-    say(ingest_summary(report.summary(), connection.collection, total, rejects if report.rejects else None))
+    if report.rejects or films.notes:
+        write_rejects(report.rejects + [replace(n, reason=f"note (ingested): {n.reason}") for n in films.notes], rejects)
+    say(ingest_summary(report.summary(), connection.collection, total, rejects if report.rejects or films.notes else None))
 
 
 @app.command("export-embeddings")
