@@ -86,6 +86,12 @@ def read_folder(posters_dir: Path) -> Catalog:
     return Catalog(films, rejects, Columns(file="(folder)"), rows=len(found) + len(rejects), named=named, notes=notes, unit="poster files")
 
 
+def poster_files(folder: Path) -> list[Path]:
+    """The poster images under `folder` by the same rules (predict-year on a folder)."""
+    found, _, _ = _scan(Path(folder).resolve())
+    return [Path(folder) / item.file for item in found]
+
+
 def _scan(root: Path) -> tuple[list[_Found], list[Reject], list[Reject]]:
     """Posters under `root` (sorted, depth first), rejected links, and notes (unreadable folders)."""
     found: list[_Found] = []

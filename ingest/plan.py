@@ -24,7 +24,7 @@ from typing import Protocol
 
 from errors import UserError
 from ingest.catalog import Film
-from store.schema import point_id
+from store.schema import PREDICTED_FIELDS, point_id
 
 # The payload fields a film's catalog row decides (plus sha256, which the poster file decides).
 CATALOG_FIELDS = ("key", "title", "year", "file", "genres")
@@ -68,7 +68,7 @@ def make_plan(films: Sequence[Film], catalog_keys: set[str], store: StoredPayloa
     plan = Plan()
     stored: dict[str, dict] = {}
     if store.exists():
-        stored = {p.id: p.payload for p in store.points(with_vectors=False, fields=[*CATALOG_FIELDS, "sha256"])}
+        stored = {p.id: p.payload for p in store.points(with_vectors=False, fields=[*CATALOG_FIELDS, "sha256", *PREDICTED_FIELDS])}
     known = [f for f in films if f.point_id in stored]
     digests = file_digests([Path(posters_dir) / f.file for f in known])
     digest_of = {f.point_id: d for f, d in zip(known, digests)}
@@ -81,7 +81,8 @@ def make_plan(films: Sequence[Film], catalog_keys: set[str], store: StoredPayloa
         else:
             wanted = dict(film.payload(), sha256=payload["sha256"])
             if {k: v for k, v in payload.items() if k in (*CATALOG_FIELDS, "sha256")} != wanted:
-                plan.retitled.append((film, wanted))
+                kept = {k: payload[k] for k in PREDICTED_FIELDS if k in payload}  # the same vector: its predicted year stays
+                plan.retitled.append((film, {**wanted, **kept}))
             else:
                 plan.unchanged.append(film)
     catalog_ids = {point_id(k) for k in catalog_keys}

@@ -18,8 +18,13 @@ from regression.model_file import YearModel
 
 def check_embedding(model: YearModel, data: YearData) -> None:
     """Refuse vectors made with another embedding than the model's: its predictions would be meaningless."""
+    check_specs(model, data.specs)
+
+
+def check_specs(model: YearModel, specs: dict) -> None:
+    """check_embedding for the embeddings a collection records (vector name -> EmbeddingSpec)."""
     for name, spec in model.specs.items():
-        stored = data.specs.get(name)
+        stored = specs.get(name)
         if stored != spec:  # EmbeddingSpec equality: a store made on JAX or in bf16 is the same embedding
             made = "no such vector" if stored is None else f"embedding {stored.describe()}"
             raise UserError(

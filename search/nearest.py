@@ -17,7 +17,7 @@ from errors import UserError
 from search.batch import EXCLUSION_MARGIN
 from store.collection import PosterStore, StoredPoint
 from store.engine import Hit, PointFilter
-from store.schema import CALIBRATION_KEY, DEFAULT_COLLECTION, VECTOR_NAME
+from store.schema import CALIBRATION_KEY, DEFAULT_COLLECTION, PREDICTED_HIGH, PREDICTED_LOW, PREDICTED_YEAR, VECTOR_NAME
 
 if TYPE_CHECKING:
     from embedding.onnx_embedder import OnnxEmbedder
@@ -32,6 +32,9 @@ class Neighbour:
     year: int | None
     score: float  # cosine similarity, 1 = same direction
     file: str
+    predicted_year: int | None = None  # the year model's (predict-year --stored), shown as "c. 1962, predicted"; never in `year`
+    predicted_low: int | None = None
+    predicted_high: int | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -162,7 +165,17 @@ class PosterSearch:
 
 def _neighbours(hits: list[Hit], k: int) -> list[Neighbour]:
     return [
-        Neighbour(rank, h.id, h.payload.get("title", ""), h.payload.get("year"), h.score, h.payload.get("file", ""))
+        Neighbour(
+            rank,
+            h.id,
+            h.payload.get("title", ""),
+            h.payload.get("year"),
+            h.score,
+            h.payload.get("file", ""),
+            h.payload.get(PREDICTED_YEAR),
+            h.payload.get(PREDICTED_LOW),
+            h.payload.get(PREDICTED_HIGH),
+        )
         for rank, h in enumerate(hits[:k], start=1)
     ]
 

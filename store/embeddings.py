@@ -10,7 +10,7 @@ import numpy as np
 
 from errors import UserError
 from store.collection import PosterStore
-from store.schema import VECTOR_NAME
+from store.schema import PREDICTED_HIGH, PREDICTED_LOW, PREDICTED_YEAR, VECTOR_NAME
 
 
 @dataclass
@@ -21,6 +21,10 @@ class Embeddings:
     years: np.ndarray  # (n,) float64, NaN where the catalog had no year
     files: np.ndarray  # (n,) poster file names
     sha256: np.ndarray  # (n,) content hash of each poster file ("" where unknown)
+    # the year model's (payload predicted_*, predict-year --stored), NaN where none: never mixed into `years`
+    predicted_years: np.ndarray | None = None
+    predicted_low: np.ndarray | None = None
+    predicted_high: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -37,7 +41,16 @@ def load_embeddings(store: PosterStore, vector_name: str = VECTOR_NAME) -> Embed
         years=np.array([p.payload.get("year", np.nan) for p in points], dtype=np.float64),
         files=np.array([p.payload.get("file", "") for p in points], dtype=str),
         sha256=np.array([p.payload.get("sha256", "") for p in points], dtype=str),
+        **{
+            name: np.array([_number(p.payload.get(field)) for p in points], dtype=np.float64)
+            for name, field in (("predicted_years", PREDICTED_YEAR), ("predicted_low", PREDICTED_LOW), ("predicted_high", PREDICTED_HIGH))
+        },
     )
+
+
+def _number(value) -> float:
+    """A payload number, NaN where absent or not a number (payloads are anyone's to write)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
 
 
 def export_target(path: Path) -> Path:
@@ -64,6 +77,11 @@ def save_npz(embeddings: Embeddings, path: Path) -> None:
                 titles=embeddings.titles,
                 years=embeddings.years,
                 files=embeddings.files,
+                **{
+                    name: getattr(embeddings, name)
+                    for name in ("predicted_years", "predicted_low", "predicted_high")
+                    if getattr(embeddings, name) is not None
+                },
             )
         os.replace(partial, path)
     except OSError as e:
