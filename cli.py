@@ -595,14 +595,11 @@ def predict_year(
         from safe_io import write_atomic
 
         write_atomic(csv_out, predictions_csv(results))
-    failed = [r for r in results if r.prediction is None]
-    for r in failed:
-        say(
-            f"Error: {r.error}" if r.error.startswith(r.image) or str(Path(r.image)) in r.error else f"Error: {r.image}: {r.error}",
-            err=True,
-        )
-    if failed:
-        raise typer.Exit(1)
+    failed = [r.error if r.image in r.error else f"{r.image}: {r.error}" for r in results if r.prediction is None]
+    for error in failed[:-1]:
+        say(f"Error: {error}", err=True)
+    if failed:  # the last one as the command's error: exit code 1, after every other image was dated
+        raise UserError(failed[-1] + (f" ({len(failed)} of {len(results)} images not dated)" if len(results) > 1 else ""))
 
 
 @app.command()
