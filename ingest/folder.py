@@ -114,12 +114,15 @@ def _scan(root: Path) -> tuple[list[_Found], list[Reject], list[Reject]]:
         subfolders: list[str] = []
         for entry in entries:
             name = entry.name
-            if name.startswith("."):
+            if name[0] == ".":
                 continue
             relative = f"{folder}/{name}" if folder else name
             try:
-                if entry.is_symlink():
-                    if _is_image_name(name):
+                if entry.is_dir(follow_symlinks=False):
+                    if name.lower() not in SKIPPED_FOLDERS:
+                        subfolders.append(relative)
+                elif _is_image_name(name):
+                    if entry.is_symlink():
                         target = _link_target(root_text, entry.path)
                         if target is None:
                             rejects.append(
@@ -127,12 +130,9 @@ def _scan(root: Path) -> tuple[list[_Found], list[Reject], list[Reject]]:
                             )
                         else:
                             linked.append((relative, folder, target))
-                    continue  # a symlinked folder is never followed
-                if entry.is_dir(follow_symlinks=False):
-                    if name.lower() not in SKIPPED_FOLDERS:
-                        subfolders.append(relative)
-                elif entry.is_file(follow_symlinks=False) and _is_image_name(name):
-                    posters.append(relative)
+                    elif entry.is_file(follow_symlinks=False):
+                        posters.append(relative)
+                # anything else (a symlinked folder, a FIFO, a .txt) is not a poster: never followed or read
             except OSError:
                 continue  # vanished while scanned
         nfo_names = frozenset(nfos)
@@ -151,11 +151,11 @@ def _scan(root: Path) -> tuple[list[_Found], list[Reject], list[Reject]]:
 
 
 def _is_image_name(name: str) -> bool:
-    stem, extension = os.path.splitext(name)
-    if extension.lower() not in IMAGE_EXTENSIONS:
+    stem, dot, extension = name.rpartition(".")
+    if not dot or f".{extension.lower()}" not in IMAGE_EXTENSIONS:
         return False
-    kind = stem.lower().rsplit("-", 1)[-1]
-    return stem.lower() not in NOT_POSTERS and kind not in NOT_POSTERS
+    stem = stem.lower()
+    return stem not in NOT_POSTERS and stem.rpartition("-")[2] not in NOT_POSTERS
 
 
 def _link_target(root: str, path: str) -> str | None:
@@ -171,19 +171,18 @@ def _link_target(root: str, path: str) -> str | None:
     return Path(os.path.relpath(real, root)).as_posix()
 
 
-def _base(file: str) -> tuple[str, bool]:
-    """The poster's name without extension and Kodi's `-poster`, and whether it is an artwork name."""
-    stem = os.path.splitext(os.path.basename(file))[0]
-    if stem.lower().endswith(POSTER_SUFFIX) and len(stem) > len(POSTER_SUFFIX):
-        stem = stem[: -len(POSTER_SUFFIX)]
-    return stem, stem.lower() in ARTWORK_NAMES
+def _base(file: str) -> tuple[str, str, bool]:
+    """The poster's name without extension, that without Kodi's `-poster`, and whether it is an artwork name."""
+    full = file.rpartition("/")[2].rpartition(".")[0]
+    stem = full[: -len(POSTER_SUFFIX)] if full.lower().endswith(POSTER_SUFFIX) and len(full) > len(POSTER_SUFFIX) else full
+    return full, stem, stem.lower() in ARTWORK_NAMES
 
 
 def _from_name(item: _Found) -> tuple[str, int | None, tuple[str, ...]]:
     """Title and year from `Title (Year)` in the file name, or the folder's for an artwork name."""
-    stem, artwork = _base(item.file)
-    name = os.path.basename(item.folder) if artwork and item.folder else stem
-    match = NAME_YEAR.match(name)
+    _, stem, artwork = _base(item.file)
+    name = item.folder.rpartition("/")[2] if artwork and item.folder else stem
+    match = NAME_YEAR.match(name) if name.endswith((")", "]")) else None
     if match:
         return match["title"], int(match["year"]), ()
     return name.strip() or stem, None, ()
@@ -193,8 +192,7 @@ def _nfo_for(item: _Found) -> str | None:
     """The .nfo that describes this poster (relative to the root), if its folder has one."""
     if not item.nfo_names:
         return None
-    stem, artwork = _base(item.file)
-    full_stem = os.path.splitext(os.path.basename(item.file))[0]
+    full_stem, stem, artwork = _base(item.file)
     candidates = [f"{stem}.nfo".lower(), f"{full_stem}.nfo".lower()]
     if artwork or item.posters_in_folder == 1:
         candidates.append("movie.nfo")
