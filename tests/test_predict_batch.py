@@ -210,3 +210,20 @@ def test_predicted_years_are_shown_marked_and_never_as_catalog_years(dated_libra
     found = json.loads(result.stdout)
     assert found["query"][PREDICTED_YEAR] is not None and found["query"]["year"] is None
     assert {n["title"] for n in found["neighbours"] if n["predicted_year"] is not None} == {f"scan {i}" for i in range(N_UNDATED) if i != 1}
+
+
+def test_set_payloads_sets_only_the_keys_given_on_every_engine(any_location):
+    from store.schema import point_id
+
+    ids = [point_id(k) for k in ("a", "b", "c")]
+    vectors = np.eye(3, 512, dtype=np.float32)
+    with PosterStore(any_location) as store:
+        store.prepare(EmbeddingSpec(weights="random"))
+        store.upsert(ids, vectors, [{"key": k, "title": k.upper(), "year": 1950} for k in ("a", "b", "c")])
+        store.set_payloads([(ids[0], {PREDICTED_YEAR: 1961, PREDICTED_BY: "m1"}), (ids[1], {PREDICTED_YEAR: 1972, PREDICTED_BY: "m1"})])
+        store.set_payloads([(ids[1], {PREDICTED_YEAR: 1980, PREDICTED_BY: "m2"})])  # replaces those keys only
+        found = {p.id: p for p in store.retrieve(ids, with_vectors=True)}
+    assert found[ids[0]].payload == {"key": "a", "title": "A", "year": 1950, PREDICTED_YEAR: 1961, PREDICTED_BY: "m1"}
+    assert found[ids[1]].payload == {"key": "b", "title": "B", "year": 1950, PREDICTED_YEAR: 1980, PREDICTED_BY: "m2"}
+    assert found[ids[2]].payload == {"key": "c", "title": "C", "year": 1950}
+    assert all(np.allclose(found[i].vector, v) for i, v in zip(ids, vectors))
