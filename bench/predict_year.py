@@ -55,7 +55,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=3748)
     parser.add_argument("--images", type=int, default=20)
-    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument(
+        "--work", type=Path, default=None, help="Folder for the store and the model, kept (default: a temp folder, removed)."
+    )
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="predict-year-"))
     weights = str(WEIGHTS) if WEIGHTS.is_file() else "random"
@@ -90,7 +92,8 @@ def main() -> None:
         else:
             print("images: skipped (no shared posters)")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

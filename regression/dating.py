@@ -17,8 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from errors import UserError
-from regression.evaluate import check_specs
-from regression.model_file import YearModel
+from regression.model_file import YearModel, check_specs
 from store.collection import PosterStore
 from store.schema import PREDICTED_BY, PREDICTED_HIGH, PREDICTED_LOW, PREDICTED_YEAR
 

@@ -253,6 +253,18 @@ class YearModel:
         return years, low, high
 
 
+def check_specs(model: YearModel, specs: dict) -> None:
+    """Refuse vectors made with another embedding than the model's (its predictions would be
+    meaningless): `specs` are what a collection records, vector name -> EmbeddingSpec."""
+    for name, spec in model.specs.items():
+        stored = specs.get(name)
+        if stored != spec:  # EmbeddingSpec equality: a store made on JAX or in bf16 is the same embedding
+            made = "no such vector" if stored is None else f"embedding {stored.describe()}"
+            raise UserError(
+                f"the year model needs '{name}' made with {spec.describe()}, but this store has {made}: evaluate it on a store made with the same weights"
+            )
+
+
 def model_identity(folder: Path) -> str:
     """Which model made a prediction: a digest of its record and its head, so a retrained model
     (even in the same folder) is another model, and a copy of one is the same."""
