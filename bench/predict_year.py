@@ -17,6 +17,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -43,12 +45,17 @@ def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
 
 
 def cli(*args: str) -> tuple[float, str]:
+    """Run `python cli.py ARGS` in a fresh process: its wall time, and its output with its CPU time
+    and the load average (on a shared machine the wall time is mostly waiting for a core)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
     if result.returncode != 0:
         sys.exit(f"failed: {' '.join(args)}\n{result.stderr}")
-    return seconds, result.stdout.strip()
+    return seconds, f"{cpu:.1f}s CPU, load average {os.getloadavg()[0]:.1f}; " + result.stdout.strip().splitlines()[-1]
 
 
 def main() -> None:
@@ -88,7 +95,9 @@ def main() -> None:
         if images:
             cli("predict-year", str(images[0]), "--model-dir", str(work / "model"), "--weights", weights)  # builds the ONNX cache once
             seconds, out = cli("predict-year", *map(str, images), "--model-dir", str(work / "model"), "--weights", weights)
-            print(f"predict-year with {len(images)} images, one cold process: {seconds:.2f}s ({len(images) / seconds:.1f} posters/s)")
+            print(
+                f"predict-year with {len(images)} images, one cold process: {seconds:.2f}s ({len(images) / seconds:.1f} posters/s)  [{out}]"
+            )
         else:
             print("images: skipped (no shared posters)")
     finally:
