@@ -119,7 +119,7 @@ def plan_work(plan: Plan, store: PosterStore, style: bool) -> Work:
     stored posters lacking the style vector (their poster is read again for that vector only;
     their stored vector and payload are left as they are)."""
     lacking = store.ids_without(STYLE_VECTOR_NAME) if style else set()
-    restyle = [f for f in plan.stored_films if f.point_id in lacking]
+    restyle = [f for f in plan.stored_films if f.point_id in lacking] if lacking else []  # no uuid per stored film when none lacks it
     return Work(plan.to_embed, restyle, len(plan.unchanged))
 
 
