@@ -37,7 +37,8 @@ class Neighbour:
     predicted_high: int | None = None
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """Plain values; the predicted_* keys only where the poster has a prediction (as in its payload)."""
+        return {k: v for k, v in asdict(self).items() if v is not None or not k.startswith("predicted_")}
 
 
 @dataclass(frozen=True)
