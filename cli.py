@@ -11,7 +11,7 @@ import functools
 import inspect
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -190,8 +190,13 @@ def store_options(command):
 @cli_errors
 @store_options
 def ingest(
-    catalog: Annotated[Path, typer.Option(help="Catalog CSV (title, year, poster file).")],
     posters: Annotated[Path, typer.Option(help="Folder of poster images.")],
+    catalog: Annotated[
+        Path | None,
+        typer.Option(
+            help="Catalog CSV (title, year, poster file). Without it: every image under --posters, named by its .nfo or 'Title (Year)' name."
+        ),
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N films of the catalog.")] = None,
     batch_size: Annotated[
         int | None, typer.Option(min=1, max=1024, help="Posters per model batch and per upsert (default: 32 on a CPU, 256 on a GPU).")
@@ -228,7 +233,7 @@ def ingest(
     write_consistency: WriteConsistency = None,
     connection: StoreOptions = StoreOptions(),
 ) -> None:
-    """Embed every poster of a catalog and upsert it into the store (resumable)."""
+    """Embed every poster of a catalog, or of a folder without one, and upsert it into the store (resumable)."""
     from embedding.embedders import make_embedder
     from embedding.spec import resolve_weights
     from ingest.catalog import Columns, read_catalog
@@ -237,10 +242,19 @@ def ingest(
     from store.collection import Sharding
 
     check_output_file(rejects, "--rejects")  # before the long work, not after it
+    columns = Columns(file=file_column, id=id_column, title=title_column, year=year_column, genres=genre_column)
+    if catalog is None and (columns != Columns() or encoding):
+        raise UserError(
+            "--file-column, --id-column, --title-column, --year-column, --genre-column and --encoding describe a --catalog: give one"
+        )
     # cheap: the backend is chosen without importing it, and loads only if there is work
     embedder = make_embedder(resolve_weights(weights), style=style, backend=backend, precision=precision, augmented=augment)
-    columns = Columns(file=file_column, id=id_column, title=title_column, year=year_column, genres=genre_column)
-    films = read_catalog(catalog, posters, columns, encoding)
+    if catalog is None:
+        from ingest.folder import read_folder
+
+        films = read_folder(posters)
+    else:
+        films = read_catalog(catalog, posters, columns, encoding)
     with connection.open() as store:
         sharding = Sharding(shards, replicas, write_consistency)
         report = run_ingest(
@@ -256,9 +270,9 @@ def ingest(
             workers=workers,
         )
         total = store.count()
-    if report.rejects:
-        write_rejects(report.rejects, rejects)
-    say(ingest_summary(report.summary(), connection.collection, total, rejects if report.rejects else None))
+    if report.rejects or films.notes:
+        write_rejects(report.rejects + [replace(n, reason=f"note (ingested): {n.reason}") for n in films.notes], rejects)
+    say(ingest_summary(report.summary(), connection.collection, total, rejects if report.rejects or films.notes else None))
 
 
 @app.command("export-embeddings")
@@ -268,7 +282,7 @@ def export_embeddings(
     out: Annotated[Path, typer.Argument(help="The .npz file to write.")],
     connection: StoreOptions = StoreOptions(),
 ) -> None:
-    """Write the stored embeddings as one (n_movies, embedding_size) array with ids, titles, years, files."""
+    """Write the stored embeddings as one (n_movies, embedding_size) array with ids, titles, years, predicted years, files."""
     from store.embeddings import export_target, load_embeddings, save_npz
 
     if out.is_dir():
@@ -289,8 +303,15 @@ def search(
     title: Annotated[str | None, typer.Option(help="Search by a stored film's title instead (no model needed).")] = None,
     id: Annotated[str | None, typer.Option("--id", help="Search by a stored film's point id.")] = None,
     year: Annotated[int | None, typer.Option(help="With --title: the film's year, when several share the title.")] = None,
-    year_min: Annotated[int | None, typer.Option(help="Only neighbours from this year on.")] = None,
-    year_max: Annotated[int | None, typer.Option(help="Only neighbours up to this year.")] = None,
+    year_min: Annotated[
+        int | None,
+        typer.Option(
+            help="Only neighbours from this catalog year on (catalog years only: an undated poster is left out, even with a predicted year)."
+        ),
+    ] = None,
+    year_max: Annotated[
+        int | None, typer.Option(help="Only neighbours up to this catalog year (catalog years only, as --year-min).")
+    ] = None,
     genre: Annotated[str | None, typer.Option(help="Only neighbours of this genre.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     sheet: Annotated[Path | None, typer.Option(help="Also write a PNG of the query and its neighbours.")] = None,
@@ -511,20 +532,72 @@ def evaluate_year(
 
 @app.command("predict-year")
 @cli_errors
+@store_options
 def predict_year(
-    image: Annotated[Path, typer.Argument(help="A poster image (need not be in the store).")],
+    images: Annotated[
+        list[Path] | None, typer.Argument(help="Poster images and folders of them (every poster image below; need not be in the store).")
+    ] = None,
     model_dir: ModelDir = Path("year_model"),
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    stored: Annotated[
+        bool,
+        typer.Option(
+            "--stored",
+            help="Date the posters of the collection (store options) from their stored vectors, no image decoded: writes predicted_year, predicted_low, predicted_high, predicted_by into each payload, never year.",
+        ),
+    ] = False,
+    every_poster: Annotated[
+        bool, typer.Option("--all", help="With --stored: every poster, not only those without a catalog year (their year stays).")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts (one object per line for images).")] = False,
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", help="Also write the images' predictions as CSV (image, year, low, high, coverage, error).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=1024, help="Images per model batch.")] = 32,
     weights: Weights = None,
+    connection: StoreOptions = StoreOptions(),
 ) -> None:
-    """Predict a poster's release year, with its calibrated range."""
+    """Predict posters' release years with their calibrated ranges: images and folders, or the stored posters (--stored)."""
     from regression.model_file import YearModel
-    from regression.predict import model_embedder
-    from regression.predict import predict_year as run_predict
 
+    if stored == bool(images):
+        raise UserError("give poster images or folders, or --stored to date the posters of a collection (not both)")
+    if every_poster and not stored:
+        raise UserError("--all goes with --stored")
+    if csv_out is not None:
+        if stored:
+            raise UserError(
+                "--csv is for images; the stored posters' predictions are in their payloads (export-embeddings writes them out)"
+            )
+        check_output_file(csv_out, "--csv")
     model = YearModel.load(model_dir)  # no TensorFlow: the head runs in NumPy, VGG16 on ONNX Runtime
-    prediction = run_predict(image, model, model_embedder(model, weights))
-    say(as_json({"image": str(image), **prediction.as_dict()}, indent=None) if json_out else f"{image}: {prediction.sentence()}")
+    if stored:
+        from regression.dating import date_stored
+
+        with connection.open(must_exist=True) as store:
+            report = date_stored(store, model, every_poster=every_poster, progress=not json_out)
+        say(as_json(report.as_dict()) if json_out else report.summary())
+        return
+    from presentation import predictions_csv, predictions_table
+    from regression.predict import image_files, model_embedder, predict_images
+
+    files = image_files(images or [])
+    embedder = model_embedder(model, weights)
+    results = []
+    for result in predict_images(files, model, embedder, batch_size=batch_size, progress=len(files) > batch_size):
+        results.append(result)
+        if json_out:
+            say(as_json(result.as_dict(), indent=None))
+    if not json_out:
+        say(predictions_table(results))
+    if csv_out is not None:
+        from safe_io import write_atomic
+
+        write_atomic(csv_out, predictions_csv(results))
+    failed = [r.error if r.image in r.error else f"{r.image}: {r.error}" for r in results if r.prediction is None]
+    for error in failed[:-1]:
+        say(f"Error: {error}", err=True)
+    if failed:  # the last one as the command's error: exit code 1, after every other image was dated
+        raise UserError(failed[-1] + (f" ({len(failed)} of {len(results)} images not dated)" if len(results) > 1 else ""))
 
 
 @app.command()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from regression.predict import ImageYear
     from search.nearest import Neighbour
     from store.collection import StoredPoint
 
@@ -46,7 +47,9 @@ def ingest_summary(report_summary: str, collection: str, total: int, rejects: Pa
 
 
 def export_summary(written: Path, shape: tuple[int, ...]) -> str:
-    return f"wrote {written}: embeddings {shape}, with ids, titles, years, files"
+    return (
+        f"wrote {written}: embeddings {shape}, with ids, titles, years (catalog), predicted_years (the year model's, NaN where none), files"
+    )
 
 
 def files_written(files) -> str:
@@ -55,21 +58,35 @@ def files_written(files) -> str:
 
 def film_query(film: StoredPoint) -> dict:
     """A stored film as the `query` of a search result."""
-    return {"id": film.id, "title": film.poster.title, "year": film.poster.year, "file": film.poster.file}
+    poster = film.poster
+    query: dict[str, Any] = {"id": film.id, "title": poster.title, "year": poster.year, "file": poster.file}
+    if poster.predicted_year is not None:
+        query["predicted_year"] = poster.predicted_year
+    return query
+
+
+def year_label(year: Any, predicted_year: Any = None) -> str:
+    """A film's year as shown everywhere: the catalog's ("1962"), else a prediction marked as one
+    ("c. 1962, predicted"), else "?". A catalog year always wins: the two are never mixed."""
+    if year is not None:
+        return str(year)
+    if predicted_year is not None:
+        return f"c. {predicted_year}, predicted"
+    return "?"
 
 
 def film_label(query: dict) -> str:
     """'Title (year)' for a stored film, or the image path, on one line."""
     if "image" in query:
         return one_line(query["image"])
-    year = query.get("year")
-    return f"{one_line(query.get('title') or '')} ({year if year is not None else '?'})"
+    return f"{one_line(query.get('title') or '')} ({year_label(query.get('year'), query.get('predicted_year'))})"
 
 
 def neighbours_table(query: dict, neighbours: list[Neighbour]) -> str:
-    lines = [f"nearest to {film_label(query)}:", f"{'rank':>4}  {'similarity':>10}  {'year':>4}  title"]
+    width = max([4, *(len(year_label(n.year, n.predicted_year)) for n in neighbours)])
+    lines = [f"nearest to {film_label(query)}:", f"{'rank':>4}  {'similarity':>10}  {'year':>{width}}  title"]
     for n in neighbours:
-        lines.append(f"{n.rank:>4}  {n.score:>10.3f}  {n.year if n.year is not None else '?':>4}  {one_line(n.title)}")
+        lines.append(f"{n.rank:>4}  {n.score:>10.3f}  {year_label(n.year, n.predicted_year):>{width}}  {one_line(n.title)}")
     if not neighbours:
         lines.append("(no film matches)")
     return "\n".join(lines)
@@ -77,3 +94,38 @@ def neighbours_table(query: dict, neighbours: list[Neighbour]) -> str:
 
 def neighbours_json(query: dict, neighbours: list[Neighbour]) -> str:
     return as_json({"query": query, "neighbours": [n.as_dict() for n in neighbours]})
+
+
+def predictions_table(results: list[ImageYear]) -> str:
+    """predict-year over images: one row per image, its year and calibrated range (or the error)."""
+    if not results:
+        return "(no images)"
+    first = next((r.prediction for r in results if r.prediction), None)
+    head = f"{'year':>5}  {f'{first.coverage:.0%} range' if first else 'range':>11}  image"
+    lines = [head]
+    for r in results:
+        p = r.prediction
+        if p is None:
+            lines.append(f"{'-':>5}  {'-':>11}  {one_line(r.image)}  (error: {one_line(r.error)})")
+        else:
+            lines.append(f"{p.year:>5.0f}  {f'{p.low:.0f}-{p.high:.0f}':>11}  {one_line(r.image)}")
+    if first is not None:
+        lines.append(f"calibrated ranges; the model's test MAE {first.test_mae:.1f} years")
+    return "\n".join(lines)
+
+
+def predictions_csv(results: list[ImageYear]) -> str:
+    """The same as CSV text: image, year, low, high, coverage, error (years rounded to whole years)."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["image", "year", "low", "high", "coverage", "error"])
+    for r in results:
+        p = r.prediction
+        if p is None:
+            writer.writerow([r.image, "", "", "", "", r.error])
+        else:
+            writer.writerow([r.image, round(p.year), round(p.low), round(p.high), p.coverage, ""])
+    return out.getvalue()

@@ -80,6 +80,8 @@ class Catalog:
     encoding: str = "utf-8"
     rows: int = field(default=0)
     named: set[str] = field(default_factory=set)  # every key a row names, in full (reject keys are cut)
+    notes: list[Reject] = field(default_factory=list)  # problems that did not stop a film (an .nfo ignored): written with the rejects
+    unit: str = "catalog rows"  # what `rows` counts, for the summary (a folder: "poster files")
 
     def keys(self) -> set[str]:
         """Every key the catalog names, valid or rejected: a stored film outside it is gone from the catalog."""

@@ -68,6 +68,8 @@ class IngestReport:
     batch_size: int = 0
     runtime: str = ""  # e.g. "tensorflow on CPU, fp32"
     repaired: str | None = None  # what was rebuilt before the run (ingest/repair.py)
+    unit: str = "catalog rows"  # what catalog_rows counts ("poster files" for a folder without a catalog)
+    notes: int = 0  # problems that did not stop a film (an .nfo ignored), written with the rejects
 
     @property
     def rate(self) -> float:
@@ -78,8 +80,10 @@ class IngestReport:
         updated = f", updated {self.updated}" if self.updated else ""
         line = (
             f"ingested {self.ingested}, already stored {self.already_stored}{updated}{style}, rejected {len(self.rejects)} "
-            f"of {self.catalog_rows} catalog rows in {self.seconds:.1f}s ({self.rate:.2f} posters/s)"
+            f"of {self.catalog_rows} {self.unit} in {self.seconds:.1f}s ({self.rate:.2f} posters/s)"
         )
+        if self.notes:
+            line += f"\n{self.notes} note{'s' if self.notes != 1 else ''} (an .nfo file not used, or a folder not read: those posters named from their file names), in the rejects file"
         if self.repaired:
             line = f"{self.repaired}\n{line}"
         if self.gone:
@@ -115,7 +119,7 @@ def plan_work(plan: Plan, store: PosterStore, style: bool) -> Work:
     stored posters lacking the style vector (their poster is read again for that vector only;
     their stored vector and payload are left as they are)."""
     lacking = store.ids_without(STYLE_VECTOR_NAME) if style else set()
-    restyle = [f for f in plan.stored_films if f.point_id in lacking]
+    restyle = [f for f in plan.stored_films if f.point_id in lacking] if lacking else []  # no uuid per stored film when none lacks it
     return Work(plan.to_embed, restyle, len(plan.unchanged))
 
 
@@ -148,7 +152,7 @@ def ingest(
     It is loaded before the progress bar starts, so weight errors come first.
     """
     started = time.perf_counter()
-    report = IngestReport(catalog_rows=catalog.rows, rejects=list(catalog.rejects))
+    report = IngestReport(catalog_rows=catalog.rows, rejects=list(catalog.rejects), unit=catalog.unit, notes=len(catalog.notes))
     films = catalog.films[:limit] if limit is not None else catalog.films
     plan, work = _prepare(films, catalog, Path(posters_dir), store, embedder, recreate, sharding, prune, report)
     if work.embed or work.restyle:

@@ -13,18 +13,12 @@ from errors import UserError
 from regression.conformal import coverage
 from regression.dataset import YearData
 from regression.metrics import year_metrics
-from regression.model_file import YearModel
+from regression.model_file import YearModel, check_specs
 
 
 def check_embedding(model: YearModel, data: YearData) -> None:
     """Refuse vectors made with another embedding than the model's: its predictions would be meaningless."""
-    for name, spec in model.specs.items():
-        stored = data.specs.get(name)
-        if stored != spec:  # EmbeddingSpec equality: a store made on JAX or in bf16 is the same embedding
-            made = "no such vector" if stored is None else f"embedding {stored.describe()}"
-            raise UserError(
-                f"the year model needs '{name}' made with {spec.describe()}, but this store has {made}: evaluate it on a store made with the same weights"
-            )
+    check_specs(model, data.specs)  # regression/model_file.py: shared with predict-year --stored
 
 
 def evaluate_model(model: YearModel, data: YearData, include_trained: bool = False) -> dict:

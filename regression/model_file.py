@@ -213,6 +213,7 @@ class YearModel:
     file: ModelFile
     head: NumpyHead
     trained_on: frozenset[str] = frozenset()
+    identity: str = ""  # "year-model:<digest>" of model.json and model.keras: payload `predicted_by` (predict-year --stored)
 
     @property
     def vector_names(self) -> tuple[str, ...]:
@@ -236,7 +237,7 @@ class YearModel:
             raise UserError(f"{folder} has model.json but no {MODEL_FILE}: train the model again")
         head = NumpyHead(folder / MODEL_FILE)
         keys = (folder / TRAINED_ON_FILE).read_text().split() if (folder / TRAINED_ON_FILE).is_file() else []
-        return cls(file, head, frozenset(keys))
+        return cls(file, head, frozenset(keys), model_identity(folder))
 
     def outputs(self, vectors: np.ndarray) -> np.ndarray:
         vectors = np.asarray(vectors, np.float32)
@@ -254,6 +255,30 @@ class YearModel:
         years, quantiles = out[:, 0], (out[:, 1:3] if out.shape[1] == 3 else None)
         low, high = ranges(self.file.uncertainty, years, quantiles)
         return years, low, high
+
+
+def check_specs(model: YearModel, specs: dict) -> None:
+    """Refuse vectors made with another embedding than the model's (its predictions would be
+    meaningless): `specs` are what a collection records, vector name -> EmbeddingSpec."""
+    for name, spec in model.specs.items():
+        stored = specs.get(name)
+        if stored != spec:  # EmbeddingSpec equality: a store made on JAX or in bf16 is the same embedding
+            made = "no such vector" if stored is None else f"embedding {stored.describe()}"
+            raise UserError(
+                f"the year model needs '{name}' made with {spec.describe()}, but this store has {made}: evaluate it on a store made with the same weights"
+            )
+
+
+def model_identity(folder: Path) -> str:
+    """Which model made a prediction: a digest of its record and its head, so a retrained model
+    (even in the same folder) is another model, and a copy of one is the same."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in (META_FILE, MODEL_FILE):
+        with open(Path(folder) / name, "rb") as f:
+            digest.update(hashlib.file_digest(f, "sha256").digest())
+    return f"year-model:{digest.hexdigest()[:16]}"
 
 
 def check_model_dir(folder: Path) -> None:

@@ -35,14 +35,20 @@ class Neighbour:
     year: int | None
     score: float  # cosine similarity, 1 = same direction
     file: str
+    predicted_year: int | None = None  # the year model's (predict-year --stored), shown as "c. 1962, predicted"; never in `year`
+    predicted_low: int | None = None
+    predicted_high: int | None = None
 
     @classmethod
     def of(cls, rank: int, id: str, score: float, poster: PosterPayload) -> Neighbour:
         """The neighbour a stored poster (its typed payload) makes at this rank and score."""
-        return cls(rank, id, poster.title, poster.year, score, poster.file)
+        return cls(
+            rank, id, poster.title, poster.year, score, poster.file, poster.predicted_year, poster.predicted_low, poster.predicted_high
+        )
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """Plain values; the predicted_* keys only where the poster has a prediction (as in its payload)."""
+        return {k: v for k, v in asdict(self).items() if v is not None or not k.startswith("predicted_")}
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,14 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from embedding.images import ImageError, ImageSource, load_rgb
 from errors import UserError, check_output_file, writing
 from path_inside import inside
+from presentation import year_label
 from search.nearest import Neighbour
 
 if TYPE_CHECKING:
     from search.explain import Explanation
 
 TILE = (200, 300)  # posters are about 2:3
-CAPTION_HEIGHT = 54
+CAPTION_HEIGHT = 72  # three lines: title, year, similarity
 GAP = 12
 
 
@@ -63,7 +64,7 @@ def query_sheet(query: dict, neighbours: list[Neighbour], posters_dir: Path | No
         source, caption = Path(query["image"]), Path(query["image"]).name
     else:
         year = query.get("year")
-        source, caption = inside(folder, query["file"]), f"{query.get('title') or ''} ({year if year is not None else '?'})"
+        source, caption = inside(folder, query["file"]), f"{query.get('title') or ''} ({year_label(year, query.get('predicted_year'))})"
     if explanations is not None:
         return maps_sheet(source, caption, explanations, folder, out)
     return contact_sheet(source, caption, neighbours, folder, out)
@@ -74,7 +75,7 @@ def contact_sheet(query: ImageSource | None, query_caption: str, neighbours: lis
     tiles = [(load_image(query), ["query", query_caption])]
     for n in neighbours:
         image = load_image(inside(posters_dir, n.file)) if posters_dir else None
-        tiles.append((image, [f"{n.rank}. {n.title}", f"{n.year if n.year is not None else '?'}  ·  similarity {n.score:.3f}"]))
+        tiles.append((image, [f"{n.rank}. {n.title}", year_label(n.year, n.predicted_year), f"similarity {n.score:.3f}"]))
     width = len(tiles) * (TILE[0] + GAP) + GAP
     sheet = Image.new("RGB", (width, TILE[1] + CAPTION_HEIGHT + 2 * GAP), "white")
     draw = ImageDraw.Draw(sheet)
@@ -133,7 +134,7 @@ def maps_sheet(query: ImageSource | None, query_caption: str, explanations: list
         top = float(e.on_neighbour.max() / max(e.total, 1e-12))
         lines = [
             f"{n.rank}. {n.title}",
-            f"{n.year if n.year is not None else '?'} · similarity {n.score:.3f}",
+            f"{year_label(n.year, n.predicted_year)} · similarity {n.score:.3f}",
             f"brightest cell: {top:.1%} of it",
         ]
         for j, line in enumerate(lines):

@@ -230,6 +230,10 @@ class PosterStore:
         """Replace the whole payload of stored points (e.g. a corrected title); vectors stay."""
         self.engine.overwrite_payloads(self.collection, items)
 
+    def set_payloads(self, items: Sequence[tuple[str, dict]]) -> None:
+        """Set some keys of stored points' payloads (e.g. a predicted year); every other key and the vectors stay."""
+        self.engine.set_payloads(self.collection, items)
+
     def delete(self, ids: list[str]) -> None:
         self.engine.delete(self.collection, ids)
 

@@ -410,6 +410,18 @@ class EdgeEngine:
         for point_id, payload in items:
             self._update(name, UpdateOperation.overwrite_payload([point_id], payload))
 
+    def set_payloads(self, name: str, items: Sequence[tuple[str, dict]]) -> None:
+        """Set the given keys of each point's payload (its other keys stay): one check of free space
+        for the batch, then one update per point (each durable when it returns)."""
+        from qdrant_edge import UpdateOperation
+
+        if not items:
+            return
+        size = sum(len(json.dumps(payload)) for _, payload in items)
+        self._update(name, UpdateOperation.set_payload([items[0][0]], items[0][1]), size)
+        for point_id, payload in items[1:]:
+            self._read(name, lambda shard: shard.update(UpdateOperation.set_payload([point_id], payload)), "writing to")  # noqa: B023 (called at once, inside the loop)
+
     def delete(self, name: str, ids: Sequence[str]) -> None:
         from qdrant_edge import UpdateOperation
 

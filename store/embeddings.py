@@ -11,7 +11,7 @@ import numpy as np
 
 from errors import UserError
 from store.collection import PosterStore
-from store.schema import VECTOR_NAME
+from store.schema import PREDICTED_HIGH, PREDICTED_LOW, PREDICTED_YEAR, VECTOR_NAME
 
 
 @dataclass
@@ -22,6 +22,10 @@ class Embeddings:
     years: np.ndarray  # (n,) float64, NaN where the catalog had no year
     files: np.ndarray  # (n,) poster file names
     sha256: np.ndarray  # (n,) content hash of each poster file ("" where unknown)
+    # the year model's (payload predicted_*, predict-year --stored), NaN where none: never mixed into `years`
+    predicted_years: np.ndarray | None = None
+    predicted_low: np.ndarray | None = None
+    predicted_high: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -39,6 +43,10 @@ def load_embeddings(store: PosterStore, vector_name: str = VECTOR_NAME) -> Embed
         years=np.array([np.nan if p.year is None else p.year for p in posters], dtype=np.float64),
         files=np.array([p.file for p in posters], dtype=str),
         sha256=np.array([p.sha256 for p in posters], dtype=str),
+        **{
+            name: np.array([np.nan if getattr(p, field) is None else getattr(p, field) for p in posters], dtype=np.float64)
+            for name, field in (("predicted_years", PREDICTED_YEAR), ("predicted_low", PREDICTED_LOW), ("predicted_high", PREDICTED_HIGH))
+        },
     )
 
 
@@ -66,6 +74,11 @@ def save_npz(embeddings: Embeddings, path: Path) -> None:
                 titles=embeddings.titles,
                 years=embeddings.years,
                 files=embeddings.files,
+                **{
+                    name: getattr(embeddings, name)
+                    for name in ("predicted_years", "predicted_low", "predicted_high")
+                    if getattr(embeddings, name) is not None
+                },
             )
         os.replace(partial, path)
     except OSError as e:

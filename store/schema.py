@@ -6,6 +6,13 @@ Collection `posters` (configurable), one point per film:
 - vector `vgg16`: the L2-normalised 512-d VGG16 embedding, cosine distance.
 - optional vector `vgg16_style`: the 2,944-d style embedding, cosine distance (ingest --style).
 - payload: PosterPayload below (each field says since which schema version it exists).
+- predicted year (`predict-year --stored`, regression/dating.py; absent until a year model dated
+  the poster): predicted_year (int), predicted_low and predicted_high (ints: the model's
+  calibrated 80 % range, rounded outwards), predicted_by (str: the model's identity,
+  "year-model:<digest>", regression/model_file.model_identity). Written by default only for
+  posters without a catalog `year`, and never into `year`: readers show it as "c. 1962,
+  predicted", never as a catalog year; `--year-min`/`--year-max` filter on `year` alone.
+  Re-embedding a replaced poster file drops them (the vector they came from is gone).
 - collection metadata: CollectionMetadata below (the embedding each vector was made with, the
   posters folder, an int8 embedding's calibration, the schema version).
 
@@ -67,8 +74,13 @@ def _check_type(value: Any, kind: type, field: str, where: str, remedy: str) -> 
         )
 
 
-# The payload fields `predict-year --stored` writes (schema version 2), all four or none.
-PREDICTED_FIELDS = ("predicted_year", "predicted_low", "predicted_high", "predicted_by")
+# The payload fields `predict-year --stored` writes (schema version 2), all four or none; public,
+# never mixed with `year`.
+PREDICTED_YEAR = "predicted_year"
+PREDICTED_LOW = "predicted_low"
+PREDICTED_HIGH = "predicted_high"
+PREDICTED_BY = "predicted_by"
+PREDICTED_FIELDS = (PREDICTED_YEAR, PREDICTED_LOW, PREDICTED_HIGH, PREDICTED_BY)
 
 
 @dataclass(frozen=True)

@@ -167,6 +167,17 @@ class ServerEngine:
         for point_id, payload in items:
             self._call("a payload update", lambda: self.client.overwrite_payload(name, payload=payload, points=[point_id], wait=True))  # noqa: B023 (called at once, inside the loop)
 
+    def set_payloads(self, name: str, items: Sequence[tuple[str, dict]]) -> None:
+        """Set the given keys of each point's payload (its other keys stay), in one request per 256 points."""
+        from qdrant_client import models
+
+        for start in range(0, len(items), 256):
+            operations = [
+                models.SetPayloadOperation(set_payload=models.SetPayload(payload=payload, points=[point_id]))
+                for point_id, payload in items[start : start + 256]
+            ]
+            self._call("a payload update", lambda: self.client.batch_update_points(name, operations, wait=True))  # noqa: B023 (called at once, inside the loop)
+
     def delete(self, name: str, ids: Sequence[str]) -> None:
         from qdrant_client import models
 
