@@ -22,7 +22,7 @@ from store.collection import PosterStore
 from store.connection import StoreLocation
 from store.embeddings import load_embeddings
 from store.migrate import migrate, same_store
-from store.schema import SCHEMA_VERSION, CollectionMetadata, PosterPayload, point_id, upgrade_metadata
+from store.schema import PREDICTED_FIELDS, SCHEMA_VERSION, CollectionMetadata, PosterPayload, point_id, upgrade_metadata
 
 SPEC = EmbeddingSpec(weights="random")
 FULL = PosterPayload(
@@ -120,7 +120,6 @@ def test_catalog_payload_is_the_typed_record():
         ("title", 12),
         ("genres", "Drama"),
         ("genres", ["Drama", 3]),
-        ("predicted_year", "c. 1960"),
     ],
 )
 def test_a_wrongly_typed_payload_field_is_one_line_naming_it(field, value):
@@ -128,6 +127,20 @@ def test_a_wrongly_typed_payload_field_is_one_line_naming_it(field, value):
         PosterPayload.from_dict({**FULL.to_dict(), field: value}, "point 42")
     message = str(e.value)
     assert "\n" not in message and message.startswith("point 42: field ") and f"'{field}'" in message
+
+
+@pytest.mark.parametrize(
+    "field, value", [("predicted_year", "c. 1960"), ("predicted_low", 1950.5), ("predicted_by", 7), ("predicted_high", True)]
+)
+def test_a_prediction_that_does_not_check_out_reads_as_none(field, value):
+    """A prediction is derived data: a damaged one is dropped whole (the poster shows as undated and
+    the next `predict-year --stored` dates it again), while the catalog fields stay intact."""
+    assert FULL.predicted_year is not None
+    read = PosterPayload.from_dict({**FULL.to_dict(), field: value}, "point 42")
+    assert [getattr(read, name) for name in PREDICTED_FIELDS] == [None] * 4
+    assert (read.key, read.title, read.year, read.genres) == (FULL.key, FULL.title, FULL.year, FULL.genres)
+    lone = PosterPayload.from_dict({**FULL.to_dict(), "predicted_year": None})  # a range without its year is no prediction
+    assert [getattr(lone, name) for name in PREDICTED_FIELDS] == [None] * 4
 
 
 def test_fields_of_a_newer_version_are_ignored_and_a_partial_payload_is_defaults():
