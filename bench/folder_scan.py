@@ -1,6 +1,6 @@
 """Ingest without a catalog, with nothing to embed: scanning a large media-server tree.
 
-    .venv/bin/python bench/folder_scan.py [-n 100000] [--work DIR] [--keep]
+    .venv/bin/python -m bench.folder_scan [-n 100000] [--work DIR] [--keep]
 
 Builds a tree of n poster files (`Film k (year).jpg`, 100 to a folder, one folder in ten a
 `Title (Year)/poster.jpg` folder with a movie.nfo: every naming rule runs) and a store that
@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import ROOT  # noqa: E402  (sets sys.path)
 from PIL import Image
 
+from bench.common import ROOT
 from embedding.embedders import make_embedder  # noqa: E402
 from embedding.spec import resolve_weights  # noqa: E402
 from ingest.folder import read_folder  # noqa: E402

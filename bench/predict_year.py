@@ -1,6 +1,6 @@
 """Dating many posters: `predict-year --stored` over a collection, and images in one cold call.
 
-    .venv/bin/python bench/predict_year.py [-n 3748] [--images 20] [--work DIR]
+    .venv/bin/python -m bench.predict_year [-n 3748] [--images 20] [--work DIR]
 
 - stored: a collection of n posters with both stored vectors (vgg16 512-d and vgg16_style
   2,944-d, as `ingest --style` makes them; random unit vectors, a fifth of them undated) and a
@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import POSTERS, ROOT, WEIGHTS  # noqa: E402  (sets sys.path)
 
+from bench.common import POSTERS, ROOT, WEIGHTS
 from embedding.embedders import make_embedder  # noqa: E402
 from embedding.spec import resolve_weights  # noqa: E402
 from regression.config import HeadConfig  # noqa: E402
