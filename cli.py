@@ -68,7 +68,7 @@ WriteConsistency = Annotated[
 ModelDir = Annotated[Path, typer.Option("--model-dir", help="Folder of the year model (model.keras, model.json, plots).")]
 StoredVector = Literal["vgg16", "vgg16_style"]
 VectorName = Annotated[StoredVector, typer.Option("--vector", help="Which stored vector (vgg16_style: after ingest --style).")]
-Backend = Literal["auto", "onnxruntime", "tensorflow", "jax", "torch"]
+Backend = Literal["auto", "onnxruntime", "openvino", "tensorflow", "jax", "torch"]
 Precision = Literal["auto", "fp32", "bf16", "int8"]
 Weights = Annotated[
     str | None,
@@ -197,11 +197,14 @@ def ingest(
     backend: Annotated[
         Backend | None,
         typer.Option(
-            help="What runs VGG16. auto: a Keras GPU backend when installed and a GPU is present, else onnxruntime (env KERAS_BACKEND)."
+            help="What runs VGG16. auto: a Keras GPU backend when installed and a GPU is present, else openvino on a CPU with bf16, else onnxruntime (env KERAS_BACKEND)."
         ),
     ] = None,
     precision: Annotated[
-        Precision, typer.Option(help="auto: bf16 on a GPU that has it, else fp32. int8 (onnxruntime, CPU): faster, another embedding.")
+        Precision,
+        typer.Option(
+            help="auto: bf16 on a GPU or CPU that has it (the same embedding), else fp32 (env POSTER_SEARCH_PRECISION). int8 (CPU): faster, another embedding."
+        ),
     ] = "auto",
     workers: Annotated[
         int | None, typer.Option(min=0, help="Poster-decoding processes (default: the usable CPU cores; 0: a thread).")
