@@ -183,7 +183,7 @@ def test_cli_refuses_an_unknown_backend_or_precision_in_one_line(poster_set, tmp
     common = ["ingest", "--catalog", catalog, "--posters", posters, "--qdrant-path", tmp_path / "store", "--weights", "random"]
     result = run_cli(*common, "--backend", "mxnet")  # refused by the parser, which lists the choices (as --help does)
     assert result.returncode == 2 and result.stderr.strip() == (
-        "Error: Invalid value for '--backend': 'mxnet' is not one of 'auto', 'onnxruntime', 'tensorflow', 'jax', 'torch'. "
+        "Error: Invalid value for '--backend': 'mxnet' is not one of 'auto', 'onnxruntime', 'openvino', 'tensorflow', 'jax', 'torch'. "
         "(see python cli.py ingest --help)"
     )
     result = run_cli(*common, "--precision", "fp8")
@@ -192,6 +192,6 @@ def test_cli_refuses_an_unknown_backend_or_precision_in_one_line(poster_set, tmp
     assert (
         result.returncode == 1
         and result.stderr.strip()
-        == "Error: --precision int8 runs on ONNX Runtime, not tensorflow: use --backend onnxruntime (or auto on a CPU)"
+        == "Error: --precision int8 runs on ONNX Runtime or OpenVINO, not tensorflow: use --backend auto (on a CPU)"
     )
     assert not (tmp_path / "store").exists()  # refused before anything was created
