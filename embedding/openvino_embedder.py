@@ -17,6 +17,7 @@ import hashlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ class OpenVinoEmbedder(OnnxEmbedder):
 
     def __init__(self, weights: str | None = "imagenet", style: bool = False, precision: str = "bf16", **options):
         super().__init__(weights, style=style, precision=precision, **options)
-        self._compiled: dict[tuple[str, ...], tuple[object, object]] = {}  # by outputs: (compiled model, infer request)
+        self._compiled: dict[tuple[str, ...], tuple[Any, Any]] = {}  # by outputs: (compiled model, infer request)
 
     @property
     def _outputs(self) -> tuple[str, ...]:
@@ -51,7 +52,7 @@ class OpenVinoEmbedder(OnnxEmbedder):
     def session(self):
         return self._compile(self._outputs)[0]
 
-    def _compile(self, outputs: tuple[str, ...]) -> tuple[object, object]:
+    def _compile(self, outputs: tuple[str, ...]) -> tuple[Any, Any]:
         if outputs not in self._compiled:
             compiled = _compile(self._model(), outputs, self.runtime.precision, self.threads)
             self._compiled[outputs] = (compiled, compiled.create_infer_request())
@@ -77,7 +78,7 @@ def import_openvino():
     if "openvino" in sys.modules:
         return sys.modules["openvino"]
     blocked = "openvino.tools.ovc"
-    sys.modules[blocked] = None  # type: ignore[assignment]  # the package's `from openvino.tools.ovc import ...` is in a try/except ImportError
+    sys.modules[blocked] = None  # the package's `from openvino.tools.ovc import ...` is in a try/except ImportError
     try:
         import openvino
     finally:
