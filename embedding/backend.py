@@ -216,10 +216,12 @@ def resolve_precision(requested: str | None, backend: str) -> str:
 def resolve_runtime(backend: str | None = None, precision: str | None = None, keras_only: bool = False) -> Runtime:
     """The runtime --backend and --precision ask for. "auto" on a machine without a usable GPU is
     `cpu_runtime` (for ingest as for queries); with one, a Keras GPU backend."""
+    wanted = requested_precision(precision)
+    if not keras_only and wanted == "int8" and (backend or "auto").lower() == "auto":
+        return cpu_runtime(wanted)  # only the graph runtimes have it, GPU or not, whatever $KERAS_BACKEND says
     if not keras_only and _requested_backend(backend) == "auto":
-        wanted = requested_precision(precision)
-        if wanted == "int8" or (_gpu_backend() is None and (installed("openvino") or installed("onnxruntime"))):
-            return cpu_runtime(wanted)  # int8: only the graph runtimes have it, GPU or not
+        if _gpu_backend() is None and (installed("openvino") or installed("onnxruntime")):
+            return cpu_runtime(wanted)
     name = resolve_backend(backend, keras_only)
     return Runtime(name, resolve_precision(precision, name), backend_sees_gpu(name))
 

@@ -126,7 +126,8 @@ print("LOADED:" + ",".join(sorted(m for m in sys.modules if m.split(".")[0] in (
 def loaded_after(args: list[str], env: dict[str, str]) -> set[str]:
     """The top-level runtime modules a fresh CLI process has imported once `args` has run."""
     code = IMPORTS_AFTER.format(root=str(ROOT), args=[str(a) for a in args])
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, **env})
+    environment = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}  # set in this process once Keras was imported
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**environment, **env})
     assert result.returncode == 0, result.stderr[-2000:]
     line = [line for line in result.stdout.splitlines() if line.startswith("LOADED:")][-1]
     return {m.split(".")[0] for m in line[len("LOADED:") :].split(",") if m}
@@ -137,7 +138,7 @@ def test_ingesting_one_poster_and_searching_start_no_tensorflow(tmp_path, cache)
     search; POSTER_SEARCH_PRECISION=fp32 puts both on ONNX Runtime."""
     catalog, posters = generated_catalog(tmp_path, 3, seed=40)
     store = tmp_path / "store"
-    env = {"POSTER_SEARCH_CACHE": str(cache)}
+    env = {"POSTER_SEARCH_CACHE": str(cache), "KERAS_BACKEND": "auto"}  # auto, whatever Keras in this process set
     fast = "openvino" if HAS_BF16 else "onnxruntime"
     common = ["--qdrant-path", store, "--weights", "random"]
     ingest = ["ingest", "--catalog", catalog, "--posters", posters, "--limit", "1", "--rejects", tmp_path / "r.csv", *common]
