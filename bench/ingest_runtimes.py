@@ -71,7 +71,8 @@ def main() -> None:
                 seconds, mb = ingest(many, RUNTIMES[name], tmp)
                 bulk[name].append(seconds)
                 peak[name].append(mb)
-                print(f"round {round_ + 1} {name:17} one poster {single[name][-1]:6.1f} s; {args.n} posters {seconds:7.1f} s", flush=True)
+                one_poster = f"one poster {single[name][-1]:6.1f} s; " if name not in int8 else ""
+                print(f"round {round_ + 1} {name:17} {one_poster}{args.n} posters {seconds:7.1f} s", flush=True)
     base = args.runtimes[0]
 
     def extrapolated(name: str) -> tuple[float, float]:

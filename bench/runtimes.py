@@ -94,6 +94,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, embedder in runtimes.items():
             rates[name].append(rate(lambda b, e=embedder: e.embed_both(b), pixels, args.batch_size))
+        print("round " + ", ".join(f"{name} {values[-1]:.2f}" for name, values in rates.items()), flush=True)
     for i in range(9):
         for name, embedder in runtimes.items():
             started = time.perf_counter()
