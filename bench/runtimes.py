@@ -106,7 +106,7 @@ def main() -> None:
         print(
             f"  {name:18} mean {np.mean(values):6.2f}  rounds {', '.join(f'{v:.2f}' for v in values)}"
             f"  = {np.mean(values) / np.mean(rates[base]):.2f}x {base}"
-            + (f", {np.mean(values) / np.mean(rates['onnxruntime fp32']):.2f}x onnxruntime fp32" if "onnxruntime fp32" in rates else "")
+            + (f", {np.mean(values) / np.mean(rates['onnxruntime fp32']):.2f}x onnxruntime fp32" if base != "onnxruntime fp32" else "")
             + f"; one poster {1000 * np.median(single[name]):.0f} ms"
         )
 
