@@ -138,7 +138,7 @@ def test_ingesting_one_poster_and_searching_start_no_tensorflow(tmp_path, cache)
     search; POSTER_SEARCH_PRECISION=fp32 puts both on ONNX Runtime."""
     catalog, posters = generated_catalog(tmp_path, 3, seed=40)
     store = tmp_path / "store"
-    env = {"POSTER_SEARCH_CACHE": str(cache), "KERAS_BACKEND": "auto"}  # auto, whatever Keras in this process set
+    env = {"POSTER_SEARCH_CACHE": str(cache), "KERAS_BACKEND": "auto", PRECISION_ENV: "auto"}  # auto, whatever this process has set
     fast = "openvino" if HAS_BF16 else "onnxruntime"
     common = ["--qdrant-path", store, "--weights", "random"]
     ingest = ["ingest", "--catalog", catalog, "--posters", posters, "--limit", "1", "--rejects", tmp_path / "r.csv", *common]
@@ -160,9 +160,9 @@ def test_collections_made_in_bf16_and_fp32_mix(tmp_path, cache):
     common = ("--catalog", catalog, "--posters", posters, "--weights", "random", "--rejects", tmp_path / "r.csv")
     for first, second in (("onnxruntime", "openvino"), ("openvino", "onnxruntime")):
         store = tmp_path / f"from-{first}"
-        made = run_cli("ingest", *common, "--qdrant-path", store, "--backend", first, "--limit", "6")
+        made = run_cli("ingest", *common, "--qdrant-path", store, "--backend", first, "--limit", "6", env={PRECISION_ENV: "auto"})
         assert made.returncode == 0, made.stderr
-        resumed = run_cli("ingest", *common, "--qdrant-path", store, "--backend", second)
+        resumed = run_cli("ingest", *common, "--qdrant-path", store, "--backend", second, env={PRECISION_ENV: "auto"})
         assert resumed.returncode == 0, resumed.stderr
         assert "ingested 6, already stored 6" in resumed.stdout and f"[{second} on CPU" in resumed.stdout
         record = json.loads((store / "collections" / "posters" / "collection.json").read_text())["metadata"]["embedding"]
