@@ -70,7 +70,7 @@ WriteConsistency = Annotated[
 ModelDir = Annotated[Path, typer.Option("--model-dir", help="Folder of the year model (model.keras, model.json, plots).")]
 StoredVector = Literal["vgg16", "vgg16_style"]
 VectorName = Annotated[StoredVector, typer.Option("--vector", help="Which stored vector (vgg16_style: after ingest --style).")]
-Backend = Literal["auto", "onnxruntime", "tensorflow", "jax", "torch"]
+Backend = Literal["auto", "onnxruntime", "openvino", "tensorflow", "jax", "torch"]
 Precision = Literal["auto", "fp32", "bf16", "int8"]
 Weights = Annotated[
     str | None,
@@ -205,9 +205,7 @@ def ingest(
         Backend | None,
         typer.Option(help=f"What runs VGG16 (env KERAS_BACKEND). auto: {AUTO_BACKEND}."),
     ] = None,
-    precision: Annotated[
-        Precision, typer.Option(help=f"auto: {AUTO_PRECISION}. int8 (onnxruntime, CPU): faster, another embedding.")
-    ] = "auto",
+    precision: Annotated[Precision, typer.Option(help=f"auto: {AUTO_PRECISION}. int8 (CPU): faster, another embedding.")] = "auto",
     workers: Annotated[
         int | None, typer.Option(min=0, help="Poster-decoding processes (default: the usable CPU cores; 0: a thread).")
     ] = None,

@@ -90,7 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=None, help="default: the device's (32 on a CPU)")
-    parser.add_argument("--backend", default=None, help="auto (default), onnxruntime, tensorflow, jax, torch")
+    parser.add_argument("--backend", default=None, help="auto (default), onnxruntime, openvino, tensorflow, jax, torch")
     parser.add_argument("--precision", default="auto", help="auto (default), fp32, bf16, int8")
     parser.add_argument("--workers", type=int, default=None, help="decode processes (default: the usable cores)")
     parser.add_argument("--weights", default=None, help="default: the shared real weights when present, else random")

@@ -1,13 +1,18 @@
-"""The runtimes side by side on real posters: TensorFlow, ONNX Runtime fp32 and int8.
+"""The runtimes side by side on real posters: TensorFlow, ONNX Runtime fp32 and int8, OpenVINO bf16 and int8.
 
-    .venv/bin/python -m bench.runtimes [-n 256] [--rounds 3] [--batch-size 32] [--calibration 64]
+    .venv/bin/python -m bench.runtimes [-n 256] [--rounds 3] [--batch-size 32] [--calibration 64] [--runtimes ...]
+
+`--runtimes` picks from: tensorflow, onnxruntime-fp32, onnxruntime-int8, openvino-bf16 (a CPU with
+AMX or AVX-512 BF16), openvino-int8, openvino-fp32; default: all but openvino-fp32, those this
+machine can run.
 
 Prints, in one run on the machine it runs on:
 - model-only posters/s of each runtime on uint8 batches already in memory, the runtimes
   interleaved round by round (a shared machine's load drifts; interleaving spreads it evenly);
-- agreement with TensorFlow fp32, per poster: cosine of ONNX Runtime fp32 (both vectors) and of
-  int8 (min, median), and int8's share of each poster's 10 nearest neighbours among the n that fp32
-  also ranks in its 10 nearest (the question int8 must answer: are the search results the same?).
+- agreement with fp32 (TensorFlow when measured, else ONNX Runtime fp32), per poster: cosine of each
+  other runtime (both vectors; min, median), and its share of each poster's 10 nearest neighbours
+  among the n that fp32 also ranks in its 10 nearest (are the search results the same?);
+- each runtime's single-poster latency (batch 1, median of 9, interleaved).
 
 int8 is calibrated on `--calibration` posters taken from outside the measured ones (as ingest
 does: evenly along a catalog), so its agreement is measured on posters it never saw.
@@ -21,8 +26,8 @@ import time
 import numpy as np
 
 from bench.common import CATALOG, POSTERS, WEIGHTS, require_data
+from embedding.backend import cpu_bf16, installed
 from embedding.images import decode_poster
-from embedding.model import Embedder
 from embedding.onnx_embedder import OnnxEmbedder
 from embedding.quantize import choose_calibration
 from ingest.catalog import read_catalog
@@ -53,6 +58,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--calibration", type=int, default=64, help="int8 calibration posters")
+    available = ["onnxruntime-fp32", "onnxruntime-int8"]
+    available = (["tensorflow"] if installed("tensorflow") else []) + available
+    available += (["openvino-bf16"] if cpu_bf16() else []) + ["openvino-int8"] if installed("openvino") else []
+    parser.add_argument("--runtimes", nargs="+", default=available, help=f"default: {' '.join(available)}")
     args = parser.parse_args()
     require_data()
     films = read_catalog(CATALOG, POSTERS).films
@@ -60,34 +69,64 @@ def main() -> None:
     pixels = np.stack([decode_poster(POSTERS / f.file).pixels for f in measured])
     calibration = choose_calibration([f.file for f in films[0::2]], POSTERS, args.calibration)
 
-    tensorflow = Embedder(str(WEIGHTS), style=True, backend="tensorflow")
-    fp32 = OnnxEmbedder(str(WEIGHTS), style=True)
-    int8 = OnnxEmbedder(str(WEIGHTS), style=True, precision="int8", calibration=calibration, posters_dir=POSTERS)
-    runtimes: dict[str, Embedder | OnnxEmbedder] = {"tensorflow fp32": tensorflow, "onnxruntime fp32": fp32, "onnxruntime int8": int8}
+    def make(name: str):
+        if name == "tensorflow":
+            from embedding.model import Embedder
+
+            return Embedder(str(WEIGHTS), style=True, backend="tensorflow")
+        runtime, precision = name.split("-")
+        int8 = precision == "int8"
+        kind: type[OnnxEmbedder] = OnnxEmbedder
+        if runtime == "openvino":
+            from embedding.openvino_embedder import OpenVinoEmbedder
+
+            kind = OpenVinoEmbedder
+        return kind(
+            str(WEIGHTS),
+            style=True,
+            precision=precision,
+            long_lived=True,
+            calibration=calibration if int8 else None,
+            posters_dir=POSTERS if int8 else None,
+        )
+
+    runtimes = {name.replace("-", " "): make(name) for name in args.runtimes}
     for name, embedder in runtimes.items():
         started = time.perf_counter()
         embedder.load()
         embedder.embed_both(pixels[:2])  # warm: first-call costs are not throughput
-        print(f"{name}: ready in {time.perf_counter() - started:.1f} s (load, cache or build, first batch)")
+        print(f"{name}: ready in {time.perf_counter() - started:.1f} s (load, cache or build, first batch)", flush=True)
 
     rates: dict[str, list[float]] = {name: [] for name in runtimes}
+    single: dict[str, list[float]] = {name: [] for name in runtimes}
     for _ in range(args.rounds):
         for name, embedder in runtimes.items():
             rates[name].append(rate(lambda b, e=embedder: e.embed_both(b), pixels, args.batch_size))
+        print("round " + ", ".join(f"{name} {values[-1]:.2f}" for name, values in rates.items()), flush=True)
+    for i in range(9):
+        for name, embedder in runtimes.items():
+            started = time.perf_counter()
+            embedder.embed_both(pixels[i : i + 1])
+            single[name].append(time.perf_counter() - started)
     print(f"\nmodel only, {len(pixels)} real posters, batch {args.batch_size}, both vectors, {args.rounds} interleaved rounds (posters/s):")
-    base = np.mean(rates["tensorflow fp32"])
+    base = "tensorflow" if "tensorflow" in runtimes else "onnxruntime fp32"
     for name, values in rates.items():
         print(
-            f"  {name:18} mean {np.mean(values):6.2f}  rounds {', '.join(f'{v:.2f}' for v in values)}  = {np.mean(values) / base:.2f}x tensorflow"
+            f"  {name:18} mean {np.mean(values):6.2f}  rounds {', '.join(f'{v:.2f}' for v in values)}"
+            f"  = {np.mean(values) / np.mean(rates[base]):.2f}x {base}"
+            + (f", {np.mean(values) / np.mean(rates['onnxruntime fp32']):.2f}x onnxruntime fp32" if base != "onnxruntime fp32" else "")
+            + f"; one poster {1000 * np.median(single[name]):.0f} ms"
         )
 
     vectors = {
         name: [np.concatenate(part) for part in zip(*[e.embed_both(pixels[i : i + 32]) for i in range(0, len(pixels), 32)])]
         for name, e in runtimes.items()
     }
-    reference = vectors["tensorflow fp32"]
-    print("\nagreement with tensorflow fp32, per poster:")
-    for name in ("onnxruntime fp32", "onnxruntime int8"):
+    reference = vectors[base]
+    print(f"\nagreement with {base}, per poster:")
+    for name in runtimes:
+        if name == base:
+            continue
         for which, label in ((0, "vgg16"), (1, "vgg16_style")):
             cos = np.sum(reference[which] * vectors[name][which], axis=1)
             agree = neighbour_agreement(reference[which], vectors[name][which])

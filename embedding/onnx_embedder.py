@@ -28,8 +28,12 @@ class OnnxEmbedder:
     embed_both, embed_pixels, embed), plus `grids` for the similarity maps.
 
     `precision` "int8" needs `calibration` (embedding.quantize.Calibration) and, if the model is not
-    cached yet, the folder its posters are in.
+    cached yet, the folder its posters are in. embedding/openvino_embedder.py runs the same graph on
+    OpenVINO (a subclass: only how a forward pass is run differs).
     """
+
+    BACKEND = "onnxruntime"
+    PRECISIONS: tuple[str, ...] = ("fp32", "int8")
 
     def __init__(
         self,
@@ -42,10 +46,13 @@ class OnnxEmbedder:
         threads: int | None = None,
         long_lived: bool = False,
     ):
-        if precision not in ("fp32", "int8"):
-            raise UserError(f"ONNX Runtime runs VGG16 in fp32 or int8 on a CPU, not {precision}: use --precision fp32 or int8")
+        if precision not in self.PRECISIONS:
+            raise UserError(
+                f"ONNX Runtime runs VGG16 in fp32 or int8 on a CPU, not {precision}: use --precision fp32 or int8"
+                + (" (bf16: --backend openvino, on a CPU with AMX or AVX-512 BF16)" if precision == "bf16" else "")
+            )
         self.weights = resolve_weights(weights) if weights is not None else None
-        self.runtime = Runtime("onnxruntime", precision, False)
+        self.runtime = Runtime(self.BACKEND, precision, False)
         self.augmented = augmented
         self.threads = threads
         self.long_lived = long_lived  # many runs (a server, an ingest): keep activation memory between them
@@ -57,7 +64,7 @@ class OnnxEmbedder:
 
     def _set_specs(self) -> None:
         quantization = self.calibration.quantization if self.calibration else ""
-        args = (self.weights, "onnxruntime", self.runtime.precision, self.augmented)
+        args = (self.weights, self.runtime.backend, self.runtime.precision, self.augmented)
         self.spec: EmbeddingSpec = spec_for_weights(*args, quantization=quantization)
         self.style_spec: EmbeddingSpec | None = style_spec_for_weights(*args, quantization=quantization) if self._style else None
 
@@ -82,7 +89,7 @@ class OnnxEmbedder:
         _ = self.session
 
     def _model(self) -> str | bytes:
-        """The model for ONNX Runtime: a cached file's path (embedding/onnx_cache.py), or its bytes."""
+        """The ONNX model to run: a cached file's path (embedding/onnx_cache.py), or its bytes."""
         from embedding.onnx_cache import cached_model
 
         weights_id = self.spec.weights
@@ -94,7 +101,7 @@ class OnnxEmbedder:
             return vgg16_graph(conv_layers(self.weights), self.spec.input_size)
 
         plain = cached_model(weights_id, "fp32", fp32)
-        if self.runtime.precision == "fp32":
+        if self.runtime.precision != "int8":  # bf16 (OpenVINO) is the fp32 graph computed in bf16
             return plain
         if self.calibration is None:
             raise UserError("an int8 embedder needs its calibration posters (ingest chooses them)")

@@ -120,7 +120,7 @@ def predict_images(images: Sequence[Path], model: YearModel, embedder, batch_siz
 
 
 def model_embedder(model: YearModel, weights: str | None = None, long_lived: bool = False):
-    """The embedder of the model's own embedding, on ONNX Runtime (no TensorFlow); int8 if the model
+    """The embedder of the model's own embedding, on the CPU's fastest runtime (no TensorFlow); int8 if the model
     was trained on an int8 collection. `weights` as for the CLI's --weights."""
     from embedding.embedders import query_embedder
     from embedding.spec import resolve_weights

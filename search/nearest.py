@@ -185,7 +185,8 @@ def _check_k(k: int) -> None:
 
 
 def image_embedder(store: PosterStore, weights: str | None = None, style: bool = False, long_lived: bool = False):
-    """The embedder for image queries of this collection: ONNX Runtime (no TensorFlow), the
+    """The embedder for image queries of this collection: the CPU's fastest runtime (OpenVINO bf16
+    where the CPU has bf16, else ONNX Runtime; no TensorFlow), the
     collection's own int8 model if it was made in int8. `weights` as for the CLI's --weights;
     `long_lived` for many queries (a server, a notebook's PosterSearch)."""
     from embedding.embedders import query_embedder
@@ -211,7 +212,7 @@ def nearest(
     """One-call search for notebooks: opens the store and the model, returns the k nearest films.
 
     `weights` as for the CLI: None reads $VGG16_WEIGHTS, else "imagenet"; or a .h5 path.
-    Runs on ONNX Runtime, without TensorFlow. Opening the store and the model costs about half a
+    Runs on OpenVINO or ONNX Runtime (embedding.backend.cpu_runtime), without TensorFlow. Opening the store and the model costs about half a
     second: for many queries keep a PosterSearch instead.
     """
     from store.connection import location_from_options

@@ -65,27 +65,34 @@ def test_backend_and_precision_choices(monkeypatch):
     assert resolve_backend("tensorflow") == "tensorflow"
     assert resolve_backend("TensorFlow") == "tensorflow"
     assert resolve_backend("onnx") == resolve_backend("onnxruntime") == "onnxruntime"
-    with pytest.raises(UserError, match="unknown backend 'mxnet': use auto, onnxruntime, tensorflow, jax or torch"):
+    with pytest.raises(UserError, match="unknown backend 'mxnet': use auto, onnxruntime, openvino, tensorflow, jax or torch"):
         resolve_backend("mxnet")
     with pytest.raises(UserError, match="unknown precision 'fp8'"):
         resolve_precision("fp8", "tensorflow")
-    with pytest.raises(UserError, match="--precision int8 runs on ONNX Runtime, not tensorflow"):
+    with pytest.raises(UserError, match="--precision int8 runs on ONNX Runtime or OpenVINO, not tensorflow"):
         resolve_precision("int8", "tensorflow")
-    with pytest.raises(UserError, match="--precision bf16 needs a GPU backend"):
+    with pytest.raises(UserError, match="--precision bf16 needs OpenVINO on a CPU with AMX or AVX-512 BF16"):
         resolve_precision("bf16", "onnxruntime")
-    assert resolve_runtime("auto", "int8").backend == "onnxruntime"  # the one runtime that has it
+    assert resolve_runtime("auto", "int8").backend in ("onnxruntime", "openvino")  # the runtimes that have it
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
     assert resolve_backend(None) == "tensorflow"  # the Keras variable is honoured
     assert resolve_precision("bf16", "tensorflow") == "bf16"  # asked for: also on a CPU
 
 
 @pytest.mark.skipif(Path("/dev/nvidia0").exists(), reason="this machine has a GPU: auto picks it")
-def test_auto_on_a_machine_without_a_gpu_is_tensorflow_fp32(monkeypatch):
+def test_auto_on_a_machine_without_a_gpu_is_the_cpu_runtime(monkeypatch):
+    """No TensorFlow start for ingest: OpenVINO bf16 where the CPU has bf16, else ONNX Runtime fp32
+    (tests/test_openvino.py covers the choice in full)."""
+    from embedding.backend import PRECISION_ENV, cpu_bf16, installed
+
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.delenv(PRECISION_ENV, raising=False)
     runtime = resolve_runtime("auto", "auto")
-    assert (runtime.backend, runtime.precision, runtime.gpu) == ("tensorflow", "fp32", False)  # the faster for bulk on a CPU
+    expected = ("openvino", "bf16") if cpu_bf16() and installed("openvino") else ("onnxruntime", "fp32")
+    assert (runtime.backend, runtime.precision, runtime.gpu) == (*expected, False)
     assert default_batch_size(runtime) == 32
-    assert resolve_runtime("auto", "int8").backend == "onnxruntime"
+    assert resolve_runtime("auto", "int8").precision == "int8"
+    assert resolve_runtime("tensorflow").backend == "tensorflow"  # still there when asked for
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
@@ -176,7 +183,7 @@ def test_cli_refuses_an_unknown_backend_or_precision_in_one_line(poster_set, tmp
     common = ["ingest", "--catalog", catalog, "--posters", posters, "--qdrant-path", tmp_path / "store", "--weights", "random"]
     result = run_cli(*common, "--backend", "mxnet")  # refused by the parser, which lists the choices (as --help does)
     assert result.returncode == 2 and result.stderr.strip() == (
-        "Error: Invalid value for '--backend': 'mxnet' is not one of 'auto', 'onnxruntime', 'tensorflow', 'jax', 'torch'. "
+        "Error: Invalid value for '--backend': 'mxnet' is not one of 'auto', 'onnxruntime', 'openvino', 'tensorflow', 'jax', 'torch'. "
         "(see python cli.py ingest --help)"
     )
     result = run_cli(*common, "--precision", "fp8")
@@ -185,6 +192,6 @@ def test_cli_refuses_an_unknown_backend_or_precision_in_one_line(poster_set, tmp
     assert (
         result.returncode == 1
         and result.stderr.strip()
-        == "Error: --precision int8 runs on ONNX Runtime, not tensorflow: use --backend onnxruntime (or auto on a CPU)"
+        == "Error: --precision int8 runs on ONNX Runtime or OpenVINO, not tensorflow: use --backend auto (on a CPU)"
     )
     assert not (tmp_path / "store").exists()  # refused before anything was created

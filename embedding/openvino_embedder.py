@@ -1,0 +1,117 @@
+"""The embedder on OpenVINO: the project's ONNX graph computed in bf16 on a CPU that has it.
+
+On a CPU with AMX or AVX-512 BF16, OpenVINO runs VGG16's convolutions on bf16 tiles or dot
+products with fp32 accumulation: several times ONNX Runtime's fp32 rate (docs/performance.md), and
+the same vectors (cosine >= 0.9999 to fp32 on real posters, tests/test_openvino.py), so bf16 is
+recorded in the spec, not compared, as on a GPU: collections made either way mix. It also runs
+the int8 graph (embedding/quantize.py: the same model, the same embedding as ONNX Runtime's int8)
+and fp32 (no faster than ONNX Runtime: only when asked for).
+
+Keras stays the model's source and the ONNX graph the exchange format: OpenVINO reads the cached
+graph (embedding/onnx_cache.py), and its compiled form is cached beside it (embedding/openvino_cache.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedding.onnx_embedder import OnnxEmbedder
+from embedding.onnx_graph import GRID, INPUT, POOLED, stats_output
+from embedding.spec import STYLE_LAYERS
+from embedding.vectors import as_uint8
+from errors import UserError
+
+# OpenVINO's name for each precision; int8 graphs keep their non-quantised parts in fp32, as ONNX Runtime does.
+_HINTS = {"bf16": "bf16", "fp32": "f32", "int8": "f32"}
+
+
+class OpenVinoEmbedder(OnnxEmbedder):
+    """VGG16 on OpenVINO's CPU plugin; OnnxEmbedder's interface (embed_both, embed_with_grid, grids, ...)."""
+
+    BACKEND = "openvino"
+    PRECISIONS = ("bf16", "fp32", "int8")
+
+    def __init__(self, weights: str | None = "imagenet", style: bool = False, precision: str = "bf16", **options):
+        super().__init__(weights, style=style, precision=precision, **options)
+        self._compiled: dict[tuple[str, ...], tuple[Any, Any]] = {}  # by outputs: (compiled model, infer request)
+
+    @property
+    def _outputs(self) -> tuple[str, ...]:
+        """What a forward pass computes: the `vgg16` vector, the grid similarity maps need (nearly
+        free), and the style statistics when the style vector is wanted. Other outputs (block4_pool)
+        are compiled on demand."""
+        return (POOLED, GRID, *(map(stats_output, STYLE_LAYERS) if self._style else ()))
+
+    @property
+    def session(self):
+        return self._compile(self._outputs)[0]
+
+    def _compile(self, outputs: tuple[str, ...]) -> tuple[Any, Any]:
+        if outputs not in self._compiled:
+            compiled = _compile(self._model(), outputs, self.runtime.precision, self.threads)
+            self._compiled[outputs] = (compiled, compiled.create_infer_request())
+        return self._compiled[outputs]
+
+    def calibrate_with(self, calibration, posters_dir: Path) -> None:
+        super().calibrate_with(calibration, posters_dir)
+        self._compiled = {}
+
+    def outputs(self, pixels: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
+        if len(pixels) == 0:
+            return [np.zeros((0,), np.float32) for _ in names]
+        wanted = self._outputs if set(names) <= set(self._outputs) else tuple(names)
+        compiled, request = self._compile(wanted)
+        result = request.infer({INPUT: as_uint8(pixels)})  # copies out: the request's buffers are reused
+        return [result[compiled.output(name)] for name in names]
+
+
+def import_openvino():
+    """`import openvino`, without the model-conversion tool its package imports last (openvino.tools.ovc,
+    with its telemetry: 60-80 % of the import's time, 0.15-0.9 s). The graph is read with
+    Core.read_model, which never needs it; the tool imports as usual afterwards if asked for."""
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    blocked = "openvino.tools.ovc"
+    sys.modules[blocked] = None  # the package's `from openvino.tools.ovc import ...` is in a try/except ImportError
+    try:
+        import openvino
+    finally:
+        if sys.modules.get(blocked, 0) is None:
+            del sys.modules[blocked]
+    return openvino
+
+
+def _compile(model: str | bytes, outputs: tuple[str, ...], precision: str, threads: int | None):
+    """The graph (a cached file's path, or its bytes) pruned to `outputs` and compiled for this CPU."""
+    ov = import_openvino()
+
+    from embedding.backend import usable_cores
+    from embedding.openvino_cache import compiled_with_cache
+
+    core = ov.Core()
+    try:
+        graph = core.read_model(model)
+        pruned = ov.Model([graph.output(name) for name in outputs], graph.get_parameters(), "vgg16_embedder")
+    except Exception as e:  # a cache verified intact cannot fail here; a build bug would
+        raise UserError(f"OpenVINO cannot read the VGG16 graph: {str(e).splitlines()[0][:200]}") from None
+    config = {
+        "INFERENCE_PRECISION_HINT": _HINTS[precision],
+        "PERFORMANCE_HINT": "LATENCY",  # one stream, every core on each batch: what a query and a batch loop both want
+        "INFERENCE_NUM_THREADS": threads or usable_cores(),
+    }
+
+    def compile_model(cache: str | None):
+        return core.compile_model(pruned, "CPU", {**config, **({"CACHE_DIR": cache} if cache else {})})
+
+    if isinstance(model, bytes):  # the ONNX cache could not be written: neither can this one
+        return compile_model(None)
+    # One folder per compiled variant (OpenVINO keys its blobs by the model and the config alike).
+    variant = hashlib.sha256(repr((outputs, sorted(config.items()))).encode()).hexdigest()[:12]
+    key = f"{Path(model).parent.name}-ov{ov.__version__.split('-')[0]}-{precision}-{variant}"
+    return compiled_with_cache(key, compile_model)
