@@ -417,12 +417,15 @@ def poster_map(
     map_figure(result, out, connection.collection)
     written = [out]
     if json_path is not None:
-        json_path.write_text(
-            as_json(
-                {"collection": connection.collection, "vector": vector, "decades": result.decades, "posters": result.as_records()},
-                indent=None,
+        from safe_io import output_path
+
+        with output_path(json_path) as staged:
+            staged.write_text(
+                as_json(
+                    {"collection": connection.collection, "vector": vector, "decades": result.decades, "posters": result.as_records()},
+                    indent=None,
+                )
             )
-        )
         written.append(json_path)
     how = f"computed in {result.seconds:.1f}s" if result.seconds else "from the cache"
     say(f"{len(result.ids)} posters mapped ({how}); {files_written(written)}")

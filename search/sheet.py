@@ -11,7 +11,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from embedding.images import ImageError, ImageSource, load_rgb
-from errors import UserError, check_output_file, writing
+from errors import UserError, check_output_file
+from safe_io import output_path
 from search.nearest import Neighbour
 
 if TYPE_CHECKING:
@@ -94,8 +95,8 @@ def contact_sheet(query: ImageSource, query_caption: str, neighbours: list[Neigh
             sheet.paste(ImageOps.pad(image, TILE, color="white"), (x, GAP))
         for j, line in enumerate(lines):
             draw.text((x, GAP + TILE[1] + 6 + j * 18), fit_text(draw, line, font, TILE[0]), fill="black", font=font)
-    with writing(out):
-        sheet.save(out)
+    with output_path(out) as staged:
+        sheet.save(staged)
     return out
 
 
@@ -145,8 +146,8 @@ def maps_sheet(query: ImageSource, query_caption: str, explanations: list[Explan
         for j, line in enumerate(lines):
             draw.text((x, GAP + TILE[1] + 6 + j * 18), fit_text(draw, line, font, TILE[0]), fill="black", font=font)
         draw.text((x, 2 * GAP + 2 * TILE[1] + CAPTION_HEIGHT + 4), "the query, seen from it", fill="#555", font=font)
-    with writing(out):
-        sheet.save(out)
+    with output_path(out) as staged:
+        sheet.save(staged)
     return out
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from errors import UserError
+from safe_io import output_path
 from store.collection import PosterStore
 from store.schema import VECTOR_NAME
 
@@ -54,18 +54,14 @@ def export_target(path: Path) -> Path:
 def save_npz(embeddings: Embeddings, path: Path) -> None:
     """Write exactly `path` (numpy would add `.npz` to a path without it; a file object it leaves alone)."""
     path = export_target(path)
-    partial = path.with_name(f".{path.name}.partial")
-    try:  # written beside it, then renamed: a full disk leaves no half-written file, and an older export intact
-        with open(partial, "wb") as f:
-            np.savez_compressed(
-                f,
-                embeddings=embeddings.vectors,
-                ids=embeddings.ids,
-                titles=embeddings.titles,
-                years=embeddings.years,
-                files=embeddings.files,
-            )
-        os.replace(partial, path)
-    except OSError as e:
-        partial.unlink(missing_ok=True)
-        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+    # written beside it under a private name, then renamed: a full disk leaves no half-written file
+    # and an older export intact, and nothing planted beside it is written through
+    with output_path(path) as staged, open(staged, "wb") as f:
+        np.savez_compressed(
+            f,
+            embeddings=embeddings.vectors,
+            ids=embeddings.ids,
+            titles=embeddings.titles,
+            years=embeddings.years,
+            files=embeddings.files,
+        )
