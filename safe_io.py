@@ -28,10 +28,9 @@ class UnsafeFile(UserError):
     """A file that is not what it should be (a link, a FIFO, a device, too large): one line."""
 
 
-def read_regular(path: str | Path, max_bytes: int, what: str = "file", follow_links: bool = False) -> bytes:
-    """The bytes of `path` if it is a regular file of at most `max_bytes`; UnsafeFile otherwise.
-
-    FileNotFoundError passes through, so callers can tell a missing file from a bad one."""
+def open_regular(path: str | Path, max_bytes: int, what: str = "file", follow_links: bool = False) -> IO[bytes]:
+    """`path` opened for reading if it is a regular file of at most `max_bytes` (for readers that
+    take a file object, such as numpy's); UnsafeFile otherwise. FileNotFoundError passes through."""
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (0 if follow_links else os.O_NOFOLLOW)
     try:
         fd = os.open(path, flags)
@@ -41,12 +40,22 @@ def read_regular(path: str | Path, max_bytes: int, what: str = "file", follow_li
         if os.path.islink(path) and not follow_links:
             raise UnsafeFile(f"{what} {path} is a symbolic link: not followed") from None
         raise UnsafeFile(f"cannot read {what} {path}: {e.strerror or e}") from None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UnsafeFile(f"{what} {path} is not a regular file")
-        if info.st_size > max_bytes:
-            raise UnsafeFile(f"{what} {path} is {info.st_size:,} bytes, more than the {max_bytes:,} allowed")
+    f = os.fdopen(fd, "rb")
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        f.close()
+        raise UnsafeFile(f"{what} {path} is not a regular file")
+    if info.st_size > max_bytes:
+        f.close()
+        raise UnsafeFile(f"{what} {path} is {info.st_size:,} bytes, more than the {max_bytes:,} allowed")
+    return f
+
+
+def read_regular(path: str | Path, max_bytes: int, what: str = "file", follow_links: bool = False) -> bytes:
+    """The bytes of `path` if it is a regular file of at most `max_bytes`; UnsafeFile otherwise.
+
+    FileNotFoundError passes through, so callers can tell a missing file from a bad one."""
+    with open_regular(path, max_bytes, what, follow_links) as f:
         data = f.read(max_bytes + 1)  # the file may grow after fstat
     if len(data) > max_bytes:
         raise UnsafeFile(f"{what} {path} is more than the {max_bytes:,} bytes allowed")
