@@ -17,6 +17,7 @@ from errors import UserError
 from search.batch import EXCLUSION_MARGIN
 from store.collection import PosterStore, StoredPoint
 from store.engine import Hit, PointFilter
+from store.integrity import check_intact
 from store.schema import CALIBRATION_KEY, DEFAULT_COLLECTION, VECTOR_NAME
 
 if TYPE_CHECKING:
@@ -108,6 +109,8 @@ class PosterSearch:
         if point.vector is None or vector_name != VECTOR_NAME:
             found = self.store.retrieve([point.id], with_vectors=vector_name)
             if not found or found[0].vector is None:
+                if vector_name == VECTOR_NAME:  # every stored point has one: without it, the store is damaged
+                    check_intact(self.store)
                 raise UserError(f"film {point.id} has no '{vector_name}' vector yet (ingest --style adds it)")
             point = StoredPoint(point.id, point.payload, found[0].vector)
         return self.by_vector(point.vector, k, filters, [point.id], point.payload.get("sha256"), vector_name)
@@ -130,6 +133,7 @@ class PosterSearch:
         examples = {p.id: p for p in self.store.retrieve([*positive_ids, *negative_ids], with_vectors=vector_name)}
         missing = [i for i in [*positive_ids, *negative_ids] if i not in examples or examples[i].vector is None]
         if missing:
+            check_intact(self.store)
             raise UserError(f"no film with id {missing[0]} (and a '{vector_name}' vector) in collection '{self.store.collection}'")
         exclude = PointFilter(**filters.conditions(), exclude_ids=tuple(examples))
         hits = self.store.recommend(

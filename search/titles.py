@@ -6,6 +6,7 @@ import difflib
 
 from errors import UserError
 from store.collection import PosterStore, StoredPoint
+from store.integrity import check_intact
 
 
 def find_film(store: PosterStore, title: str | None = None, point_id: str | None = None, year: int | None = None) -> StoredPoint:
@@ -17,6 +18,7 @@ def find_film(store: PosterStore, title: str | None = None, point_id: str | None
         except Exception:  # Qdrant rejects ids that are not UUIDs or integers
             found = []
         if not found:
+            check_intact(store)  # a point whose payload or vector was lost: said as such, not "no film"
             raise UserError(f"no film with id {_cut(point_id)} in collection '{store.collection}'")
         return found[0]
     if not title:
@@ -25,6 +27,7 @@ def find_film(store: PosterStore, title: str | None = None, point_id: str | None
     if year is not None:
         matches = [m for m in matches if m.payload.get("year") == year]
     if not matches:
+        check_intact(store)
         raise UserError(f"no film titled {_cut(title)!r}{f' from {year}' if year else ''}{_close_matches(store, title)}")
     if len(matches) > 1:
         listed = "; ".join(f"{m.payload.get('title')} ({m.payload.get('year', '?')}, id {m.id})" for m in matches[:5])

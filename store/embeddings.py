@@ -10,6 +10,7 @@ import numpy as np
 from errors import UserError
 from safe_io import output_path
 from store.collection import PosterStore
+from store.integrity import check_intact
 from store.schema import VECTOR_NAME
 
 
@@ -29,6 +30,7 @@ class Embeddings:
 def load_embeddings(store: PosterStore, vector_name: str = VECTOR_NAME) -> Embeddings:
     """Pull every vector (of `vector_name`) and its payload back out of the store, sorted by id (a stable order)."""
     dim = store.stored_spec(vector_name).dim  # also a clear error if there is no usable collection
+    check_intact(store)  # points whose vector or payload was lost would be left out without a word
     points = sorted(store.points(with_vectors=True, vector_name=vector_name), key=lambda p: p.id)
     return Embeddings(
         ids=np.array([p.id for p in points], dtype=str),

@@ -18,6 +18,7 @@ from embedding.spec import EmbeddingSpec
 from errors import UserError
 from store.collection import PosterStore, Sharding
 from store.engine import VectorConfig
+from store.integrity import check_intact
 
 SPOT_CHECKS = 20  # points whose vectors and payloads are compared after the copy
 
@@ -46,6 +47,7 @@ def migrate(
         raise UserError("source and destination are the same collection")
     started = time.perf_counter()
     source.stored_spec()  # a clear error if the source is not a poster collection
+    check_intact(source)  # a damaged source is said as such, never copied and reported "checked equal"
     vectors, metadata = source.vectors(), source.metadata()
     _prepare_target(target, vectors, metadata, sharding)
 
