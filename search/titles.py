@@ -20,7 +20,7 @@ def find_film(store: PosterStore, title: str | None = None, point_id: str | None
         if not found:
             check_intact(store)  # a point whose payload or vector was lost: said as such, not "no film"
             raise UserError(f"no film with id {_cut(point_id)} in collection '{store.collection}'")
-        return found[0]
+        return _intact(store, found[0])
     if not title:
         raise UserError("give an image, a --title or an --id")
     matches = _exact(store, title) or (_case_insensitive(store, title) if not _has_words(title) else [])
@@ -32,7 +32,14 @@ def find_film(store: PosterStore, title: str | None = None, point_id: str | None
     if len(matches) > 1:
         listed = "; ".join(f"{m.payload.get('title')} ({m.payload.get('year', '?')}, id {m.id})" for m in matches[:5])
         raise UserError(f"{len(matches)} films are titled {title!r}: {listed}; give the year too, or search by id")
-    return store.retrieve([matches[0].id], with_vectors=True)[0]
+    return _intact(store, store.retrieve([matches[0].id], with_vectors=True)[0])
+
+
+def _intact(store: PosterStore, point: StoredPoint) -> StoredPoint:
+    """The point, unless its payload or its vector was lost (then the damage is named)."""
+    if point.vector is None or not (point.payload.get("key") or point.payload.get("file")):
+        check_intact(store)
+    return point
 
 
 def _exact(store: PosterStore, title: str) -> list[StoredPoint]:
