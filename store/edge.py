@@ -35,6 +35,7 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 import sys
 import threading
 from collections.abc import Sequence
@@ -187,6 +188,7 @@ class EdgeEngine:
         from qdrant_edge import EdgeShard
 
         try:
+            self._check_shard_files(name)
             shard = EdgeShard.load(str(self._dir(name) / "shard"))
         except Exception:
             return False
@@ -244,6 +246,7 @@ class EdgeEngine:
 
         if name not in self._shards:
             self._claim(name)
+            self._check_shard_files(name)
             check_free_space(self.path, open_bytes(self._dir(name) / "shard"), f"opening collection '{name}'")
             self._shards[name] = EdgeShard.load(str(self._dir(name) / "shard"))
 
@@ -365,6 +368,7 @@ class EdgeEngine:
             if shard is not None:
                 return shard
             self._config(name)  # a missing or damaged collection is one line, here
+            self._check_shard_files(name)
             check_free_space(self.path, self._open_bytes(name), f"opening collection '{name}'")
             try:
                 shard = EdgeShard.load(str(self._dir(name) / "shard"))
@@ -380,6 +384,20 @@ class EdgeEngine:
             self.ensure_indexes(name)
             self._check_count(name, shard)
         return shard
+
+    def _check_shard_files(self, name: str) -> None:
+        """StoreDamaged unless the shard holds only folders and regular files: Edge reads what it
+        finds, and a FIFO would hang it, /dev/zero fill the memory, a link lead anywhere."""
+        shard = self._dir(name) / "shard"
+        for root, folders, files in os.walk(shard):  # links to folders are listed, not followed
+            for entry in (*folders, *files):
+                path = Path(root) / entry
+                mode = path.lstat().st_mode
+                if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                    raise StoreDamaged(
+                        f"cannot open collection '{name}': {path} is not a regular file (a link, a FIFO or a device), which a shard "
+                        "never holds; nothing was read or deleted. Restore the folder from a backup, or ingest into a new --collection"
+                    )
 
     def _record_count(self, name: str, shard) -> None:
         """How many points the collection held when this process last wrote it: fewer at the next

@@ -259,8 +259,13 @@ def _poster_routes(app: FastAPI, service: PosterService) -> None:
     def poster(collection: str, point_id: str):
         path = service.poster_file(collection, point_id)
         # The type comes from the image's own header, not its file name, and browsers may neither
-        # sniff another nor run anything in it: a stored file is only ever shown as an image.
-        return FileResponse(path, media_type=image_type(path), headers={"Cache-Control": "max-age=3600", **POSTER_HEADERS})
+        # sniff another nor run anything in it: a stored file is only ever shown as an image. A file
+        # that is no image is not sent at all: the poster folder and file names come from the
+        # store, which may come from elsewhere (posters_dir "/", file "etc/passwd").
+        media_type = image_type(path)
+        if media_type == "application/octet-stream":
+            raise NotFound(f"the poster file of {point_id[:100]} is not an image")
+        return FileResponse(path, media_type=media_type, headers={"Cache-Control": "max-age=3600", **POSTER_HEADERS})
 
 
 def image_type(path: Path) -> str:
