@@ -272,9 +272,7 @@ class YearModel:
         sane = np.isfinite(years) & np.isfinite(low) & np.isfinite(high) & (np.abs(np.asarray(years, float) - 2000) <= MAX_YEARS_OFF)
         if not sane.all():  # damaged weights (NaN, or numbers far beyond a year): never printed as a year
             shown = _shown(np.asarray(years, float)[~sane][:1])
-            raise UserError(
-                f"the year model in {self.head.path.parent} gives {shown} as a year: its weights ({MODEL_FILE}) are damaged; train the model again"
-            )
+            raise UserError(f"the year model gives {shown} as a year: its weights ({MODEL_FILE}) are damaged; train the model again")
         return years, low, high
 
 
