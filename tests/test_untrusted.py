@@ -578,3 +578,35 @@ def test_semicolon_and_tab_separated_catalogs_are_read(tmp_path, delimiter):
     with PosterStore(StoreLocation(path=tmp_path / "store")) as db:
         titles = sorted(p.payload["title"] for p in db.points(with_vectors=False))
     assert titles == ["Film, part 0", "Film, part 1", "Film, part 2"]
+
+
+# --- found by the sweep after the fixes -------------------------------------------------------
+
+
+def test_a_shard_holding_a_fifo_or_a_link_is_refused_before_edge_reads_it(tmp_path):
+    _, _, store = make_store(tmp_path)
+    config = store / "collections" / "posters" / "shard" / "edge_config.json"
+    config.unlink()
+    os.mkfifo(config)  # Qdrant Edge itself would wait on it forever
+    result = limited_cli("search", "--title", "Film 1", "--qdrant-path", store, timeout=90)
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
+    assert "edge_config.json is not a regular file" in result.stderr
+
+
+def test_the_web_sends_a_recorded_poster_file_only_if_it_is_an_image(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from web.app import create_app
+    from web.service import PosterService
+
+    _, _, store = make_store(tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the network\n")
+    with PosterStore(StoreLocation(path=store)) as db:
+        db.update_metadata({"posters_dir": str(tmp_path)})  # what a store from elsewhere may record
+        point = next(iter(db.points(with_vectors=False)))
+        db.overwrite_payloads([(point.id, {**point.payload, "file": "secret.txt"})])
+        client = TestClient(create_app(PosterService(db, weights="random")), raise_server_exceptions=False, base_url="http://localhost")
+        response = client.get(f"/api/posters/posters/{point.id}")
+    assert response.status_code == 404 and "not an image" in response.json()["detail"]
+    assert "not for the network" not in response.text
