@@ -161,7 +161,7 @@ class PosterSearch:
         # k results come back whenever k others match the filters.
         query_filter = PointFilter(**filters.conditions(), exclude_ids=tuple(exclude_ids), exclude_sha256=exclude_sha256)
         [hits] = self.store.nearest([vector], k, query_filter, vector_name)
-        if any(not (h.payload.get("key") or h.payload.get("file")) for h in hits):  # a point whose payload was lost
+        if any(not h.payload for h in hits):  # a point whose payload was lost
             check_intact(self.store)
         return _neighbours(hits, k)
 

@@ -37,7 +37,7 @@ def find_film(store: PosterStore, title: str | None = None, point_id: str | None
 
 def _intact(store: PosterStore, point: StoredPoint) -> StoredPoint:
     """The point, unless its payload or its vector was lost (then the damage is named)."""
-    if point.vector is None or not (point.payload.get("key") or point.payload.get("file")):
+    if point.vector is None or not point.payload:
         check_intact(store)
     return point
 

@@ -4,8 +4,8 @@ them, a scroll returns them without the vector or with an empty payload), so a c
 less than it should asks here before it says "not found", writes a short export or reports a
 copy "checked equal".
 
-Every point poster search writes has a `vgg16` vector and a payload naming its poster (`key`,
-`file`); the style vector may be missing (ingest --style adds it later), so it is not checked.
+Every point poster search writes has a `vgg16` vector and a payload (its `key`, `title`, `file`):
+a point with an empty payload has lost it. The style vector may be missing (ingest --style adds it later), so it is not checked.
 """
 
 from __future__ import annotations
@@ -40,14 +40,14 @@ class Damage:
 
 def damage(store: PosterStore) -> Damage:
     """What is damaged in the collection (falsy when nothing is): counted by Qdrant, and one scroll
-    of two small payload fields."""
+    of the payloads (no vectors)."""
     total = store.count()
     with_vector = store.count(PointFilter(has_vector=VECTOR_NAME)) if store.has_vector(VECTOR_NAME) else total
     without_payload = sum(
         1
-        for records in store.records(with_vectors=False, fields=["key", "file"])
+        for records in store.records(with_vectors=False)  # every field: a point holding any of them still has its payload
         for r in records
-        if not (r.payload.get("key") or r.payload.get("file"))
+        if not r.payload
     )
     return Damage(total, total - with_vector, without_payload)
 
