@@ -437,7 +437,10 @@ def poster_map(
     written = [out]
     record = {"collection": connection.collection, "vector": vector, "decades": result.decades, "posters": result.as_records()}
     if json_path is not None:
-        json_path.write_text(as_json(record, indent=None))
+        from safe_io import output_path
+
+        with output_path(json_path) as staged:
+            staged.write_text(as_json(record, indent=None))
         written.append(json_path)
     if json_out:
         say(as_json(record, indent=None))

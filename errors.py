@@ -18,30 +18,39 @@ def check_output_file(path: Path, what: str) -> None:
     """UserError unless `path` can be written as a file: checked at the start of a command, so a
     folder, a missing parent or an unwritable place fails at once, not after an hour of embedding.
 
-    It really opens the file (and removes it again if it did not exist): permission bits say
-    nothing for root, and places like /proc refuse files whatever the bits.
+    The file itself is never opened (it may be a link planted to make this process write elsewhere;
+    outputs are written beside it and renamed over it, safe_io.staged_path): a device or a FIFO
+    there is refused, and the folder is really written to, with an exclusive temp file removed at
+    once (permission bits say nothing for root, and places like /proc refuse files whatever the bits).
     """
+    import tempfile
+
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{what} {path} is a folder; give a file name")
     if not path.parent.is_dir():
         raise UserError(f"cannot write {what} {path}: folder {path.parent} does not exist")
-    existed = path.exists()
-    try:  # non-blocking: a FIFO nobody reads is an error here, not a hang
-        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644))
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        mode = None
     except OSError as e:
         raise UserError(f"cannot write {what} {path}: {e.strerror or e}") from None
-    if not existed:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise UserError(f"cannot write {what} {path}: it is not a regular file (a device, a FIFO or a socket); give a file name")
+    try:
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(f"cannot write {what} {path}: {e.strerror or e}") from None
 
 
 @contextmanager
 def writing(path: Path) -> Iterator[Path]:
     """Write `path` inside the block: a missing folder, a full disk or a read-only place is one
-    line, and no half-written file is left behind."""
+    line, and no half-written file is left behind. Writing `path` by name follows a link there:
+    new code writes through safe_io.output_path (a private temp name renamed into place) instead."""
     path = Path(path)
     if not path.parent.is_dir():
         raise UserError(f"cannot write {path}: folder {path.parent} does not exist")

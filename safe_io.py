@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -27,10 +28,9 @@ class UnsafeFile(UserError):
     """A file that is not what it should be (a link, a FIFO, a device, too large): one line."""
 
 
-def read_regular(path: str | Path, max_bytes: int, what: str = "file", follow_links: bool = False) -> bytes:
-    """The bytes of `path` if it is a regular file of at most `max_bytes`; UnsafeFile otherwise.
-
-    FileNotFoundError passes through, so callers can tell a missing file from a bad one."""
+def open_regular(path: str | Path, max_bytes: int, what: str = "file", follow_links: bool = False) -> IO[bytes]:
+    """`path` opened for reading if it is a regular file of at most `max_bytes` (for readers that
+    take a file object, such as numpy's); UnsafeFile otherwise. FileNotFoundError passes through."""
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (0 if follow_links else os.O_NOFOLLOW)
     try:
         fd = os.open(path, flags)
@@ -40,26 +40,50 @@ def read_regular(path: str | Path, max_bytes: int, what: str = "file", follow_li
         if os.path.islink(path) and not follow_links:
             raise UnsafeFile(f"{what} {path} is a symbolic link: not followed") from None
         raise UnsafeFile(f"cannot read {what} {path}: {e.strerror or e}") from None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UnsafeFile(f"{what} {path} is not a regular file")
-        if info.st_size > max_bytes:
-            raise UnsafeFile(f"{what} {path} is {info.st_size:,} bytes, more than the {max_bytes:,} allowed")
+    f = os.fdopen(fd, "rb")
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        f.close()
+        raise UnsafeFile(f"{what} {path} is not a regular file")
+    if info.st_size > max_bytes:
+        f.close()
+        raise UnsafeFile(f"{what} {path} is {info.st_size:,} bytes, more than the {max_bytes:,} allowed")
+    return f
+
+
+def read_regular(path: str | Path, max_bytes: int, what: str = "file", follow_links: bool = False) -> bytes:
+    """The bytes of `path` if it is a regular file of at most `max_bytes`; UnsafeFile otherwise.
+
+    FileNotFoundError passes through, so callers can tell a missing file from a bad one."""
+    with open_regular(path, max_bytes, what, follow_links) as f:
         data = f.read(max_bytes + 1)  # the file may grow after fstat
     if len(data) > max_bytes:
         raise UnsafeFile(f"{what} {path} is more than the {max_bytes:,} bytes allowed")
     return data
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask sets it: a race with other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
 @contextlib.contextmanager
-def atomic_writer(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+def atomic_writer(path: str | Path, mode: str = "wb", encoding: str | None = None, newline: str | None = None) -> Iterator[IO]:
     """A file object to write `path` through: a fresh temp file beside it, renamed over `path` when
-    the block ends without an exception, removed otherwise. `path` itself is never opened."""
+    the block ends without an exception, removed otherwise. `path` itself is never opened.
+
+    The file gets the permissions a plain open() would give a new file (mkstemp's are 0600)."""
     target = Path(path)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")  # O_EXCL, random name
     try:
-        with os.fdopen(fd, mode) as f:
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, mode, encoding=encoding, newline=newline) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -68,6 +92,55 @@ def atomic_writer(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def staged_path(path: str | Path) -> Iterator[Path]:
+    """A name to write `path`'s new contents to, for libraries that only take a name (Pillow,
+    matplotlib, Keras, numpy by extension): `<name>` inside a private folder made beside `path`
+    (mkdtemp: mode 0700, an unpredictable name, so nothing can be planted in it), renamed over
+    `path` when the block ends without an exception; the folder is removed either way."""
+    target = Path(path)
+    folder = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        staged = folder / target.name
+        yield staged
+        fd = os.open(staged, os.O_RDONLY | os.O_NOFOLLOW)  # what the library wrote, not a link it made
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(f"{staged} is not a regular file")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(staged, target)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def output_path(path: str | Path) -> Iterator[Path]:
+    """staged_path for a file the user asked for (a figure, a sheet, an export): a missing folder, a
+    full disk or a read-only place is one line (UserError), and the file as it was is kept."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
+    try:
+        with staged_path(path) as staged:
+            yield staged
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def probe_writable(folder: str | Path, size: int = 4096) -> None:
+    """OSError unless `size` bytes can be written in `folder` (permission bits say nothing for root,
+    and a full disk or a read-only mount refuses writes whatever they say): an exclusive temp file,
+    removed at once, so a link planted there is never written through."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".write-test.", suffix=".tmp")
+    try:
+        os.write(fd, b"x" * size)
+    finally:
+        os.close(fd)
+        os.unlink(tmp)
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> None:

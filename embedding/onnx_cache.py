@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Callable
@@ -33,7 +34,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import onnx
 
+from errors import UserError
+from safe_io import read_regular, write_atomic
+
 CACHE_ENV = "POSTER_SEARCH_CACHE"
+MAX_RECORD_BYTES = 4 * 1024 * 1024  # made.json, digests.json: kilobytes when this module writes them
 # Changing the graph (its layers, outputs or preprocessing) must change this: every cached model
 # of another version is then rebuilt instead of read.
 EXPORT_VERSION = 1
@@ -58,19 +63,25 @@ def cached_model(weights_id: str, variant: str, build: Callable[[], onnx.ModelPr
     model = build()
     try:
         _install(folder, model, wanted)
-    except OSError as e:
+    except OSError as e:  # `model` is still whole: _install saved a copy (saving moves its weights out to the data file)
         print(f"Note: cannot cache the ONNX model in {folder.parent} ({e.strerror or e}); it is rebuilt in each process", file=sys.stderr)
         return model.SerializeToString()
     return str(folder / MODEL)
 
 
 def _intact(folder: Path, wanted: dict) -> bool:
+    """Whether the folder holds the model `wanted` as this module wrote it: the record read as a
+    bounded regular file, every file a regular one (not a link: a link to /dev/zero would hash
+    forever) of the recorded size and digest."""
     try:
-        record = json.loads((folder / RECORD).read_text())
+        record = json.loads(read_regular(folder / RECORD, MAX_RECORD_BYTES, "cached model record"))
         if not isinstance(record, dict) or any(record.get(k) != v for k, v in wanted.items()):
             return False
-        return all(_digest(folder / name) == (size, digest) for name, (size, digest) in record["files"].items())
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        files = record["files"]
+        if set(files) != {MODEL, DATA}:
+            return False
+        return all(_digest(folder / name, int(size)) == (size, digest) for name, (size, digest) in files.items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, UserError):
         return False
 
 
@@ -82,8 +93,12 @@ def _install(folder: Path, model, wanted: dict) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
+        # A copy: save_model with external data rewrites the proto it is given, its weights moved out
+        # to a file that a full disk may leave unwritten, and the in-memory fallback needs them in it.
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
         onnx.save_model(
-            model, str(staging / MODEL), save_as_external_data=True, all_tensors_to_one_file=True, location=DATA, size_threshold=1024
+            copy, str(staging / MODEL), save_as_external_data=True, all_tensors_to_one_file=True, location=DATA, size_threshold=1024
         )
         files = {name: list(_digest(staging / name)) for name in (MODEL, DATA)}
         (staging / RECORD).write_text(json.dumps({**wanted, "files": files}, indent=2))
@@ -100,9 +115,17 @@ def _install(folder: Path, model, wanted: dict) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _digest(path: Path) -> tuple[int, str]:
-    with open(path, "rb") as f:
-        return os.fstat(f.fileno()).st_size, hashlib.file_digest(f, "sha256").hexdigest()
+def _digest(path: Path, expected_size: int | None = None) -> tuple[int, str]:
+    """(size, sha256) of a regular file, not through a link; OSError for anything else. With
+    `expected_size`, a file of another size is not read (its size alone says it is not the one)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        if expected_size is not None and info.st_size != expected_size:
+            return info.st_size, ""
+        return info.st_size, hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def remembered(path: Path, what: str, compute: Callable[[], str]) -> str:
@@ -118,31 +141,21 @@ def remembered(path: Path, what: str, compute: Callable[[], str]) -> str:
     key = f"{what}:{path.resolve()}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}"
     memo_path = cache_dir() / "digests.json"
     try:
-        memo = json.loads(memo_path.read_text())
-        if isinstance(memo, dict) and isinstance(memo.get(key), str):
+        memo = json.loads(read_regular(memo_path, MAX_RECORD_BYTES, "digest cache"))
+        if not isinstance(memo, dict):
+            memo = {}
+        if isinstance(memo.get(key), str):
             return memo[key]
-    except (OSError, ValueError):
+    except (OSError, ValueError, UserError):
         memo = {}
     value = compute()
     try:
         memo_path.parent.mkdir(parents=True, exist_ok=True)
         memo = {k: v for k, v in memo.items() if not k.startswith(f"{what}:{path.resolve()}:")}  # only the latest per file
-        _write_atomically(memo_path, json.dumps({**memo, key: value}, indent=1).encode())
+        write_atomic(memo_path, json.dumps({**memo, key: value}, indent=1))
     except (OSError, AttributeError):
         pass  # not remembered: hashed again next time
     return value
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """A concurrent reader sees the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _safe(text: str) -> str:

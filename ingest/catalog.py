@@ -34,6 +34,7 @@ FIRST_FILM_YEAR = 1870  # Muybridge; anything earlier is a data error
 TITLE_YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:/[IVX]+)?\)\s*$")  # "Toy Story (1995)"
 YEAR_VALUE = re.compile(r"^(\d{4})(?:\.0+|-\d{2}-\d{2})?$")  # 1995, 1995.0, 1995-11-22
 MAX_FIELD = 10_000  # characters in a used field: longer is a broken row (a title is at most a few hundred)
+MAX_LINE = 8_000_000  # characters in a line: longer is left out unread (a row is a few kilobytes; MAX_FIELD judges long fields)
 MAX_MESSAGE_VALUE = 200  # characters of a value quoted in a reject or an error message
 
 
@@ -230,18 +231,21 @@ def _read_records(path: Path, encoding: str | None) -> tuple[list[str], list[tup
     longer than the header (trailing commas), shifting every column; ids like 0114709 must stay
     strings; and a huge field must be a rejected row, not a parser abort.
     """
-    data = path.read_bytes()
-    text, encoding = _decode(data, path, encoding)
+    text, encoding, long_lines = _read_text(path, encoding)
     csv.field_size_limit(sys.maxsize)  # long fields are judged per row (MAX_FIELD), not by the parser
     lines = text.splitlines(keepends=True)
     header: list[str] | None = None
     records: list[tuple[int, list[str]]] = []
-    broken: list[tuple[int, str, str]] = []
+    broken: list[tuple[int, str, str]] = [
+        (line, "", f"the line is {length:,} characters long, more than the {MAX_LINE:,} a catalog row may have: not read")
+        for line, length in long_lines
+    ]
+    delimiter = _delimiter(text)
     try:
         pending = [(1, text)]  # (first file line, text): a run-away quote's lines are parsed again on their own
         while pending:
             first, chunk = pending.pop(0)
-            reader = csv.reader(io.StringIO(chunk, newline=""))
+            reader = csv.reader(io.StringIO(chunk, newline=""), delimiter=delimiter)
             line = first
             for fields in reader:
                 start, line = line, first + reader.line_num
@@ -250,7 +254,7 @@ def _read_records(path: Path, encoding: str | None) -> tuple[list[str], list[tup
                 if header is None:
                     header = fields
                     continue
-                swallowed = _swallowed_rows(lines[start : line - 1], len(header)) if line - start > 1 else 0
+                swallowed = _swallowed_rows(lines[start : line - 1], len(header), delimiter) if line - start > 1 else 0
                 if swallowed:
                     # An unclosed quote: the field ran on and took the next rows' lines into itself.
                     # This row is rejected; the lines it swallowed are read again as rows of their own.
@@ -268,21 +272,72 @@ def _read_records(path: Path, encoding: str | None) -> tuple[list[str], list[tup
     return header, records, encoding, broken
 
 
-def _swallowed_rows(continuation: list[str], columns: int) -> int:
+def _swallowed_rows(continuation: list[str], columns: int, delimiter: str = ",") -> int:
     """How many of a multi-line record's continuation lines look like complete rows of their own:
     quotes balanced on the line (the line that closes a real multi-line title has an odd number)
     and as many fields as the header."""
     count = 0
     for text in continuation:
         if text.count('"') % 2 == 0 and text.strip():
-            fields = next(csv.reader([text.rstrip("\r\n")]), [])
+            fields = next(csv.reader([text.rstrip("\r\n")], delimiter=delimiter), [])
             count += len(fields) == columns and bool(fields[0].strip())
     return count
 
 
-def _decode(data: bytes, path: Path, encoding: str | None) -> tuple[str, str]:
-    """The catalog's text and the encoding it was read with: the one given, else UTF-8 (or the
-    UTF-16/32 its byte-order mark names), else latin-1."""
+def _delimiter(text: str) -> str:
+    """The catalog's field separator, from its header line alone: a comma, unless the header has
+    none and splits on exactly one of tab, semicolon or bar (what spreadsheet programs write in
+    locales whose decimal mark is a comma). The header names the columns, so a wrong guess cannot
+    pass silently: the columns would not be found, which is an error naming them."""
+    header = next((line for line in text.splitlines()[:50] if line.strip()), "")
+    if "," in header:
+        return ","
+    found = [d for d in ("\t", ";", "|") if d in header]
+    return found[0] if len(found) == 1 else ","
+
+
+def _read_text(path: Path, encoding: str | None) -> tuple[str, str, list[tuple[int, int]]]:
+    """The catalog's text, its encoding, and the lines left out for their length: (line, characters).
+
+    Read a line at a time with a bound (MAX_LINE characters): a line of a gigabyte costs one
+    bound's memory while it is skipped, never the whole of it several times over (bytes, text,
+    lines, fields). A skipped line is kept as an empty line, so later rows keep their line numbers."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    for candidate in _encodings(head, path, encoding):
+        try:
+            with open(path, encoding=candidate, newline="") as f:
+                text, long_lines = _bounded_lines(f)
+        except UnicodeDecodeError:
+            continue
+        except LookupError:
+            raise UserError(f"unknown encoding {_clip(candidate, 40)!r}") from None
+        return text.removeprefix("\ufeff"), candidate, long_lines
+    raise UserError(f"catalog {path} is not valid {encoding} text (try --encoding latin-1)")
+
+
+def _bounded_lines(f) -> tuple[str, list[tuple[int, int]]]:
+    """The text of `f`, lines over MAX_LINE characters replaced by an empty line; and those lines: (line, characters)."""
+    pieces: list[str] = []
+    long_lines: list[tuple[int, int]] = []
+    number = 0
+    while line := f.readline(MAX_LINE):
+        number += 1
+        if len(line) < MAX_LINE or line.endswith(("\n", "\r")):
+            pieces.append(line)
+            continue
+        length = len(line)
+        while (more := f.readline(MAX_LINE)) and not more.endswith(("\n", "\r")):
+            length += len(more)
+        length += len(more.rstrip("\r\n"))
+        long_lines.append((number, length))
+        pieces.append("\n")
+    return "".join(pieces), long_lines
+
+
+def _encodings(head: bytes, path: Path, encoding: str | None) -> list[str]:
+    """The encodings to try, in order: the one given, else UTF-8 (or the UTF-16/32 its byte-order
+    mark names), else latin-1."""
     if encoding is None:
         for bom, name in (
             (codecs.BOM_UTF32_LE, "utf-32"),
@@ -290,26 +345,14 @@ def _decode(data: bytes, path: Path, encoding: str | None) -> tuple[str, str]:
             (codecs.BOM_UTF16_LE, "utf-16"),
             (codecs.BOM_UTF16_BE, "utf-16"),
         ):
-            if data.startswith(bom):
+            if head.startswith(bom):
                 encoding = name
                 break
-    head = data[:4096]
     if encoding is None and head.count(b"\x00") > len(head) // 8:  # every other byte NUL: UTF-16 text; a few: rows with NUL, rejected
         raise UserError(
             f"catalog {path} holds NUL bytes: it looks like UTF-16 without a byte-order mark; pass --encoding utf-16 (or utf-16-le) or save it as UTF-8"
         )
-    candidates = [encoding] if encoding else ["utf-8-sig", "latin-1"]  # latin-1 decodes any byte: last resort
-    for candidate in candidates:
-        try:
-            text = data.decode(candidate)
-            break
-        except UnicodeDecodeError:
-            continue
-        except LookupError:
-            raise UserError(f"unknown encoding {_clip(candidate, 40)!r}") from None
-    else:
-        raise UserError(f"catalog {path} is not valid {encoding} text (try --encoding latin-1)")
-    return text.removeprefix("\ufeff"), candidate
+    return [encoding] if encoding else ["utf-8-sig", "latin-1"]  # latin-1 decodes any byte: last resort
 
 
 def _detect_columns(names: list[str], given: Columns, path: Path) -> Columns:

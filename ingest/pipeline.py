@@ -26,12 +26,13 @@ import numpy as np
 
 from embedding.backend import usable_cores
 from embedding.spec import EmbeddingSpec
-from errors import UserError, writing
+from errors import UserError
 from ingest.catalog import Catalog, Film, Reject
 from ingest.decode import MAX_CHUNK, DecodePool
 from ingest.plan import Plan, apply_without_embedding, check_posters_dir, check_ready_to_replace, make_plan
 from ingest.repair import readopt_orphan
 from ingest.writer import StoreWriter
+from safe_io import output_path
 from store.collection import PosterStore, Sharding
 from store.schema import STYLE_VECTOR_NAME, CollectionMetadata
 
@@ -306,7 +307,7 @@ def _progress_bar(total: int, enabled: bool):
 
 def write_rejects(rejects: list[Reject], path: Path) -> None:
     """One CSV row per rejected catalog row or poster, with the reason, sorted by line."""
-    with writing(path), open(path, "w", newline="", encoding="utf-8") as f:
+    with output_path(path) as staged, open(staged, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["line", "key", "file", "reason"])
         for r in sorted(rejects, key=lambda r: r.row):

@@ -36,8 +36,14 @@ class NumpyHead:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        try:
-            with zipfile.ZipFile(self.path) as archive:
+        from regression.model_file import MAX_HEAD_BYTES
+        from safe_io import read_regular
+
+        try:  # a regular file of bounded size, and members whose unpacked size is bounded too (no zip bomb)
+            with zipfile.ZipFile(io.BytesIO(read_regular(self.path, MAX_HEAD_BYTES, "year model head", follow_links=True))) as archive:
+                for member in ("config.json", "model.weights.h5"):
+                    if archive.getinfo(member).file_size > MAX_HEAD_BYTES:
+                        raise ValueError(f"its {member} unpacks to {archive.getinfo(member).file_size:,} bytes")
                 config = json.loads(archive.read("config.json"))
                 weights = archive.read("model.weights.h5")
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
@@ -49,8 +55,8 @@ class NumpyHead:
         try:
             with h5py.File(io.BytesIO(weights), "r") as h5:
                 self._input, self._layers, self._output = _functional(config, h5)
-        except UserError:
-            raise
+        except UserError as e:
+            raise UserError(f"{self.path}: {e}; train the model again") from None
         except Exception as e:
             raise UserError(f"{self.path} does not hold a year head this version can read ({type(e).__name__}: {str(e)[:120]})") from None
 
@@ -108,11 +114,11 @@ def _sequential(cfg: dict, group) -> Callable[[list[np.ndarray]], np.ndarray]:
         if kind == "PowerNormalization":
             steps.append(_power_normalization)
         elif kind == "Normalization":
-            mean, variance = np.asarray(c["mean"], np.float32), np.asarray(c["variance"], np.float32)
+            mean, variance = _finite(c["mean"], spec), _finite(c["variance"], spec)
             steps.append(lambda x, m=mean, s=np.maximum(np.sqrt(variance), _EPSILON): (x - m) / s)  # type: ignore[misc]
         elif kind == "Dense":
             variables = group["layers"][next(dense)]["vars"]
-            kernel, bias = np.asarray(variables["0"], np.float32), np.asarray(variables["1"], np.float32)
+            kernel, bias = _finite(variables["0"], spec), _finite(variables["1"], spec)
             steps.append(lambda x, w=kernel, b=bias, a=c.get("activation", "linear"): _ACTIVATIONS[a](x @ w + b))  # type: ignore[misc]
         else:
             raise UserError(f"layer type {kind} is not part of the year head")
@@ -124,6 +130,17 @@ def _sequential(cfg: dict, group) -> Callable[[list[np.ndarray]], np.ndarray]:
         return x
 
     return member
+
+
+def _finite(values, spec: dict) -> np.ndarray:
+    """A layer's numbers as float32; UserError if any is NaN or infinite (damaged weights would
+    otherwise give "predicted year nan")."""
+    array = np.asarray(values, np.float32)
+    if not np.isfinite(array).all():
+        raise UserError(
+            f"layer {str(spec.get('config', {}).get('name', '?'))[:60]} holds numbers that are not finite (NaN or infinite): the head is damaged"
+        )
+    return array
 
 
 def _numbered(group, prefix: str) -> list[str]:

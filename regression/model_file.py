@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from embedding.spec import EmbeddingSpec
-from errors import UserError, writing
+from errors import UserError
 from regression.conformal import ranges
+from safe_io import output_path, probe_writable, read_regular, write_atomic
 from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
 
 if TYPE_CHECKING:
@@ -32,6 +33,10 @@ MODEL_FILE = "model.keras"
 META_FILE = "model.json"
 TRAINED_ON_FILE = "trained_on.txt"
 HEAD_NAME = "Keras head"  # the head's key among the test results
+MAX_META_BYTES = 16 * 1024 * 1024  # model.json, trained_on.txt: kilobytes to a megabyte when train-year writes them
+MAX_HEAD_BYTES = 256 * 1024 * 1024  # model.keras: a few megabytes
+YEAR_SPAN = (1000.0, 3000.0)  # any year a model can claim: outside it, the file is damaged
+MAX_YEARS_OFF = 1000.0  # an error or a range's half-width beyond this is damage, not a model
 FORMAT_VERSION = 2
 KNOWN_VECTORS = (VECTOR_NAME, STYLE_VECTOR_NAME)
 # The JSON type of each field of model.json (lists become tuples when read); None is allowed where
@@ -150,26 +155,38 @@ class ModelFile:
     def _check_readable(self) -> None:
         """Read the figures and ranges that predictions use once, now: a damaged value inside them is
         this one line, not an unexpected error at the first poster."""
+        # Each value, and the plausible span it must lie in (a model.json from elsewhere may say 1e308):
+        # years near the calendar, errors and range widths of at most a few centuries.
         uses = {
-            "test": lambda: [self.test_mae],
-            "training_mean": lambda: [float(self.training_mean)],
-            "uncertainty": lambda: ranges(self.uncertainty, np.array([2000.0]), np.array([[1990.0, 2010.0]])),
+            "test": (lambda: [self.test_mae], 0.0, MAX_YEARS_OFF),
+            "training_mean": (lambda: [float(self.training_mean)], *YEAR_SPAN),
+            "uncertainty": (
+                lambda: ranges(self.uncertainty, np.array([2000.0]), np.array([[1990.0, 2010.0]])),
+                2000 - MAX_YEARS_OFF,
+                2000 + MAX_YEARS_OFF,
+            ),
+            "uncertainty's coverage": (lambda: [self.coverage], 0.0, 1.0),
         }
-        for name, use in uses.items():
+        for name, (use, low, high) in uses.items():
             try:
-                if not np.isfinite(np.asarray(use(), float)).all():
+                values = np.asarray(use(), float)
+                if not np.isfinite(values).all():
                     raise ValueError("not a finite number")
             except (TypeError, KeyError, ValueError, IndexError, AttributeError) as e:
                 raise UserError(
                     f"model.json's {name} cannot be read ({type(e).__name__}): the file is damaged; train the model again"
                 ) from None
+            if not ((values >= low) & (values <= high)).all():
+                raise UserError(
+                    f"model.json's {name} is out of range ({_shown(values)}, not within {low:g}..{high:g}): the file is damaged; train the model again"
+                )
 
     @classmethod
     def read(cls, folder: Path) -> ModelFile:
         """model.json alone (no head): enough for the model's figures; UserError for a missing or unreadable file."""
         path = Path(folder) / META_FILE
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_regular(path, MAX_META_BYTES, "year model file", follow_links=True))
         except FileNotFoundError:
             raise UserError(f"no year model in {folder}: run `python cli.py train-year` first (or pass --model-dir)") from None
         except (OSError, ValueError) as e:
@@ -179,7 +196,7 @@ class ModelFile:
         return cls.from_json(data)
 
     def write(self, folder: Path) -> None:
-        (Path(folder) / META_FILE).write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
+        write_atomic(Path(folder) / META_FILE, json.dumps(self.to_json(), indent=2, ensure_ascii=False))
 
 
 def upgrade(data: dict) -> dict:
@@ -236,8 +253,11 @@ class YearModel:
         if not (folder / MODEL_FILE).is_file():
             raise UserError(f"{folder} has model.json but no {MODEL_FILE}: train the model again")
         head = NumpyHead(folder / MODEL_FILE)
-        keys = (folder / TRAINED_ON_FILE).read_text().split() if (folder / TRAINED_ON_FILE).is_file() else []
-        return cls(file, head, frozenset(keys), model_identity(folder))
+        try:
+            keys = read_regular(folder / TRAINED_ON_FILE, MAX_META_BYTES, "the model's list of training posters", follow_links=True)
+        except FileNotFoundError:
+            keys = b""
+        return cls(file, head, frozenset(keys.decode("ascii", "replace").split()), model_identity(folder))
 
     def outputs(self, vectors: np.ndarray) -> np.ndarray:
         vectors = np.asarray(vectors, np.float32)
@@ -254,6 +274,10 @@ class YearModel:
         out = self.outputs(vectors)
         years, quantiles = out[:, 0], (out[:, 1:3] if out.shape[1] == 3 else None)
         low, high = ranges(self.file.uncertainty, years, quantiles)
+        sane = np.isfinite(years) & np.isfinite(low) & np.isfinite(high) & (np.abs(np.asarray(years, float) - 2000) <= MAX_YEARS_OFF)
+        if not sane.all():  # damaged weights (NaN, or numbers far beyond a year): never printed as a year
+            shown = _shown(np.asarray(years, float)[~sane][:1])
+            raise UserError(f"the year model gives {shown} as a year: its weights ({MODEL_FILE}) are damaged; train the model again")
         return years, low, high
 
 
@@ -275,9 +299,8 @@ def model_identity(folder: Path) -> str:
     import hashlib
 
     digest = hashlib.sha256()
-    for name in (META_FILE, MODEL_FILE):
-        with open(Path(folder) / name, "rb") as f:
-            digest.update(hashlib.file_digest(f, "sha256").digest())
+    for name, limit in ((META_FILE, MAX_META_BYTES), (MODEL_FILE, MAX_HEAD_BYTES)):  # bounded regular files, as the model is read
+        digest.update(hashlib.sha256(read_regular(Path(folder) / name, limit, f"year model file {name}", follow_links=True)).digest())
     return f"year-model:{digest.hexdigest()[:16]}"
 
 
@@ -292,9 +315,7 @@ def check_model_dir(folder: Path) -> None:
     made = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
-        probe.write_bytes(b"x" * 4096)
-        probe.unlink()
+        probe_writable(folder)  # an exclusive temp file: a link planted in the folder is never written through
         if made:
             folder.rmdir()
     except OSError as e:
@@ -302,12 +323,18 @@ def check_model_dir(folder: Path) -> None:
 
 
 def save_model(folder: Path, keras_model, file: ModelFile, trained_on: frozenset[str]) -> None:
-    """Write the three files (Keras writes the head)."""
+    """Write the three files (Keras writes the head): each made under a private name, then renamed
+    into the folder (a link planted there is replaced, never written through)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with writing(folder / MODEL_FILE):
-        keras_model.save(folder / MODEL_FILE)
-    with writing(folder / META_FILE):
-        file.write(folder)
-    with writing(folder / TRAINED_ON_FILE):
-        (folder / TRAINED_ON_FILE).write_text("".join(f"{k}\n" for k in sorted(trained_on)))
+    with output_path(folder / MODEL_FILE) as staged:
+        keras_model.save(staged)
+    with output_path(folder / META_FILE) as staged:
+        file.write(staged.parent)
+    with output_path(folder / TRAINED_ON_FILE) as staged:
+        staged.write_text("".join(f"{k}\n" for k in sorted(trained_on)))
+
+
+def _shown(values: np.ndarray) -> str:
+    """A number as a message shows it: never 300 digits."""
+    return ", ".join(f"{v:.4g}" for v in np.ravel(values)[:3])

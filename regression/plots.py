@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from errors import writing
+from safe_io import output_path
 
 
 def _pyplot():
@@ -27,8 +27,8 @@ def predicted_vs_true(true: np.ndarray, predicted: np.ndarray, mae: float, out: 
     ax.set(xlabel="true year", ylabel="predicted year", title=f"Year from poster: test set (MAE {mae:.1f} years)")
     ax.legend()
     fig.tight_layout()
-    with writing(out):
-        fig.savefig(out, dpi=120)
+    with output_path(out) as staged:
+        fig.savefig(staged, dpi=120)
     plt.close(fig)
     return out
 
@@ -46,7 +46,7 @@ def error_by_decade(by_model: dict[str, dict[int, float]], out: Path) -> Path:
     ax.set_ylim(top=ax.get_ylim()[1] * 1.2)  # room for the legend above the bars
     ax.legend(loc="upper center", ncols=len(by_model), fontsize=8)
     fig.tight_layout()
-    with writing(out):
-        fig.savefig(out, dpi=120)
+    with output_path(out) as staged:
+        fig.savefig(staged, dpi=120)
     plt.close(fig)
     return out

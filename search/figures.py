@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
-from errors import writing
 from path_inside import inside
+from safe_io import output_path
 from search.poster_map import PosterMap
 from search.sheet import caption_font, fit_text, load_image
 from search.timeline import DecadeStep
@@ -55,8 +55,8 @@ def map_figure(result: PosterMap, out: Path, title: str) -> Path:
     )
     ax.set_aspect("equal")
     fig.tight_layout()
-    with writing(out):
-        fig.savefig(out, dpi=110)
+    with output_path(out) as staged:
+        fig.savefig(staged, dpi=110)
     plt.close(fig)
     return Path(out)
 
@@ -89,6 +89,6 @@ def timeline_figure(steps: list[DecadeStep], posters_dir: Path | None, out: Path
             draw.text((x, y + THUMB[1] + 15), f"{poster.year} · {poster.similarity:.3f}", fill="#555", font=font)
         divider = label_width + len(step.typical) * (THUMB[0] + gap) + gap // 2
         draw.line([divider, y, divider, y + THUMB[1]], fill="#999", width=2)
-    with writing(out):
-        sheet.save(out)
+    with output_path(out) as staged:
+        sheet.save(staged)
     return Path(out)

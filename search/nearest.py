@@ -20,6 +20,7 @@ from errors import UserError
 from search.batch import EXCLUSION_MARGIN
 from store.collection import PosterStore, StoredPoint
 from store.engine import Hit, PointFilter
+from store.integrity import check_intact
 from store.schema import DEFAULT_COLLECTION, VECTOR_NAME, PosterPayload
 
 if TYPE_CHECKING:
@@ -122,6 +123,8 @@ class PosterSearch:
         if point.vector is None or vector_name != VECTOR_NAME:
             found = self.store.retrieve([point.id], with_vectors=vector_name)
             if not found or found[0].vector is None:
+                if vector_name == VECTOR_NAME:  # every stored point has one: without it, the store is damaged
+                    check_intact(self.store)
                 raise UserError(f"film {point.id} has no '{vector_name}' vector yet (ingest --style adds it)")
             point = StoredPoint(point.id, point.payload, found[0].vector)
         assert point.vector is not None
@@ -145,6 +148,7 @@ class PosterSearch:
         examples = {p.id: p for p in self.store.retrieve([*positive_ids, *negative_ids], with_vectors=vector_name)}
         missing = [i for i in [*positive_ids, *negative_ids] if i not in examples or examples[i].vector is None]
         if missing:
+            check_intact(self.store)
             raise UserError(f"no film with id {missing[0]} (and a '{vector_name}' vector) in collection '{self.store.collection}'")
         exclude = PointFilter(**filters.conditions(), exclude_ids=tuple(examples))
         hits = self.store.recommend(
@@ -172,6 +176,8 @@ class PosterSearch:
         # k results come back whenever k others match the filters.
         query_filter = PointFilter(**filters.conditions(), exclude_ids=tuple(exclude_ids), exclude_sha256=exclude_sha256)
         [hits] = self.store.nearest([vector], k, query_filter, vector_name)
+        if any(not h.payload for h in hits):  # a point whose payload was lost
+            check_intact(self.store)
         return _neighbours(hits, k)
 
 

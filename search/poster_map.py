@@ -30,6 +30,7 @@ from store.schema import VECTOR_NAME
 MAP_VERSION = 1  # another projection or other settings: every cached map is computed again
 SCALE = 10_000  # coordinates sent to the browser as integers 0..SCALE
 MIN_POSTERS = 10
+MAX_CACHE_BYTES = 2 * 1024**3  # a cached map: about 300 bytes a poster
 
 
 @dataclass
@@ -84,20 +85,27 @@ def layout(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
 
 def fingerprint(store: PosterStore, vector_name: str = VECTOR_NAME) -> str:
     """A digest of the collection's state: every point's id and content hash, the embedding, this version."""
+    return _state(store, vector_name)[0]
+
+
+def _state(store: PosterStore, vector_name: str) -> tuple[str, set[str]]:
+    """The fingerprint, and the ids of every stored point (what a cached map may name)."""
     digest = hashlib.sha256(f"v{MAP_VERSION}:{vector_name}:{store.stored_spec(vector_name).describe()}".encode())
+    ids = set()
     for point in sorted(store.points(with_vectors=False, fields=["sha256", "year", "title"]), key=lambda p: p.id):
+        ids.add(point.id)
         poster = point.poster
         digest.update(f"{point.id}:{poster.sha256}:{'' if poster.year is None else poster.year}:{poster.title}\n".encode())
-    return digest.hexdigest()[:24]
+    return digest.hexdigest()[:24], ids
 
 
 def poster_map(store: PosterStore, vector_name: str = VECTOR_NAME, seed: int = 0) -> PosterMap:
     """The map of the collection as it is now: from the cache, or computed (and cached)."""
     from store.embeddings import load_embeddings
 
-    key = fingerprint(store, vector_name)
+    key, stored_ids = _state(store, vector_name)
     path = _cache_path(store, vector_name, key)
-    cached = _read(path, key)
+    cached = _read(path, key, stored_ids)
     if cached is not None:
         return cached
     started = time.perf_counter()
@@ -143,29 +151,43 @@ def _cache_path(store: PosterStore, vector_name: str, key: str) -> Path:
     return cache_dir() / "maps" / where.hexdigest()[:16] / f"{vector_name}-{key}.npz"
 
 
-def _read(path: Path, key: str) -> PosterMap | None:
+def _read(path: Path, key: str, stored_ids: set[str]) -> PosterMap | None:
+    """The cached map, if it checks out: a regular file of bounded size (not a link: the cache
+    may be shared), arrays of one length and the right shapes, coordinates in the unit square,
+    the ids of stored points. Anything else is computed again, never believed."""
+    from safe_io import open_regular
+
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open_regular(path, MAX_CACHE_BYTES, "cached map") as f, np.load(f, allow_pickle=False) as data:
             if str(data["fingerprint"]) != key:
                 return None
             result = PosterMap(data["ids"], data["xy"], data["years"], data["titles"], key)
-    except (OSError, KeyError, ValueError, EOFError):
+    except (OSError, KeyError, ValueError, EOFError, UserError):
         return None  # missing or damaged: computed again
+    n = len(result.ids)
+    shapes = (result.ids.shape, result.xy.shape, result.years.shape, result.titles.shape)
+    if shapes != ((n,), (n, 2), (n,), (n,)) or not n or result.xy.dtype.kind != "f" or result.years.dtype.kind != "f":
+        return None
+    if not (np.isfinite(result.xy).all() and (result.xy >= 0).all() and (result.xy <= 1).all()):
+        return None
+    ids = [str(i) for i in result.ids]
+    if len(set(ids)) != n or not stored_ids.issuperset(ids):
+        return None
+    finite = result.years[~np.isnan(result.years)]
+    if (np.abs(finite) > 10_000).any():
+        return None
     result.decades = decade_path(result.xy, result.years)
     return result
 
 
 def _write(path: Path, result: PosterMap) -> None:
-    import os
-    import tempfile
+    from safe_io import atomic_writer
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         for old in path.parent.glob(f"{path.name.split('-')[0]}-*.npz"):  # an earlier state of the collection
             old.unlink(missing_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_writer(path) as f:  # a private temp name renamed into place: a link there is replaced, not followed
             np.savez(f, ids=result.ids, xy=result.xy, years=result.years, titles=result.titles, fingerprint=np.array(result.fingerprint))
-        os.replace(tmp, path)
     except OSError:
         pass  # not cached: computed again next time

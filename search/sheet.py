@@ -11,9 +11,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from embedding.images import ImageError, ImageSource, load_rgb
-from errors import UserError, check_output_file, writing
+from errors import UserError, check_output_file
 from path_inside import inside
 from presentation import year_label
+from safe_io import output_path
 from search.nearest import Neighbour
 
 if TYPE_CHECKING:
@@ -89,8 +90,8 @@ def contact_sheet(query: ImageSource | None, query_caption: str, neighbours: lis
             sheet.paste(ImageOps.pad(image, TILE, color="white"), (x, GAP))
         for j, line in enumerate(lines):
             draw.text((x, GAP + TILE[1] + 6 + j * 18), fit_text(draw, line, font, TILE[0]), fill="black", font=font)
-    with writing(out):
-        sheet.save(out)
+    with output_path(out) as staged:
+        sheet.save(staged)
     return out
 
 
@@ -140,8 +141,8 @@ def maps_sheet(query: ImageSource | None, query_caption: str, explanations: list
         for j, line in enumerate(lines):
             draw.text((x, GAP + TILE[1] + 6 + j * 18), fit_text(draw, line, font, TILE[0]), fill="black", font=font)
         draw.text((x, 2 * GAP + 2 * TILE[1] + CAPTION_HEIGHT + 4), "the query, seen from it", fill="#555", font=font)
-    with writing(out):
-        sheet.save(out)
+    with output_path(out) as staged:
+        sheet.save(staged)
     return out
 
 

@@ -6,6 +6,7 @@ import difflib
 
 from errors import UserError
 from store.collection import PosterStore, StoredPoint
+from store.integrity import check_intact
 from store.schema import PosterPayload
 
 
@@ -18,19 +19,28 @@ def find_film(store: PosterStore, title: str | None = None, point_id: str | None
         except Exception:  # Qdrant rejects ids that are not UUIDs or integers
             found = []
         if not found:
+            check_intact(store)  # a point whose payload or vector was lost: said as such, not "no film"
             raise UserError(f"no film with id {_cut(point_id)} in collection '{store.collection}'")
-        return found[0]
+        return _intact(store, found[0])
     if not title:
         raise UserError("give an image, a --title or an --id")
     matches = _exact(store, title) or (_case_insensitive(store, title) if not _has_words(title) else [])
     if year is not None:
         matches = [m for m in matches if m.poster.year == year]
     if not matches:
+        check_intact(store)
         raise UserError(f"no film titled {_cut(title)!r}{f' from {year}' if year else ''}{_close_matches(store, title)}")
     if len(matches) > 1:
         listed = "; ".join(f"{m.poster.title} ({_year(m.poster)}, id {m.id})" for m in matches[:5])
         raise UserError(f"{len(matches)} films are titled {title!r}: {listed}; give the year too, or search by id")
-    return store.retrieve([matches[0].id], with_vectors=True)[0]
+    return _intact(store, store.retrieve([matches[0].id], with_vectors=True)[0])
+
+
+def _intact(store: PosterStore, point: StoredPoint) -> StoredPoint:
+    """The point, unless its payload or its vector was lost (then the damage is named)."""
+    if point.vector is None or not point.payload:
+        check_intact(store)
+    return point
 
 
 def _exact(store: PosterStore, title: str) -> list[StoredPoint]:

@@ -35,6 +35,7 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 import sys
 import threading
 from collections.abc import Sequence
@@ -44,6 +45,7 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 
 from errors import UserError
+from safe_io import UnsafeFile, open_lock_file, read_regular, write_atomic
 from store.engine import Hit, PointFilter, Record, StoreDamaged, VectorConfig, as_vector_list, is_point_id
 from store.schema import INDEXED_FIELDS, check_collection_name
 from store.space import MARGIN, check_free_space, folder_bytes, open_bytes
@@ -60,6 +62,7 @@ HNSW_EF_CONSTRUCT = 100  # Qdrant's default
 HNSW_EF = 128
 INDEXING_THRESHOLD_KB = 10_000
 FULL_SCAN_THRESHOLD_KB = 10_000  # a filter matching fewer vectors than this is answered by exact scan
+MAX_METADATA_BYTES = 4 * 1024 * 1024  # collection.json, its backup, the marker, a shard's config: kilobytes when this module writes them
 
 
 def edge_version() -> str:
@@ -88,26 +91,15 @@ class EdgeEngine:
             raise UserError(f"no store at {self.path}: run `python cli.py ingest` first, or pass --qdrant-path / --qdrant-url")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            self._lock = open(self.path / ".lock", "a+")
         except OSError as e:
             raise UserError(f"cannot open store {self.path}: {e.strerror}") from None
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lock.seek(0)
-            holder = self._lock.read().strip()
-            self._lock.close()
-            raise UserError(
-                f"the store {self.path} is in use by another process{f' (pid {holder})' if holder else ''}; the embedded store "
-                "allows one at a time: wait for it to finish, or use a Qdrant server (--qdrant-url) for several processes"
-            ) from None
-        try:  # the holder's pid, for the message another process gets; not worth failing for on a full disk
-            self._lock.seek(0)
-            self._lock.truncate()
-            self._lock.write(str(os.getpid()))
-            self._lock.flush()
-        except OSError:
-            pass
+        self._lock: int | None = None
+        self._collection_locks: dict[str, int] = {}  # collection name -> its lock file, held while open
+        self._lock = _take_lock(
+            self.path / ".lock",
+            f"the store {self.path} is in use by another process{{holder}}; the embedded store allows one at a time: wait for it to "
+            "finish, or use a Qdrant server (--qdrant-url) for several processes",
+        )
         marker = self.path / MARKER
         if not marker.is_file():
             try:
@@ -120,9 +112,9 @@ class EdgeEngine:
 
     def _check_marker(self, marker: Path) -> None:
         try:
-            data = json.loads(marker.read_text())
+            data = _read_json(marker, "the store marker")
             version = data.get("format") if isinstance(data, dict) else None
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, UnsafeFile) as e:
             self.close()
             raise StoreDamaged(
                 f"{marker} is damaged ({type(e).__name__}): it only marks the folder as a poster-search store; "
@@ -147,12 +139,26 @@ class EdgeEngine:
                 self._record_count(name, shard)
             shard.close()
         self._shards.clear()
-        lock = getattr(self, "_lock", None)
-        if lock is not None and not lock.closed:
-            self._lock.seek(0)
-            self._lock.truncate()
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
+        for fd in [*self._collection_locks.values(), *([self._lock] if self._lock is not None else [])]:
+            os.close(fd)  # releases the flock; the file is left as it is (never truncated: it may not be ours)
+        self._collection_locks.clear()
+        self._lock = None
+
+    def _claim(self, name: str) -> None:
+        """Lock the collection itself, wherever its folder really is: `collections/` or the
+        collection's folder may be a link into a store another process holds, whose lock on that
+        store's .lock says nothing here. Its lock file lies in the real folder, so every path to it
+        meets the same lock; a collection another process holds is refused before anything is read."""
+        if name in self._collection_locks:
+            return
+        folder = self._dir(name)
+        if not folder.is_dir():
+            return  # nothing there yet: create_collection claims it once the folder exists
+        self._collection_locks[name] = _take_lock(
+            folder / ".lock",
+            f"collection '{name}' ({folder.resolve()}) is in use by another process{{holder}}: {self.path} reaches it through a link; "
+            "nothing was changed. Wait for that process to finish, or use another --collection",
+        )
 
     # --- collections -------------------------------------------------------------------------
 
@@ -186,6 +192,7 @@ class EdgeEngine:
         from qdrant_edge import EdgeShard
 
         try:
+            self._check_shard_files(name)
             shard = EdgeShard.load(str(self._dir(name) / "shard"))
         except Exception:
             return False
@@ -200,6 +207,7 @@ class EdgeEngine:
         """The collection's vectors and metadata: from collection.json, else from its backup (which
         then restores it); StoreDamaged, naming the files, when neither can be read."""
         folder = self._dir(name)
+        self._claim(name)
         primary, backup = _read_config(folder / CONFIG), _read_config(folder / BACKUP)
         if primary is not None:
             if backup is None:
@@ -226,10 +234,11 @@ class EdgeEngine:
         """Write the metadata of an orphaned collection anew: its vectors from the shard's own config,
         `metadata` from the caller, who has checked that the stored vectors are that embedding."""
         folder = self._dir(name)
+        self._claim(name)
         try:
-            shard_config = json.loads((folder / "shard" / "edge_config.json").read_text())
+            shard_config = _read_json(folder / "shard" / "edge_config.json", "the shard's config")
             vectors = {vector: int(params["size"]) for vector, params in shard_config["vectors"].items()}
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, UnsafeFile) as e:
             raise StoreDamaged(
                 f"cannot rebuild collection '{name}': its shard's config {folder / 'shard' / 'edge_config.json'} is unreadable ({type(e).__name__})"
             ) from None
@@ -240,22 +249,32 @@ class EdgeEngine:
         from qdrant_edge import EdgeShard
 
         if name not in self._shards:
+            self._claim(name)
+            self._check_shard_files(name)
             check_free_space(self.path, open_bytes(self._dir(name) / "shard"), f"opening collection '{name}'")
             self._shards[name] = EdgeShard.load(str(self._dir(name) / "shard"))
 
     def shard_vectors(self, name: str) -> dict[str, int]:
         """The named vectors of a collection's shard (for an orphan, whose metadata is lost)."""
-        shard_config = json.loads((self._dir(name) / "shard" / "edge_config.json").read_text())
-        return {vector: int(params["size"]) for vector, params in shard_config["vectors"].items()}
+        path = self._dir(name) / "shard" / "edge_config.json"
+        try:
+            shard_config = _read_json(path, "the shard's config")
+            return {vector: int(params["size"]) for vector, params in shard_config["vectors"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise StoreDamaged(f"collection '{name}': its shard's config {path} is unreadable ({type(e).__name__})") from None
 
     def create_collection(self, name: str, vectors: Sequence[VectorConfig], metadata: dict, sharding=None) -> None:
         from qdrant_edge import EdgeConfig, EdgeOptimizersConfig, EdgeShard, HnswIndexConfig
 
         folder = self._dir(name)
+        self._claim(name)
         if self.orphaned(name):
             self._config(name)  # StoreDamaged: a shard of stored points is never created over
         if folder.exists():  # a half-made collection (interrupted before its metadata was written): nothing in it is stored
             shutil.rmtree(folder)
+            lock = self._collection_locks.pop(name, None)  # its file went with the folder: claimed anew below
+            if lock is not None:
+                os.close(lock)
         check_free_space(self.path, 2 * MARGIN, f"creating collection '{name}'")
         config = EdgeConfig(
             vectors={v.name: _vector_params(v) for v in vectors},
@@ -264,11 +283,13 @@ class EdgeEngine:
         )
         shard = EdgeShard.create(str(folder / "shard"), config)
         self._shards[name] = shard
+        self._claim(name)
         self.ensure_indexes(name)
         # the metadata last: a collection exists once it is complete
         self._save_config(name, {"vectors": {v.name: v.dim for v in vectors}, "metadata": metadata})
 
     def delete_collection(self, name: str) -> None:
+        self._claim(name)  # never a collection another process holds
         shard = self._shards.pop(name, None)
         if shard is not None:
             shard.close()
@@ -277,6 +298,9 @@ class EdgeEngine:
             for f in (CONFIG, BACKUP):  # no longer a collection, even if the rest fails
                 (folder / f).unlink(missing_ok=True)
             shutil.rmtree(folder)
+        lock = self._collection_locks.pop(name, None)
+        if lock is not None:
+            os.close(lock)
 
     def vectors(self, name: str) -> dict[str, int]:
         return dict(self._config(name)["vectors"])
@@ -348,6 +372,7 @@ class EdgeEngine:
             if shard is not None:
                 return shard
             self._config(name)  # a missing or damaged collection is one line, here
+            self._check_shard_files(name)
             check_free_space(self.path, self._open_bytes(name), f"opening collection '{name}'")
             try:
                 shard = EdgeShard.load(str(self._dir(name) / "shard"))
@@ -363,6 +388,20 @@ class EdgeEngine:
             self.ensure_indexes(name)
             self._check_count(name, shard)
         return shard
+
+    def _check_shard_files(self, name: str) -> None:
+        """StoreDamaged unless the shard holds only folders and regular files: Edge reads what it
+        finds, and a FIFO would hang it, /dev/zero fill the memory, a link lead anywhere."""
+        shard = self._dir(name) / "shard"
+        for root, folders, files in os.walk(shard):  # links to folders are listed, not followed
+            for entry in (*folders, *files):
+                path = Path(root) / entry
+                mode = path.lstat().st_mode
+                if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                    raise StoreDamaged(
+                        f"cannot open collection '{name}': {path} is not a regular file (a link, a FIFO or a device), which a shard "
+                        "never holds; nothing was read or deleted. Restore the folder from a backup, or ingest into a new --collection"
+                    )
 
     def _record_count(self, name: str, shard) -> None:
         """How many points the collection held when this process last wrote it: fewer at the next
@@ -568,14 +607,40 @@ def _hit(p) -> Hit:
 
 
 def _read_config(path: Path) -> dict | None:
-    """A collection's metadata file, or None if it is missing or not what this module writes."""
+    """A collection's metadata file, or None if it is missing or not what this module writes (a
+    link, a FIFO, a device or a huge file is not read: the store may come from anywhere)."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = _read_json(path, "collection metadata")
+    except (OSError, ValueError, UnsafeFile):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("vectors"), dict) or not isinstance(data.get("metadata", {}), dict):
         return None
     return data
+
+
+def _read_json(path: Path, what: str):
+    """JSON from a regular file of at most MAX_METADATA_BYTES, not through a link."""
+    return json.loads(read_regular(path, MAX_METADATA_BYTES, what))
+
+
+def _take_lock(path: Path, busy: str) -> int:
+    """The lock file at `path` (opened without following a link, never truncated), flocked by this
+    process; UserError `busy` (its {holder}: the holder's pid, if known) when another holds it."""
+    fd = open_lock_file(path)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 16, 0).decode("ascii", "replace").strip()
+        os.close(fd)
+        raise UserError(busy.format(holder=f" (pid {holder})" if holder.isdigit() else "")) from None
+    info = os.fstat(fd)
+    if info.st_nlink == 1 and info.st_size <= 16:  # the pid, for the message another process gets; a file with other
+        try:  # names (a hard link planted in the store) or other content is not ours to change
+            pid = str(os.getpid()).encode()
+            os.pwrite(fd, pid.ljust(max(len(pid), info.st_size)), 0)
+        except OSError:
+            pass  # not worth failing for on a full disk
+    return fd
 
 
 def _points(shard) -> int:
@@ -586,14 +651,9 @@ def _points(shard) -> int:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    """Atomically: a crash leaves the old file or the new one, never half of one; a full disk is one line."""
-    tmp = path.with_suffix(".tmp")
+    """Atomically (safe_io.write_atomic: a crash leaves the old file or the new one, and a link
+    planted at the path or at a temp name is replaced, never written through); a full disk is one line."""
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(json.dumps(data, indent=2, ensure_ascii=False))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False))
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write {path}: {e.strerror or e}; the file as it was is kept") from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -10,7 +9,9 @@ from typing import cast
 import numpy as np
 
 from errors import UserError
+from safe_io import output_path
 from store.collection import PosterStore
+from store.integrity import check_intact
 from store.schema import PREDICTED_HIGH, PREDICTED_LOW, PREDICTED_YEAR, VECTOR_NAME
 
 
@@ -34,6 +35,7 @@ class Embeddings:
 def load_embeddings(store: PosterStore, vector_name: str = VECTOR_NAME) -> Embeddings:
     """Pull every vector (of `vector_name`) and its payload back out of the store, sorted by id (a stable order)."""
     dim = store.stored_spec(vector_name).dim  # also a clear error if there is no usable collection
+    check_intact(store)  # points whose vector or payload was lost would be left out without a word
     points = sorted(store.points(with_vectors=True, vector_name=vector_name), key=lambda p: p.id)
     posters = [p.poster for p in points]
     return Embeddings(
@@ -64,23 +66,19 @@ def export_target(path: Path) -> Path:
 def save_npz(embeddings: Embeddings, path: Path) -> None:
     """Write exactly `path` (numpy would add `.npz` to a path without it; a file object it leaves alone)."""
     path = export_target(path)
-    partial = path.with_name(f".{path.name}.partial")
-    try:  # written beside it, then renamed: a full disk leaves no half-written file, and an older export intact
-        with open(partial, "wb") as f:
-            np.savez_compressed(
-                f,
-                embeddings=embeddings.vectors,
-                ids=embeddings.ids,
-                titles=embeddings.titles,
-                years=embeddings.years,
-                files=embeddings.files,
-                **{
-                    name: getattr(embeddings, name)
-                    for name in ("predicted_years", "predicted_low", "predicted_high")
-                    if getattr(embeddings, name) is not None
-                },
-            )
-        os.replace(partial, path)
-    except OSError as e:
-        partial.unlink(missing_ok=True)
-        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+    # written beside it under a private name, then renamed: a full disk leaves no half-written file
+    # and an older export intact, and nothing planted beside it is written through
+    with output_path(path) as staged, open(staged, "wb") as f:
+        np.savez_compressed(
+            f,
+            embeddings=embeddings.vectors,
+            ids=embeddings.ids,
+            titles=embeddings.titles,
+            years=embeddings.years,
+            files=embeddings.files,
+            **{
+                name: getattr(embeddings, name)
+                for name in ("predicted_years", "predicted_low", "predicted_high")
+                if getattr(embeddings, name) is not None
+            },
+        )

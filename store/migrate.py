@@ -19,6 +19,7 @@ from errors import UserError
 from store.collection import PosterStore, Sharding
 from store.connection import StoreLocation
 from store.engine import VectorConfig
+from store.integrity import check_intact
 from store.schema import CollectionMetadata
 
 SPOT_CHECKS = 20  # points whose vectors and payloads are compared after the copy
@@ -51,6 +52,10 @@ def migrate(
     # keys this version does not know travel as they are; the known ones as this version writes them
     metadata = {**source.metadata(), **source.collection_metadata().to_dict()}
     _prepare_target(target, source.vectors(), metadata, sharding)
+    source.stored_spec()  # a clear error if the source is not a poster collection
+    check_intact(source)  # a damaged source is said as such, never copied and reported "checked equal"
+    vectors, metadata = source.vectors(), source.metadata()
+    _prepare_target(target, vectors, metadata, sharding)
 
     total = source.count()
     copied = 0

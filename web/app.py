@@ -1,4 +1,4 @@
-"""The HTTP routes: the page, and the JSON API it uses (OpenAPI at /docs and /openapi.json).
+"""The HTTP routes: the page, and the JSON API it uses (its OpenAPI description at /openapi.json).
 
 FastAPI (on Starlette, served by uvicorn): typed query parameters are validated and documented
 from the signatures below, multipart uploads come with python-multipart, and its TestClient
@@ -7,7 +7,10 @@ search never blocks the server's event loop, and the service's lock keeps them o
 
 Around the routes (web/guards.py): only the host names the server was started for are answered
 (a web page elsewhere cannot rebind its name to 127.0.0.1 and read the store), request bodies
-stop at the upload limit however they are framed, and every error is one line of JSON.
+stop at the upload limit however they are framed, another site's page cannot make a browser call
+the API (403), and every error is one line of JSON. There is no /docs or /redoc: FastAPI's
+interactive docs load Swagger's JavaScript from a CDN, outside the page's policy and blank offline;
+/openapi.json describes the same API for any viewer.
 """
 
 from dataclasses import asdict
@@ -26,7 +29,7 @@ from errors import UserError
 from search.nearest import Filters
 from store.engine import StoreDamaged
 from store.schema import VECTOR_NAME
-from web.guards import LOCAL_HOSTS, BodyLimit, HostCheck, one_line
+from web.guards import LOCAL_HOSTS, BodyLimit, HostCheck, SameOrigin, one_line
 from web.service import NotFound, PosterService, Query
 from web.uploads import MAX_UPLOAD_BYTES, UploadError, rename_in_message, uploaded_image
 
@@ -59,12 +62,15 @@ def create_app(service: PosterService, allowed_hosts: tuple[str, ...] = LOCAL_HO
         title="poster search",
         description="Similar movie posters (VGG16 embeddings in Qdrant), recommendations and release-year prediction.",
         version="1",
+        docs_url=None,  # Swagger UI and ReDoc come from a CDN: not served (see the module's docstring)
+        redoc_url=None,
     )
     _error_handlers(app)
     _page_policy(app)
-    # Outermost last: the host is checked first, then the body is counted as it arrives.
+    # Outermost last: the host is checked first, then where the request comes from, then the body is counted as it arrives.
     app.add_middleware(GZipMiddleware, minimum_size=4096)  # the poster map of a large collection is megabytes of numbers
     app.add_middleware(BodyLimit, limit=MAX_UPLOAD_BYTES + MULTIPART_SLACK)
+    app.add_middleware(SameOrigin)
     app.add_middleware(HostCheck, allowed=allowed_hosts)
     _page_routes(app)
     _search_routes(app, service)
@@ -254,8 +260,13 @@ def _poster_routes(app: FastAPI, service: PosterService) -> None:
     def poster(collection: str, point_id: str):
         path = service.poster_file(collection, point_id)
         # The type comes from the image's own header, not its file name, and browsers may neither
-        # sniff another nor run anything in it: a stored file is only ever shown as an image.
-        return FileResponse(path, media_type=image_type(path), headers={"Cache-Control": "max-age=3600", **POSTER_HEADERS})
+        # sniff another nor run anything in it: a stored file is only ever shown as an image. A file
+        # that is no image is not sent at all: the poster folder and file names come from the
+        # store, which may come from elsewhere (posters_dir "/", file "etc/passwd").
+        media_type = image_type(path)
+        if media_type == "application/octet-stream":
+            raise NotFound(f"the poster file of {point_id[:100]} is not an image")
+        return FileResponse(path, media_type=media_type, headers={"Cache-Control": "max-age=3600", **POSTER_HEADERS})
 
 
 def _landing_routes(app: FastAPI, service: PosterService) -> None:

@@ -6,6 +6,10 @@ before and while the body is read:
 - HostCheck: a page on another site can point its own name at 127.0.0.1 (DNS rebinding) and then
   read this API as same-origin; it cannot make the browser send `Host: localhost`. So requests
   naming any host but the ones the server was started for get a 400.
+- SameOrigin: any site's page can make a browser send a plain form POST (an upload to embed: CPU
+  for free) or load an API URL as an image. Requests to the API that the browser marks as coming
+  from another site (Sec-Fetch-Site, sent by every current browser) or whose Origin is not this
+  server are answered 403 before any work. Tools that send neither (curl, scripts) are answered.
 - BodyLimit: Content-Length can be absent (`Transfer-Encoding: chunked`), so the body is counted
   as it arrives and the request is answered 413 at the limit, before the rest is read or spooled.
 """
@@ -49,6 +53,38 @@ class HostCheck:
                 )
                 return
         await self.app(scope, receive, send)
+
+
+class SameOrigin:
+    """403 for an API request another site's page made the browser send (see the module's docstring).
+    Navigations to the page itself stay allowed (a link to it from anywhere)."""
+
+    def __init__(self, app, prefix: str = "/api/"):
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope.get("path", "").startswith(self.prefix):
+            reason = cross_site(dict(scope.get("headers") or []))
+            if reason:
+                await one_line(403, f"refused: {reason}; this server answers its own page and local tools only")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def cross_site(headers: dict[bytes, bytes]) -> str:
+    """Why a request comes from another site's page ("" if it does not, or cannot be told)."""
+    fetch_site = headers.get(b"sec-fetch-site", b"").decode("latin-1").strip().lower()
+    if fetch_site in ("cross-site", "same-site"):  # same-site: another port or subdomain, another origin all the same
+        return f"the browser says this request comes from another site (Sec-Fetch-Site: {fetch_site})"
+    origin = headers.get(b"origin")
+    if origin is None:
+        return ""
+    text = origin.decode("latin-1").strip().lower()
+    host = headers.get(b"host", b"").decode("latin-1").strip().lower()
+    if text.split("://", 1)[-1].rstrip("/") != host:
+        return f"the request comes from origin {text[:80]!r}, not this server"
+    return ""
 
 
 class _TooLarge(Exception):

@@ -1,0 +1,59 @@
+"""Damage that leaves the count of points as it was: points whose `vgg16` vector is flagged
+deleted, or whose payload is lost. Qdrant answers for such points without a word (a search skips
+them, a scroll returns them without the vector or with an empty payload), so a command that finds
+less than it should asks here before it says "not found", writes a short export or reports a
+copy "checked equal".
+
+Every point poster search writes has a `vgg16` vector and a payload (its `key`, `title`, `file`):
+a point with an empty payload has lost it. The style vector may be missing (ingest --style adds it later), so it is not checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from store.collection import PosterStore
+from store.engine import PointFilter, StoreDamaged
+from store.schema import VECTOR_NAME
+
+
+@dataclass(frozen=True)
+class Damage:
+    points: int
+    without_vector: int
+    without_payload: int
+
+    def __bool__(self) -> bool:
+        return bool(self.without_vector or self.without_payload)
+
+    def message(self, collection: str) -> str:
+        parts = []
+        if self.without_vector:
+            parts.append(f"{self.without_vector} of its {self.points} points have lost their '{VECTOR_NAME}' vector")
+        if self.without_payload:
+            parts.append(f"{self.without_payload} of its {self.points} points have lost their payload (title, file)")
+        return (
+            f"collection '{collection}' is damaged: {' and '.join(parts)}, while the count of points holds; nothing was changed. "
+            "Restore the store folder from a backup, or ingest the catalog again into a new --collection"
+        )
+
+
+def damage(store: PosterStore) -> Damage:
+    """What is damaged in the collection (falsy when nothing is): counted by Qdrant, and one scroll
+    of the payloads (no vectors)."""
+    total = store.count()
+    with_vector = store.count(PointFilter(has_vector=VECTOR_NAME)) if store.has_vector(VECTOR_NAME) else total
+    without_payload = sum(
+        1
+        for records in store.records(with_vectors=False)  # every field: a point holding any of them still has its payload
+        for r in records
+        if not r.payload
+    )
+    return Damage(total, total - with_vector, without_payload)
+
+
+def check_intact(store: PosterStore) -> None:
+    """StoreDamaged naming the damage, if any (see the module's docstring)."""
+    found = damage(store)
+    if found:
+        raise StoreDamaged(found.message(store.collection))
