@@ -161,3 +161,18 @@ def open_lock_file(path: str | Path) -> int:
         os.close(fd)
         raise UnsafeFile(f"lock file {path} is not a regular file (remove it)")
     return fd
+
+
+def regular_file_digest(path: str | Path, expected_size: int | None = None) -> tuple[int, str]:
+    """(size, sha256) of a regular file, never through a link; OSError for anything else (a FIFO
+    cannot hang it). With `expected_size`, a file of another size is not read: (its size, "")."""
+    import hashlib
+
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        if expected_size is not None and info.st_size != expected_size:
+            return info.st_size, ""
+        return info.st_size, hashlib.file_digest(f, "sha256").hexdigest()

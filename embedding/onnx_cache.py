@@ -19,12 +19,10 @@ and the reason is printed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
-import stat
 import sys
 import tempfile
 from collections.abc import Callable
@@ -35,7 +33,7 @@ if TYPE_CHECKING:
     import onnx
 
 from errors import UserError
-from safe_io import read_regular, write_atomic
+from safe_io import read_regular, regular_file_digest, write_atomic
 
 CACHE_ENV = "POSTER_SEARCH_CACHE"
 MAX_RECORD_BYTES = 4 * 1024 * 1024  # made.json, digests.json: kilobytes when this module writes them
@@ -80,7 +78,7 @@ def _intact(folder: Path, wanted: dict) -> bool:
         files = record["files"]
         if set(files) != {MODEL, DATA}:
             return False
-        return all(_digest(folder / name, int(size)) == (size, digest) for name, (size, digest) in files.items())
+        return all(regular_file_digest(folder / name, int(size)) == (size, digest) for name, (size, digest) in files.items())
     except (OSError, ValueError, KeyError, TypeError, AttributeError, UserError):
         return False
 
@@ -100,7 +98,7 @@ def _install(folder: Path, model, wanted: dict) -> None:
         onnx.save_model(
             copy, str(staging / MODEL), save_as_external_data=True, all_tensors_to_one_file=True, location=DATA, size_threshold=1024
         )
-        files = {name: list(_digest(staging / name)) for name in (MODEL, DATA)}
+        files = {name: list(regular_file_digest(staging / name)) for name in (MODEL, DATA)}
         (staging / RECORD).write_text(json.dumps({**wanted, "files": files}, indent=2))
         if folder.exists():  # stale or damaged: moved aside, then removed
             old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old."))
@@ -113,19 +111,6 @@ def _install(folder: Path, model, wanted: dict) -> None:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _digest(path: Path, expected_size: int | None = None) -> tuple[int, str]:
-    """(size, sha256) of a regular file, not through a link; OSError for anything else. With
-    `expected_size`, a file of another size is not read (its size alone says it is not the one)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(f"{path} is not a regular file")
-        if expected_size is not None and info.st_size != expected_size:
-            return info.st_size, ""
-        return info.st_size, hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def remembered(path: Path, what: str, compute: Callable[[], str]) -> str:

@@ -17,7 +17,6 @@ cache is never written through, and a damaged or altered blob is rebuilt, not lo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -29,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from errors import UserError
+from safe_io import regular_file_digest
 
 RECORD = "made.json"
 MAX_RECORD_BYTES = 1024 * 1024
@@ -82,21 +82,9 @@ def _checks_out(folder: Path) -> bool:
         files = record["files"]
         if not isinstance(files, dict) or not files or set(files) != names or len(names) > MAX_FILES:
             return False
-        return all(_digest(folder / name, int(size)) == (size, digest) for name, (size, digest) in files.items())
+        return all(regular_file_digest(folder / name, int(size)) == (size, digest) for name, (size, digest) in files.items())
     except (OSError, ValueError, KeyError, TypeError, UserError):
         return False
-
-
-def _digest(path: Path, expected_size: int | None = None) -> tuple[int, str]:
-    """(size, sha256) of a regular file, never through a link; a file of another size is not hashed."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(f"{path} is not a regular file")
-        if expected_size is not None and info.st_size != expected_size:
-            return info.st_size, ""
-        return info.st_size, hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _record(staging: Path) -> None:
@@ -105,7 +93,7 @@ def _record(staging: Path) -> None:
     names = sorted(os.listdir(staging))
     if not names:
         raise OSError("OpenVINO wrote no cache file")
-    write_atomic(staging / RECORD, json.dumps({"files": {name: list(_digest(staging / name)) for name in names}}, indent=1))
+    write_atomic(staging / RECORD, json.dumps({"files": {name: list(regular_file_digest(staging / name)) for name in names}}, indent=1))
 
 
 def _replace(folder: Path, staging: Path) -> None:

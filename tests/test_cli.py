@@ -176,7 +176,17 @@ def test_ingest_stores_posters_under_the_pinned_ids(poster_set, tmp_path):
 
 # --- the installable package ---------------------------------------------------------------------
 
-INSTALLED = ["pyproject.toml", "setup.py", "requirements.txt", "README.md", "cli.py", "errors.py", "presentation.py", "safe_io.py", "path_inside.py"]
+INSTALLED = [
+    "pyproject.toml",
+    "setup.py",
+    "requirements.txt",
+    "README.md",
+    "cli.py",
+    "errors.py",
+    "presentation.py",
+    "safe_io.py",
+    "path_inside.py",
+]
 PACKAGES = ["embedding", "ingest", "search", "regression", "store", "web"]
 
 
