@@ -19,45 +19,19 @@ from PIL import Image
 
 from store.collection import PosterStore
 from store.connection import StoreLocation
-from tests.conftest import ROOT, free_port, generated_catalog, make_poster, run_cli, serving
+from tests import conftest
+from tests.conftest import NOTES, ROOT, free_port, ingest_args, make_poster, payloads, run_cli, run_process, serving
+from tests.conftest import generated_catalog as catalog_of
 
 
-def one_line_error(result: subprocess.CompletedProcess, pattern: str, code: int = 1) -> str:
-    import re
-
-    assert result.returncode == code, (result.returncode, result.stdout[-500:], result.stderr[-2000:])
-    lines = [
-        line for line in result.stderr.replace("\r", "\n").splitlines() if line.strip() and not line.startswith(("Note:", "embedding:"))
-    ]
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.stderr, result.stderr
-    assert re.search(pattern, lines[0]), lines[0]
-    return lines[0]
+def one_line_error(result, pattern: str, code: int = 1) -> str:
+    """One `Error:` line (the embedder's notes allowed beside it), exit code `code`."""
+    return conftest.one_line_error(result, pattern, code, ignore=NOTES)
 
 
-def catalog_of(folder: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
-    return generated_catalog(folder, n, seed)
-
-
-def ingest(catalog: Path, posters: Path, store: Path, *extra) -> subprocess.CompletedProcess:
-    return run_cli(
-        "ingest",
-        "--catalog",
-        catalog,
-        "--posters",
-        posters,
-        "--qdrant-path",
-        store,
-        "--weights",
-        "random",
-        "--rejects",
-        catalog.parent / "rejects.csv",
-        *extra,
-    )
-
-
-def payloads(store: Path, collection: str = "posters") -> dict[str, dict]:
-    with PosterStore(StoreLocation(path=store), collection) as s:
-        return {p.payload["key"]: p.payload for p in s.points(with_vectors=False)}
+def ingest(catalog: Path, posters: Path, store: Path, *extra, run=run_cli):
+    """`ingest` with random weights and the rejects beside the catalog; not checked (the tests do)."""
+    return run(*ingest_args(catalog, posters, store, "--rejects", catalog.parent / "rejects.csv", *extra))
 
 
 # --- data lost, stale or corrupted ----------------------------------------------------------
@@ -304,7 +278,7 @@ def test_a_full_disk_is_one_line_never_a_crash_and_keeps_what_was_stored(small_d
     catalog, posters = catalog_of(tmp_path, 12)
     store = small_disk / "store"
     fill(small_disk, 1 * 2**20)  # too little for a new collection's first files
-    result = ingest(catalog, posters, store)
+    result = ingest(catalog, posters, store, run=run_process)  # a fresh process: a SIGBUS would kill pytest
     assert result.returncode not in (135, -signal.SIGBUS), "killed by SIGBUS"
     one_line_error(
         result,
@@ -324,15 +298,15 @@ def test_a_full_disk_is_one_line_never_a_crash_and_keeps_what_was_stored(small_d
     sparse.rename(store)
     vector_holes = sum(max(0, f.stat().st_size - f.stat().st_blocks * 512) for f in store.rglob("chunk_*.mmap"))
     fill(small_disk, vector_holes + 5 * 2**20)  # room for the vector files' holes, not for every mapped file's: the sweep's SIGBUS
-    result = ingest(catalog, posters, store)
+    result = ingest(catalog, posters, store, run=run_process)  # a fresh process: a SIGBUS would kill pytest
     assert result.returncode not in (135, -signal.SIGBUS), "killed by SIGBUS"
     assert result.returncode == 0 or "not enough free space" in result.stderr, result.stderr
     (small_disk / "filler").unlink()
     fill(small_disk, 3 * 2**20)  # less than Edge's next chunk of vectors
-    result = ingest(catalog, posters, store)
+    result = ingest(catalog, posters, store, run=run_process)  # a fresh process: a SIGBUS would kill pytest
     assert result.returncode not in (135, -signal.SIGBUS), "killed by SIGBUS"
     one_line_error(result, r"not enough free space for (opening|writing to) collection 'posters': .* needs about \d+ MB")
-    found = run_cli("search", "--title", "Film 1", "--qdrant-path", store)  # reading needs no room, or says how much
+    found = run_process("search", "--title", "Film 1", "--qdrant-path", store)  # reading needs no room, or says how much
     assert found.returncode == 0 or "not enough free space for opening" in found.stderr, found.stderr
     (small_disk / "filler").unlink()
     after = payloads(store)
