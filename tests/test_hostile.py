@@ -329,20 +329,33 @@ def test_export_to_a_full_disk_is_one_line_and_leaves_no_partial_file(small_disk
 # --- the year model's files ---------------------------------------------------------------------
 
 
-def test_train_year_checks_its_model_dir_before_training_and_broken_models_are_one_line(tmp_path):
-    catalog, posters = catalog_of(tmp_path, 24)
-    store = tmp_path / "store"
+TRAIN = ("train-year", "--members", "1", "--epochs", "3", "--knn-k", "2", "--test-size", "0.3")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """24 generated posters ingested and a small year model trained on them with the CLI, once for
+    the module (the tests only read the store; a test that damages the model copies it); (store, posters, model)."""
+    tmp = tmp_path_factory.mktemp("trained")
+    catalog, posters = catalog_of(tmp, 24)
+    store = tmp / "store"
     assert ingest(catalog, posters, store).returncode == 0
+    made = run_cli(*TRAIN, "--qdrant-path", store, "--model-dir", tmp / "model")
+    assert made.returncode == 0, made.stderr
+    return store, posters, tmp / "model"
+
+
+def test_train_year_checks_its_model_dir_before_training_and_broken_models_are_one_line(trained, tmp_path):
+    store, posters, model = trained
     (tmp_path / "a_file").write_text("x")
-    train = ("train-year", "--members", "1", "--epochs", "3", "--knn-k", "2", "--test-size", "0.3", "--qdrant-path", store)
+    train = (*TRAIN, "--qdrant-path", store)
     result = run_cli(*train, "--model-dir", tmp_path / "a_file")
     one_line_error(result, "--model-dir .*a_file is a file, not a folder")
     assert "test set" not in result.stdout  # refused before training, not after it
     one_line_error(run_cli(*train, "--model-dir", "/proc/year_model"), "cannot write the year model to /proc/year_model")
 
-    assert run_cli(*train, "--model-dir", tmp_path / "model").returncode == 0
     image = posters / "3.jpg"
-    meta = json.loads((tmp_path / "model" / "model.json").read_text())
+    meta = json.loads((model / "model.json").read_text())
     broken = tmp_path / "broken"
     for _case, damage, pattern in [
         ("vector", lambda m: (m / "model.json").write_text(json.dumps({**meta, "vector_names": ["clip"]})), "reads vector.* clip"),
@@ -368,39 +381,20 @@ def test_train_year_checks_its_model_dir_before_training_and_broken_models_are_o
         ),
     ]:
         shutil.rmtree(broken, ignore_errors=True)
-        shutil.copytree(tmp_path / "model", broken)
+        shutil.copytree(model, broken)
         damage(broken)
         one_line_error(run_cli("predict-year", image, "--model-dir", broken, "--weights", "random"), pattern)
         one_line_error(run_cli("evaluate-year", "--model-dir", broken, "--qdrant-path", store), pattern)
 
 
-def test_a_broken_model_breaks_only_the_year_prediction_on_the_web(tmp_path):
+def test_a_broken_model_breaks_only_the_year_prediction_on_the_web(trained, tmp_path):
     from fastapi.testclient import TestClient
 
     from web.app import create_app
     from web.service import PosterService
 
-    catalog, posters = catalog_of(tmp_path, 24)
-    store = tmp_path / "store"
-    assert ingest(catalog, posters, store).returncode == 0
-    assert (
-        run_cli(
-            "train-year",
-            "--members",
-            "1",
-            "--epochs",
-            "3",
-            "--knn-k",
-            "2",
-            "--test-size",
-            "0.3",
-            "--qdrant-path",
-            store,
-            "--model-dir",
-            tmp_path / "model",
-        ).returncode
-        == 0
-    )
+    store, posters, model = trained
+    shutil.copytree(model, tmp_path / "model")  # the module's model stays whole
     (tmp_path / "model" / "model.keras").write_bytes(b"junk")
     with PosterStore(StoreLocation(path=store)) as db:
         app = create_app(PosterService(db, weights="random", model_dir=tmp_path / "model", era_sample=10))
