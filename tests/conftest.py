@@ -130,6 +130,14 @@ def real_weights() -> Path:
 
 
 @pytest.fixture(scope="session")
+def real_embedder(real_weights):
+    """VGG16 with the real ImageNet weights (Keras), built once for the session."""
+    from embedding.model import Embedder
+
+    return Embedder(str(real_weights))
+
+
+@pytest.fixture(scope="session")
 def era_data() -> tuple[Path, Path]:
     if not ERA_CATALOG.is_file() or not ERA_POSTERS.is_dir():
         pytest.skip(f"shared poster data not found at {SHARED_DATA / 'posters-era'} (see ../shared/data/README.md)")
