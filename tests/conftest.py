@@ -273,7 +273,8 @@ def run_cli(*args: object, cwd: Path | None = None, env: dict | None = None, tim
             sys.argv = [str(ROOT / "cli.py"), *argv]
             timer.start()
             with warnings.catch_warnings():
-                warnings.filters[:] = _FRESH_WARNING_FILTERS
+                warnings.filters[:] = _FRESH_WARNING_FILTERS  # type: ignore[index]  # a list at run time
+                warnings._filters_mutated()  # type: ignore[attr-defined]  # as warnings' own functions do after a change
                 warnings.showwarning = _show_warning
                 try:
                     cli.main()
