@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +130,14 @@ def real_weights() -> Path:
 
 
 @pytest.fixture(scope="session")
+def real_embedder(real_weights):
+    """VGG16 with the real ImageNet weights (Keras), built once for the session."""
+    from embedding.model import Embedder
+
+    return Embedder(str(real_weights))
+
+
+@pytest.fixture(scope="session")
 def era_data() -> tuple[Path, Path]:
     if not ERA_CATALOG.is_file() or not ERA_POSTERS.is_dir():
         pytest.skip(f"shared poster data not found at {SHARED_DATA / 'posters-era'} (see ../shared/data/README.md)")
@@ -174,8 +186,137 @@ def any_location(request, tmp_path):
         client.close()
 
 
-def run_cli(*args: str | Path, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run `python cli.py ARGS` as a user would, in a fresh process."""
+# --- the command line: in this process, or in a fresh one when the process is the point ---------
+
+NOTES = ("Note:", "embedding:")  # informational stderr lines some checks allow beside the error
+
+
+@dataclass
+class CliResult:
+    """What `python cli.py ARGS` did: `returncode`, `stdout`, `stderr`, as subprocess.run gives them
+    (text, universal newlines); `exit_code` and `output` as Typer's CliRunner names them; `exception`:
+    an exception the CLI let escape (then `stderr` holds its traceback and `returncode` is 1, as
+    Python's own exit would give)."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    exception: BaseException | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return self.returncode
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+# A fresh interpreter's warning filters, taken before pytest installs its own for each test.
+_FRESH_WARNING_FILTERS = list(warnings.filters)
+
+
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: object = None, line: str | None = None
+) -> None:
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def run_cli(*args: object, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> CliResult:
+    """`python cli.py ARGS` run by cli.main() in this process, as a user's shell runs it in its own:
+    sys.argv, the environment (`env` added to it) and the working folder (`cwd`, default the
+    checkout) set for the run and restored after it; file descriptors 1 and 2 pointed at files of
+    their own, so what TensorFlow or Edge write from C, Python's warnings (with a fresh process's
+    filters, not pytest's) and tracebacks all land in `stdout`/`stderr` as they would from a
+    subprocess; signal handlers and the root logger's handlers restored. A run longer than `timeout`
+    is interrupted (as Ctrl-C would) and raises subprocess.TimeoutExpired, as subprocess.run does.
+
+    For tests about the process itself (signals, kill -9, locks between processes, what a fresh
+    process imports, a served HTTP server) use run_process."""
+    import _thread
+    import logging
+    import tempfile
+    import threading
+    import traceback
+
+    import cli
+
+    argv = [str(a) for a in args]
+    saved_argv, saved_cwd, saved_streams = sys.argv, os.getcwd(), (sys.stdout, sys.stderr)
+    saved_env = {name: os.environ.get(name) for name in (env or {})}
+    saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    saved_handlers = list(logging.root.handlers)
+    saved_fds = {fd: os.dup(fd) for fd in (1, 2)}
+    timed_out = threading.Event()
+
+    def interrupt() -> None:
+        timed_out.set()
+        _thread.interrupt_main()
+
+    timer = threading.Timer(timeout, interrupt)
+    code, exception = 0, None
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(out_file.fileno(), 1)
+            os.dup2(err_file.fileno(), 2)
+            sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", write_through=True)
+            sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True)
+            for name, value in (env or {}).items():  # None: unset, as CliRunner takes it
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = str(value)
+            os.chdir(cwd or ROOT)
+            sys.argv = [str(ROOT / "cli.py"), *argv]
+            timer.start()
+            with warnings.catch_warnings():
+                warnings.filters[:] = _FRESH_WARNING_FILTERS  # type: ignore[index]  # a list at run time
+                warnings._filters_mutated()  # type: ignore[attr-defined]  # as warnings' own functions do after a change
+                warnings.showwarning = _show_warning
+                try:
+                    cli.main()
+                except SystemExit as e:
+                    code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                    if e.code is not None and not isinstance(e.code, int):
+                        sys.stderr.write(f"{e.code}\n")
+                except BaseException as e:  # what Python prints, and its exit code, when a program lets it escape
+                    exception, code = e, 1
+                    traceback.print_exc()
+        finally:
+            timer.cancel()
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            sys.stdout, sys.stderr = saved_streams
+            for fd, saved in saved_fds.items():
+                os.dup2(saved, fd)
+                os.close(saved)
+            sys.argv = saved_argv
+            os.chdir(saved_cwd)
+            for name, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            for number, handler in saved_signals.items():
+                signal.signal(number, handler)
+            logging.root.handlers[:] = saved_handlers
+        texts = []
+        for file in (out_file, err_file):
+            file.seek(0)
+            texts.append(io.TextIOWrapper(file, encoding="utf-8", newline=None).read())  # universal newlines, as text=True
+    if timed_out.is_set():
+        raise subprocess.TimeoutExpired([sys.executable, "cli.py", *argv], timeout, texts[0], texts[1])
+    return CliResult(argv, code, texts[0], texts[1], exception)
+
+
+def run_process(*args: object, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python cli.py ARGS` as a user would, in a fresh process: for tests about the process."""
     return subprocess.run(
         [sys.executable, str(ROOT / "cli.py"), *map(str, args)],
         cwd=cwd or ROOT,
@@ -184,6 +325,52 @@ def run_cli(*args: str | Path, cwd: Path | None = None, env: dict | None = None,
         text=True,
         timeout=timeout,
     )
+
+
+def one_line_error(result: CliResult | subprocess.CompletedProcess, pattern: str, code: int = 1, ignore: tuple[str, ...] = ()) -> str:
+    """The command failed with exit code `code` and printed exactly one line on stderr, `Error: ...`
+    matching `pattern` (re.search), and no traceback; lines starting with one of `ignore` (say NOTES)
+    are allowed beside it. Returns the line."""
+    assert result.returncode == code, (result.returncode, result.stdout[-500:], result.stderr[-2000:])
+    lines = [line for line in result.stderr.replace("\r", "\n").splitlines() if line.strip() and not (ignore and line.startswith(ignore))]
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.stderr, result.stderr
+    assert re.search(pattern, lines[0]), lines[0]
+    return lines[0]
+
+
+assert_one_line_error = one_line_error  # the name test_errors.py and test_cli.py used
+
+
+def ingest_args(catalog: Path, posters: Path, store: Path, *extra: object, weights: object = "random") -> list[object]:
+    """`ingest` of a catalog into an embedded store, with seeded random VGG16 weights unless told."""
+    return ["ingest", "--catalog", catalog, "--posters", posters, "--qdrant-path", store, "--weights", weights, *extra]
+
+
+def ingest(catalog: Path, posters: Path, store: Path, *extra: object, weights: object = "random", check: bool = True) -> CliResult:
+    """Run `ingest` in this process; with `check`, assert it succeeded."""
+    result = run_cli(*ingest_args(catalog, posters, store, *extra, weights=weights))
+    if check:
+        assert result.returncode == 0, (result.stdout[-1000:], result.stderr[-2000:])
+    return result
+
+
+def make_catalog(folder: Path, titles: list[str], years: list[int], name: str = "movies.csv") -> tuple[Path, Path]:
+    """A catalog of the given titles and years, one generated poster each (i.jpg, seed i); (catalog, posters)."""
+    posters = folder / "posters"
+    rows = []
+    for i, (title, year) in enumerate(zip(titles, years)):
+        make_poster(posters / f"{i}.jpg", seed=i)
+        rows.append([f"{i}.jpg", title, year])
+    return write_csv(folder / name, ["filename", "title", "release_year"], rows), posters
+
+
+def payloads(store: Path, collection: str = "posters") -> dict[str, dict]:
+    """Every stored payload of an embedded store's collection, by key."""
+    from store.collection import PosterStore
+    from store.connection import StoreLocation
+
+    with PosterStore(StoreLocation(path=store), collection) as s:
+        return {p.payload["key"]: p.payload for p in s.points(with_vectors=False)}
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ import pytest
 from errors import UserError
 from ingest.catalog import Columns, read_catalog
 from store.schema import point_id
-from tests.conftest import make_poster, write_csv
+from tests.conftest import make_poster, run_cli, write_csv
 
 KAGGLE_HEADER = ["imdbId", "Imdb Link", "Title", "IMDB Score", "Genre", "Poster"]
 
@@ -213,16 +213,12 @@ def test_reject_lines_are_file_lines_after_a_multiline_title(tmp_path):
 
 
 def test_hostile_rows_through_the_command_line_are_short_rejects(tmp_path):
-    from typer.testing import CliRunner
-
-    from cli import app
-
     make_poster(tmp_path / "posters" / "ok.jpg", seed=1)
     rows = [["ok.jpg", "Fine", 1950], ["y" * 300 + ".jpg", "Long name", 1950], ["z.jpg", "T" * 5_000_000, 1950]]
     catalog = write_csv(tmp_path / "m.csv", ["filename", "title", "release_year"], rows)
     rejects = tmp_path / "rejects.csv"
     args = ["ingest", "--catalog", catalog, "--posters", tmp_path / "posters", "--qdrant-path", tmp_path / "store"]
-    result = CliRunner().invoke(app, [str(a) for a in [*args, "--weights", "random", "--rejects", rejects]])
+    result = run_cli(*args, "--weights", "random", "--rejects", rejects)
     assert result.exit_code == 0, result.output
     assert "ingested 1, already stored 0, rejected 2 of 3 catalog rows" in result.output
     assert max(len(line) for line in result.output.splitlines()) < 300

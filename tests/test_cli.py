@@ -15,25 +15,9 @@ import pytest
 from store.collection import PosterStore
 from store.connection import StoreLocation
 from store.schema import point_id
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, assert_one_line_error, ingest_args, run_cli, run_process
 
-
-def invoke(*args):
-    """`python cli.py ARGS`, in this process (Typer's CliRunner): for tests that need no fresh process."""
-    from typer.testing import CliRunner
-
-    from cli import app
-
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, pattern):
-    code = result.returncode if isinstance(result, subprocess.CompletedProcess) else result.exit_code
-    assert code == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    assert re.search(pattern, lines[0]), lines[0]
+invoke = run_cli  # the CLI in this process; run_process where the fresh process is the point
 
 
 def test_help_imports_no_model_runtime_and_no_store_engine():
@@ -45,10 +29,6 @@ def test_help_imports_no_model_runtime_and_no_store_engine():
         imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
         assert "typer" in imported  # the check can fail: importtime lists what was imported
         assert not heavy & imported, heavy & imported
-
-
-def ingest_args(catalog, posters, store, *extra):
-    return ["ingest", "--catalog", catalog, "--posters", posters, "--qdrant-path", store, "--weights", "random", *extra]
 
 
 def test_bad_paths_are_one_line_errors(poster_set, tmp_path):
@@ -83,7 +63,8 @@ def test_imagenet_weights_offline_is_a_one_line_error_naming_the_option(poster_s
     catalog, posters = poster_set(1)
     # A dead proxy makes Keras' download fail the same way with or without internet.
     env = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "KERAS_HOME": str(tmp_path / "keras")}
-    result = run_cli(*ingest_args(catalog, posters, tmp_path / "store")[:-2], "--weights", "imagenet", env=env)
+    # a fresh process: Keras reads KERAS_HOME when it is first imported
+    result = run_process(*ingest_args(catalog, posters, tmp_path / "store")[:-2], "--weights", "imagenet", env=env)
     assert_one_line_error(result, "could not download the ImageNet VGG16 weights.*--weights PATH.*VGG16_WEIGHTS")
 
 

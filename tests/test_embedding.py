@@ -44,10 +44,8 @@ def test_bad_images_and_weights_are_clear_errors(random_embedder, tmp_path):
         _ = Embedder(str(tmp_path / "w.h5")).model
 
 
-def test_real_weights_load_and_make_a_different_embedding(real_weights, random_embedder, tmp_path):
-    from embedding.model import Embedder
-
-    real = Embedder(str(real_weights))
+def test_real_weights_load_and_make_a_different_embedding(real_embedder, random_embedder, tmp_path):
+    real = real_embedder
     assert real.spec.weights == "sha256:5ffcc3e2b95af530"
     path = make_poster(tmp_path / "p.jpg", seed=3)
     assert not np.allclose(real.embed([path]), random_embedder.embed([path]), atol=1e-2)

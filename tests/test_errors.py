@@ -16,12 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from cli import app
 from store.collection import PosterStore
 from store.connection import StoreLocation
-from tests.conftest import ROOT, make_poster, write_csv
+from tests.conftest import ROOT, assert_one_line_error, make_catalog, make_poster, run_cli, write_csv
 
 STORE_ENV = ("QDRANT_PATH", "QDRANT_URL", "QDRANT_API_KEY", "QDRANT_GRPC", "QDRANT_TIMEOUT")
 
@@ -33,25 +31,7 @@ def no_store_environment(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def cli(*args, env: dict | None = None):
-    return CliRunner().invoke(app, [str(a) for a in args], env=env)
-
-
-def assert_one_line_error(result, pattern: str) -> str:
-    assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    assert re.search(pattern, lines[0]), lines[0]
-    return lines[0]
-
-
-def make_catalog(folder: Path, titles: list[str], years: list[int], name: str = "movies.csv") -> tuple[Path, Path]:
-    posters = folder / "posters"
-    rows = []
-    for i, (title, year) in enumerate(zip(titles, years)):
-        make_poster(posters / f"{i}.jpg", seed=i)
-        rows.append([f"{i}.jpg", title, year])
-    return write_csv(folder / name, ["filename", "title", "release_year"], rows), posters
+cli = run_cli  # the CLI in this process (tests/conftest.py)
 
 
 def ingest(catalog: Path, posters: Path, store: Path, *extra):

@@ -29,15 +29,13 @@ def real_posters(era_data, tmp_path_factory):
 
 
 @pytest.mark.parametrize("engine", ["edge", "local-mode"])
-def test_the_cells_of_a_map_sum_to_the_stores_own_score(real_posters, real_weights, engine, tmp_path):
+def test_the_cells_of_a_map_sum_to_the_stores_own_score(real_posters, real_weights, real_embedder, engine, tmp_path):
     """On real posters with the real weights, vectors stored by Keras: each map's 49 terms add up to
     the cosine Qdrant computed (Edge, and qdrant-client's local mode), within 1e-4, both ways round."""
-    from embedding.model import Embedder
-
     catalog, posters, _ = real_posters
     location = StoreLocation(path=tmp_path / "edge") if engine == "edge" else local_mode_folder(tmp_path / "local")
     with PosterStore(location) as store:
-        ingest(read_catalog(catalog, posters), posters, store, Embedder(str(real_weights)), progress=False, workers=0)
+        ingest(read_catalog(catalog, posters), posters, store, real_embedder, progress=False, workers=0)
         query = posters / sorted(p.name for p in posters.iterdir())[3]
         from search.nearest import image_embedder
 

@@ -19,45 +19,19 @@ from PIL import Image
 
 from store.collection import PosterStore
 from store.connection import StoreLocation
-from tests.conftest import ROOT, free_port, generated_catalog, make_poster, run_cli, serving
+from tests import conftest
+from tests.conftest import NOTES, ROOT, free_port, ingest_args, make_poster, payloads, run_cli, run_process, serving
+from tests.conftest import generated_catalog as catalog_of
 
 
-def one_line_error(result: subprocess.CompletedProcess, pattern: str, code: int = 1) -> str:
-    import re
-
-    assert result.returncode == code, (result.returncode, result.stdout[-500:], result.stderr[-2000:])
-    lines = [
-        line for line in result.stderr.replace("\r", "\n").splitlines() if line.strip() and not line.startswith(("Note:", "embedding:"))
-    ]
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.stderr, result.stderr
-    assert re.search(pattern, lines[0]), lines[0]
-    return lines[0]
+def one_line_error(result, pattern: str, code: int = 1) -> str:
+    """One `Error:` line (the embedder's notes allowed beside it), exit code `code`."""
+    return conftest.one_line_error(result, pattern, code, ignore=NOTES)
 
 
-def catalog_of(folder: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
-    return generated_catalog(folder, n, seed)
-
-
-def ingest(catalog: Path, posters: Path, store: Path, *extra) -> subprocess.CompletedProcess:
-    return run_cli(
-        "ingest",
-        "--catalog",
-        catalog,
-        "--posters",
-        posters,
-        "--qdrant-path",
-        store,
-        "--weights",
-        "random",
-        "--rejects",
-        catalog.parent / "rejects.csv",
-        *extra,
-    )
-
-
-def payloads(store: Path, collection: str = "posters") -> dict[str, dict]:
-    with PosterStore(StoreLocation(path=store), collection) as s:
-        return {p.payload["key"]: p.payload for p in s.points(with_vectors=False)}
+def ingest(catalog: Path, posters: Path, store: Path, *extra, run=run_cli):
+    """`ingest` with random weights and the rejects beside the catalog; not checked (the tests do)."""
+    return run(*ingest_args(catalog, posters, store, "--rejects", catalog.parent / "rejects.csv", *extra))
 
 
 # --- data lost, stale or corrupted ----------------------------------------------------------
@@ -304,7 +278,7 @@ def test_a_full_disk_is_one_line_never_a_crash_and_keeps_what_was_stored(small_d
     catalog, posters = catalog_of(tmp_path, 12)
     store = small_disk / "store"
     fill(small_disk, 1 * 2**20)  # too little for a new collection's first files
-    result = ingest(catalog, posters, store)
+    result = ingest(catalog, posters, store, run=run_process)  # a fresh process: a SIGBUS would kill pytest
     assert result.returncode not in (135, -signal.SIGBUS), "killed by SIGBUS"
     one_line_error(
         result,
@@ -324,15 +298,15 @@ def test_a_full_disk_is_one_line_never_a_crash_and_keeps_what_was_stored(small_d
     sparse.rename(store)
     vector_holes = sum(max(0, f.stat().st_size - f.stat().st_blocks * 512) for f in store.rglob("chunk_*.mmap"))
     fill(small_disk, vector_holes + 5 * 2**20)  # room for the vector files' holes, not for every mapped file's: the sweep's SIGBUS
-    result = ingest(catalog, posters, store)
+    result = ingest(catalog, posters, store, run=run_process)  # a fresh process: a SIGBUS would kill pytest
     assert result.returncode not in (135, -signal.SIGBUS), "killed by SIGBUS"
     assert result.returncode == 0 or "not enough free space" in result.stderr, result.stderr
     (small_disk / "filler").unlink()
     fill(small_disk, 3 * 2**20)  # less than Edge's next chunk of vectors
-    result = ingest(catalog, posters, store)
+    result = ingest(catalog, posters, store, run=run_process)  # a fresh process: a SIGBUS would kill pytest
     assert result.returncode not in (135, -signal.SIGBUS), "killed by SIGBUS"
     one_line_error(result, r"not enough free space for (opening|writing to) collection 'posters': .* needs about \d+ MB")
-    found = run_cli("search", "--title", "Film 1", "--qdrant-path", store)  # reading needs no room, or says how much
+    found = run_process("search", "--title", "Film 1", "--qdrant-path", store)  # reading needs no room, or says how much
     assert found.returncode == 0 or "not enough free space for opening" in found.stderr, found.stderr
     (small_disk / "filler").unlink()
     after = payloads(store)
@@ -355,20 +329,33 @@ def test_export_to_a_full_disk_is_one_line_and_leaves_no_partial_file(small_disk
 # --- the year model's files ---------------------------------------------------------------------
 
 
-def test_train_year_checks_its_model_dir_before_training_and_broken_models_are_one_line(tmp_path):
-    catalog, posters = catalog_of(tmp_path, 24)
-    store = tmp_path / "store"
+TRAIN = ("train-year", "--members", "1", "--epochs", "3", "--knn-k", "2", "--test-size", "0.3")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """24 generated posters ingested and a small year model trained on them with the CLI, once for
+    the module (the tests only read the store; a test that damages the model copies it); (store, posters, model)."""
+    tmp = tmp_path_factory.mktemp("trained")
+    catalog, posters = catalog_of(tmp, 24)
+    store = tmp / "store"
     assert ingest(catalog, posters, store).returncode == 0
+    made = run_cli(*TRAIN, "--qdrant-path", store, "--model-dir", tmp / "model")
+    assert made.returncode == 0, made.stderr
+    return store, posters, tmp / "model"
+
+
+def test_train_year_checks_its_model_dir_before_training_and_broken_models_are_one_line(trained, tmp_path):
+    store, posters, model = trained
     (tmp_path / "a_file").write_text("x")
-    train = ("train-year", "--members", "1", "--epochs", "3", "--knn-k", "2", "--test-size", "0.3", "--qdrant-path", store)
+    train = (*TRAIN, "--qdrant-path", store)
     result = run_cli(*train, "--model-dir", tmp_path / "a_file")
     one_line_error(result, "--model-dir .*a_file is a file, not a folder")
     assert "test set" not in result.stdout  # refused before training, not after it
     one_line_error(run_cli(*train, "--model-dir", "/proc/year_model"), "cannot write the year model to /proc/year_model")
 
-    assert run_cli(*train, "--model-dir", tmp_path / "model").returncode == 0
     image = posters / "3.jpg"
-    meta = json.loads((tmp_path / "model" / "model.json").read_text())
+    meta = json.loads((model / "model.json").read_text())
     broken = tmp_path / "broken"
     for _case, damage, pattern in [
         ("vector", lambda m: (m / "model.json").write_text(json.dumps({**meta, "vector_names": ["clip"]})), "reads vector.* clip"),
@@ -394,39 +381,20 @@ def test_train_year_checks_its_model_dir_before_training_and_broken_models_are_o
         ),
     ]:
         shutil.rmtree(broken, ignore_errors=True)
-        shutil.copytree(tmp_path / "model", broken)
+        shutil.copytree(model, broken)
         damage(broken)
         one_line_error(run_cli("predict-year", image, "--model-dir", broken, "--weights", "random"), pattern)
         one_line_error(run_cli("evaluate-year", "--model-dir", broken, "--qdrant-path", store), pattern)
 
 
-def test_a_broken_model_breaks_only_the_year_prediction_on_the_web(tmp_path):
+def test_a_broken_model_breaks_only_the_year_prediction_on_the_web(trained, tmp_path):
     from fastapi.testclient import TestClient
 
     from web.app import create_app
     from web.service import PosterService
 
-    catalog, posters = catalog_of(tmp_path, 24)
-    store = tmp_path / "store"
-    assert ingest(catalog, posters, store).returncode == 0
-    assert (
-        run_cli(
-            "train-year",
-            "--members",
-            "1",
-            "--epochs",
-            "3",
-            "--knn-k",
-            "2",
-            "--test-size",
-            "0.3",
-            "--qdrant-path",
-            store,
-            "--model-dir",
-            tmp_path / "model",
-        ).returncode
-        == 0
-    )
+    store, posters, model = trained
+    shutil.copytree(model, tmp_path / "model")  # the module's model stays whole
     (tmp_path / "model" / "model.keras").write_bytes(b"junk")
     with PosterStore(StoreLocation(path=store)) as db:
         app = create_app(PosterService(db, weights="random", model_dir=tmp_path / "model", era_sample=10))

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from embedding.model import Embedder
 from ingest.catalog import read_catalog
 from ingest.pipeline import ingest
 from store.collection import PosterStore
@@ -15,7 +14,7 @@ GREYSCALE = ("1129566.jpg", "1264465.jpg")
 
 
 @pytest.fixture(scope="module")
-def real_store(era_data, real_weights, tmp_path_factory):
+def real_store(era_data, real_embedder, tmp_path_factory):
     """34 real posters (the first 30 rows, an identical pair, two greyscale ones) ingested for real."""
     rows = catalog_rows(era_data[0])
     picked = rows[:30] + [r for r in rows if r["filename"] in IDENTICAL_PAIR + GREYSCALE]
@@ -24,7 +23,7 @@ def real_store(era_data, real_weights, tmp_path_factory):
     from store.connection import StoreLocation
 
     location = StoreLocation(path=tmp / "store")
-    embedder = Embedder(str(real_weights))
+    embedder = real_embedder
     with PosterStore(location) as store:
         report = ingest(read_catalog(tmp / "movies.csv", tmp / "posters"), tmp / "posters", store, embedder, progress=False)
     return picked, location, report, embedder, tmp

@@ -4,15 +4,13 @@ data, a second posters folder. Real local stores, real (random-weights) VGG16, g
 from pathlib import Path
 
 import numpy as np
-from typer.testing import CliRunner
 
-from cli import app
 from ingest.catalog import read_catalog
 from ingest.pipeline import ingest
 from store.collection import PosterStore
 from store.connection import StoreLocation
 from store.schema import point_id
-from tests.conftest import CountingEmbedder, make_poster, write_csv
+from tests.conftest import CountingEmbedder, ingest_args, make_poster, run_cli, write_csv
 
 HEADER = ["filename", "title", "release_year", "genres"]
 
@@ -99,12 +97,8 @@ def test_films_gone_from_the_catalog_are_reported_and_removed_only_with_prune(tm
 
 
 def cli(*args) -> tuple[int, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args])
+    result = run_cli(*args)
     return result.exit_code, result.output
-
-
-def ingest_args(catalog, posters, store, *extra, weights="random"):
-    return ["ingest", "--catalog", catalog, "--posters", posters, "--qdrant-path", store, "--weights", weights, *extra]
 
 
 def test_recreate_deletes_nothing_until_weights_and_catalog_are_usable(tmp_path):

@@ -1,19 +1,16 @@
 """The store's typed records (store/schema.py): the payload and the collection metadata, read and
 written in one place, and the schema version checked on every read. Real Edge stores in tmp_path;
-the CLI in-process (Typer's CliRunner), as tests/test_errors.py runs it."""
+the CLI in-process (tests/conftest.py's run_cli), as tests/test_errors.py runs it."""
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from cli import app
 from embedding.spec import EmbeddingSpec
 from errors import UserError
 from ingest.catalog import Film
@@ -23,6 +20,14 @@ from store.connection import StoreLocation
 from store.embeddings import load_embeddings
 from store.migrate import migrate, same_store
 from store.schema import PREDICTED_FIELDS, SCHEMA_VERSION, CollectionMetadata, PosterPayload, point_id, upgrade_metadata
+from tests.conftest import NOTES
+from tests.conftest import one_line_error as strict_one_line_error
+from tests.conftest import run_cli as cli
+
+
+def one_line_error(result, pattern: str) -> str:
+    return strict_one_line_error(result, pattern, ignore=NOTES)
+
 
 SPEC = EmbeddingSpec(weights="random")
 FULL = PosterPayload(
@@ -43,18 +48,6 @@ FULL = PosterPayload(
 def no_store_environment(monkeypatch):
     for name in ("QDRANT_PATH", "QDRANT_URL", "QDRANT_API_KEY", "QDRANT_GRPC", "QDRANT_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
-
-
-def cli(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def one_line_error(result, pattern: str) -> str:
-    assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    assert re.search(pattern, lines[0]), lines[0]
-    return lines[0]
 
 
 def unit_vectors(n: int, seed: int = 0) -> np.ndarray:

@@ -1,7 +1,7 @@
 """A store, a cache or a model folder from somewhere else (a tarball, a shared disk, /tmp): nothing
 in it is followed, trusted or believed (issue 29). Each test fails on the commit before its fix.
 
-The CLI runs in-process (Typer's CliRunner) where a hang or a runaway read cannot happen, and in a
+The CLI runs in-process (tests/conftest.py's run_cli) where a hang or a runaway read cannot happen, and in a
 subprocess with a timeout and a memory limit where it could (a FIFO, a link to /dev/zero)."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import resource
 import shutil
 import subprocess
@@ -21,12 +20,17 @@ from uuid import UUID
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from cli import app
 from store.collection import PosterStore
 from store.connection import StoreLocation
-from tests.conftest import ROOT, make_poster, write_csv
+from tests.conftest import NOTES, ROOT, make_poster, write_csv
+from tests.conftest import one_line_error as strict_one_line_error
+from tests.conftest import run_cli as cli
+
+
+def one_line_error(result, pattern: str) -> str:
+    return strict_one_line_error(result, pattern, ignore=NOTES)
+
 
 STORE_ENV = ("QDRANT_PATH", "QDRANT_URL", "QDRANT_API_KEY", "QDRANT_GRPC", "QDRANT_TIMEOUT")
 VICTIM_TEXT = "the user's own file\n"
@@ -44,18 +48,6 @@ def own_environment(monkeypatch, shared_cache):
     for name in STORE_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("POSTER_SEARCH_CACHE", str(shared_cache))
-
-
-def cli(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def one_line_error(result, pattern: str) -> str:
-    assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("Note:")]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    assert re.search(pattern, lines[0]), lines[0]
-    return lines[0]
 
 
 def limited_cli(*args, timeout: float = 120, memory: int = 6 * 1024**3, env: dict | None = None) -> subprocess.CompletedProcess:
