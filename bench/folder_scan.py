@@ -30,12 +30,12 @@ import numpy as np
 from PIL import Image
 
 from bench.common import ROOT
-from embedding.embedders import make_embedder  # noqa: E402
-from embedding.spec import resolve_weights  # noqa: E402
-from ingest.folder import read_folder  # noqa: E402
-from ingest.plan import make_plan  # noqa: E402
-from store.collection import PosterStore  # noqa: E402
-from store.connection import StoreLocation  # noqa: E402
+from embedding.embedders import make_embedder
+from embedding.spec import resolve_weights
+from ingest.folder import read_folder
+from ingest.plan import make_plan
+from store.collection import PosterStore
+from store.connection import StoreLocation
 
 NFO = "<movie><title>Film {k}</title><year>{year}</year><genre>Drama</genre></movie>"
 

@@ -29,14 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import POSTERS, ROOT, WEIGHTS
-from embedding.embedders import make_embedder  # noqa: E402
-from embedding.spec import resolve_weights  # noqa: E402
-from regression.config import HeadConfig  # noqa: E402
-from regression.dataset import load_year_data  # noqa: E402
-from regression.train import train_year_model  # noqa: E402
-from store.collection import PosterStore  # noqa: E402
-from store.connection import StoreLocation  # noqa: E402
-from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME, point_id  # noqa: E402
+from embedding.embedders import make_embedder
+from embedding.spec import resolve_weights
+from regression.config import HeadConfig
+from regression.dataset import load_year_data
+from regression.train import train_year_model
+from store.collection import PosterStore
+from store.connection import StoreLocation
+from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME, point_id
 
 
 def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
