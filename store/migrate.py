@@ -49,13 +49,10 @@ def migrate(
         raise UserError("source and destination are the same collection")
     started = time.perf_counter()
     source.stored_spec()  # a clear error if the source is not a poster collection (or of a newer schema)
+    check_intact(source)  # a damaged source is said as such, never copied and reported "checked equal"
     # keys this version does not know travel as they are; the known ones as this version writes them
     metadata = {**source.metadata(), **source.collection_metadata().to_dict()}
     _prepare_target(target, source.vectors(), metadata, sharding)
-    source.stored_spec()  # a clear error if the source is not a poster collection
-    check_intact(source)  # a damaged source is said as such, never copied and reported "checked equal"
-    vectors, metadata = source.vectors(), source.metadata()
-    _prepare_target(target, vectors, metadata, sharding)
 
     total = source.count()
     copied = 0
