@@ -326,7 +326,7 @@ def test_a_map_cache_with_arrays_of_the_wrong_length_is_computed_again(tmp_path,
     arrays["xy"] = arrays["xy"][:3]  # the fingerprint still matches
     with open(cached, "wb") as f:
         np.savez(f, **arrays)
-    result = cli("map", "--out", tmp_path / "m.png", "--json", tmp_path / "m.json", "--qdrant-path", store)
+    result = cli("map", "--out", tmp_path / "m.png", "--json-out", tmp_path / "m.json", "--qdrant-path", store)
     assert result.exit_code == 0, (result.output, result.exception)
     assert len(json.loads((tmp_path / "m.json").read_text())["posters"]) == 12 == len(first.ids)
     cached.unlink()
