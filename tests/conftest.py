@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -413,3 +414,55 @@ def serving(store: Path, log: Path, *options: str, timeout: float = 60):
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+# --- a real browser (Debian's chromium through chromedriver) for the page's end-to-end tests -------
+
+BROWSER_ARTEFACTS = ROOT / "results" / "browser"  # screenshots a failing browser test leaves
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+CHROMEDRIVER = shutil.which("chromedriver")
+needs_browser = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="needs chromium and chromedriver (Debian: apt-get install chromium chromium-driver; .ci/run does this)",
+)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless chromium, one per test module, its console log kept."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,1100",
+        "--no-first-run",
+        "--disable-extensions",
+        "--disable-background-networking",
+    ):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def wait_for(driver, condition, timeout: float = 60, what: str = "", screenshot: str = "timeout.png"):
+    """Wait for `condition`; on a timeout keep a screenshot and say what the page showed."""
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:  # a stale element: the grid was re-rendered while the condition looked at it; look again
+        return WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
+    except TimeoutException:
+        BROWSER_ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(BROWSER_ARTEFACTS / screenshot))
+        shown = driver.find_element(By.TAG_NAME, "main").text[:1500]
+        pytest.fail(f"timed out waiting for {what}; screenshot {BROWSER_ARTEFACTS / screenshot}; the page showed:\n{shown}")

@@ -9,23 +9,16 @@ installs them with apt when it can).
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from store.connection import StoreLocation
-from tests.conftest import ROOT, make_poster, run_cli, serving, write_csv
+from tests.conftest import BROWSER_ARTEFACTS as ARTEFACTS
+from tests.conftest import make_poster, needs_browser, run_cli, serving, wait_for, write_csv
 
-ARTEFACTS = ROOT / "results" / "browser"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-CHROMEDRIVER = shutil.which("chromedriver")
 N = 30  # posters in the store
 HOSTILE_TITLE = '<img src=x onerror="window.pwned=1">Film 29<script>window.pwned=2</script>'
 
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="needs chromium and chromedriver (Debian: apt-get install chromium chromium-driver; .ci/run does this)",
-)
+pytestmark = needs_browser
 
 
 @pytest.fixture(scope="module")
@@ -69,46 +62,6 @@ def server(tmp_path_factory):
     ):
         yield url, tmp, location
     assert process.returncode == 0 and (tmp / "serve.log").read_text().strip().endswith("poster search: stopped")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1280,1100",
-        "--no-first-run",
-        "--disable-extensions",
-        "--disable-background-networking",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
-
-
-def wait_for(driver, condition, timeout: float = 60, what: str = ""):
-    """Wait for `condition`; on a timeout keep a screenshot and say what the page showed."""
-    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    try:  # a stale element: the grid was re-rendered while the condition looked at it; look again
-        return WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
-    except TimeoutException:
-        ARTEFACTS.mkdir(parents=True, exist_ok=True)
-        driver.save_screenshot(str(ARTEFACTS / "timeout.png"))
-        shown = driver.find_element(By.TAG_NAME, "main").text[:1500]
-        pytest.fail(f"timed out waiting for {what}; screenshot {ARTEFACTS / 'timeout.png'}; the page showed:\n{shown}")
 
 
 def cards(driver):

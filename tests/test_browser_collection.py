@@ -9,7 +9,6 @@ Skipped, with the reason, only where chromium or chromedriver is not installed.
 
 from __future__ import annotations
 
-import shutil
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -17,19 +16,14 @@ import pytest
 from store.collection import PosterStore
 from store.connection import StoreLocation
 from store.schema import point_id
-from tests.conftest import ROOT, make_poster, run_cli, serving, write_csv
+from tests.conftest import BROWSER_ARTEFACTS as ARTEFACTS
+from tests.conftest import make_poster, needs_browser, run_cli, serving, wait_for, write_csv
 
-ARTEFACTS = ROOT / "results" / "browser"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-CHROMEDRIVER = shutil.which("chromedriver")
 DATED = 18  # Film 0..17, 1941..1975: four decades
 PREDICTED = {"u0.jpg": (1962, 1954, 1971), "u1.jpg": (1931, 1922, 1940)}  # undated posters: file -> predicted year, low, high
 UNKNOWN = "u2.jpg"  # undated, no prediction
 
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="needs chromium and chromedriver (Debian: apt-get install chromium chromium-driver; .ci/run does this)",
-)
+pytestmark = needs_browser
 
 
 @pytest.fixture(scope="module")
@@ -63,45 +57,6 @@ def server(tmp_path_factory):
     with serving(location.path, tmp / "serve.log", "--weights", "random") as (url, process, _):
         yield url, tmp
     assert process.returncode == 0
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1280,1100",
-        "--no-first-run",
-        "--disable-extensions",
-        "--disable-background-networking",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
-
-
-def wait_for(driver, condition, timeout: float = 60, what: str = ""):
-    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
-    except TimeoutException:
-        ARTEFACTS.mkdir(parents=True, exist_ok=True)
-        driver.save_screenshot(str(ARTEFACTS / "collection-timeout.png"))
-        shown = driver.find_element(By.TAG_NAME, "main").text[:1500]
-        pytest.fail(f"timed out waiting for {what}; screenshot {ARTEFACTS / 'collection-timeout.png'}; the page showed:\n{shown}")
 
 
 def titles(driver) -> list[str]:
