@@ -17,7 +17,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -176,3 +176,22 @@ def regular_file_digest(path: str | Path, expected_size: int | None = None) -> t
         if expected_size is not None and info.st_size != expected_size:
             return info.st_size, ""
         return info.st_size, hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def replace_folder(staging: str | Path, folder: str | Path, installed_meanwhile: Callable[[], bool]) -> None:
+    """Rename the complete `staging` folder to `folder` (a cache entry made whole, then put in place).
+    Whatever is at `folder` (stale, damaged, a link) is moved aside under a private name first and
+    removed; if the rename still fails and `installed_meanwhile()` says another process put a good
+    one there, that one is kept, otherwise the OSError is raised."""
+    import shutil
+
+    folder = Path(folder)
+    if os.path.lexists(folder):
+        old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old."))
+        os.replace(folder, old / "stale")
+        shutil.rmtree(old, ignore_errors=True)
+    try:
+        os.rename(staging, folder)
+    except OSError:
+        if not installed_meanwhile():
+            raise

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import onnx
 
 from errors import UserError
-from safe_io import read_regular, regular_file_digest, write_atomic
+from safe_io import read_regular, regular_file_digest, replace_folder, write_atomic
 
 CACHE_ENV = "POSTER_SEARCH_CACHE"
 MAX_RECORD_BYTES = 4 * 1024 * 1024  # made.json, digests.json: kilobytes when this module writes them
@@ -100,15 +100,7 @@ def _install(folder: Path, model, wanted: dict) -> None:
         )
         files = {name: list(regular_file_digest(staging / name)) for name in (MODEL, DATA)}
         (staging / RECORD).write_text(json.dumps({**wanted, "files": files}, indent=2))
-        if folder.exists():  # stale or damaged: moved aside, then removed
-            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old."))
-            os.replace(folder, old / "model")
-            shutil.rmtree(old, ignore_errors=True)
-        try:
-            os.rename(staging, folder)
-        except OSError:
-            if not _intact(folder, wanted):  # another process installed the same model meanwhile: use it
-                raise
+        replace_folder(staging, folder, lambda: _intact(folder, wanted))  # a stale or damaged one moved aside first
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from errors import UserError
-from safe_io import regular_file_digest
+from safe_io import regular_file_digest, replace_folder
 
 RECORD = "made.json"
 MAX_RECORD_BYTES = 1024 * 1024
@@ -54,7 +54,7 @@ def compiled_with_cache(key: str, compile_model: Callable[[str | None], object])
         model = compile_model(str(staging))
         try:
             _record(staging)
-            _replace(folder, staging)
+            replace_folder(staging, folder, lambda: _checks_out(folder))
         except OSError:
             pass  # compiled; only the cache could not be kept (a full disk, a race lost): compiled again next time
         return model
@@ -94,16 +94,3 @@ def _record(staging: Path) -> None:
     if not names:
         raise OSError("OpenVINO wrote no cache file")
     write_atomic(staging / RECORD, json.dumps({"files": {name: list(regular_file_digest(staging / name)) for name in names}}, indent=1))
-
-
-def _replace(folder: Path, staging: Path) -> None:
-    """Rename the complete staging folder into place; a stale or damaged one is moved aside first."""
-    if os.path.lexists(folder):
-        old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old."))
-        os.replace(folder, old / "stale")
-        shutil.rmtree(old, ignore_errors=True)
-    try:
-        os.rename(staging, folder)
-    except OSError:
-        if not _checks_out(folder):  # another process installed one meanwhile: keep it
-            raise
