@@ -466,3 +466,19 @@ def wait_for(driver, condition, timeout: float = 60, what: str = "", screenshot:
         driver.save_screenshot(str(BROWSER_ARTEFACTS / screenshot))
         shown = driver.find_element(By.TAG_NAME, "main").text[:1500]
         pytest.fail(f"timed out waiting for {what}; screenshot {BROWSER_ARTEFACTS / screenshot}; the page showed:\n{shown}")
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, size: str):
+    """A tmpfs of `size` (e.g. "20m") mounted at the new folder `folder` for the block, unmounted
+    after it: a full disk on demand. Skips the test where it cannot mount (not root, no mount)."""
+    folder.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a small file system needs root")
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)

@@ -20,7 +20,7 @@ from PIL import Image
 from store.collection import PosterStore
 from store.connection import StoreLocation
 from tests import conftest
-from tests.conftest import NOTES, ROOT, free_port, ingest_args, make_poster, payloads, run_cli, run_process, serving
+from tests.conftest import NOTES, ROOT, free_port, ingest_args, make_poster, payloads, run_cli, run_process, serving, tmpfs
 from tests.conftest import generated_catalog as catalog_of
 
 
@@ -252,17 +252,8 @@ def small_disk(tmp_path):
     """A 400 MB tmpfs of this test's own (root only), unmounted afterwards: on tmpfs a new
     collection needs the whole size of the files Edge maps (about 200 MB), as each page it touches
     is allocated then."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("mounting a small file system needs root (the full-disk test makes its own tmpfs)")
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400m", "tmpfs", str(mount)], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "disk", "400m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 def fill(disk: Path, leave: int) -> Path:

@@ -23,7 +23,7 @@ import pytest
 
 from store.collection import PosterStore
 from store.connection import StoreLocation
-from tests.conftest import NOTES, ROOT, make_poster, write_csv
+from tests.conftest import NOTES, ROOT, make_poster, tmpfs, write_csv
 from tests.conftest import one_line_error as strict_one_line_error
 from tests.conftest import run_cli as cli
 
@@ -241,17 +241,8 @@ def test_a_marker_linked_to_dev_zero_is_not_read(tmp_path):
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A 20 MB tmpfs (root only), unmounted afterwards: too small for the 58 MB graph."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("mounting a small file system needs root")
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "disk", "20m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 def test_the_onnx_model_is_built_in_memory_when_the_cache_disk_is_full(tiny_disk, monkeypatch, capsys):
