@@ -215,7 +215,9 @@ def train_small_head(tmp, target: HeadTarget):
     from regression.train import train_year_model
 
     location, _, _ = synthetic_store(tmp / "s", n=1500)
-    config = HeadConfig(hidden=(64, 16), members=2, epochs=150, patience=15, target=target)
+    # Keras spends about 0.1 s on each epoch whatever its size: a higher learning rate than the
+    # default's learns this rule in 40 epochs (MAE about 0.65 of the mean's, as with 150 at 1e-3).
+    config = HeadConfig(hidden=(64, 16), members=2, epochs=40, patience=8, learning_rate=5e-3, target=target)
     with PosterStore(location) as store:
         data = load_year_data(store)
     report = train_year_model(data, tmp / "model", test_size=0.2, seed=3, config=config, knn_k=5, progress=False)
@@ -332,7 +334,7 @@ def test_missing_and_broken_models_are_clear_errors(tmp_path):
 
 def test_predict_year_on_a_new_poster_and_its_errors(tmp_path, random_embedder, poster_set):
     """Through the CLI: a store of generated posters, a model, a poster that was never ingested."""
-    catalog, posters = poster_set(40, start_year=1950)
+    catalog, posters = poster_set(24, start_year=1950)
     location = StoreLocation(path=tmp_path / "store")
     with PosterStore(location) as store:
         ingest(read_catalog(catalog, posters), posters, store, random_embedder, progress=False)
@@ -410,7 +412,7 @@ def test_several_collections_are_read_as_one_dataset_with_copies_on_one_side(tmp
 def test_train_on_several_collections_and_evaluate_on_each_through_the_cli(tmp_path):
     location = two_collection_store(tmp_path, n=(600, 400))
     store = ["--qdrant-path", location.path]
-    common = ["--members", "1", "--epochs", "40", "--knn-k", "5", "--vector", "vgg16", *store]
+    common = ["--members", "1", "--epochs", "20", "--knn-k", "5", "--vector", "vgg16", *store]
     result = run_cli("train-year", *common, "--collection", "a", "--collection", "b", "--model-dir", tmp_path / "ab", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
