@@ -22,9 +22,9 @@ from tests.conftest import catalog_rows, generated_catalog, local_mode_folder, r
 
 @pytest.fixture(scope="module")
 def real_posters(era_data, tmp_path_factory):
-    """20 real posters spread over the years, with their catalog."""
+    """12 real posters spread over the years, with their catalog: the query and more than its 8 neighbours."""
     tmp = tmp_path_factory.mktemp("explain")
-    catalog, posters = real_subset(era_data, catalog_rows(era_data[0])[::180][:20], tmp)
+    catalog, posters = real_subset(era_data, catalog_rows(era_data[0])[::300][:12], tmp)
     return catalog, posters, tmp
 
 

@@ -18,7 +18,7 @@ from store.connection import StoreLocation
 from store.schema import PREDICTED_BY, PREDICTED_FIELDS, PREDICTED_HIGH, PREDICTED_LOW, PREDICTED_YEAR
 from tests.conftest import make_poster, run_cli
 
-N_DATED, N_UNDATED = 36, 6
+N_DATED, N_UNDATED = 24, 6
 
 
 @pytest.fixture(scope="module")

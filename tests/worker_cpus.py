@@ -14,10 +14,10 @@ import os
 
 
 def share_of_cpus(worker: str, workers: int, cpus: list[int]) -> list[int]:
-    """The CPUs of worker `gwN` of `workers`: every workers-th CPU from the N-th, all of them where
-    there are fewer CPUs than workers."""
+    """The CPUs of worker `gwN` of `workers`: every workers-th CPU from the N-th; where there are
+    more workers than CPUs, the (N mod CPUs)-th CPU alone, shared with the workers given it too."""
     index = int(worker.removeprefix("gw"))
-    return cpus[index % len(cpus) :: workers] if len(cpus) >= workers else cpus
+    return cpus[index::workers] if len(cpus) >= workers else [cpus[index % len(cpus)]]
 
 
 STARTED_ON = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []  # the CPUs pytest was given
