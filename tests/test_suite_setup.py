@@ -12,13 +12,13 @@ from tests import worker_cpus
 from tests.worker_cpus import share_of_cpus
 
 
-def test_workers_share_the_cpus_without_overlap_and_each_gets_at_least_one():
+def test_workers_split_the_cpus_between_them_and_each_gets_at_least_one():
     assert [share_of_cpus(f"gw{i}", 2, [0, 1, 2, 3, 4]) for i in range(2)] == [[0, 2, 4], [1, 3]]
     assert [share_of_cpus(f"gw{i}", 4, [2, 5]) for i in range(4)] == [[2], [5], [2], [5]]  # more workers than CPUs: one each, shared
     assert share_of_cpus("gw0", 1, [0, 1]) == [0, 1]
 
 
-@pytest.mark.skipif(not worker_cpus.WORKER, reason="the suite runs in one process here (-n0 or -p no:xdist): nothing is pinned")
+@pytest.mark.skipif(not worker_cpus.WORKER, reason="the suite runs in one process here (-n0): nothing is pinned")
 def test_this_worker_runs_on_its_share_and_the_processes_it_starts_inherit_it():
     assert worker_cpus.WORKER is not None
     share = share_of_cpus(worker_cpus.WORKER, worker_cpus.WORKERS, worker_cpus.STARTED_ON)
