@@ -50,14 +50,16 @@ def own_environment(monkeypatch, shared_cache):
     monkeypatch.setenv("POSTER_SEARCH_CACHE", str(shared_cache))
 
 
-def limited_cli(*args, timeout: float = 120, memory: int = 6 * 1024**3, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`python cli.py ARGS` in a fresh process that can neither hang the suite nor take the machine's memory."""
+def limited_python(*args, timeout: float = 120, memory: int | None = 6 * 1024**3, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python ARGS` in a fresh process that can neither hang the suite nor (unless `memory` is None)
+    take the machine's memory; `env` is added to this process's environment."""
 
     def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        if memory is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
     return subprocess.run(
-        [sys.executable, str(ROOT / "cli.py"), *map(str, args)],
+        [sys.executable, *map(str, args)],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         capture_output=True,
@@ -65,6 +67,11 @@ def limited_cli(*args, timeout: float = 120, memory: int = 6 * 1024**3, env: dic
         timeout=timeout,
         preexec_fn=limit,
     )
+
+
+def limited_cli(*args, timeout: float = 120, memory: int = 6 * 1024**3, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python cli.py ARGS`, as limited_python runs it."""
+    return limited_python(ROOT / "cli.py", *args, timeout=timeout, memory=memory, env=env)
 
 
 def make_store(folder: Path, n: int = 4, posters_dir: Path | None = None) -> tuple[Path, Path, Path]:
@@ -273,14 +280,7 @@ def test_a_cached_model_file_linked_to_dev_zero_is_rebuilt_not_hashed_forever(tm
     (folder / "model.onnx.data").unlink()
     (folder / "model.onnx.data").symlink_to("/dev/zero")
     code = "from embedding.onnx_embedder import OnnxEmbedder; import numpy as np; print(OnnxEmbedder(weights=None).embed_pixels(np.zeros((1, 224, 224, 3), np.uint8)).shape)"
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**os.environ, "POSTER_SEARCH_CACHE": str(cache)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = limited_python("-c", code, env={"POSTER_SEARCH_CACHE": str(cache)}, timeout=120, memory=None)
     assert result.returncode == 0 and "(1, 512)" in result.stdout, result.stderr[-2000:]
     assert (folder / "model.onnx.data").is_file() and not (folder / "model.onnx.data").is_symlink()
 
@@ -292,15 +292,7 @@ def test_a_digest_cache_linked_to_dev_zero_is_not_read(tmp_path):
     weights = tmp_path / "w.h5"
     weights.write_bytes(b"not really weights")
     code = f"from embedding.spec import weights_id; print(weights_id({str(weights)!r}))"
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**os.environ, "POSTER_SEARCH_CACHE": str(cache)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (4 * 1024**3, 4 * 1024**3)),
-    )
+    result = limited_python("-c", code, env={"POSTER_SEARCH_CACHE": str(cache)}, timeout=60, memory=4 * 1024**3)
     assert result.returncode == 0 and result.stdout.startswith("sha256:"), result.stderr[-2000:]
 
 
