@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from store.collection import PosterStore
-from store.schema import VECTOR_NAME
+from store.schema import VECTOR_NAME, whole_number
 
 PER_DECADE = 8
 UNDATED_SHOWN = 12
@@ -31,12 +31,6 @@ class StartGroup:
     count: int  # posters of the collection in this group (only some of them are shown)
     ids: list[str] = field(default_factory=list)  # the posters shown, most typical first
     similarity: list[float] = field(default_factory=list)  # cosine of each to its decade's centre (undated: to theirs)
-
-
-def catalog_year(payload: dict) -> int | None:
-    """The catalog year of a payload, or None (absent, or not a whole number)."""
-    year = payload.get("year")
-    return year if isinstance(year, int) and not isinstance(year, bool) else None
 
 
 def start_groups(
@@ -52,7 +46,7 @@ def start_groups(
         if point.vector is None:  # (points() skips those without this vector)
             continue
         ids.append(point.id)
-        years.append(catalog_year(point.payload))
+        years.append(whole_number(point.payload.get("year")))  # leniently: one odd payload must not blank the page
         rows.append(point.vector)
     if not ids:
         return []

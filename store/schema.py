@@ -59,6 +59,13 @@ def check_collection_name(name: str) -> None:
 _KIND_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list of strings"}
 
 
+def whole_number(value: object) -> int | None:
+    """A payload field read leniently as a whole number: None when absent or of another type (a
+    bool is not one). For readers that show what they can of a payload anyone may have written,
+    the page and its overview, where PosterPayload.from_dict would refuse the whole poster."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _check_type(value: Any, kind: type, field: str, where: str, remedy: str) -> None:
     """One line naming the field, for a value of another JSON type (a bool is not an integer here;
     a list must hold strings)."""

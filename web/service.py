@@ -24,7 +24,7 @@ from search.nearest import Filters, Neighbour, PosterSearch
 from search.titles import find_film
 from store.collection import PosterStore, StoredPoint
 from store.engine import StoreDamaged
-from store.schema import PREDICTED_FIELDS, STYLE_VECTOR_NAME, VECTOR_NAME
+from store.schema import PREDICTED_FIELDS, STYLE_VECTOR_NAME, VECTOR_NAME, whole_number
 from web.overview import Overview
 
 if TYPE_CHECKING:
@@ -434,23 +434,19 @@ class PosterService:
         }
 
 
-def _whole(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def predicted_fields(payload: dict) -> dict:
     """A poster's predicted year as the API sends it, beside (never in) its catalog `year`: the
     payload's predicted_year, predicted_low, predicted_high (its 80 % range) and predicted_by (the
     year model that made it), each None when absent or malformed (payloads are public: anyone may
     write them), all None without a whole-number predicted_year."""
-    year = _whole(payload.get("predicted_year"))
+    year = whole_number(payload.get("predicted_year"))
     if year is None:
         return dict.fromkeys(PREDICTED_FIELDS)
     by = payload.get("predicted_by")
     return {
         "predicted_year": year,
-        "predicted_low": _whole(payload.get("predicted_low")),
-        "predicted_high": _whole(payload.get("predicted_high")),
+        "predicted_low": whole_number(payload.get("predicted_low")),
+        "predicted_high": whole_number(payload.get("predicted_high")),
         "predicted_by": by[:200] if isinstance(by, str) else None,
     }
 
@@ -458,7 +454,7 @@ def predicted_fields(payload: dict) -> dict:
 def poster_fields(payload: dict) -> dict:
     """What the page shows of a stored poster: its title, its catalog year and its predicted year.
     The one place the web side reads these payload fields."""
-    return {"title": str(payload.get("title", "")), "year": _whole(payload.get("year")), **predicted_fields(payload)}
+    return {"title": str(payload.get("title", "")), "year": whole_number(payload.get("year")), **predicted_fields(payload)}
 
 
 def poster_url(collection: str, point_id: str) -> str:
