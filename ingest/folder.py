@@ -51,8 +51,7 @@ NAME_YEAR = re.compile(
 class _Found:
     file: str  # relative to the root, with "/"
     folder: str  # relative folder ("" at the root)
-    nfo_names: frozenset[str]  # lower-cased .nfo names in its folder -> see _nfo_for
-    nfo_real: dict[str, str]  # lower-cased .nfo name -> its name as written
+    nfos: dict[str, str]  # the .nfo files in its folder: lower-cased name -> the name as written (see _nfo_for)
     posters_in_folder: int
 
 
@@ -135,9 +134,8 @@ def _scan(root: Path) -> tuple[list[_Found], list[Reject], list[Reject]]:
                 # anything else (a symlinked folder, a FIFO, a .txt) is not a poster: never followed or read
             except OSError:
                 continue  # vanished while scanned
-        nfo_names = frozenset(nfos)
         for relative in posters:
-            found.append(_Found(relative, folder, nfo_names, nfos, len(posters)))
+            found.append(_Found(relative, folder, nfos, len(posters)))
         stack.extend(reversed(subfolders))
     scanned = {f.file for f in found}
     taken: set[str] = set()
@@ -146,7 +144,7 @@ def _scan(root: Path) -> tuple[list[_Found], list[Reject], list[Reject]]:
             rejects.append(Reject(0, relative, relative, f"a symlink to {target}, which is ingested already: one poster, one point"))
             continue
         taken.add(target)
-        found.append(_Found(relative, folder, frozenset(), {}, 1))
+        found.append(_Found(relative, folder, {}, 1))
     return found, rejects, notes
 
 
@@ -190,16 +188,16 @@ def _from_name(item: _Found) -> tuple[str, int | None, tuple[str, ...]]:
 
 def _nfo_for(item: _Found) -> str | None:
     """The .nfo that describes this poster (relative to the root), if its folder has one."""
-    if not item.nfo_names:
+    if not item.nfos:
         return None
     full_stem, stem, artwork = _base(item.file)
     candidates = [f"{stem}.nfo".lower(), f"{full_stem}.nfo".lower()]
     if artwork or item.posters_in_folder == 1:
         candidates.append("movie.nfo")
-        if len(item.nfo_names) == 1:
-            candidates.append(next(iter(item.nfo_names)))
+        if len(item.nfos) == 1:
+            candidates.append(next(iter(item.nfos)))
     for candidate in candidates:
-        if candidate in item.nfo_names:
-            name = item.nfo_real[candidate]
+        if candidate in item.nfos:
+            name = item.nfos[candidate]
             return f"{item.folder}/{name}" if item.folder else name
     return None
