@@ -464,7 +464,10 @@ def test_the_real_server_refuses_other_hosts_and_stops_reading_a_chunked_upload_
                     for _ in range(body_chunks):  # 1 MB chunks, chunked framing: no Content-Length to refuse by
                         conn.sendall(b"100000\r\n" + b"\xff" * 2**20 + b"\r\n")
                         sent += 1
-                    conn.sendall(b"0\r\n\r\n")
+                    if body_chunks:
+                        # The chunked body's end, only after one: sent after a GET, it is a second,
+                        # malformed request, and a server that reads both at once rightly answers 400.
+                        conn.sendall(b"0\r\n\r\n")
                 except OSError:
                     pass  # the server answered and closed: it stopped reading
                 answer = b""
