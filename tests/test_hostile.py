@@ -466,7 +466,8 @@ def test_the_real_server_refuses_other_hosts_and_stops_reading_a_chunked_upload_
                         sent += 1
                     if body_chunks:
                         # The chunked body's end, only after one: sent after a GET, it is a second,
-                        # malformed request, and a server that reads both at once rightly answers 400.
+                        # malformed request, and a server still answering the GET when it arrives
+                        # rightly answers 400 (docs/testing.md).
                         conn.sendall(b"0\r\n\r\n")
                 except OSError:
                     pass  # the server answered and closed: it stopped reading
