@@ -72,7 +72,7 @@ def _check_type(value: Any, kind: type, field: str, where: str, remedy: str) -> 
     if kind is list:
         fits = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
     else:
-        fits = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        fits = whole_number(value) is not None if kind is int else isinstance(value, kind)
     if not fits:
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
         raise UserError(
