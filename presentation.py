@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from regression.predict import ImageYear
-    from search.nearest import Neighbour
-    from store.collection import StoredPoint
+    from .regression.predict import ImageYear
+    from .search.neighbours import Neighbour
 
 
 def one_line(text: Any) -> str:
@@ -54,15 +53,6 @@ def export_summary(written: Path, shape: tuple[int, ...]) -> str:
 
 def files_written(files) -> str:
     return "wrote " + ", ".join(str(f) for f in files)
-
-
-def film_query(film: StoredPoint) -> dict:
-    """A stored film as the `query` of a search result."""
-    poster = film.poster
-    query: dict[str, Any] = {"id": film.id, "title": poster.title, "year": poster.year, "file": poster.file}
-    if poster.predicted_year is not None:
-        query["predicted_year"] = poster.predicted_year
-    return query
 
 
 def year_label(year: Any, predicted_year: Any = None) -> str:

@@ -21,10 +21,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-from errors import UserError
+from .errors import BadInput
 
 
-class UnsafeFile(UserError):
+class UnsafeFile(BadInput):
     """A file that is not what it should be (a link, a FIFO, a device, too large): one line."""
 
 
@@ -120,15 +120,15 @@ def staged_path(path: str | Path) -> Iterator[Path]:
 @contextlib.contextmanager
 def output_path(path: str | Path) -> Iterator[Path]:
     """staged_path for a file the user asked for (a figure, a sheet, an export): a missing folder, a
-    full disk or a read-only place is one line (UserError), and the file as it was is kept."""
+    full disk or a read-only place is one line (BadInput), and the file as it was is kept."""
     path = Path(path)
     if not path.parent.is_dir():
-        raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
+        raise BadInput(f"cannot write {path}: folder {path.parent} does not exist")
     try:
         with staged_path(path) as staged:
             yield staged
     except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+        raise BadInput(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def probe_writable(folder: str | Path, size: int = 4096) -> None:

@@ -32,14 +32,14 @@ import numpy as np
 
 from bench.common import POSTERS, ROOT, WEIGHTS, timed
 from bench.common import percentiles as ms
-from embedding.spec import EmbeddingSpec
-from search.nearest import Filters, PosterSearch
-from search.titles import find_film
-from store.collection import PosterStore
-from store.connection import StoreLocation
-from store.engine import PointFilter
-from store.migrate import migrate
-from store.schema import STYLE_VECTOR_NAME, point_id
+from poster_search.embedding.spec import EmbeddingSpec
+from poster_search.search.neighbours import Filters, PosterSearch
+from poster_search.search.titles import find_film
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
+from poster_search.store.engine import PointFilter
+from poster_search.store.migrate import migrate
+from poster_search.store.schema import STYLE_VECTOR_NAME, point_id
 
 STYLE_DIM = 2944
 GENRES = ["Drama", "Comedy", "Horror", "Western", "Romance", "Thriller"]
@@ -105,7 +105,7 @@ def open_in_fresh_process(location: StoreLocation, runs: int = 3) -> float:
     """Median seconds from PosterStore() to the first answer (a count), in a new process each time."""
     code = (  # noqa: UP031
         "import time; t=time.perf_counter()\n"
-        "from store.collection import PosterStore; from store.connection import StoreLocation\n"
+        "from poster_search.store.collection import PosterStore; from poster_search.store.connection import StoreLocation\n"
         "s=PosterStore(StoreLocation(path=%r), must_exist=True); s.count(); print(time.perf_counter()-t); s.close()"
     ) % (str(location.path),)
     times = [
@@ -155,8 +155,8 @@ PHASES = r"""
 import time, json; t = [time.perf_counter()]; marks = {}
 def mark(name): t.append(time.perf_counter()); marks[name] = round(t[-1] - t[-2], 3)
 import cli; mark("python + cli imports")
-from store.collection import PosterStore; from store.connection import StoreLocation
-from search.nearest import PosterSearch, image_embedder; import onnxruntime; mark("ONNX Runtime import")
+from poster_search.store.collection import PosterStore; from poster_search.store.connection import StoreLocation
+from poster_search.search.neighbours import PosterSearch, image_embedder; import onnxruntime; mark("ONNX Runtime import")
 s = PosterStore(StoreLocation(path=%(store)r), must_exist=True); s.count(); mark("store open")
 e = image_embedder(s, %(weights)r); e.load(); mark("model from the cache + session")
 PosterSearch(s, e).by_image(%(image)r, 3); mark("decode + embed + query")

@@ -40,9 +40,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import CATALOG, POSTERS, ROOT
-from store.collection import PosterStore
-from store.connection import StoreLocation
-from store.schema import point_id
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
+from poster_search.store.schema import point_id
 
 FIELDS = ("key", "title", "year", "file", "sha256", "genres")
 

@@ -30,12 +30,12 @@ import numpy as np
 from PIL import Image
 
 from bench.common import ROOT
-from embedding.embedders import make_embedder
-from embedding.spec import resolve_weights
-from ingest.folder import read_folder
-from ingest.plan import make_plan
-from store.collection import PosterStore
-from store.connection import StoreLocation
+from poster_search.embedding.embedders import make_embedder
+from poster_search.embedding.spec import resolve_weights
+from poster_search.ingest.folder import read_folder
+from poster_search.ingest.plan import make_plan
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
 
 NFO = "<movie><title>Film {k}</title><year>{year}</year><genre>Drama</genre></movie>"
 

@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import CATALOG, POSTERS, ROOT, WEIGHTS, first_n_catalog
-from embedding.backend import usable_cores
-from embedding.embedders import make_embedder
-from ingest.catalog import read_catalog
-from ingest.decode import MAX_CHUNK, DecodePool
-from ingest.pipeline import ingest
-from store.collection import PosterStore
-from store.connection import StoreLocation
+from poster_search.embedding.backend import usable_cores
+from poster_search.embedding.embedders import make_embedder
+from poster_search.ingest.catalog import read_catalog
+from poster_search.ingest.decode import MAX_CHUNK, DecodePool
+from poster_search.ingest.pipeline import ingest
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
 
 
 def posters_and_catalog(n: int, tmp: Path) -> tuple[Path, Path, str]:
@@ -104,10 +104,10 @@ def main() -> None:
     weights = args.weights or (str(WEIGHTS) if WEIGHTS.is_file() else "random")
     embedder = make_embedder(None if weights == "random" else weights, backend=args.backend, precision=args.precision)
     if getattr(embedder, "needs_calibration", False):  # int8: calibrated as ingest does, on this catalog's posters
-        from embedding.quantize import choose_calibration
+        from poster_search.embedding.quantize import choose_calibration
 
         embedder.calibrate_with(choose_calibration([f.file for f in catalog.films], posters), posters)
-    from embedding.backend import default_batch_size
+    from poster_search.embedding.backend import default_batch_size
 
     batch = args.batch_size or default_batch_size(embedder.runtime)
     workers = usable_cores() if args.workers is None else args.workers

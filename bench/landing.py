@@ -5,7 +5,7 @@ read again), on a real store and on synthetic ones.
     .venv/bin/python -m bench.landing [--real STORE] [--sizes 3748 20000] [-n 20]
 
 The synthetic posters are bench/overview.py's (clustered 512-d vectors shaped like VGG16 features,
-years 1920-2020). Through the service the server runs (web/service.py), without HTTP.
+years 1920-2020). Through the front object the server runs (poster_search.Posters), without HTTP.
 """
 
 from __future__ import annotations
@@ -18,26 +18,23 @@ from pathlib import Path
 
 
 def measure(label: str, location, n: int) -> None:
-    from store.collection import PosterStore
-    from web.service import PosterService, Query
+    from poster_search import Posters
 
-    with PosterStore(location, must_exist=True) as store:
-        service = PosterService(store)
-        query = Query(store.collection)
-        service.info(store.collection)  # what the page asks first; not part of the figure
+    with Posters(location) as posters:
+        posters.info()  # what the page asks first; not part of the figure
         started = time.perf_counter()
-        first = service.starts(query)
+        first = posters.starts()
         cold = time.perf_counter() - started
         times = []
         for _ in range(n):
             started = time.perf_counter()
-            service.starts(query)
+            posters.starts()
             times.append(time.perf_counter() - started)
-    shown = sum(len(g["posters"]) for g in first["groups"])
+    shown = sum(len(g.ids) for g in first.groups)
     times.sort()
     print(
-        f"{label}: {first['count']:,} posters, {len(first['groups'])} groups, {shown} shown;"
-        f" first request {cold:.2f} s (choosing {first['computed_seconds']:.2f} s),"
+        f"{label}: {sum(g.count for g in first.groups):,} posters, {len(first.groups)} groups, {shown} shown;"
+        f" first request {cold:.2f} s (choosing {first.seconds:.2f} s),"
         f" then median {1000 * statistics.median(times):.1f} ms, max {1000 * times[-1]:.1f} ms ({n} requests)"
     )
 
@@ -49,7 +46,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=20, help="requests after the first")
     args = parser.parse_args()
     if args.real:
-        from store.connection import StoreLocation
+        from poster_search.store.connection import StoreLocation
 
         measure(f"real store {args.real}", StoreLocation(path=args.real), args.n)
     for size in args.sizes:

@@ -31,10 +31,10 @@ def peak_mb() -> float:
 
 def synthetic_store(folder: Path, n: int):
     from bench.engines import poster_like
-    from embedding.spec import EmbeddingSpec
-    from store.collection import PosterStore
-    from store.connection import StoreLocation
-    from store.schema import point_id
+    from poster_search.embedding.spec import EmbeddingSpec
+    from poster_search.store.collection import PosterStore
+    from poster_search.store.connection import StoreLocation
+    from poster_search.store.schema import point_id
 
     location = StoreLocation(path=folder)
     rng = np.random.default_rng(0)
@@ -67,10 +67,10 @@ def synthetic_store(folder: Path, n: int):
 
 
 def measure(label: str, location, threshold: float) -> None:
-    from search.duplicates import near_duplicates
-    from search.poster_map import poster_map
-    from search.timeline import era_timeline
-    from store.collection import PosterStore
+    from poster_search.search.duplicates import near_duplicates
+    from poster_search.search.poster_map import poster_map
+    from poster_search.search.timeline import era_timeline
+    from poster_search.store.collection import PosterStore
 
     with PosterStore(location, must_exist=True) as store:
         n = store.count()
@@ -106,7 +106,7 @@ def main() -> None:
 
     os.environ.setdefault("POSTER_SEARCH_CACHE", tempfile.mkdtemp(prefix="bench-overview-cache-"))  # a cold map cache
     if args.real:
-        from store.connection import StoreLocation
+        from poster_search.store.connection import StoreLocation
 
         measure(f"real store {args.real}", StoreLocation(path=args.real), args.threshold)
     if args.size:

@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 from bench.common import POSTERS, WEIGHTS, require_data
-from embedding.images import decode_poster
-from embedding.model import Embedder
+from poster_search.embedding.images import decode_poster
+from poster_search.embedding.model import Embedder
 
 
 def main() -> None:

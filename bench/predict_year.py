@@ -29,14 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import POSTERS, ROOT, WEIGHTS
-from embedding.embedders import make_embedder
-from embedding.spec import resolve_weights
-from regression.config import HeadConfig
-from regression.dataset import load_year_data
-from regression.train import train_year_model
-from store.collection import PosterStore
-from store.connection import StoreLocation
-from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME, point_id
+from poster_search.embedding.embedders import make_embedder
+from poster_search.embedding.spec import resolve_weights
+from poster_search.regression.config import HeadConfig
+from poster_search.regression.dataset import load_year_data
+from poster_search.regression.train import train_year_model
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
+from poster_search.store.schema import STYLE_VECTOR_NAME, VECTOR_NAME, point_id
 
 
 def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:

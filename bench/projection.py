@@ -28,7 +28,7 @@ def project(method: str, vectors: np.ndarray, seed: int = 0) -> np.ndarray:
 
         return PCA(2, random_state=seed).fit_transform(vectors)
     if method == "opentsne":
-        from search.poster_map import layout
+        from poster_search.search.poster_map import layout
 
         return layout(vectors, seed)
     if method == "umap":
@@ -71,9 +71,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[100_000])
     parser.add_argument("--methods", nargs="*", default=["pca", "opentsne", "umap"])
     args = parser.parse_args()
-    from store.collection import PosterStore
-    from store.connection import StoreLocation
-    from store.embeddings import load_embeddings
+    from poster_search.store.collection import PosterStore
+    from poster_search.store.connection import StoreLocation
+    from poster_search.store.embeddings import load_embeddings
 
     if args.qdrant_path.is_dir():
         with PosterStore(StoreLocation(path=args.qdrant_path), args.collection, must_exist=True) as store:

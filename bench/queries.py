@@ -118,13 +118,13 @@ t0 = time.perf_counter(); marks = []
 def mark(what):
     marks.append((what, time.perf_counter()))
 import cli; mark("Python and the CLI's imports")
-from store.collection import PosterStore
-from store.connection import StoreLocation
-from search.nearest import PosterSearch, image_embedder; mark("search modules")
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
+from poster_search.search.neighbours import PosterSearch, image_embedder; mark("search modules")
 store = PosterStore(StoreLocation(path={store!r}), must_exist=True); store.count(); mark("store open (Edge shard load)")
 embedder = image_embedder(store, {weights!r}); mark("embedding spec (weights id, remembered)")
 if embedder.runtime.backend == "openvino":
-    from embedding.openvino_embedder import import_openvino
+    from poster_search.embedding.openvino_embedder import import_openvino
     import_openvino(); mark("import openvino")
 else:
     import onnxruntime; mark("import onnxruntime")
@@ -171,8 +171,8 @@ def main() -> None:
         )
     for label, command in rows:
         if "vgg16_style" in command:
-            from store.collection import PosterStore
-            from store.connection import StoreLocation
+            from poster_search.store.collection import PosterStore
+            from poster_search.store.connection import StoreLocation
 
             with PosterStore(StoreLocation(path=args.qdrant_path)) as db:
                 if not db.has_vector("vgg16_style"):

@@ -26,11 +26,11 @@ import time
 import numpy as np
 
 from bench.common import CATALOG, POSTERS, WEIGHTS, require_data
-from embedding.backend import cpu_bf16, installed
-from embedding.images import decode_poster
-from embedding.onnx_embedder import OnnxEmbedder
-from embedding.quantize import choose_calibration
-from ingest.catalog import read_catalog
+from poster_search.embedding.backend import cpu_bf16, installed
+from poster_search.embedding.images import decode_poster
+from poster_search.embedding.onnx_embedder import OnnxEmbedder
+from poster_search.embedding.quantize import choose_calibration
+from poster_search.ingest.catalog import read_catalog
 
 
 def rate(embed, pixels: np.ndarray, batch: int) -> float:
@@ -71,14 +71,14 @@ def main() -> None:
 
     def make(name: str):
         if name == "tensorflow":
-            from embedding.model import Embedder
+            from poster_search.embedding.model import Embedder
 
             return Embedder(str(WEIGHTS), style=True, backend="tensorflow")
         runtime, precision = name.split("-")
         int8 = precision == "int8"
         kind: type[OnnxEmbedder] = OnnxEmbedder
         if runtime == "openvino":
-            from embedding.openvino_embedder import OpenVinoEmbedder
+            from poster_search.embedding.openvino_embedder import OpenVinoEmbedder
 
             kind = OpenVinoEmbedder
         return kind(

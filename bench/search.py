@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 from bench.common import POSTERS, ROOT, WEIGHTS, percentiles, require_data, timed
-from search.nearest import PosterSearch, image_embedder
-from search.titles import find_film
-from store.collection import PosterStore
-from store.connection import StoreLocation
+from poster_search.search.neighbours import PosterSearch, image_embedder
+from poster_search.search.titles import find_film
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
 
 
 def cold_start(store_path: Path, title: str, runs: int = 5) -> float:

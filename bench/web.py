@@ -70,7 +70,7 @@ def main() -> None:
         args.weights,
     ]
     # a fresh cache for the poster map (its first request computes it), the ONNX models of the usual one
-    from embedding.onnx_cache import CACHE_ENV, cache_dir
+    from poster_search.embedding.onnx_cache import CACHE_ENV, cache_dir
 
     fresh = Path(tempfile.mkdtemp(prefix="bench-web-cache-"))
     (cache_dir() / "models").mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ query must stay fast, so nothing heavy is imported to decide (/proc/cpuinfo, imp
   TensorFlow) when one is installed and the machine has an NVIDIA GPU. On a CPU: OpenVINO in bf16
   where the CPU computes bf16 natively (AMX or AVX-512 BF16), else ONNX Runtime in fp32; TensorFlow
   only where neither is installed (its 5-10 s start outweighs its 10 % higher fp32 rate for
-  catalogs of less than a few thousand posters: docs/performance.md). Queries always run on the CPU
+  catalogs of less than a few thousand posters: docs/results.md). Queries always run on the CPU
   runtime (`cpu_runtime`), never on Keras.
 - precision "auto": bf16 on a GPU that computes in it natively (compute capability 8.0 and up)
   and on a CPU with AMX or AVX-512 BF16 (OpenVINO), else fp32: the same embedding either way
@@ -30,7 +30,7 @@ import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
 
-from errors import UserError
+from ..errors import BadInput, NotInstalled
 
 BACKENDS = ("onnxruntime", "openvino", "tensorflow", "jax", "torch")
 GRAPH_RUNTIMES = ("onnxruntime", "openvino")  # run the ONNX graph on the CPU; the others are Keras backends
@@ -99,7 +99,7 @@ def requested_precision(requested: str | None) -> str:
         return requested
     forced = (os.environ.get(PRECISION_ENV) or "auto").lower()
     if forced not in ("auto", "fp32", "bf16"):
-        raise UserError(f"{PRECISION_ENV}={forced}: use auto, fp32 or bf16 (int8 is another embedding: ask for it with --precision int8)")
+        raise BadInput(f"{PRECISION_ENV}={forced}: use auto, fp32 or bf16 (int8 is another embedding: ask for it with --precision int8)")
     return forced
 
 
@@ -140,24 +140,24 @@ def cpu_runtime(precision: str | None = None) -> Runtime:
     if precision == "auto":
         precision = "bf16" if openvino and cpu_bf16() else "fp32"
     if precision not in PRECISIONS:
-        raise UserError(f"unknown precision '{precision}': use auto, fp32, bf16 or int8")
+        raise BadInput(f"unknown precision '{precision}': use auto, fp32, bf16 or int8")
     if precision == "bf16":
         if not cpu_bf16():
-            raise UserError(
+            raise BadInput(
                 "--precision bf16 on a CPU needs one with AMX or AVX-512 BF16 (this one has neither): use fp32, or int8 for speed"
             )
         if not openvino:
-            raise UserError("--precision bf16 on a CPU runs on OpenVINO, which is not installed: pip install -r requirements.txt")
+            raise BadInput("--precision bf16 on a CPU runs on OpenVINO, which is not installed: pip install -r requirements.txt")
         return Runtime("openvino", "bf16", False)
     if not (openvino or onnxruntime):
-        raise UserError("neither ONNX Runtime nor OpenVINO is installed: pip install -r requirements.txt")
+        raise BadInput("neither ONNX Runtime nor OpenVINO is installed: pip install -r requirements.txt")
     if precision == "int8":
         return Runtime("openvino" if openvino else "onnxruntime", "int8", False)
     return Runtime("onnxruntime" if onnxruntime else "openvino", "fp32", False)
 
 
 def resolve_backend(requested: str | None = None, keras_only: bool = False) -> str:
-    """--backend (or $KERAS_BACKEND when not given) -> an installed backend name; UserError otherwise.
+    """--backend (or $KERAS_BACKEND when not given) -> an installed backend name; BadInput otherwise.
 
     `keras_only`: for the Keras model itself (embedding/model.py): "auto" then means TensorFlow on a CPU."""
     requested = _requested_backend(requested)
@@ -169,12 +169,16 @@ def resolve_backend(requested: str | None = None, keras_only: bool = False) -> s
             return "tensorflow"
         return cpu_runtime().backend
     if keras_only and requested in GRAPH_RUNTIMES:
-        raise UserError(f"the Keras model runs on tensorflow, jax or torch; {requested} runs the ONNX graph (embedding/embedders.py)")
+        raise BadInput(f"the Keras model runs on tensorflow, jax or torch; {requested} runs the ONNX graph (embedding/embedders.py)")
     if requested not in BACKENDS:
-        raise UserError(f"unknown backend '{requested}': use auto, onnxruntime, openvino, tensorflow, jax or torch")
+        raise BadInput(f"unknown backend '{requested}': use auto, onnxruntime, openvino, tensorflow, jax or torch")
     if not installed(requested):
+        if requested == "tensorflow":
+            from .keras_import import TRAIN_EXTRA
+
+            raise NotInstalled(f"backend 'tensorflow' is not installed: {TRAIN_EXTRA}")
         extra = "requirements.txt" if requested in GRAPH_RUNTIMES else "requirements-gpu.txt"
-        raise UserError(
+        raise NotInstalled(
             f"backend '{requested}' is not installed: pip install -r {extra} (see docs/ingest.md#the-pipeline-runtimes-and-precision)"
         )
     return requested
@@ -212,13 +216,13 @@ def resolve_precision(requested: str | None, backend: str) -> str:
         capability = gpu_compute_capability()
         return "bf16" if backend_sees_gpu(backend) and capability is not None and capability >= 8.0 else "fp32"
     if requested not in PRECISIONS:
-        raise UserError(f"unknown precision '{requested}': use auto, fp32, bf16 or int8")
+        raise BadInput(f"unknown precision '{requested}': use auto, fp32, bf16 or int8")
     if requested == "int8" and backend not in GRAPH_RUNTIMES:
-        raise UserError(f"--precision int8 runs on ONNX Runtime or OpenVINO, not {backend}: use --backend auto (on a CPU)")
+        raise BadInput(f"--precision int8 runs on ONNX Runtime or OpenVINO, not {backend}: use --backend auto (on a CPU)")
     if requested == "bf16" and backend == "onnxruntime":
-        raise UserError("--precision bf16 needs OpenVINO on a CPU with AMX or AVX-512 BF16 (--backend openvino), or a GPU backend")
+        raise BadInput("--precision bf16 needs OpenVINO on a CPU with AMX or AVX-512 BF16 (--backend openvino), or a GPU backend")
     if requested == "bf16" and backend == "openvino" and not cpu_bf16():
-        raise UserError("--precision bf16 on a CPU needs one with AMX or AVX-512 BF16 (this one has neither): use fp32, or int8 for speed")
+        raise BadInput("--precision bf16 on a CPU needs one with AMX or AVX-512 BF16 (this one has neither): use fp32, or int8 for speed")
     return requested
 
 

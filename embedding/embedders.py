@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from embedding.backend import Runtime, cpu_runtime, resolve_runtime
-from embedding.spec import EmbeddingSpec
-from errors import UserError
+from ..errors import BadInput
+from .backend import Runtime, cpu_runtime, resolve_runtime
+from .spec import EmbeddingSpec
 
 
 def make_embedder(
@@ -24,7 +24,7 @@ def make_embedder(
     runtime = resolve_runtime(backend, precision)
     if runtime.backend in ("onnxruntime", "openvino"):
         return graph_embedder(runtime, weights, style=style, augmented=augmented, long_lived=True)
-    from embedding.model import Embedder
+    from .model import Embedder
 
     return Embedder(weights, style=style, backend=runtime.backend, precision=runtime.precision, augmented=augmented)
 
@@ -32,10 +32,10 @@ def make_embedder(
 def graph_embedder(runtime: Runtime, weights: str | None, style: bool = False, **options):
     """The ONNX graph's embedder on `runtime` (onnxruntime or openvino); `options` as OnnxEmbedder's."""
     if runtime.backend == "openvino":
-        from embedding.openvino_embedder import OpenVinoEmbedder
+        from .openvino_embedder import OpenVinoEmbedder
 
         return OpenVinoEmbedder(weights, style=style, precision=runtime.precision, **options)
-    from embedding.onnx_embedder import OnnxEmbedder
+    from .onnx_embedder import OnnxEmbedder
 
     return OnnxEmbedder(weights, style=style, precision=runtime.precision, **options)
 
@@ -55,8 +55,8 @@ def query_embedder(
     if stored is None or not stored.quantization:
         return graph_embedder(cpu_runtime(), weights, style=style, long_lived=long_lived)
     if not calibration:
-        raise UserError(f"the vectors were made by an int8 model ({stored.quantization}) whose calibration is not recorded: ingest again")
-    from embedding.quantize import Calibration
+        raise BadInput(f"the vectors were made by an int8 model ({stored.quantization}) whose calibration is not recorded: ingest again")
+    from .quantize import Calibration
 
     folder = posters_dir or (Path(calibration["posters_dir"]) if calibration.get("posters_dir") else None)
     return graph_embedder(

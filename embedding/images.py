@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from errors import UserError
+from ..errors import BadInput
 
 INPUT_SIZE = 224
 # Larger images are refused before decoding: a decompression bomb (a tiny file that expands to
@@ -34,7 +34,7 @@ _MESSAGE_CHARS = 200  # reasons are cut to one readable line
 ImageSource = str | Path | Image.Image | np.ndarray
 
 
-class ImageError(UserError):
+class ImageError(BadInput):
     """A file or array that cannot be used as a poster image."""
 
 
@@ -56,7 +56,7 @@ def decode_poster(source: ImageSource, size: int = INPUT_SIZE, augmented: bool =
     try:
         image, digest = load_rgb(source, draft_size=None if augmented else size)
         if augmented:
-            from embedding.augment import augment
+            from .augment import augment
 
             image = augment(image, digest)
     except ImageError:

@@ -6,12 +6,12 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from embedding.backend import Runtime, resolve_runtime
-from embedding.images import ImageSource, decode_poster
-from embedding.keras_import import import_keras
-from embedding.spec import STYLE_LAYERS, EmbeddingSpec, resolve_weights, spec_for_weights, style_spec_for_weights
-from embedding.vectors import as_uint8, normalise, style_vectors
-from errors import UserError
+from ..errors import BadInput
+from .backend import Runtime, resolve_runtime
+from .images import ImageSource, decode_poster
+from .keras_import import import_keras
+from .spec import STYLE_LAYERS, EmbeddingSpec, resolve_weights, spec_for_weights, style_spec_for_weights
+from .vectors import as_uint8, normalise, style_vectors
 
 
 class Embedder:
@@ -107,11 +107,11 @@ def _build_vgg16(weights: str | None, input_size: int, style: bool = False, runt
             )
         except Exception as e:  # Keras raises bare Exception for download failures
             if weights == "imagenet":
-                raise UserError(
+                raise BadInput(
                     "could not download the ImageNet VGG16 weights (no internet?): "
                     "pass --weights PATH/TO/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 or set VGG16_WEIGHTS"
                 ) from e
-            raise UserError(f"could not load VGG16 weights from {weights}: {str(e).splitlines()[0][:200]}") from e
+            raise BadInput(f"could not load VGG16 weights from {weights}: {str(e).splitlines()[0][:200]}") from e
         if weights is None:
             _set_seeded_weights(base)
         pooled = keras.layers.GlobalAveragePooling2D(dtype="float32", name="global_average_pooling2d")(base.output)
@@ -146,7 +146,7 @@ _BGR_MEANS = np.array([103.939, 116.779, 123.68], dtype=np.float32)  # the Image
 
 def _set_seeded_weights(model) -> None:
     """ "random" weights from embedding/weights.py: the same numbers on every backend and in ONNX Runtime."""
-    from embedding.weights import seeded_layers
+    from .weights import seeded_layers
 
     for layer in seeded_layers():
         model.get_layer(layer.name).set_weights([layer.kernel, layer.bias])

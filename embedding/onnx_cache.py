@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import onnx
 
-from errors import UserError
-from safe_io import read_regular, regular_file_digest, replace_folder, write_atomic
+from ..errors import BadInput
+from ..safe_io import read_regular, regular_file_digest, replace_folder, write_atomic
 
 CACHE_ENV = "POSTER_SEARCH_CACHE"
 MAX_RECORD_BYTES = 4 * 1024 * 1024  # made.json, digests.json: kilobytes when this module writes them
@@ -79,7 +79,7 @@ def _intact(folder: Path, wanted: dict) -> bool:
         if set(files) != {MODEL, DATA}:
             return False
         return all(regular_file_digest(folder / name, int(size)) == (size, digest) for name, (size, digest) in files.items())
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, UserError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, BadInput):
         return False
 
 
@@ -123,7 +123,7 @@ def remembered(path: Path, what: str, compute: Callable[[], str]) -> str:
             memo = {}
         if isinstance(memo.get(key), str):
             return memo[key]
-    except (OSError, ValueError, UserError):
+    except (OSError, ValueError, BadInput):
         memo = {}
     value = compute()
     try:

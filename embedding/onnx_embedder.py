@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from embedding.backend import Runtime
-from embedding.images import ImageSource, decode_poster
-from embedding.onnx_graph import GRID, INPUT, POOLED, stats_output
-from embedding.quantize import Calibration
-from embedding.spec import STYLE_LAYERS, EmbeddingSpec, resolve_weights, spec_for_weights, style_spec_for_weights
-from embedding.vectors import as_uint8, normalise, style_vectors
-from errors import UserError
+from ..errors import BadInput
+from .backend import Runtime
+from .images import ImageSource, decode_poster
+from .onnx_graph import GRID, INPUT, POOLED, stats_output
+from .quantize import Calibration
+from .spec import STYLE_LAYERS, EmbeddingSpec, resolve_weights, spec_for_weights, style_spec_for_weights
+from .vectors import as_uint8, normalise, style_vectors
 
 
 class OnnxEmbedder:
@@ -47,7 +47,7 @@ class OnnxEmbedder:
         long_lived: bool = False,
     ):
         if precision not in self.PRECISIONS:
-            raise UserError(
+            raise BadInput(
                 f"ONNX Runtime runs VGG16 in fp32 or int8 on a CPU, not {precision}: use --precision fp32 or int8"
                 + (" (bf16: --backend openvino, on a CPU with AMX or AVX-512 BF16)" if precision == "bf16" else "")
             )
@@ -90,13 +90,13 @@ class OnnxEmbedder:
 
     def _model(self) -> str | bytes:
         """The ONNX model to run: a cached file's path (embedding/onnx_cache.py), or its bytes."""
-        from embedding.onnx_cache import cached_model
+        from .onnx_cache import cached_model
 
         weights_id = self.spec.weights
 
         def fp32():
-            from embedding.onnx_graph import vgg16_graph
-            from embedding.weights import conv_layers
+            from .onnx_graph import vgg16_graph
+            from .weights import conv_layers
 
             return vgg16_graph(conv_layers(self.weights), self.spec.input_size)
 
@@ -104,13 +104,13 @@ class OnnxEmbedder:
         if self.runtime.precision != "int8":  # bf16 (OpenVINO) is the fp32 graph computed in bf16
             return plain
         if self.calibration is None:
-            raise UserError("an int8 embedder needs its calibration posters (ingest chooses them)")
+            raise BadInput("an int8 embedder needs its calibration posters (ingest chooses them)")
         calibration = self.calibration
 
         def int8():
             import onnx
 
-            from embedding.quantize import quantize
+            from .quantize import quantize
 
             source = onnx.load(plain) if isinstance(plain, str) else onnx.load_from_string(plain)
             return quantize(source, calibration.pixels(self.posters_dir), INPUT)
@@ -156,7 +156,7 @@ class OnnxEmbedder:
 def _session(model: str | bytes, threads: int | None, long_lived: bool):
     import onnxruntime as ort
 
-    from embedding.backend import usable_cores
+    from .backend import usable_cores
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or usable_cores()
@@ -168,4 +168,4 @@ def _session(model: str | bytes, threads: int | None, long_lived: bool):
     try:
         return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     except Exception as e:  # a cache verified intact cannot fail here; a build bug would
-        raise UserError(f"ONNX Runtime cannot load the VGG16 graph: {str(e).splitlines()[0][:200]}") from None
+        raise BadInput(f"ONNX Runtime cannot load the VGG16 graph: {str(e).splitlines()[0][:200]}") from None

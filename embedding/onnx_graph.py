@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from embedding.spec import STYLE_LAYERS
-from embedding.weights import ConvLayer
+from .spec import STYLE_LAYERS
+from .weights import ConvLayer
 
 OPSET = 17
 INPUT = "rgb_uint8"

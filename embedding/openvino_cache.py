@@ -27,8 +27,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from errors import UserError
-from safe_io import regular_file_digest, replace_folder
+from ..errors import BadInput
+from ..safe_io import regular_file_digest, replace_folder
 
 RECORD = "made.json"
 MAX_RECORD_BYTES = 1024 * 1024
@@ -38,7 +38,7 @@ MAX_FILES = 64  # OpenVINO writes one blob per compiled model
 def compiled_with_cache(key: str, compile_model: Callable[[str | None], object]) -> object:
     """compile_model(cache_dir) with a checked cache folder for `key`, or compile_model(None) where
     there can be none (an unwritable cache: said once, on stderr)."""
-    from embedding.onnx_cache import cache_dir
+    from .onnx_cache import cache_dir
 
     root = cache_dir() / "openvino"
     folder = root / re.sub(r"[^A-Za-z0-9_.-]", "-", key)
@@ -71,7 +71,7 @@ def _real_folder(path: Path) -> None:
 
 
 def _checks_out(folder: Path) -> bool:
-    from safe_io import read_regular
+    from ..safe_io import read_regular
 
     try:
         info = os.lstat(folder)
@@ -83,12 +83,12 @@ def _checks_out(folder: Path) -> bool:
         if not isinstance(files, dict) or not files or set(files) != names or len(names) > MAX_FILES:
             return False
         return all(regular_file_digest(folder / name, int(size)) == (size, digest) for name, (size, digest) in files.items())
-    except (OSError, ValueError, KeyError, TypeError, UserError):
+    except (OSError, ValueError, KeyError, TypeError, BadInput):
         return False
 
 
 def _record(staging: Path) -> None:
-    from safe_io import write_atomic
+    from ..safe_io import write_atomic
 
     names = sorted(os.listdir(staging))
     if not names:

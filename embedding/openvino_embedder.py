@@ -1,7 +1,7 @@
 """The embedder on OpenVINO: the project's ONNX graph computed in bf16 on a CPU that has it.
 
 On a CPU with AMX or AVX-512 BF16, OpenVINO runs VGG16's convolutions on bf16 tiles or dot
-products with fp32 accumulation: several times ONNX Runtime's fp32 rate (docs/performance.md), and
+products with fp32 accumulation: several times ONNX Runtime's fp32 rate (docs/results.md), and
 the same vectors (cosine >= 0.9999 to fp32 on real posters, tests/test_openvino.py), so bf16 is
 recorded in the spec, not compared, as on a GPU: collections made either way mix. It also runs
 the int8 graph (embedding/quantize.py: the same model, the same embedding as ONNX Runtime's int8)
@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from embedding.onnx_embedder import OnnxEmbedder
-from embedding.onnx_graph import GRID, INPUT, POOLED, stats_output
-from embedding.spec import STYLE_LAYERS
-from embedding.vectors import as_uint8
-from errors import UserError
+from ..errors import BadInput
+from .onnx_embedder import OnnxEmbedder
+from .onnx_graph import GRID, INPUT, POOLED, stats_output
+from .spec import STYLE_LAYERS
+from .vectors import as_uint8
 
 # OpenVINO's name for each precision; int8 graphs keep their non-quantised parts in fp32, as ONNX Runtime does.
 _HINTS = {"bf16": "bf16", "fp32": "f32", "int8": "f32"}
@@ -91,15 +91,15 @@ def _compile(model: str | bytes, outputs: tuple[str, ...], precision: str, threa
     """The graph (a cached file's path, or its bytes) pruned to `outputs` and compiled for this CPU."""
     ov = import_openvino()
 
-    from embedding.backend import usable_cores
-    from embedding.openvino_cache import compiled_with_cache
+    from .backend import usable_cores
+    from .openvino_cache import compiled_with_cache
 
     core = ov.Core()
     try:
         graph = core.read_model(model)
         pruned = ov.Model([graph.output(name) for name in outputs], graph.get_parameters(), "vgg16_embedder")
     except Exception as e:  # a cache verified intact cannot fail here; a build bug would
-        raise UserError(f"OpenVINO cannot read the VGG16 graph: {str(e).splitlines()[0][:200]}") from None
+        raise BadInput(f"OpenVINO cannot read the VGG16 graph: {str(e).splitlines()[0][:200]}") from None
     config = {
         "INFERENCE_PRECISION_HINT": _HINTS[precision],
         "PERFORMANCE_HINT": "LATENCY",  # one stream, every core on each batch: what a query and a batch loop both want

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from errors import UserError
+from ..errors import BadInput
 
 RECIPE = "int8-qdq-v1"  # QDQ, per-channel int8 weights, uint8 activations, MinMax ranges
 CALIBRATION_POSTERS = 64
@@ -53,11 +53,11 @@ class Calibration:
         return cls(tuple(data["files"]), tuple(data["sha256"]))
 
     def pixels(self, posters_dir: Path | None) -> np.ndarray:
-        """The calibration posters decoded as for ingest; UserError if any is gone or changed."""
-        from embedding.images import ImageError, decode_poster
+        """The calibration posters decoded as for ingest; BadInput if any is gone or changed."""
+        from .images import ImageError, decode_poster
 
         if posters_dir is None or not Path(posters_dir).is_dir():
-            raise UserError(
+            raise BadInput(
                 f"the int8 model is not in the cache and its calibration posters' folder {posters_dir} is not here: "
                 "rebuild it where the posters are, or ingest with --precision fp32"
             )
@@ -66,16 +66,16 @@ class Calibration:
             try:
                 poster = decode_poster(Path(posters_dir) / file)
             except ImageError as e:
-                raise UserError(f"cannot rebuild the int8 model: calibration poster {e}") from None
+                raise BadInput(f"cannot rebuild the int8 model: calibration poster {e}") from None
             if poster.sha256 != digest:
-                raise UserError(f"cannot rebuild the int8 model: calibration poster {file} has changed since the collection was made")
+                raise BadInput(f"cannot rebuild the int8 model: calibration poster {file} has changed since the collection was made")
             decoded.append(poster.pixels)
         return np.stack(decoded)
 
 
 def choose_calibration(files: Sequence[str], posters_dir: Path, n: int = CALIBRATION_POSTERS) -> Calibration:
     """n posters spread evenly along `files` (catalog order) that are readable images: deterministic."""
-    from embedding.images import ImageError, decode_poster
+    from .images import ImageError, decode_poster
 
     picked: list[str] = []
     digests: list[str] = []
@@ -91,7 +91,7 @@ def choose_calibration(files: Sequence[str], posters_dir: Path, n: int = CALIBRA
         except ImageError:
             continue
     if not picked:
-        raise UserError("no poster of the catalog could be read to calibrate the int8 model")
+        raise BadInput("no poster of the catalog could be read to calibrate the int8 model")
     return Calibration(tuple(picked), tuple(digests))
 
 

@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from errors import UserError, check_file
+from ..errors import BadInput, check_file
 
 WEIGHTS_ENV = "VGG16_WEIGHTS"
 # md5 of the "notop" file Keras itself downloads for weights="imagenet" (keras.applications.vgg16):
@@ -84,14 +84,14 @@ def resolve_weights(weights: str | None) -> str | None:
         return None
     path = Path(weights).expanduser()
     if not path.exists():
-        raise UserError(f"VGG16 weights file not found: {path} (give --weights imagenet or a .h5 file)")
+        raise BadInput(f"VGG16 weights file not found: {path} (give --weights imagenet or a .h5 file)")
     check_file(path, "VGG16 weights file")  # a folder, a FIFO or a device is said as such
     return str(path)
 
 
 def decode_for(augmented: bool) -> str:
     """How posters become model input: the stored poster, or its augmented view (embedding/augment.py)."""
-    from embedding.augment import AUGMENT
+    from .augment import AUGMENT
 
     return f"{DECODE},{AUGMENT}" if augmented else DECODE
 
@@ -127,7 +127,7 @@ def weights_id(weights: str | None) -> str:
         return RANDOM_WEIGHTS
     if weights == "imagenet":
         return "imagenet"
-    from embedding.onnx_cache import remembered
+    from .onnx_cache import remembered
 
     def digest() -> str:
         data = Path(weights).read_bytes()

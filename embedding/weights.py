@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from embedding.spec import KERAS_NOTOP_MD5
-from errors import UserError
+from ..errors import BadInput
+from .spec import KERAS_NOTOP_MD5
 
 # (layer, input channels, output channels) of VGG16's convolutional base; a 2x2 max-pool ends each block.
 CONV_LAYERS = (
@@ -74,37 +74,61 @@ def read_h5(path: Path) -> list[ConvLayer]:
             layers = []
             for name, channels_in, channels_out in CONV_LAYERS:
                 if name not in group:
-                    raise UserError(f"{path} is not a VGG16 notop weights file: it has no layer {name}")
+                    raise BadInput(f"{path} is not a VGG16 notop weights file: it has no layer {name}")
                 names = [n.decode() if isinstance(n, bytes) else str(n) for n in group[name].attrs["weight_names"]]
                 kernel, bias = (np.asarray(group[name][n], np.float32) for n in names)
                 if kernel.shape != (3, 3, channels_in, channels_out) or bias.shape != (channels_out,):
-                    raise UserError(f"{path}: layer {name} has shapes {kernel.shape}, {bias.shape}, not VGG16's")
+                    raise BadInput(f"{path}: layer {name} has shapes {kernel.shape}, {bias.shape}, not VGG16's")
                 layers.append(ConvLayer(name, kernel, bias))
             return layers
-    except UserError:
+    except BadInput:
         raise
     except (OSError, KeyError, ValueError) as e:
-        raise UserError(f"could not load VGG16 weights from {path}: {str(e).splitlines()[0][:200]}") from None
+        raise BadInput(f"could not load VGG16 weights from {path}: {str(e).splitlines()[0][:200]}") from None
+
+
+KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/" + KERAS_NOTOP_FILE
 
 
 def keras_imagenet_file() -> Path:
-    """Keras' own copy of the ImageNet notop weights, downloaded by Keras on first use (once)."""
-    cached = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "models" / KERAS_NOTOP_FILE
+    """Keras' own copy of the ImageNet notop weights ($KERAS_HOME/models, else ~/.keras/models),
+    downloaded on first use from where Keras downloads it, and checked by the digest Keras checks
+    it by. Written as Keras would, so Keras and poster search share the one copy; downloaded here
+    without Keras, which only training needs."""
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    cached = home / "models" / KERAS_NOTOP_FILE
     if cached.is_file():
         return cached
-    from embedding.keras_import import import_keras
-
-    keras = import_keras()
     try:
-        return Path(
-            keras.utils.get_file(
-                KERAS_NOTOP_FILE,
-                "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/" + KERAS_NOTOP_FILE,
-                cache_subdir="models",
-                file_hash=KERAS_NOTOP_MD5,
-            )
-        )
-    except Exception as e:  # Keras raises bare Exception for download failures
-        raise UserError(
-            f"could not download the ImageNet VGG16 weights (no internet?): pass --weights PATH/TO/{KERAS_NOTOP_FILE} or set VGG16_WEIGHTS"
-        ) from e
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        _download(KERAS_WEIGHTS_URL, cached, KERAS_NOTOP_MD5)
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "reason", None) or e
+        raise BadInput(
+            f"could not download the ImageNet VGG16 weights (no internet? {str(reason)[:120]}): "
+            f"pass --weights PATH/TO/{KERAS_NOTOP_FILE} or set VGG16_WEIGHTS"
+        ) from None
+    return cached
+
+
+def _download(url: str, path: Path, md5: str) -> None:
+    """`url` to `path`, with a progress bar on stderr: written to an exclusive temp file beside it
+    and renamed into place once its digest checks out (ValueError otherwise; nothing left behind)."""
+    import hashlib
+    import sys
+    import urllib.request
+
+    from tqdm import tqdm
+
+    from ..safe_io import atomic_writer
+
+    digest = hashlib.md5()
+    with urllib.request.urlopen(url, timeout=60) as response, atomic_writer(path) as out:
+        size = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(total=size, unit="B", unit_scale=True, desc="VGG16 weights", file=sys.stderr, leave=False) as bar:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+                bar.update(len(chunk))
+        if digest.hexdigest() != md5:
+            raise ValueError(f"the download from {url} does not match its digest")

@@ -55,10 +55,10 @@ BLOCK = 64  # posters per forward pass and per write
 
 def build_cache(collection: Path, out: Path, weights: str) -> None:
     """block4_pool and block5_conv2 of every poster of a collection (catalog order), float16, resumable."""
-    from embedding.images import decode_poster
-    from embedding.onnx_embedder import OnnxEmbedder
-    from ingest.catalog import read_catalog
-    from ingest.plan import file_digests
+    from poster_search.embedding.images import decode_poster
+    from poster_search.embedding.onnx_embedder import OnnxEmbedder
+    from poster_search.ingest.catalog import read_catalog
+    from poster_search.ingest.plan import file_digests
 
     catalog = read_catalog(collection / "movies.csv", collection / "posters")
     films = [f for f in catalog.films if f.year is not None]
@@ -140,8 +140,8 @@ def split_rows(keys: np.ndarray, seed: int, trained: np.ndarray | None = None) -
     """The product's content split (regression.dataset), and a validation part of the fitting posters.
     `trained`: which rows' collections are trained on (the others are only tested: the
     cross-collection direction); every row's side of the split stays what it is with all of them."""
-    from regression.dataset import calibration_split, content_fraction, content_split
-    from regression.train import CALIBRATION_SHARE
+    from poster_search.regression.dataset import calibration_split, content_fraction, content_split
+    from poster_search.regression.train import CALIBRATION_SHARE
 
     train, test = content_split(keys, 0.2, seed)
     if trained is not None:
@@ -181,8 +181,8 @@ def build_model(variant: str, weights: str, head=None, bf16: bool = False):
     unit vector: (the model to the head's output, the model to the pooled vector). `bf16`: the
     convolutions compute in bfloat16 (Keras mixed_bfloat16: fp32 master weights), 2.2 times as
     fast on this CPU (AVX-512 BF16)."""
-    from embedding.model import import_keras
-    from embedding.weights import conv_layers
+    from poster_search.embedding.model import import_keras
+    from poster_search.embedding.weights import conv_layers
 
     keras = import_keras()
     start, trainable = VARIANTS[variant]
@@ -209,8 +209,8 @@ def _trainable_through(member):
     become NaN even at a learning rate of 0 (measured: the validation MAE went from 12.1 to 17-23
     in one epoch with every optimiser tried). Below 1e-12 the value is held (sqrt: 1e-6, as good as
     0 after the unit normalisation) and the gradient is 0. The layers after it are the trained ones."""
-    from embedding.model import import_keras
-    from regression.head import PowerNormalization
+    from poster_search.embedding.model import import_keras
+    from poster_search.regression.head import PowerNormalization
 
     keras = import_keras()
     if not isinstance(member.layers[0], PowerNormalization):
@@ -239,9 +239,9 @@ def train_variant(
 ) -> dict:
     """One fine-tuning run: warm head on the frozen block 5, then block 5 and head together; with
     `store`, also the default head on the fine-tuned vector beside the stored style vector."""
-    from embedding.model import import_keras
-    from regression.config import HeadConfig
-    from regression.head import bin_centres, soft_labels, train_head
+    from poster_search.embedding.model import import_keras
+    from poster_search.regression.config import HeadConfig
+    from poster_search.regression.head import bin_centres, soft_labels, train_head
 
     keras = import_keras()
     layer = VARIANTS[variant][0]
@@ -349,12 +349,14 @@ def beside_style(
     on each of these vgg16 vectors beside the stored style vector, and on the stored vgg16 vector
     beside it (the frozen default through this same path: the like-for-like baseline). `frozen`:
     the cache's frozen block-5 vectors, which must be the stored vgg16 ones (the rows line up)."""
-    from regression.config import HeadConfig
-    from regression.dataset import load_collections
-    from regression.head import train_head
-    from store.connection import StoreLocation
+    from poster_search.regression.config import HeadConfig
+    from poster_search.regression.dataset import load_collections
+    from poster_search.regression.head import train_head
+    from poster_search.store.collection import PosterStore
+    from poster_search.store.connection import StoreLocation
 
-    data = load_collections(StoreLocation(path=store), sorted(set(collections)), "vgg16+vgg16_style")
+    with PosterStore(StoreLocation(path=store), must_exist=True) as opened:
+        data = load_collections(opened, sorted(set(collections)), "vgg16+vgg16_style")
     where = {(c, k): i for i, (c, k) in enumerate(zip(data.collections, data.keys))}
     missing = [f["file"] for f in films if (f["collection"], f["sha256"]) not in where]
     if missing:
@@ -383,15 +385,15 @@ def _predict_all(model, maps: np.ndarray) -> np.ndarray:
 
 def _distribution_outputs(probabilities: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """(n, 3) median, 10th and 90th percentile years of binned distributions, as the saved head computes them."""
-    from regression.head_numpy import binned_quantile
+    from poster_search.regression.head_numpy import binned_quantile
 
     return np.concatenate([binned_quantile(probabilities, centres, q) for q in (0.5, 0.1, 0.9)], axis=1)
 
 
 def _score(outputs: np.ndarray, rows: dict, years: np.ndarray, collections: np.ndarray) -> dict:
     """MAE, bias, by decade and per-poster range coverage on the test part, per collection."""
-    from regression.conformal import calibrate_quantiles, coverage, ranges
-    from regression.metrics import year_metrics
+    from poster_search.regression.conformal import calibrate_quantiles, coverage, ranges
+    from poster_search.regression.metrics import year_metrics
 
     calibration = calibrate_quantiles(years[rows["calibration"]], outputs[rows["calibration"], 1:3])
     test = rows["test"]
@@ -414,12 +416,14 @@ def frozen_default(store: Path, collections: list[str], seed: int) -> dict:
     """The product's default model (bins head on both stored vectors), one network, on the same split."""
     import tempfile
 
-    from regression.config import HeadConfig
-    from regression.dataset import load_collections
-    from regression.train import train_year_model
-    from store.connection import StoreLocation
+    from poster_search.regression.config import HeadConfig
+    from poster_search.regression.dataset import load_collections
+    from poster_search.regression.train import train_year_model
+    from poster_search.store.collection import PosterStore
+    from poster_search.store.connection import StoreLocation
 
-    data = load_collections(StoreLocation(path=store), collections, "vgg16+vgg16_style")
+    with PosterStore(StoreLocation(path=store), must_exist=True) as opened:
+        data = load_collections(opened, collections, "vgg16+vgg16_style")
     with tempfile.TemporaryDirectory() as model_dir:
         report = train_year_model(data, Path(model_dir), 0.2, seed, HeadConfig(members=1), progress=False)
     by = report.by_collection or {collections[0]: report.results}

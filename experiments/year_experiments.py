@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from regression.baselines import knn_exact, ridge_baseline
-from regression.conformal import calibrate, calibrate_quantiles, coverage, ranges
-from regression.dataset import calibration_split, content_split
-from regression.metrics import year_metrics
+from poster_search.regression.baselines import knn_exact, ridge_baseline
+from poster_search.regression.conformal import calibrate, calibrate_quantiles, coverage, ranges
+from poster_search.regression.dataset import calibration_split, content_split
+from poster_search.regression.metrics import year_metrics
 
 COLLECTIONS = ("posters-era", "posters-imdb")
 SCENARIOS = {"both": COLLECTIONS, "era only": ("posters-era",), "imdb only": ("posters-imdb",)}
@@ -32,12 +32,14 @@ STYLE_BLOCKS = (128, 256, 512, 1024, 1024)  # mean+std of the 5 style layers, in
 
 
 def export(args) -> None:
-    from regression.dataset import YearData, load_collections
-    from store.connection import StoreLocation
+    from poster_search.regression.dataset import YearData, load_collections
+    from poster_search.store.collection import PosterStore
+    from poster_search.store.connection import StoreLocation
 
     parts = []
     for collection, path in zip(COLLECTIONS, args.qdrant_path if len(args.qdrant_path) == 2 else args.qdrant_path * 2):
-        parts.append(load_collections(StoreLocation(path=Path(path)), [collection], ("vgg16", "vgg16_style")))
+        with PosterStore(StoreLocation(path=Path(path)), collection, must_exist=True) as store:
+            parts.append(load_collections(store, [collection], ("vgg16", "vgg16_style")))
     ids, vectors, years, titles = (np.concatenate([getattr(p, f) for p in parts]) for f in ("ids", "vectors", "years", "titles"))
     data = YearData(
         ids,
@@ -90,7 +92,7 @@ def block_weighted(x: np.ndarray) -> np.ndarray:
 def head_variant(name: str, members: int):
     from dataclasses import replace
 
-    from regression.config import HeadConfig
+    from poster_search.regression.config import HeadConfig
 
     fast = HeadConfig(members=members, batch_size=128, patience=15, epochs=300)
     regression = replace(fast, target="regression")
@@ -120,7 +122,7 @@ def collection_weights(collections: np.ndarray) -> np.ndarray:
 
 def run_one(arrays: dict, scenario: str, variant: str, seed: int, members: int) -> dict:
     """Train `variant` on the training part of the scenario's collections; score on every collection's test part."""
-    from regression.head import predict_with_quantiles, train_head
+    from poster_search.regression.head import predict_with_quantiles, train_head
 
     collections, years, keys = arrays["collections"], arrays["years"], arrays["keys"]
     train_all, test = content_split(keys, 0.2, seed)
@@ -291,7 +293,7 @@ def table(args) -> None:
 
 def views(args) -> None:
     """Input variants (flip, crops) and robustness (degrade, faded) on the embedded subset."""
-    from regression.head import predict_years, train_head
+    from poster_search.regression.head import predict_years, train_head
 
     arrays = dict(np.load(args.arrays, allow_pickle=False))
     subset = {}
@@ -347,8 +349,8 @@ def views(args) -> None:
 
 def saved_views(args) -> None:
     """A saved model (e.g. the default) on unseen posters under each view: MAE, and how far predictions move."""
-    from regression.model_file import YearModel
-    from store.schema import STYLE_VECTOR_NAME
+    from poster_search.regression.model_file import YearModel
+    from poster_search.store.schema import STYLE_VECTOR_NAME
 
     model = YearModel.load(Path(args.model_dir))
     arrays = dict(np.load(args.arrays, allow_pickle=False))

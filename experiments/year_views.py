@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
-from embedding.augment import augment
-from embedding.images import load_rgb
+from poster_search.embedding.augment import augment
+from poster_search.embedding.images import load_rgb
 
 SIZE = 224
 
@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--views", nargs="+", default=list(VIEWS), choices=list(VIEWS))
     args = parser.parse_args()
 
-    from embedding.model import Embedder
+    from poster_search.embedding.model import Embedder
 
     exclude = set(args.exclude.read_text().split()) if args.exclude else set()
     rows = subset(args.collection / "movies.csv", args.n, exclude, args.collection / "posters")

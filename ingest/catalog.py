@@ -20,8 +20,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from errors import UserError, check_file
-from store.schema import PosterPayload, point_id
+from ..errors import BadInput, check_file
+from ..store.schema import PosterPayload, point_id
 
 # Candidate column names, compared case-insensitively, first match wins.
 FILE_COLUMNS = ("filename", "file", "poster_file", "poster_path", "path", "image")
@@ -95,12 +95,12 @@ def read_catalog(
     columns: Columns | None = None,
     encoding: str | None = None,
 ) -> Catalog:
-    """Validate every row; bad rows become Rejects, never exceptions. Bad files are UserErrors."""
+    """Validate every row; bad rows become Rejects, never exceptions. Bad files raise BadInput."""
     csv_path, posters_dir = Path(csv_path), Path(posters_dir)
     check_file(csv_path, "catalog")
     if not posters_dir.is_dir():
         kind = "is a file, not a folder" if posters_dir.exists() else "not found"
-        raise UserError(f"posters folder {kind}: {_clip(str(posters_dir))}")
+        raise BadInput(f"posters folder {kind}: {_clip(str(posters_dir))}")
     header, records, encoding, broken = _read_records(csv_path, encoding)
     cols = _detect_columns(header, columns or Columns(), csv_path)
     root = posters_dir.resolve()
@@ -264,9 +264,9 @@ def _read_records(path: Path, encoding: str | None) -> tuple[list[str], list[tup
                     break
                 records.append((start, fields))
     except csv.Error as e:
-        raise UserError(f"catalog {path} is not a readable CSV: {_clip(str(e))} (line {reader.line_num})") from None
+        raise BadInput(f"catalog {path} is not a readable CSV: {_clip(str(e))} (line {reader.line_num})") from None
     if header is None:
-        raise UserError(f"catalog {path} is empty")
+        raise BadInput(f"catalog {path} is empty")
     while header and not header[-1].strip():  # a trailing comma on the header line too
         header.pop()
     return header, records, encoding, broken
@@ -311,9 +311,9 @@ def _read_text(path: Path, encoding: str | None) -> tuple[str, str, list[tuple[i
         except UnicodeDecodeError:
             continue
         except LookupError:
-            raise UserError(f"unknown encoding {_clip(candidate, 40)!r}") from None
+            raise BadInput(f"unknown encoding {_clip(candidate, 40)!r}") from None
         return text.removeprefix("\ufeff"), candidate, long_lines
-    raise UserError(f"catalog {path} is not valid {encoding} text (try --encoding latin-1)")
+    raise BadInput(f"catalog {path} is not valid {encoding} text (try --encoding latin-1)")
 
 
 def _bounded_lines(f) -> tuple[str, list[tuple[int, int]]]:
@@ -349,7 +349,7 @@ def _encodings(head: bytes, path: Path, encoding: str | None) -> list[str]:
                 encoding = name
                 break
     if encoding is None and head.count(b"\x00") > len(head) // 8:  # every other byte NUL: UTF-16 text; a few: rows with NUL, rejected
-        raise UserError(
+        raise BadInput(
             f"catalog {path} holds NUL bytes: it looks like UTF-16 without a byte-order mark; pass --encoding utf-16 (or utf-16-le) or save it as UTF-8"
         )
     return [encoding] if encoding else ["utf-8-sig", "latin-1"]  # latin-1 decodes any byte: last resort
@@ -361,7 +361,7 @@ def _detect_columns(names: list[str], given: Columns, path: Path) -> Columns:
     def pick(option: str | None, candidates: tuple[str, ...], what: str) -> str | None:
         if option:
             if option not in names:
-                raise UserError(f"catalog {path} has no column {option!r} for the {what} (columns: {', '.join(names)})")
+                raise BadInput(f"catalog {path} has no column {option!r} for the {what} (columns: {', '.join(names)})")
             return option
         return next((by_lower[c] for c in candidates if c in by_lower), None)
 
@@ -373,7 +373,7 @@ def _detect_columns(names: list[str], given: Columns, path: Path) -> Columns:
         genres=pick(given.genres, GENRE_COLUMNS, "genres"),
     )
     if not cols.file and not cols.id:
-        raise UserError(f"catalog {path} has no poster file or id column (columns: {', '.join(names)}); name one with --file-column")
+        raise BadInput(f"catalog {path} has no poster file or id column (columns: {', '.join(names)}); name one with --file-column")
     if not cols.title:
-        raise UserError(f"catalog {path} has no title column (columns: {', '.join(names)}); name one with --title-column")
+        raise BadInput(f"catalog {path} has no title column (columns: {', '.join(names)}); name one with --title-column")
     return cols

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from embedding.images import INPUT_SIZE, ImageError, decode_poster
-from errors import UserError
+from ..embedding.images import INPUT_SIZE, ImageError, decode_poster
+from ..errors import BadInput
 
 MAX_CHUNK = 32  # posters per worker task: small enough to keep every worker busy, big enough to amortise IPC
 MAX_RESTARTS = 3  # pools replaced in one run after a worker died, before giving up with one line
@@ -136,7 +136,7 @@ class DecodePool:
         """A worker died (the kernel's OOM killer, a kill): a fresh pool, or one line when it keeps happening."""
         self.restarts += 1
         if self.restarts > MAX_RESTARTS:
-            raise UserError(
+            raise BadInput(
                 f"poster-decoding worker processes were killed {self.restarts} times (out of memory? the kernel ends the largest "
                 'process when memory runs out; or a script calling ingest() without the `if __name__ == "__main__":` guard): '
                 "run again with fewer --workers (or --workers 0), or with more memory free; everything stored so far is kept"

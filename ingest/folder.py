@@ -31,9 +31,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from errors import UserError
-from ingest.catalog import FIRST_FILM_YEAR, Catalog, Columns, Film, Reject
-from ingest.nfo import NfoError, NfoInfo, read_nfo
+from ..errors import BadInput
+from .catalog import FIRST_FILM_YEAR, Catalog, Columns, Film, Reject
+from .nfo import NfoError, NfoInfo, read_nfo
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".jfif"})
 # Artwork names whose title is the folder's (Kodi, Jellyfin, Plex, Emby).
@@ -60,7 +60,7 @@ def read_folder(posters_dir: Path) -> Catalog:
     posters_dir = Path(posters_dir)
     if not posters_dir.is_dir():
         kind = "is a file, not a folder" if posters_dir.exists() else "not found"
-        raise UserError(f"posters folder {kind}: {posters_dir}")
+        raise BadInput(f"posters folder {kind}: {posters_dir}")
     root = posters_dir.resolve()
     found, rejects, notes = _scan(root)
     latest_year = datetime.date.today().year + 5

@@ -40,7 +40,7 @@ def read_nfo(path: Path) -> NfoInfo:
     from defusedxml import DefusedXmlException
     from defusedxml.ElementTree import ParseError, fromstring
 
-    from safe_io import UnsafeFile, read_regular
+    from ..safe_io import UnsafeFile, read_regular
 
     try:
         data = read_regular(path, MAX_NFO_BYTES, ".nfo file")

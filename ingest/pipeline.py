@@ -18,36 +18,24 @@ import csv
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from embedding.backend import usable_cores
-from embedding.spec import EmbeddingSpec
-from errors import UserError
-from ingest.catalog import Catalog, Film, Reject
-from ingest.decode import MAX_CHUNK, DecodePool
-from ingest.plan import Plan, apply_without_embedding, check_posters_dir, check_ready_to_replace, make_plan
-from ingest.repair import readopt_orphan
-from ingest.writer import StoreWriter
-from safe_io import output_path
-from store.collection import PosterStore, Sharding
-from store.schema import STYLE_VECTOR_NAME, CollectionMetadata
+from ..embedding.backend import usable_cores
+from ..embedding.interface import Embedder
+from ..errors import BadInput
+from ..safe_io import output_path
+from ..store.collection import PosterStore, Sharding
+from ..store.schema import STYLE_VECTOR_NAME, CollectionMetadata
+from .catalog import Catalog, Film, Reject
+from .decode import MAX_CHUNK, DecodePool
+from .plan import Plan, apply_without_embedding, check_posters_dir, check_ready_to_replace, make_plan
+from .repair import readopt_orphan
+from .writer import StoreWriter
 
 DEFAULT_BATCH_SIZE = 32  # on a CPU; embedding.backend.default_batch_size picks the GPU's
-
-
-class PixelEmbedder(Protocol):
-    """What ingest needs of an embedder (embedding.model.Embedder is one)."""
-
-    spec: EmbeddingSpec
-    style_spec: EmbeddingSpec | None
-
-    def load(self) -> None: ...
-
-    def embed_both(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
 
 
 @dataclass
@@ -71,6 +59,15 @@ class IngestReport:
     repaired: str | None = None  # what was rebuilt before the run (ingest/repair.py)
     unit: str = "catalog rows"  # what catalog_rows counts ("poster files" for a folder without a catalog)
     notes: int = 0  # problems that did not stop a film (an .nfo ignored), written with the rejects
+    note_rows: list[Reject] = field(default_factory=list)  # those problems
+    total: int = 0  # posters in the collection after the run
+
+    def write_rejects(self, path: str | Path) -> bool:
+        """Write the rejected rows and posters, and the notes, with their reasons, as CSV (when there are any)."""
+        if not (self.rejects or self.note_rows):
+            return False
+        write_rejects(self.rejects + [replace(n, reason=f"note (ingested): {n.reason}") for n in self.note_rows], Path(path))
+        return True
 
     @property
     def rate(self) -> float:
@@ -135,7 +132,7 @@ def ingest(
     catalog: Catalog,
     posters_dir: Path,
     store: PosterStore,
-    embedder: PixelEmbedder,
+    embedder: Embedder,
     batch_size: int | None = None,
     limit: int | None = None,
     recreate: bool = False,
@@ -195,7 +192,7 @@ def _embed_and_store(plan: Plan, work: Work, posters_dir: Path, store, embedder,
     todo = work.embed + work.restyle
     runtime = getattr(embedder, "runtime", None)
     if batch_size is None:
-        from embedding.backend import default_batch_size
+        from ..embedding.backend import default_batch_size
 
         batch_size = default_batch_size(runtime) if runtime else DEFAULT_BATCH_SIZE
     workers = usable_cores() if workers is None else workers
@@ -261,13 +258,13 @@ def _batch_writer(store: PosterStore, work: Work, plan: Plan, report: IngestRepo
 def calibration_for(store: PosterStore, films: list[Film], posters_dir: Path, recreate: bool):
     """The int8 calibration posters: those an existing int8 collection was made with (so that a
     resumed or extended ingest runs the same model), else chosen from this catalog."""
-    from embedding.quantize import Calibration, choose_calibration
+    from ..embedding.quantize import Calibration, choose_calibration
 
     recorded = store.collection_metadata().calibration if store.exists() and not recreate else None
     if recorded:
         return Calibration.from_dict(recorded)
     if not films:
-        raise UserError("the catalog has no usable rows to calibrate the int8 model with (see the rejects)")
+        raise BadInput("the catalog has no usable rows to calibrate the int8 model with (see the rejects)")
     return choose_calibration([f.file for f in films], posters_dir)
 
 

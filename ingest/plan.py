@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from errors import UserError
-from ingest.catalog import Film
-from store.schema import PREDICTED_FIELDS, point_id
+from ..errors import BadInput
+from ..store.schema import PREDICTED_FIELDS, point_id
+from .catalog import Film
 
 # The payload fields a film's catalog row decides (plus sha256, which the poster file decides).
 CATALOG_FIELDS = ("key", "title", "year", "file", "genres")
@@ -36,6 +36,8 @@ SCROLL_BATCH = 8192  # payloads per scroll page when planning (payloads only: sm
 
 class StoredPayloads(Protocol):
     """What planning needs of the store (store.collection.PosterStore is one)."""
+
+    left_out_ids: list[str]  # points whose payloads did not decode, as the scroll found them
 
     def exists(self) -> bool: ...
 
@@ -70,9 +72,10 @@ def make_plan(films: Sequence[Film], catalog_keys: set[str], store: StoredPayloa
     not only the `films` of a --limit run) decides what is gone."""
     plan = Plan()
     stored: dict[str, dict] = {}
+    seen = len(store.left_out_ids)
     if store.exists():
-        stored = {
-            p.id: p.payload
+        stored = {  # decoded, as stored
+            p.id: p.poster.to_dict()
             for p in store.points(with_vectors=False, fields=[*CATALOG_FIELDS, "sha256", *PREDICTED_FIELDS], batch=SCROLL_BATCH)
         }
     ids = [f.point_id for f in films]  # uuid5 once per film: 100,000 of them are a second's work
@@ -81,9 +84,12 @@ def make_plan(films: Sequence[Film], catalog_keys: set[str], store: StoredPayloa
     digests = file_digests([os.path.join(base, f.file) for f, _ in known])  # strings: pathlib costs more than a small file's hash
     digest_of = {pid: d for (_, pid), d in zip(known, digests)}
     compared = (*CATALOG_FIELDS, "sha256")
+    undecodable = set(store.left_out_ids[seen:])  # stored, but not as poster search writes them: embedded and written again
     for film, pid in zip(films, ids):
         payload = stored.get(pid)
-        if payload is None:
+        if pid in undecodable:
+            plan.changed.append(film)
+        elif payload is None:
             plan.new.append(film)
         elif digest_of[pid] is None or digest_of[pid] != payload.get("sha256"):
             plan.changed.append(film)  # an unreadable file is decoded again, and rejected with its reason
@@ -108,7 +114,7 @@ def apply_without_embedding(plan: Plan, store, prune: bool) -> None:
     if prune and plan.gone:
         if not (plan.changed or plan.retitled or plan.unchanged):
             # an empty catalog, every row rejected, or the wrong file: the user meant something else
-            raise UserError(
+            raise BadInput(
                 f"--prune would delete every stored film ({len(plan.gone)}): the catalog matches none of them; "
                 "nothing was deleted (check the catalog and its rejects; --recreate replaces a collection)"
             )
@@ -154,7 +160,7 @@ def check_posters_dir(store, posters_dir: Path) -> None:
         return
     recorded, here = store.posters_dir(), Path(posters_dir).resolve()
     if recorded is not None and Path(recorded) != here:
-        raise UserError(
+        raise BadInput(
             f"collection '{store.collection}' holds posters from {recorded}, not {here}: use another --collection "
             "for these posters (or --recreate to replace the collection)"
         )
@@ -166,8 +172,8 @@ def check_ready_to_replace(films: Sequence[Film], load_model) -> None:
     Everything else that can fail later (a poster that will not decode) is per poster and only
     rejects that poster."""
     if not films:
-        raise UserError("the catalog has no usable rows (see the rejects): nothing was deleted")
+        raise BadInput("the catalog has no usable rows (see the rejects): nothing was deleted")
     try:
         load_model()
-    except UserError as e:
-        raise UserError(f"{e} (nothing was deleted)") from None
+    except BadInput as e:
+        raise BadInput(f"{e} (nothing was deleted)") from None

@@ -7,10 +7,10 @@ from sklearn.linear_model import RidgeCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from search.batch import nearest_accepted
-from store.collection import PosterStore
-from store.connection import StoreLocation
-from store.schema import VECTOR_NAME
+from ..search.batch import nearest_accepted
+from ..store.collection import PosterStore
+from ..store.connection import StoreLocation
+from ..store.schema import VECTOR_NAME
 
 RIDGE_ALPHAS = np.logspace(-1, 5, 25)
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from errors import UserError
-from regression.config import HeadConfig
-from regression.dataset import YearData, load_year_data
-from regression.model_file import HEAD_NAME
-from regression.train import train_year_model
-from search.era import EraReport, era_coherence
-from store.collection import PosterStore
-from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
+from ..errors import BadInput, command
+from ..search.era import EraReport, era_coherence
+from ..store.collection import PosterStore
+from ..store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
+from .config import HeadConfig
+from .dataset import YearData, load_year_data
+from .model_file import HEAD_NAME
+from .train import train_year_model
 
 
 @dataclass
@@ -65,7 +65,7 @@ def read_for_comparison(
         store.stored_spec(STYLE_VECTOR_NAME)
         lacking = len(store.ids_without(STYLE_VECTOR_NAME))
         if lacking:
-            raise UserError(f"{lacking} stored posters have no style vector yet: run `python cli.py ingest --style ...` first")
+            raise BadInput(f"{lacking} stored posters have no style vector yet: run {command('ingest --style ...')} first")
     data = {name: load_year_data(store, name) for name in vectors}
     era = {name: {k: era_coherence(store, k=k, seed=seed, vector_name=name, progress=progress) for k in era_ks} for name in vectors}
     return data, era

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from embedding.spec import EmbeddingSpec
-from errors import UserError
-from regression.config import DEFAULT_VECTOR
-from store.collection import PosterStore
-from store.connection import StoreLocation
-from store.embeddings import load_embeddings
-from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
+from ..embedding.spec import EmbeddingSpec
+from ..errors import BadInput, NotFound, command
+from ..store.collection import PosterStore
+from ..store.connection import StoreLocation
+from ..store.embeddings import load_embeddings
+from ..store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
+from .config import DEFAULT_VECTOR
 
 BOTH_VECTORS = (VECTOR_NAME, STYLE_VECTOR_NAME)
 MIN_DATED = 10
@@ -56,11 +56,11 @@ def parse_vector_names(vector: str) -> tuple[str, ...]:
     names = tuple(v.strip() for v in vector.split("+") if v.strip())
     unknown = [v for v in names if v not in BOTH_VECTORS]
     if not names or unknown or len(set(names)) != len(names):
-        raise UserError(f"--vector must be {VECTOR_NAME}, {STYLE_VECTOR_NAME} or {VECTOR_NAME}+{STYLE_VECTOR_NAME}, not '{vector}'")
+        raise BadInput(f"--vector must be {VECTOR_NAME}, {STYLE_VECTOR_NAME} or {VECTOR_NAME}+{STYLE_VECTOR_NAME}, not '{vector}'")
     return names
 
 
-def vector_names_for(location: StoreLocation, collections: Sequence[str], choice: str) -> tuple[tuple[str, ...], str | None]:
+def vector_names_for(store: PosterStore, collections: Sequence[str], choice: str) -> tuple[tuple[str, ...], str | None]:
     """The vectors a year model reads for --vector `choice`, and a note when "auto" had to leave one out.
 
     "auto" (the default) reads both vectors where every named collection has the style vector on
@@ -68,13 +68,13 @@ def vector_names_for(location: StoreLocation, collections: Sequence[str], choice
     if choice != "auto":
         return parse_vector_names(choice), None
     for name in collections:
-        with PosterStore(location, name, must_exist=True) as store:
-            store.stored_spec()  # a clear error for a missing collection
-            if not store.has_vector(STYLE_VECTOR_NAME) or store.ids_without(STYLE_VECTOR_NAME):
-                return (VECTOR_NAME,), (
-                    f"Note: collection '{name}' has no {STYLE_VECTOR_NAME} vector on every poster, so the year model reads "
-                    f"{VECTOR_NAME} alone (`ingest --style` adds it; with both vectors it errs about a year less)"
-                )
+        collection = store.other_collection(name)
+        collection.stored_spec()  # a clear error for a missing collection
+        if not collection.has_vector(STYLE_VECTOR_NAME) or collection.ids_without(STYLE_VECTOR_NAME):
+            return (VECTOR_NAME,), (
+                f"Note: collection '{name}' has no {STYLE_VECTOR_NAME} vector on every poster, so the year model reads "
+                f"{VECTOR_NAME} alone ({command('ingest --style')} adds it; with both vectors it errs about a year less)"
+            )
     return BOTH_VECTORS, None
 
 
@@ -84,22 +84,22 @@ def load_year_data(store: PosterStore, vector_name: str | Sequence[str] = VECTOR
     specs, parts, base = {}, [], None
     for name in names:
         if name != VECTOR_NAME and not store.has_vector(name):
-            raise UserError(f"collection '{store.collection}' has no vector '{name}': run `python cli.py ingest --style ...` first")
+            raise NotFound(f"collection '{store.collection}' has no vector '{name}': run {command('ingest --style ...')} first")
         specs[name] = store.stored_spec(name)
         lacking = len(store.ids_without(name)) if name != VECTOR_NAME else 0
         if lacking:
-            raise UserError(
-                f"{lacking} stored posters of '{store.collection}' lack the vector '{name}': run `python cli.py ingest --style ...` to add it"
+            raise BadInput(
+                f"{lacking} stored posters of '{store.collection}' lack the vector '{name}': run {command('ingest --style ...')} to add it"
             )
         loaded = load_embeddings(store, name)
         if base is not None and not np.array_equal(loaded.ids, base.ids):
-            raise UserError(f"the posters of '{store.collection}' changed while they were read: run the command again")
+            raise BadInput(f"the posters of '{store.collection}' changed while they were read: run the command again")
         base = base if base is not None else loaded
         parts.append(loaded.vectors)
     assert base is not None  # names is never empty
     dated = ~np.isnan(base.years)
     if dated.sum() < MIN_DATED:
-        raise UserError(f"collection '{store.collection}' has {dated.sum()} dated posters: too few to train and test a year model")
+        raise BadInput(f"collection '{store.collection}' has {dated.sum()} dated posters: too few to train and test a year model")
     ids = base.ids[dated]
     return YearData(
         ids=ids,
@@ -117,31 +117,28 @@ def load_year_data(store: PosterStore, vector_name: str | Sequence[str] = VECTOR
     )
 
 
-def load_collections(location: StoreLocation, collections: Sequence[str], vector_name: str | Sequence[str] = DEFAULT_VECTOR) -> YearData:
-    """The union of several collections of one store, read one after the other; the store is closed on return.
+def load_collections(store: PosterStore, collections: Sequence[str], vector_name: str | Sequence[str] = DEFAULT_VECTOR) -> YearData:
+    """The union of several collections of the open store, read one after the other.
 
     `vector_name`: a --vector choice ("auto", the default: both vectors where every collection has
     them, else vgg16, with a note on stderr; "vgg16+vgg16_style", ...) or the names themselves.
-    Training never holds the store open: read, close, then train. All collections must share the
-    embedding (the same weights), else a model would mix incomparable vectors.
+    Training never holds the store open: read, close it, then train (Posters.train_year). All
+    collections must share the embedding (the same weights), else a model would mix incomparable vectors.
     """
     if not collections:
-        raise UserError("name at least one --collection")
+        raise BadInput("name at least one --collection")
     if len(set(collections)) != len(collections):
-        raise UserError(f"a collection is named twice: {', '.join(collections)}")
+        raise BadInput(f"a collection is named twice: {', '.join(collections)}")
     if isinstance(vector_name, str):
-        vector_name, note = vector_names_for(location, collections, vector_name)
+        vector_name, note = vector_names_for(store, collections, vector_name)
         if note:
             print(note, file=sys.stderr)
-    loaded = []
-    for name in collections:
-        with PosterStore(location, name, must_exist=True) as store:
-            loaded.append(load_year_data(store, vector_name))
+    loaded = [load_year_data(store.other_collection(name), vector_name) for name in collections]
     first = loaded[0]
     for other, name in zip(loaded[1:], collections[1:]):
         if other.specs != first.specs:  # EmbeddingSpec equality: the runtime and float precision do not count
             differing = next(v for v in first.vector_names if other.specs[v] != first.specs[v])
-            raise UserError(
+            raise BadInput(
                 f"collection '{name}' was embedded differently from '{collections[0]}' ({differing}: "
                 f"{other.specs[differing].describe()} against {first.specs[differing].describe()}): a model cannot mix them"
             )
@@ -163,7 +160,7 @@ def load_collections(location: StoreLocation, collections: Sequence[str], vector
     )
 
 
-def load_augmented(location: StoreLocation, collections: Sequence[str], data: YearData) -> YearData:
+def load_augmented(store: PosterStore, collections: Sequence[str], data: YearData) -> YearData:
     """The augmented views (collections made by `ingest --augment`) of posters in `data`, read like `data`.
 
     They must be the same embedding apart from the augmentation, and views of the same posters
@@ -171,18 +168,18 @@ def load_augmented(location: StoreLocation, collections: Sequence[str], data: Ye
     calibration or test posters.
     """
     if set(collections) & set(data.collections.tolist()):
-        raise UserError("a collection is named both with --collection and with --augmented")
+        raise BadInput("a collection is named both with --collection and with --augmented")
     for collection in collections:  # checked before anything is read
-        with PosterStore(location, collection, must_exist=True) as store:
-            for name in data.vector_names:
-                spec = store.stored_spec(name)  # a clear error for a missing collection or vector
-                if spec.decode == data.specs[name].decode or replace(spec, decode=data.specs[name].decode) != data.specs[name]:
-                    raise UserError(
-                        f"--augmented {collection} must be made by `ingest --augment` with the same --weights (and --style) as the training collections"
-                    )
-    views = load_collections(location, collections, data.vector_names)
+        views_store = store.other_collection(collection)
+        for name in data.vector_names:
+            spec = views_store.stored_spec(name)  # a clear error for a missing collection or vector
+            if spec.decode == data.specs[name].decode or replace(spec, decode=data.specs[name].decode) != data.specs[name]:
+                raise BadInput(
+                    f"--augmented {collection} must be made by `ingest --augment` with the same --weights (and --style) as the training collections"
+                )
+    views = load_collections(store, collections, data.vector_names)
     if not np.isin(views.keys, data.keys).any():
-        raise UserError(f"--augmented {', '.join(collections)} holds no view of a poster in the training collections")
+        raise BadInput(f"--augmented {', '.join(collections)} holds no view of a poster in the training collections")
     return views
 
 
@@ -194,7 +191,7 @@ def content_fraction(keys: Sequence[str] | np.ndarray, salt: str) -> np.ndarray:
 def content_split(keys: Sequence[str] | np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted train and test row indices, decided per content key (sha256): copies share a side; stable as posters are added."""
     if not 0 < test_size < 1:
-        raise UserError(f"--test-size must be between 0 and 1, not {test_size}")
+        raise BadInput(f"--test-size must be between 0 and 1, not {test_size}")
     is_test = content_fraction(keys, f"test-{seed}") < test_size
     return np.flatnonzero(~is_test), np.flatnonzero(is_test)
 

@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from errors import UserError
-from regression.model_file import YearModel, check_specs
-from store.collection import PosterStore
-from store.schema import PREDICTED_BY, PREDICTED_FIELDS, PREDICTED_HIGH, PREDICTED_LOW, PREDICTED_YEAR, PosterPayload
+from ..errors import BadInput
+from ..store.collection import PosterStore
+from ..store.schema import PREDICTED_BY, PREDICTED_FIELDS, PREDICTED_HIGH, PREDICTED_LOW, PREDICTED_YEAR
+from .model_file import YearModel, check_specs
 
 BATCH = 256  # points read, predicted and written per step: each step is acknowledged before the next
 
@@ -59,31 +59,28 @@ def date_stored(store: PosterStore, model: YearModel, every_poster: bool = False
     check_specs(model, {name: store.stored_spec(name) for name in model.vector_names if store.has_vector(name)})
     report = DatingReport(store.collection, model.identity)
     todo: list[str] = []
-    for records in store.records(with_vectors=False, fields=["year", *PREDICTED_FIELDS]):
-        for r in records:
-            report.total += 1
-            poster = PosterPayload.from_dict(r.payload, f"point {r.id}")  # a damaged prediction reads as none: dated again
-            if poster.year is not None and not every_poster:
-                report.catalog_dated += 1
-            elif poster.predicted_by == model.identity:
-                report.already += 1
-            else:
-                todo.append(r.id)
+    for point in store.points(with_vectors=False, fields=["year", *PREDICTED_FIELDS]):
+        report.total += 1
+        poster = point.poster  # a damaged prediction reads as none: dated again
+        if poster.year is not None and not every_poster:
+            report.catalog_dated += 1
+        elif poster.predicted_by == model.identity:
+            report.already += 1
+        else:
+            todo.append(point.id)
     if todo:
         store.record_schema_version()  # the predicted_* fields are schema version 2's
     bar = tqdm(total=len(todo), unit="poster", desc="dating", disable=not progress or not todo, dynamic_ncols=True, file=sys.stderr)
     try:
         for start in range(0, len(todo), BATCH):
             ids = todo[start : start + BATCH]
-            records = store.engine.retrieve(store.collection, ids, False, list(model.vector_names))
-            usable = [r for r in records if all(name in r.vectors for name in model.vector_names)]
+            found = store.vectors_of(ids, model.vector_names)
+            usable = [i for i, vectors in found.items() if all(name in vectors for name in model.vector_names)]
             report.lacking_vector += len(ids) - len(usable)  # also a point deleted meanwhile
             if usable:
-                vectors = np.stack([np.concatenate([r.vectors[name] for name in model.vector_names]) for r in usable])
+                vectors = np.stack([np.concatenate([found[i][name] for name in model.vector_names]) for i in usable])
                 years, low, high = model.predict_with_ranges(vectors)
-                store.set_payloads(
-                    [(r.id, prediction_payload(y, lo, hi, model.identity)) for r, y, lo, hi in zip(usable, years, low, high)]
-                )
+                store.set_payloads([(i, prediction_payload(y, lo, hi, model.identity)) for i, y, lo, hi in zip(usable, years, low, high)])
                 report.dated += len(usable)
             bar.update(len(ids))
     finally:
@@ -95,5 +92,5 @@ def date_stored(store: PosterStore, model: YearModel, every_poster: bool = False
 def prediction_payload(year: float, low: float, high: float, model: str) -> dict:
     """The four payload fields of one prediction (whole years: the range rounded outwards)."""
     if not all(map(math.isfinite, (year, low, high))):
-        raise UserError(f"the year model {model} gave a non-finite year: train it again")
+        raise BadInput(f"the year model {model} gave a non-finite year: train it again")
     return {PREDICTED_YEAR: round(year), PREDICTED_LOW: math.floor(low), PREDICTED_HIGH: math.ceil(high), PREDICTED_BY: model}

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from errors import UserError
-from regression.conformal import coverage
-from regression.dataset import YearData
-from regression.metrics import year_metrics
-from regression.model_file import YearModel, check_specs
+from ..errors import BadInput
+from .conformal import coverage
+from .dataset import YearData
+from .metrics import year_metrics
+from .model_file import YearModel, check_specs
 
 
 def check_embedding(model: YearModel, data: YearData) -> None:
@@ -27,7 +27,7 @@ def evaluate_model(model: YearModel, data: YearData, include_trained: bool = Fal
     seen = np.isin(data.keys, list(model.trained_on)) if model.trained_on else np.zeros(len(data), bool)
     rows = np.arange(len(data)) if include_trained else np.flatnonzero(~seen)
     if len(rows) == 0:
-        raise UserError(f"all {len(data)} dated posters were used to train this model: nothing unseen to evaluate on")
+        raise BadInput(f"all {len(data)} dated posters were used to train this model: nothing unseen to evaluate on")
     true = data.years[rows]
     predicted, low, high = model.predict_with_ranges(data.vectors[rows])
     inside = (true >= low) & (true <= high)

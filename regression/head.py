@@ -45,8 +45,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from embedding.keras_import import import_keras
-from regression.config import HeadConfig
+from ..embedding.keras_import import import_keras
+from .config import HeadConfig
 
 if TYPE_CHECKING:
     import keras  # keras has no type information: Any, but names like keras.Model are valid in annotations

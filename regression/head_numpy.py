@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from errors import UserError
+from ..errors import BadInput, Damaged
 
 _EPSILON = 1e-7  # keras.backend.epsilon(): Normalization's floor on the standard deviation
 
@@ -36,8 +36,8 @@ class NumpyHead:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        from regression.model_file import MAX_HEAD_BYTES
-        from safe_io import read_regular
+        from ..safe_io import read_regular
+        from .model_file import MAX_HEAD_BYTES
 
         try:  # a regular file of bounded size, and members whose unpacked size is bounded too (no zip bomb)
             with zipfile.ZipFile(io.BytesIO(read_regular(self.path, MAX_HEAD_BYTES, "year model head", follow_links=True))) as archive:
@@ -47,18 +47,16 @@ class NumpyHead:
                 config = json.loads(archive.read("config.json"))
                 weights = archive.read("model.weights.h5")
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
-            raise UserError(
-                f"{self.path} is not a readable Keras model file ({type(e).__name__}: {str(e)[:120]}): train it again"
-            ) from None
+            raise Damaged(f"{self.path} is not a readable Keras model file ({type(e).__name__}: {str(e)[:120]}): train it again") from None
         import h5py
 
         try:
             with h5py.File(io.BytesIO(weights), "r") as h5:
                 self._input, self._layers, self._output = _functional(config, h5)
-        except UserError as e:
-            raise UserError(f"{self.path}: {e}; train the model again") from None
+        except BadInput as e:
+            raise Damaged(f"{self.path}: {e}; train the model again") from None
         except Exception as e:
-            raise UserError(f"{self.path} does not hold a year head this version can read ({type(e).__name__}: {str(e)[:120]})") from None
+            raise Damaged(f"{self.path} does not hold a year head this version can read ({type(e).__name__}: {str(e)[:120]})") from None
 
     def predict(self, vectors: np.ndarray) -> np.ndarray:
         """(n, 1) years for a regression head, (n, 3) year, low and high quantile for the bins head."""
@@ -71,7 +69,7 @@ class NumpyHead:
 def _functional(config: dict, h5) -> tuple[str, list[_Layer], str]:
     """The input's name, the layers in config order (Keras writes them in topological order), the output's name."""
     if config.get("class_name") != "Functional":
-        raise UserError("not a functional Keras model")
+        raise BadInput("not a functional Keras model")
     members = iter(_numbered(h5["layers"], "sequential"))
     layers, input_name = [], None
     # the ignores below: mypy cannot type a lambda with default arguments (python/mypy#15459)
@@ -95,10 +93,10 @@ def _functional(config: dict, h5) -> tuple[str, list[_Layer], str]:
         elif kind == "QuantileValue":
             apply = lambda xs, c=np.asarray(cfg["centres"], np.float32), q=float(cfg["quantile"]): binned_quantile(xs[0], c, q)  # type: ignore[misc]  # noqa: E731
         else:
-            raise UserError(f"layer type {kind} is not part of the year head")
+            raise BadInput(f"layer type {kind} is not part of the year head")
         layers.append(_Layer(name, _inbound(spec), apply))
     if input_name is None:
-        raise UserError("the model has no input layer")
+        raise BadInput("the model has no input layer")
     output = config["config"]["output_layers"]  # ["name", 0, 0], or a list of such for several outputs
     return input_name, layers, output[0] if isinstance(output[0], str) else output[0][0]
 
@@ -121,7 +119,7 @@ def _sequential(cfg: dict, group) -> Callable[[list[np.ndarray]], np.ndarray]:
             kernel, bias = _finite(variables["0"], spec), _finite(variables["1"], spec)
             steps.append(lambda x, w=kernel, b=bias, a=c.get("activation", "linear"): _ACTIVATIONS[a](x @ w + b))  # type: ignore[misc]
         else:
-            raise UserError(f"layer type {kind} is not part of the year head")
+            raise BadInput(f"layer type {kind} is not part of the year head")
 
     def member(xs: list[np.ndarray]) -> np.ndarray:
         x = xs[0]
@@ -133,11 +131,11 @@ def _sequential(cfg: dict, group) -> Callable[[list[np.ndarray]], np.ndarray]:
 
 
 def _finite(values, spec: dict) -> np.ndarray:
-    """A layer's numbers as float32; UserError if any is NaN or infinite (damaged weights would
+    """A layer's numbers as float32; BadInput if any is NaN or infinite (damaged weights would
     otherwise give "predicted year nan")."""
     array = np.asarray(values, np.float32)
     if not np.isfinite(array).all():
-        raise UserError(
+        raise BadInput(
             f"layer {str(spec.get('config', {}).get('name', '?'))[:60]} holds numbers that are not finite (NaN or infinite): the head is damaged"
         )
     return array

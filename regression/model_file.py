@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from embedding.spec import EmbeddingSpec
-from errors import UserError
-from regression.conformal import ranges
-from safe_io import output_path, probe_writable, read_regular, write_atomic
-from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
+from ..embedding.spec import EmbeddingSpec
+from ..errors import BadInput, Damaged, NotFound, command
+from ..safe_io import output_path, probe_writable, read_regular, write_atomic
+from ..store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
+from .conformal import ranges
 
 if TYPE_CHECKING:
-    from regression.head_numpy import NumpyHead
+    from .head_numpy import NumpyHead
 
 MODEL_FILE = "model.keras"
 META_FILE = "model.json"
@@ -82,10 +82,10 @@ class ModelFile:
     def __post_init__(self) -> None:
         unknown = [v for v in self.vector_names if v not in KNOWN_VECTORS]
         if not self.vector_names or unknown:
-            raise UserError(f"the year model reads vector(s) {', '.join(unknown) or 'none'}: this version knows {', '.join(KNOWN_VECTORS)}")
+            raise BadInput(f"the year model reads vector(s) {', '.join(unknown) or 'none'}: this version knows {', '.join(KNOWN_VECTORS)}")
         missing = [v for v in self.vector_names if v not in self.embeddings]
         if missing:
-            raise UserError(f"the year model records no embedding for '{missing[0]}'")
+            raise BadInput(f"the year model records no embedding for '{missing[0]}'")
 
     @property
     def spec(self) -> EmbeddingSpec:
@@ -129,7 +129,7 @@ class ModelFile:
             if isinstance(values.get(name), list) and not all(isinstance(v, str) for v in values[name])
         ]
         if wrong:
-            raise UserError(
+            raise Damaged(
                 f"model.json's {', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not of the type this version reads: the file is damaged; train the model again"
             )
         values["vector_names"] = tuple(values.get("vector_names") or ())
@@ -137,16 +137,16 @@ class ModelFile:
         try:
             values["embeddings"] = {name: EmbeddingSpec.from_dict(spec) for name, spec in (values.get("embeddings") or {}).items()}
         except ValueError as e:
-            raise UserError(f"model.json's embeddings are damaged ({e}): train the model again") from None
+            raise Damaged(f"model.json's embeddings are damaged ({e}): train the model again") from None
         missing = [
             f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING and values.get(f.name) in (None, (), {})
         ]
         if missing:
-            raise UserError(f"model.json lacks {', '.join(missing)}: it is not a whole year model file; train the model again")
+            raise Damaged(f"model.json lacks {', '.join(missing)}: it is not a whole year model file; train the model again")
         try:
             model = cls(**values)
         except (TypeError, AttributeError, ValueError) as e:
-            raise UserError(
+            raise Damaged(
                 f"model.json is not a year model file this version can read ({type(e).__name__}): train the model again"
             ) from None
         model._check_readable()
@@ -173,26 +173,26 @@ class ModelFile:
                 if not np.isfinite(values).all():
                     raise ValueError("not a finite number")
             except (TypeError, KeyError, ValueError, IndexError, AttributeError) as e:
-                raise UserError(
+                raise Damaged(
                     f"model.json's {name} cannot be read ({type(e).__name__}): the file is damaged; train the model again"
                 ) from None
             if not ((values >= low) & (values <= high)).all():
-                raise UserError(
+                raise Damaged(
                     f"model.json's {name} is out of range ({_shown(values)}, not within {low:g}..{high:g}): the file is damaged; train the model again"
                 )
 
     @classmethod
     def read(cls, folder: Path) -> ModelFile:
-        """model.json alone (no head): enough for the model's figures; UserError for a missing or unreadable file."""
+        """model.json alone (no head): enough for the model's figures; BadInput for a missing or unreadable file."""
         path = Path(folder) / META_FILE
         try:
             data = json.loads(read_regular(path, MAX_META_BYTES, "year model file", follow_links=True))
         except FileNotFoundError:
-            raise UserError(f"no year model in {folder}: run `python cli.py train-year` first (or pass --model-dir)") from None
+            raise NotFound(f"no year model in {folder}: run {command('train-year')} first (or pass --model-dir)") from None
         except (OSError, ValueError) as e:
-            raise UserError(f"{path} is not a readable year model file ({type(e).__name__}): train the model again") from None
+            raise Damaged(f"{path} is not a readable year model file ({type(e).__name__}): train the model again") from None
         if not isinstance(data, dict):
-            raise UserError(f"{path} is not a year model file: train the model again")
+            raise Damaged(f"{path} is not a year model file: train the model again")
         return cls.from_json(data)
 
     def write(self, folder: Path) -> None:
@@ -206,7 +206,7 @@ def upgrade(data: dict) -> dict:
     and `collection` / `collections` side by side, and the oldest files only the singular ones."""
     version = data.get("version", 1)
     if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
-        raise UserError(f"model.json has format version {version!r}; this version of poster search reads up to {FORMAT_VERSION}")
+        raise BadInput(f"model.json has format version {version!r}; this version of poster search reads up to {FORMAT_VERSION}")
     if version == FORMAT_VERSION:
         return data
     names = data.get("vector_names") or str(data.get("vector_name") or VECTOR_NAME).split("+")
@@ -246,12 +246,12 @@ class YearModel:
 
     @classmethod
     def load(cls, folder: Path) -> YearModel:
-        from regression.head_numpy import NumpyHead
+        from .head_numpy import NumpyHead
 
         folder = Path(folder)
         file = ModelFile.read(folder)
         if not (folder / MODEL_FILE).is_file():
-            raise UserError(f"{folder} has model.json but no {MODEL_FILE}: train the model again")
+            raise Damaged(f"{folder} has model.json but no {MODEL_FILE}: train the model again")
         head = NumpyHead(folder / MODEL_FILE)
         try:
             keys = read_regular(folder / TRAINED_ON_FILE, MAX_META_BYTES, "the model's list of training posters", follow_links=True)
@@ -263,7 +263,7 @@ class YearModel:
         vectors = np.asarray(vectors, np.float32)
         expected = sum(spec.dim for spec in self.specs.values())
         if vectors.ndim != 2 or vectors.shape[1] != expected:
-            raise UserError(f"the year model reads {expected}-d vectors ({self.file.vector_label}), not {vectors.shape[1:]}")
+            raise BadInput(f"the year model reads {expected}-d vectors ({self.file.vector_label}), not {vectors.shape[1:]}")
         return self.head.predict(vectors)
 
     def predict(self, vectors: np.ndarray) -> np.ndarray:
@@ -277,7 +277,7 @@ class YearModel:
         sane = np.isfinite(years) & np.isfinite(low) & np.isfinite(high) & (np.abs(np.asarray(years, float) - 2000) <= MAX_YEARS_OFF)
         if not sane.all():  # damaged weights (NaN, or numbers far beyond a year): never printed as a year
             shown = _shown(np.asarray(years, float)[~sane][:1])
-            raise UserError(f"the year model gives {shown} as a year: its weights ({MODEL_FILE}) are damaged; train the model again")
+            raise Damaged(f"the year model gives {shown} as a year: its weights ({MODEL_FILE}) are damaged; train the model again")
         return years, low, high
 
 
@@ -288,7 +288,7 @@ def check_specs(model: YearModel, specs: dict) -> None:
         stored = specs.get(name)
         if stored != spec:  # EmbeddingSpec equality: a store made on JAX or in bf16 is the same embedding
             made = "no such vector" if stored is None else f"embedding {stored.describe()}"
-            raise UserError(
+            raise BadInput(
                 f"the year model needs '{name}' made with {spec.describe()}, but this store has {made}: evaluate it on a store made with the same weights"
             )
 
@@ -305,13 +305,13 @@ def model_identity(folder: Path) -> str:
 
 
 def check_model_dir(folder: Path) -> None:
-    """UserError unless a model can be written into `folder`: checked before training, not after it.
+    """BadInput unless a model can be written into `folder`: checked before training, not after it.
 
     Really writes a file there (permission bits say nothing for root, and a full disk or a
     read-only mount refuses writes whatever they say)."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise UserError(f"--model-dir {folder} is a file, not a folder: give a folder for the year model")
+        raise BadInput(f"--model-dir {folder} is a file, not a folder: give a folder for the year model")
     made = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -319,7 +319,7 @@ def check_model_dir(folder: Path) -> None:
         if made:
             folder.rmdir()
     except OSError as e:
-        raise UserError(f"cannot write the year model to {folder}: {e.strerror or e}") from None
+        raise BadInput(f"cannot write the year model to {folder}: {e.strerror or e}") from None
 
 
 def save_model(folder: Path, keras_model, file: ModelFile, trained_on: frozenset[str]) -> None:

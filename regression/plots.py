@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from safe_io import output_path
+from ..safe_io import output_path
 
 
 def _pyplot():

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from embedding.images import ImageSource, decode_poster
-from errors import UserError
-from regression.model_file import YearModel
+from ..embedding.images import ImageSource, decode_poster
+from ..errors import BadInput
+from .model_file import YearModel
 
 
 @dataclass(frozen=True)
@@ -42,20 +42,20 @@ def predict_year(image: ImageSource, model: YearModel, embedder) -> YearPredicti
 
 
 def check_embedder(model: YearModel, embedder) -> None:
-    """UserError unless `embedder` makes the embedding(s) the model was trained on."""
-    from store.schema import STYLE_VECTOR_NAME
+    """BadInput unless `embedder` makes the embedding(s) the model was trained on."""
+    from ..store.schema import STYLE_VECTOR_NAME
 
     made = {name: embedder.style_spec if name == STYLE_VECTOR_NAME else embedder.spec for name in model.vector_names}
     for name, spec in made.items():
         if spec != model.specs[name]:
-            raise UserError(
+            raise BadInput(
                 f"the year model was trained on embedding {model.specs[name].describe()}, "
                 f"but these weights give {spec.describe() if spec else 'no style vector'}: use the same --weights"
             )
 
 
 def _predict_pixels(pixels: np.ndarray, model: YearModel, embedder) -> list[YearPrediction]:
-    from store.schema import STYLE_VECTOR_NAME
+    from ..store.schema import STYLE_VECTOR_NAME
 
     base, style = embedder.embed_both(pixels)
     vector = np.concatenate([style if name == STYLE_VECTOR_NAME else base for name in model.vector_names], axis=1)
@@ -79,7 +79,7 @@ def image_files(paths: Sequence[Path]) -> list[Path]:
     """The images to date: each file as given, and every poster image under each folder (the
     folder ingest's rules, ingest/folder.py: hidden files and non-poster artwork skipped, no link
     leading outside followed)."""
-    from ingest.folder import poster_files
+    from ..ingest.folder import poster_files
 
     files: list[Path] = []
     for path in paths:
@@ -87,7 +87,7 @@ def image_files(paths: Sequence[Path]) -> list[Path]:
         if path.is_dir():
             found = poster_files(path)
             if not found:
-                raise UserError(f"no poster images in folder {path}")
+                raise BadInput(f"no poster images in folder {path}")
             files += found
         else:
             files.append(path)
@@ -108,7 +108,7 @@ def predict_images(images: Sequence[Path], model: YearModel, embedder, batch_siz
             for image in chunk:
                 try:
                     decoded.append((str(image), decode_poster(image).pixels, ""))
-                except UserError as e:  # ImageError: not an image, too large, not a regular file, ...
+                except BadInput as e:  # ImageError: not an image, too large, not a regular file, ...
                     decoded.append((str(image), None, str(e)))
             good = [pixels for _, pixels, _ in decoded if pixels is not None]
             predictions = iter(_predict_pixels(np.stack(good), model, embedder) if good else [])
@@ -122,7 +122,7 @@ def predict_images(images: Sequence[Path], model: YearModel, embedder, batch_siz
 def model_embedder(model: YearModel, weights: str | None = None, long_lived: bool = False):
     """The embedder of the model's own embedding, on the CPU's fastest runtime (no TensorFlow); int8 if the model
     was trained on an int8 collection. `weights` as for the CLI's --weights."""
-    from embedding.embedders import query_embedder
-    from embedding.spec import resolve_weights
+    from ..embedding.embedders import query_embedder
+    from ..embedding.spec import resolve_weights
 
     return query_embedder(resolve_weights(weights), model.uses_style, model.file.spec, model.file.calibration, long_lived=long_lived)

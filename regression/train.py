@@ -12,22 +12,23 @@ from pathlib import Path
 
 import numpy as np
 
-from errors import UserError
-from regression.baselines import knn_exact, knn_store_baseline, mean_baseline, ridge_baseline
-from regression.config import HeadConfig
-from regression.conformal import COVERAGE, calibrate, calibrate_quantiles, coverage, ranges
-from regression.dataset import YearData, calibration_split, content_split
-from regression.head import predict_with_quantiles, train_head
-from regression.metrics import year_metrics
-from regression.model_file import HEAD_NAME, MODEL_FILE, ModelFile, check_model_dir, save_model
-from regression.plots import error_by_decade, predicted_vs_true
-from store.schema import STYLE_VECTOR_NAME
+from ..errors import BadInput
+from ..store.schema import STYLE_VECTOR_NAME
+from ..tables import Tabular
+from .baselines import knn_exact, knn_store_baseline, mean_baseline, ridge_baseline
+from .config import HeadConfig
+from .conformal import COVERAGE, calibrate, calibrate_quantiles, coverage, ranges
+from .dataset import YearData, calibration_split, content_split
+from .head import predict_with_quantiles, train_head
+from .metrics import year_metrics
+from .model_file import HEAD_NAME, MODEL_FILE, ModelFile, check_model_dir, save_model
+from .plots import error_by_decade, predicted_vs_true
 
 CALIBRATION_SHARE = 0.15  # of the training part, held out of fitting to calibrate the ranges
 
 
 @dataclass
-class TrainReport:
+class TrainReport(Tabular):
     results: dict[str, dict]  # model name -> year_metrics (the head's with `coverage` of its ranges)
     n_train: int
     n_test: int
@@ -47,6 +48,10 @@ class TrainReport:
             "results": self.results,
             "by_collection": self.by_collection,
         }
+
+    def records(self) -> list[dict]:
+        """One row per model (the head and its baselines): its test figures."""
+        return [{"model": name, **{k: v for k, v in m.items() if not isinstance(v, dict)}} for name, m in self.results.items()]
 
     def table(self) -> str:
         decades = sorted({d for m in self.results.values() for d in m["mae_by_decade"]})
@@ -98,7 +103,7 @@ def train_year_model(
     fit_rows, calibration_rows = calibration_split(data.keys[train], calibration_share, seed)
     fit, calibration = train[fit_rows], train[calibration_rows]
     if len(test) < 2 or len(calibration) < 2 or len(fit) < 5:
-        raise UserError(f"{len(data)} dated posters give {len(fit)} to fit, {len(calibration)} to calibrate, {len(test)} to test: too few")
+        raise BadInput(f"{len(data)} dated posters give {len(fit)} to fit, {len(calibration)} to calibrate, {len(test)} to test: too few")
     x, y = data.vectors, data.years
 
     fit_x, fit_y = x[fit], y[fit]

@@ -1,16 +1,21 @@
-"""Find the stored posters most similar to an image or to a stored film, and measure era coherence.
+"""Find the stored posters most similar to an image or to a stored film, and look at a collection
+as a whole (era coherence, timeline, map, near-duplicates). Posters (poster_search.api) wires these
+modules to a store; `nearest` is the one-call search for a notebook:
 
-from search import nearest
-nearest("poster.jpg", k=3)          # the default store ./qdrant_data, weights from $VGG16_WEIGHTS
-
-`search.nearest` is the module search/nearest.py, and calling it calls its function nearest().
-A package attribute cannot be both a submodule and a function of the same name: binding the
-function here made `import search.nearest as m` give the function, not the module. Renaming the
-module would break every `from search.nearest import ...` (here and in users' code), so the module
-is made callable instead: both spellings hold. (`from search.nearest import nearest` is the function.)
+    from poster_search.search import nearest
+    nearest("poster.jpg", k=3)   # the default store ./qdrant_data, weights from $VGG16_WEIGHTS
 """
 
-from search import nearest
-from search.nearest import Neighbour, PosterSearch
+from __future__ import annotations
 
-__all__ = ["Neighbour", "PosterSearch", "nearest"]
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .neighbours import Neighbour
+
+
+def nearest(image: Any, k: int = 3, **options: Any) -> list[Neighbour]:
+    """The k stored posters most similar to `image`: poster_search.api.nearest (its options)."""
+    from ..api import nearest as search_nearest
+
+    return search_nearest(image, k, **options)

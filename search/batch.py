@@ -13,9 +13,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from store.collection import PosterStore
-from store.engine import Hit
-from store.schema import VECTOR_NAME
+from ..store.collection import Match, PosterStore
+from ..store.schema import VECTOR_NAME
 
 EXCLUSION_MARGIN = 8  # extra hits fetched so that dropping the query's own copies still leaves k
 
@@ -24,14 +23,14 @@ def nearest_accepted(
     store: PosterStore,
     vectors: Sequence[np.ndarray],
     k: int,
-    accept: Callable[[int, Hit], bool],
+    accept: Callable[[int, Match], bool],
     vector_name: str = VECTOR_NAME,
     payload: Sequence[str] = ("year", "sha256"),
     batch: int = 64,
     progress: bool = False,
     desc: str = "neighbours",
 ) -> list[list]:
-    """For query i, the k nearest stored points (Hits) for which accept(i, hit) is true."""
+    """For query i, the k nearest stored points (Matches) for which accept(i, hit) is true."""
     from tqdm import tqdm
 
     results: list[list] = [[] for _ in vectors]

@@ -14,9 +14,9 @@ from typing import cast
 
 import numpy as np
 
-from errors import UserError
-from store.collection import PosterStore, StoredPoint
-from store.schema import VECTOR_NAME
+from ..errors import BadInput
+from ..store.collection import PosterStore, StoredPoint
+from ..store.schema import VECTOR_NAME
 
 BATCH = 64  # queries per batch request
 FIRST_LIMIT = 16  # neighbours asked for at first: a poster rarely has more near-copies
@@ -48,7 +48,7 @@ def near_duplicates(
     from tqdm import tqdm
 
     if not 0 < threshold <= 1:
-        raise UserError(f"the threshold is a cosine similarity, above 0 and at most 1, not {threshold}")
+        raise BadInput(f"the threshold is a cosine similarity, above 0 and at most 1, not {threshold}")
     store.stored_spec(vector_name)
     points = list(store.points(with_vectors=True, fields=["title", "year", "file", "sha256"], vector_name=vector_name))
     by_id = {p.id: p for p in points}

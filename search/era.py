@@ -14,11 +14,11 @@ from typing import cast
 
 import numpy as np
 
-from errors import UserError
-from search.batch import nearest_accepted
-from store.collection import PosterStore, StoredPoint
-from store.engine import Hit
-from store.schema import VECTOR_NAME
+from ..errors import BadInput
+from ..store.collection import Match, PosterStore, StoredPoint
+from ..store.schema import VECTOR_NAME
+from ..tables import Tabular
+from .batch import nearest_accepted
 
 
 @dataclass
@@ -30,7 +30,7 @@ class DecadeRow:
 
 
 @dataclass
-class EraReport:
+class EraReport(Tabular):
     k: int
     posters: int  # queries made
     neighbour_mean: float
@@ -42,6 +42,10 @@ class EraReport:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def records(self) -> list[dict]:
+        """By decade of the query poster: mean year difference to its neighbours and to random posters."""
+        return [asdict(row) for row in self.by_decade]
 
     def table(self) -> str:
         lines = [
@@ -69,11 +73,11 @@ def era_coherence(
     store.stored_spec(vector_name)  # a clear error if the collection lacks this vector
     dated = [p for p in store.points(with_vectors=True, vector_name=vector_name) if p.poster.year is not None]
     if len(dated) <= k:
-        raise UserError(f"the era analysis needs more than k={k} dated posters; the store has {len(dated)}")
+        raise BadInput(f"the era analysis needs more than k={k} dated posters; the store has {len(dated)}")
     rng = np.random.default_rng(seed)
     years = np.array([p.poster.year for p in dated], dtype=np.float64)
     if np.all(years == years[0]):  # every difference would be 0, the ratio 0/0
-        raise UserError(f"all {len(dated)} dated posters are from {int(years[0])}: era coherence needs posters from at least two years")
+        raise BadInput(f"all {len(dated)} dated posters are from {int(years[0])}: era coherence needs posters from at least two years")
     picked = np.arange(len(dated)) if sample is None or sample >= len(dated) else np.sort(rng.choice(len(dated), sample, replace=False))
 
     neighbour_years = nearest_dated_years(store, [dated[i] for i in picked], k, vector_name, progress)
@@ -104,7 +108,7 @@ def nearest_dated_years(
 ) -> np.ndarray:
     """(len(queries), k) years of each query's k nearest dated posters, itself and copies excluded."""
 
-    def accept(i: int, hit: Hit) -> bool:
+    def accept(i: int, hit: Match) -> bool:
         query = queries[i]
         return str(hit.id) != query.id and hit.poster.sha256 != query.poster.sha256 and hit.poster.year is not None
 

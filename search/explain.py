@@ -32,12 +32,12 @@ from typing import cast
 
 import numpy as np
 
-from embedding.images import ImageError, decode_poster
-from errors import UserError
-from path_inside import inside
-from search.nearest import ImageQuery, Neighbour
-from store.collection import PosterStore, StoredPoint
-from store.schema import VECTOR_NAME
+from ..embedding.images import ImageError, decode_poster
+from ..errors import BadInput, NotFound
+from ..path_inside import inside
+from ..store.collection import PosterStore, StoredPoint
+from ..store.schema import VECTOR_NAME
+from .neighbours import ImageQuery, Neighbour
 
 GRID = 7
 
@@ -111,7 +111,7 @@ class Explainer:
     def __init__(self, store: PosterStore, embedder, cache: GridCache | None = None):
         self.store, self.embedder, self.cache = store, embedder, cache
         if not hasattr(embedder, "grids"):
-            raise UserError("similarity maps need the ONNX Runtime embedder (search.nearest.image_embedder)")
+            raise BadInput("similarity maps need the ONNX Runtime embedder (search.neighbours.image_embedder)")
 
     def query_from_image(self, image) -> tuple[np.ndarray, np.ndarray]:
         """(vector, grid) of a query image, from one forward pass."""
@@ -134,7 +134,7 @@ class Explainer:
         stored = {p.id: p.vector for p in self.store.retrieve([n.id for n in neighbours], with_vectors=VECTOR_NAME)}
         missing = [n.id for n in neighbours if stored.get(n.id) is None]
         if missing:
-            raise UserError(f"no stored film with id {missing[0][:100]} in collection '{self.store.collection}'")
+            raise NotFound(f"no stored film with id {missing[0][:100]} in collection '{self.store.collection}'")
         grids = self._grids([n.file for n in neighbours])
         return explain(query_vector, query_grid, neighbours, grids, [cast(np.ndarray, stored[n.id]) for n in neighbours])
 
@@ -154,12 +154,12 @@ class Explainer:
     def _path(self, file: str) -> Path:
         folder = self.store.posters_dir()
         if folder is None or not Path(folder).is_dir():
-            raise UserError(
+            raise BadInput(
                 f"similarity maps need the posters: the folder collection '{self.store.collection}' records ({folder}) is not here"
             )
         path = inside(Path(folder), file)
         if path is None:
-            raise UserError(f"the poster file {file[:100]!r} is not in the collection's posters folder")
+            raise BadInput(f"the poster file {file[:100]!r} is not in the collection's posters folder")
         return path
 
 
@@ -168,7 +168,7 @@ def _file_key(path: Path) -> tuple:
     try:
         stat = path.stat()
     except OSError as e:
-        raise UserError(f"cannot draw the similarity map: {path.name}: {e.strerror or e}") from None
+        raise BadInput(f"cannot draw the similarity map: {path.name}: {e.strerror or e}") from None
     return (str(path), stat.st_mtime_ns, stat.st_size)
 
 
@@ -176,20 +176,20 @@ def _pixels(path: Path) -> np.ndarray:
     try:
         return decode_poster(path).pixels
     except ImageError as e:
-        raise UserError(f"cannot draw the similarity map: {e}") from None
+        raise BadInput(f"cannot draw the similarity map: {e}") from None
 
 
 def explain_search(store: PosterStore, query, neighbours: list[Neighbour], weights: str | None = None, embedder=None) -> list[Explanation]:
     """The maps of a search's neighbours; `query` is the stored film (StoredPoint), the image
     query as searched (ImageQuery: no second forward pass), or any image."""
-    from search.nearest import image_embedder
+    from .neighbours import image_embedder
 
     explainer = Explainer(store, embedder or image_embedder(store, weights))
     if isinstance(query, StoredPoint):
         vector, grid = explainer.query_from_point(query)
     elif isinstance(query, ImageQuery):
         if query.grid is None:
-            raise UserError("this search kept no 7x7 grid of its query: similarity maps are for the vgg16 vector only")
+            raise BadInput("this search kept no 7x7 grid of its query: similarity maps are for the vgg16 vector only")
         vector, grid = query.vector, query.grid
     else:
         vector, grid = explainer.query_from_image(query)

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
-from path_inside import inside
-from safe_io import output_path
-from search.poster_map import PosterMap
-from search.sheet import caption_font, fit_text, load_image
-from search.timeline import DecadeStep
+from ..path_inside import inside
+from ..safe_io import output_path
+from .poster_map import PosterMap
+from .sheet import caption_font, fit_text, load_image
+from .timeline import DecadeStep
 
 THUMB = (96, 144)
 

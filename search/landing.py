@@ -13,12 +13,12 @@ a decade: a predicted year never does (the page shows it on the poster, marked).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from store.collection import PosterStore
-from store.schema import VECTOR_NAME, whole_number
+from ..store.collection import PosterStore
+from ..store.schema import VECTOR_NAME, PosterPayload
 
 PER_DECADE = 8
 UNDATED_SHOWN = 12
@@ -31,6 +31,17 @@ class StartGroup:
     count: int  # posters of the collection in this group (only some of them are shown)
     ids: list[str] = field(default_factory=list)  # the posters shown, most typical first
     similarity: list[float] = field(default_factory=list)  # cosine of each to its decade's centre (undated: to theirs)
+    posters: list[PosterPayload] = field(default_factory=list)  # theirs, in the same order (with_posters)
+
+    def with_posters(self, posters: dict[str, PosterPayload]) -> StartGroup:
+        """The group with its posters' payloads; one deleted since (over a server) is left out."""
+        kept = [i for i, point_id in enumerate(self.ids) if point_id in posters]
+        return replace(
+            self,
+            ids=[self.ids[i] for i in kept],
+            similarity=[self.similarity[i] for i in kept],
+            posters=[posters[self.ids[i]] for i in kept],
+        )
 
 
 def start_groups(
@@ -46,7 +57,7 @@ def start_groups(
         if point.vector is None:  # (points() skips those without this vector)
             continue
         ids.append(point.id)
-        years.append(whole_number(point.payload.get("year")))  # leniently: one odd payload must not blank the page
+        years.append(point.poster.year)
         rows.append(point.vector)
     if not ids:
         return []

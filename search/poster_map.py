@@ -3,7 +3,7 @@ with the decade centres joined in order as the collection's path through time.
 
 The projection is t-SNE, as openTSNE computes it (FFT-accelerated gradients and approximate
 nearest neighbours: time and memory grow linearly with the collection). Against the alternatives,
-measured in bench/projection.py (docs/performance.md has the figures): PCA is instant but keeps
+measured in bench/projection.py (docs/results.md has the figures): PCA is instant but keeps
 few neighbourhoods (posters that look alike land far apart); UMAP keeps about as many as t-SNE
 but brings numba and llvmlite (200 MB, and seconds of compilation in each new process); t-SNE
 keeps neighbourhoods best, which is what a map to browse by looks is for. Its distances between
@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from errors import UserError
-from store.collection import PosterStore
-from store.schema import VECTOR_NAME
+from ..errors import BadInput
+from ..store.collection import PosterStore
+from ..store.schema import VECTOR_NAME
+from ..tables import Tabular
 
 MAP_VERSION = 1  # another projection or other settings: every cached map is computed again
 SCALE = 10_000  # coordinates sent to the browser as integers 0..SCALE
@@ -34,7 +35,7 @@ MAX_CACHE_BYTES = 2 * 1024**3  # a cached map: about 300 bytes a poster
 
 
 @dataclass
-class PosterMap:
+class PosterMap(Tabular):
     ids: np.ndarray  # (n,) point ids
     xy: np.ndarray  # (n, 2) in [0, 1]
     years: np.ndarray  # (n,) float, NaN where unknown
@@ -54,6 +55,16 @@ class PosterMap:
             "decades": self.decades,
         }
 
+    def figure(self, out: Path, title: str) -> Path:
+        """Draw it as a PNG: every poster a dot coloured by year, the decades' path."""
+        from .figures import map_figure
+
+        return map_figure(self, Path(out), title)
+
+    def records(self) -> list[dict]:
+        """Every poster with its coordinates (id, title, year, x, y): `map --json`, and to_frame()."""
+        return self.as_records()
+
     def as_records(self) -> list[dict]:
         """Every poster with its coordinates, for `map --json`."""
         return [
@@ -66,7 +77,7 @@ def layout(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
     """(n, 2) t-SNE coordinates of unit vectors (cosine), openTSNE's defaults for large data."""
     from openTSNE import TSNE
 
-    from embedding.backend import usable_cores
+    from ..embedding.backend import usable_cores
 
     n = len(vectors)
     tsne = TSNE(
@@ -101,7 +112,7 @@ def _state(store: PosterStore, vector_name: str) -> tuple[str, set[str]]:
 
 def poster_map(store: PosterStore, vector_name: str = VECTOR_NAME, seed: int = 0) -> PosterMap:
     """The map of the collection as it is now: from the cache, or computed (and cached)."""
-    from store.embeddings import load_embeddings
+    from ..store.embeddings import load_embeddings
 
     key, stored_ids = _state(store, vector_name)
     path = _cache_path(store, vector_name, key)
@@ -111,7 +122,7 @@ def poster_map(store: PosterStore, vector_name: str = VECTOR_NAME, seed: int = 0
     started = time.perf_counter()
     embeddings = load_embeddings(store, vector_name)
     if len(embeddings) < MIN_POSTERS:
-        raise UserError(f"the poster map needs at least {MIN_POSTERS} posters; collection '{store.collection}' has {len(embeddings)}")
+        raise BadInput(f"the poster map needs at least {MIN_POSTERS} posters; collection '{store.collection}' has {len(embeddings)}")
     xy = _unit_square(layout(embeddings.vectors, seed))
     result = PosterMap(embeddings.ids, xy, embeddings.years, embeddings.titles, key, time.perf_counter() - started)
     result.decades = decade_path(xy, embeddings.years)
@@ -143,7 +154,7 @@ def _unit_square(xy: np.ndarray) -> np.ndarray:
 
 
 def _cache_path(store: PosterStore, vector_name: str, key: str) -> Path:
-    from embedding.onnx_cache import cache_dir
+    from ..embedding.onnx_cache import cache_dir
 
     where = hashlib.sha256(
         f"{store.location.describe()}|{Path(store.location.path).resolve() if store.location.is_local else ''}|{store.collection}".encode()
@@ -155,14 +166,14 @@ def _read(path: Path, key: str, stored_ids: set[str]) -> PosterMap | None:
     """The cached map, if it checks out: a regular file of bounded size (not a link: the cache
     may be shared), arrays of one length and the right shapes, coordinates in the unit square,
     the ids of stored points. Anything else is computed again, never believed."""
-    from safe_io import open_regular
+    from ..safe_io import open_regular
 
     try:
         with open_regular(path, MAX_CACHE_BYTES, "cached map") as f, np.load(f, allow_pickle=False) as data:
             if str(data["fingerprint"]) != key:
                 return None
             result = PosterMap(data["ids"], data["xy"], data["years"], data["titles"], key)
-    except (OSError, KeyError, ValueError, EOFError, UserError):
+    except (OSError, KeyError, ValueError, EOFError, BadInput):
         return None  # missing or damaged: computed again
     n = len(result.ids)
     shapes = (result.ids.shape, result.xy.shape, result.years.shape, result.titles.shape)
@@ -181,7 +192,7 @@ def _read(path: Path, key: str, stored_ids: set[str]) -> PosterMap | None:
 
 
 def _write(path: Path, result: PosterMap) -> None:
-    from safe_io import atomic_writer
+    from ..safe_io import atomic_writer
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from embedding.images import ImageError, ImageSource, load_rgb
-from errors import UserError, check_output_file
-from path_inside import inside
-from presentation import year_label
-from safe_io import output_path
-from search.nearest import Neighbour
+from ..embedding.images import ImageError, ImageSource, load_rgb
+from ..errors import BadInput
+from ..path_inside import inside
+from ..presentation import year_label
+from ..safe_io import output_path
+from .neighbours import Neighbour
 
 if TYPE_CHECKING:
-    from search.explain import Explanation
+    from .explain import Explanation
 
 TILE = (200, 300)  # posters are about 2:3
 CAPTION_HEIGHT = 72  # three lines: title, year, similarity
@@ -36,23 +36,12 @@ def caption_font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont | Imag
     return ImageFont.load_default(size=size)
 
 
-def check_sheet_path(out: Path, option: str = "--sheet") -> None:
-    """UserError unless `out` names an image file Pillow can write (checked before any search)."""
-    out = Path(out)
-    if out.is_dir():
-        raise UserError(f"{option} {out} is a folder; give a file name such as sheet.png")
-    extension = out.suffix.lower()
-    if Image.registered_extensions().get(extension) not in Image.SAVE:
-        raise UserError(f"{option} {out}: not an image file name; give one ending in .png (or .jpg)")
-    check_output_file(out, option)
-
-
 def check_posters_dir(folder: Path | None, where: str) -> Path:
-    """The poster folder a sheet reads from, or UserError: a missing folder would draw only grey boxes."""
+    """The poster folder a sheet reads from, or BadInput: a missing folder would draw only grey boxes."""
     if folder is None:
-        raise UserError("--sheet needs the poster folder: pass --posters DIR")
+        raise BadInput("--sheet needs the poster folder: pass --posters DIR")
     if not Path(folder).is_dir():
-        raise UserError(f"poster folder {folder} ({where}) not found: pass --posters DIR")
+        raise BadInput(f"poster folder {folder} ({where}) not found: pass --posters DIR")
     return Path(folder)
 
 

@@ -16,10 +16,10 @@ from typing import cast
 
 import numpy as np
 
-from errors import UserError
-from store.collection import PosterStore
-from store.engine import PointFilter
-from store.schema import VECTOR_NAME
+from ..errors import BadInput
+from ..store.collection import PosterStore
+from ..store.engine import PointFilter
+from ..store.schema import VECTOR_NAME
 
 MIN_DECADE = 3  # posters a decade needs to have a centre worth drawing
 
@@ -51,7 +51,7 @@ def era_timeline(store: PosterStore, vector_name: str = VECTOR_NAME, per_decade:
     store.stored_spec(vector_name)
     dated = [p for p in store.points(with_vectors=True, fields=["year"], vector_name=vector_name) if p.poster.year is not None]
     if not dated:
-        raise UserError(f"collection '{store.collection}' has no dated posters: a timeline needs years")
+        raise BadInput(f"collection '{store.collection}' has no dated posters: a timeline needs years")
     years = np.array([p.poster.year for p in dated])
     vectors = np.stack([cast(np.ndarray, p.vector) for p in dated]).astype(np.float64)  # points() yields only points with it
     steps: list[DecadeStep] = []

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import difflib
 
-from errors import UserError
-from store.collection import PosterStore, StoredPoint
-from store.integrity import check_intact
-from store.schema import PosterPayload
+from ..errors import BadInput, Damaged, NotFound
+from ..store.collection import PosterStore, StoredPoint
+from ..store.integrity import check_intact
+from ..store.schema import PosterPayload
 
 
 def find_film(store: PosterStore, title: str | None = None, point_id: str | None = None, year: int | None = None) -> StoredPoint:
-    """The one stored film with this id, or this title (and year); UserError otherwise."""
+    """The one stored film with this id, or this title (and year); BadInput otherwise."""
     store.stored_spec()
     if point_id:
         try:
@@ -20,19 +20,26 @@ def find_film(store: PosterStore, title: str | None = None, point_id: str | None
             found = []
         if not found:
             check_intact(store)  # a point whose payload or vector was lost: said as such, not "no film"
-            raise UserError(f"no film with id {_cut(point_id)} in collection '{store.collection}'")
+            why = store.left_out(point_id)
+            if why:  # stored, but its payload does not decode: named as such, not "no film"
+                raise Damaged(f"collection '{store.collection}': {why}")
+            raise NotFound(f"no film with id {_cut(point_id)} in collection '{store.collection}'")
         return _intact(store, found[0])
     if not title:
-        raise UserError("give an image, a --title or an --id")
+        raise BadInput("give an image, a --title or an --id")
+    seen = len(store.left_out_ids)
     matches = _exact(store, title) or (_case_insensitive(store, title) if not _has_words(title) else [])
     if year is not None:
         matches = [m for m in matches if m.poster.year == year]
     if not matches:
         check_intact(store)
-        raise UserError(f"no film titled {_cut(title)!r}{f' from {year}' if year else ''}{_close_matches(store, title)}")
+        left_out = store.left_out_ids[seen:]  # a film of that title may be one whose payload does not decode
+        if left_out:
+            raise Damaged(f"collection '{store.collection}': {store.left_out(left_out[0])}")
+        raise NotFound(f"no film titled {_cut(title)!r}{f' from {year}' if year else ''}{_close_matches(store, title)}")
     if len(matches) > 1:
         listed = "; ".join(f"{m.poster.title} ({_year(m.poster)}, id {m.id})" for m in matches[:5])
-        raise UserError(f"{len(matches)} films are titled {title!r}: {listed}; give the year too, or search by id")
+        raise BadInput(f"{len(matches)} films are titled {title!r}: {listed}; give the year too, or search by id")
     return _intact(store, store.retrieve([matches[0].id], with_vectors=True)[0])
 
 

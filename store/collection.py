@@ -6,18 +6,18 @@ for a folder (store/edge.py) or qdrant-client for a server (store/server.py).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from embedding.spec import EmbeddingSpec
-from errors import UserError
-from store.connection import StoreLocation, open_engine
-from store.engine import Hit, PointFilter, Record, VectorConfig
-from store.schema import (
+from ..embedding.spec import EmbeddingSpec
+from ..errors import BadInput, Damaged, NotFound, command
+from .connection import StoreLocation, open_engine
+from .engine import Hit, PointFilter, Record, VectorConfig
+from .schema import (
     DEFAULT_COLLECTION,
     SCHEMA_VERSION,
     STYLE_VECTOR_NAME,
@@ -43,13 +43,36 @@ class Sharding:
 
 @dataclass
 class StoredPoint:
-    id: str
-    payload: dict  # as stored; `poster` is the typed view
-    vector: np.ndarray | None = None
+    """A stored poster as the store hands it out: its payload decoded once (`poster`), and the vector asked for."""
 
-    @cached_property
-    def poster(self) -> PosterPayload:
-        return PosterPayload.from_dict(self.payload, f"point {self.id}")
+    id: str
+    poster: PosterPayload
+    vector: np.ndarray | None = None
+    payload: dict = field(default_factory=dict, repr=False)  # as stored: for copying and for damage checks, never read field by field
+
+
+@dataclass(frozen=True)
+class Match:
+    """A search hit, decoded: the stored poster and its cosine similarity to the query."""
+
+    id: str
+    score: float
+    poster: PosterPayload
+    payload: dict = field(default_factory=dict, repr=False)  # as stored (empty: the payload was lost)
+
+
+log = logging.getLogger("poster_search")
+
+
+def decode(point_id: str, payload: dict) -> PosterPayload | str:
+    """The one policy for reading a stored payload, which anyone with access to the store may have
+    written: the typed payload, or why it does not decode. PosterStore leaves such a record out of
+    its answers and names it once (a warning on the `poster_search` logger, which the CLI prints on
+    stderr), with what is wrong and how to repair it; everything else keeps working."""
+    try:
+        return PosterPayload.from_dict(payload, f"point {point_id}")
+    except Damaged as e:
+        return str(e)
 
 
 class PosterStore:
@@ -62,12 +85,15 @@ class PosterStore:
         self.collection = collection
         self.engine = open_engine(location, must_exist=must_exist)
         self._owns_engine = True
+        self.left_out_ids: list[str] = []  # points left out of answers so far: their payloads do not decode (decode())
+        self._left_out: dict[tuple[str, str], str] = {}  # (collection, point id) -> why; shared by other_collection()s
 
     def other_collection(self, collection: str) -> PosterStore:
         """Another collection of the same store, on the same engine (an embedded folder allows one)."""
         check_collection_name(collection)
         other = object.__new__(PosterStore)
         other.location, other.collection, other.engine, other._owns_engine = self.location, collection, self.engine, False
+        other.left_out_ids, other._left_out = [], self._left_out
         return other
 
     def __enter__(self) -> PosterStore:
@@ -90,24 +116,24 @@ class PosterStore:
         return self.engine.collection_exists(self.collection)
 
     def stored_spec(self, vector_name: str = VECTOR_NAME) -> EmbeddingSpec:
-        """The embedding a vector of the collection was made with; UserError if there is none."""
+        """The embedding a vector of the collection was made with; BadInput if there is none."""
         if not self.exists():
-            raise UserError(f"no collection '{self.collection}' in {self.location.describe()}: run `python cli.py ingest` first")
+            raise NotFound(f"no collection '{self.collection}' in {self.location.describe()}: run {command('ingest')} first")
         vectors = self.engine.vectors(self.collection)
         if VECTOR_NAME not in vectors:
-            raise UserError(f"collection '{self.collection}' has no '{VECTOR_NAME}' vector: it was not made by poster search")
+            raise BadInput(f"collection '{self.collection}' has no '{VECTOR_NAME}' vector: it was not made by poster search")
         if vector_name not in vectors:
             hint = " (ingest with --style adds it)" if vector_name == STYLE_VECTOR_NAME else ""
-            raise UserError(f"collection '{self.collection}' has no '{vector_name}' vector{hint}")
+            raise NotFound(f"collection '{self.collection}' has no '{vector_name}' vector{hint}")
         metadata = self.collection_metadata().embedding_of(vector_name)
         if not metadata:
-            raise UserError(f"collection '{self.collection}' records no embedding for '{vector_name}': it was not made by poster search")
+            raise BadInput(f"collection '{self.collection}' records no embedding for '{vector_name}': it was not made by poster search")
         try:
             spec = EmbeddingSpec.from_dict(metadata)
         except ValueError as e:
-            raise UserError(f"collection '{self.collection}' records a damaged embedding for '{vector_name}' ({e})") from None
+            raise BadInput(f"collection '{self.collection}' records a damaged embedding for '{vector_name}' ({e})") from None
         if vectors[vector_name] != spec.dim:
-            raise UserError(f"collection '{self.collection}' holds {vectors[vector_name]}-d vectors but records a {spec.dim}-d embedding")
+            raise BadInput(f"collection '{self.collection}' holds {vectors[vector_name]}-d vectors but records a {spec.dim}-d embedding")
         return spec
 
     def metadata(self) -> dict:
@@ -115,7 +141,7 @@ class PosterStore:
         return self.engine.metadata(self.collection)
 
     def collection_metadata(self) -> CollectionMetadata:
-        """The collection metadata, typed, upgraded from an older schema version; UserError for a
+        """The collection metadata, typed, upgraded from an older schema version; BadInput for a
         newer version or a field of the wrong type (one line)."""
         return CollectionMetadata.from_dict(self.metadata(), f"collection '{self.collection}' in {self.location.describe()}")
 
@@ -136,7 +162,7 @@ class PosterStore:
                 differing = [k for k in theirs if mine.get(k) != theirs[k]]
                 what = "differs in " + ", ".join(f"{k} (stored {mine.get(k) or 'none'}, now {theirs[k] or 'none'})" for k in differing)
             hint = "the same --precision and --weights" if stored.quantization or spec.quantization else "the same --weights"
-            raise UserError(
+            raise BadInput(
                 f"collection '{self.collection}' was made with another embedding: {what}; "
                 f"use {hint}, another --collection, or --recreate to start over"
             )
@@ -171,7 +197,7 @@ class PosterStore:
 
     def check_sharding(self, sharding: Sharding) -> None:
         if self.location.is_local and not sharding.is_default():
-            raise UserError(
+            raise BadInput(
                 "--shards, --replicas and --write-consistency need a Qdrant server or cluster (--qdrant-url): "
                 "the embedded store is a single shard"
             )
@@ -258,7 +284,34 @@ class PosterStore:
             for r in records:
                 if with_vectors and vector_name not in r.vectors:
                     continue
-                yield StoredPoint(r.id, r.payload, r.vectors[vector_name] if with_vectors else None)
+                point = self._point(r, vector_name if with_vectors else None)
+                if point is not None:
+                    yield point
+
+    def _point(self, record: Record, vector_name: str | None) -> StoredPoint | None:
+        poster = self._decode(record.id, record.payload)
+        if poster is None:
+            return None
+        return StoredPoint(record.id, poster, record.vectors.get(vector_name) if vector_name else None, record.payload)
+
+    def _match(self, hit: Hit) -> Match | None:
+        poster = self._decode(hit.id, hit.payload)
+        return None if poster is None else Match(hit.id, hit.score, poster, hit.payload)
+
+    def _decode(self, point_id: str, payload: dict) -> PosterPayload | None:
+        poster = decode(point_id, payload)
+        if isinstance(poster, PosterPayload):
+            return poster
+        self.left_out_ids.append(point_id)
+        key = (self.collection, point_id)
+        if key not in self._left_out:  # named once while the store is open
+            self._left_out[key] = poster
+            log.warning("collection '%s': %s (left out until then)", self.collection, poster)
+        return None
+
+    def left_out(self, point_id: str) -> str | None:
+        """Why this stored point was left out of the answers (its payload does not decode), if it was."""
+        return self._left_out.get((self.collection, point_id))
 
     def records(
         self, with_vectors: bool | list[str] = True, fields: list[str] | None = None, batch: int = 1024, filter: PointFilter = PointFilter()
@@ -282,14 +335,18 @@ class PosterStore:
         """Stored points by id (unknown ids are left out); `with_vectors` True or a vector name."""
         name = VECTOR_NAME if with_vectors is True else (with_vectors or None)
         records = self.engine.retrieve(self.collection, list(ids), True, [name] if name else False)
-        return [StoredPoint(r.id, r.payload, r.vectors.get(name) if name else None) for r in records]
+        return [point for r in records if (point := self._point(r, name)) is not None]
+
+    def vectors_of(self, ids: Sequence[str], names: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+        """The named vectors of these points, by id (no payloads); a point lacking one has only the others."""
+        return {r.id: r.vectors for r in self.engine.retrieve(self.collection, list(ids), False, list(names))}
 
     # --- search -----------------------------------------------------------------------------
 
     def with_title_words(self, text: str, limit: int = 500) -> list[StoredPoint]:
         """Points whose title holds every word of `text` (case-insensitive), by Qdrant's full-text index."""
         records, _ = self.engine.scroll(self.collection, PointFilter(title_words=text), limit, None, ["title", "year", "sha256"], False)
-        return [StoredPoint(r.id, r.payload) for r in records]
+        return [point for r in records if (point := self._point(r, None)) is not None]
 
     def nearest(
         self,
@@ -300,7 +357,7 @@ class PosterStore:
         exact: bool = False,
         fields: list[str] | None = None,
         score_threshold: float | None = None,
-    ) -> list[list[Hit]]:
+    ) -> list[list[Match]]:
         """For each query vector, the `limit` most similar points (cosine), best first, by Qdrant;
         with `score_threshold`, only those at least that similar.
 
@@ -309,7 +366,8 @@ class PosterStore:
         if not len(vectors):
             return []
         payload = True if fields is None else fields
-        return self.engine.query(self.collection, vectors, vector_name, limit, filter, exact, payload, score_threshold)
+        answers = self.engine.query(self.collection, vectors, vector_name, limit, filter, exact, payload, score_threshold)
+        return [[match for hit in hits if (match := self._match(hit)) is not None] for hits in answers]
 
     def recommend(
         self,
@@ -318,6 +376,7 @@ class PosterStore:
         limit: int,
         filter: PointFilter = PointFilter(),
         vector_name: str = VECTOR_NAME,
-    ) -> list[Hit]:
+    ) -> list[Match]:
         """Points like the positive examples and unlike the negative ones (Qdrant's recommend, best score)."""
-        return self.engine.recommend(self.collection, positive, negative, vector_name, limit, filter, True)
+        hits = self.engine.recommend(self.collection, positive, negative, vector_name, limit, filter, True)
+        return [match for hit in hits if (match := self._match(hit)) is not None]

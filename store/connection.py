@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from errors import UserError
+from ..errors import BadInput, command
 
 DEFAULT_PATH = "qdrant_data"
 
@@ -35,36 +35,36 @@ class StoreLocation:
 
 def is_local_mode_folder(path: Path) -> bool:
     """A folder made by an earlier poster search with qdrant-client's local mode."""
-    from store.edge import MARKER
+    from .edge import MARKER
 
     return (path / "meta.json").is_file() and not (path / MARKER).is_file()
 
 
 def open_engine(location: StoreLocation, must_exist: bool = False):
-    """The engine for a location, or a one-line UserError saying why there is none.
+    """The engine for a location, or a one-line BadInput saying why there is none.
 
     A folder is Qdrant Edge (the default), unless an earlier version made it in qdrant-client's
     local mode: that keeps working, through qdrant-client, with a note on how to convert it.
     """
     if location.url:
-        from store.server import ServerEngine
+        from .server import ServerEngine
 
         return ServerEngine(url=location.url, api_key=location.api_key, timeout=location.timeout, grpc=location.prefer_grpc)
     path = location.path
     if path.exists() and not path.is_dir():
-        raise UserError(f"store path {path} is a file, not a folder")
+        raise BadInput(f"store path {path} is a file, not a folder")
     if is_local_mode_folder(path):
         import sys
 
-        from store.server import ServerEngine
+        from .server import ServerEngine
 
         print(
             f"Note: {path} was made by an earlier version (qdrant-client local mode: slow to open and to filter). "
-            f"Convert it once, without re-embedding: python cli.py migrate --qdrant-path {path} --to-path NEW_FOLDER",
+            f"Convert it once, without re-embedding: {command(f'migrate --qdrant-path {path} --to-path NEW_FOLDER')}",
             file=sys.stderr,
         )
         return ServerEngine(path=path)
-    from store.edge import EdgeEngine
+    from .edge import EdgeEngine
 
     return EdgeEngine(path, must_exist=must_exist)
 
@@ -77,9 +77,9 @@ def location_from_options(
     are a conflict, not a silent choice."""
     env_path, env_url = os.environ.get("QDRANT_PATH") or None, os.environ.get("QDRANT_URL") or None
     if path and url:
-        raise UserError("--qdrant-path (an embedded store) and --qdrant-url (a server) both given: choose one")
+        raise BadInput("--qdrant-path (an embedded store) and --qdrant-url (a server) both given: choose one")
     if not (path or url) and env_path and env_url:
-        raise UserError("QDRANT_PATH and QDRANT_URL are both set: unset one, or choose with --qdrant-path / --qdrant-url")
+        raise BadInput("QDRANT_PATH and QDRANT_URL are both set: unset one, or choose with --qdrant-path / --qdrant-url")
     url = None if path else url or env_url
     if url:
         check_url(url)
@@ -87,11 +87,11 @@ def location_from_options(
     try:
         timeout = float(timeout if timeout is not None else env_timeout or 30.0)
     except ValueError:
-        raise UserError(f"QDRANT_TIMEOUT must be a number of seconds, not {env_timeout!r}") from None
+        raise BadInput(f"QDRANT_TIMEOUT must be a number of seconds, not {env_timeout!r}") from None
     if not timeout > 0:
-        raise UserError(f"the Qdrant timeout must be positive, not {timeout}")
+        raise BadInput(f"the Qdrant timeout must be positive, not {timeout}")
     if grpc and not url:
-        raise UserError("--grpc needs a Qdrant server (--qdrant-url); the embedded store has no network protocol")
+        raise BadInput("--grpc needs a Qdrant server (--qdrant-url); the embedded store has no network protocol")
     if grpc is None:  # from the environment: only meaningful for a server
         grpc = bool(url) and os.environ.get("QDRANT_GRPC", "").lower() in ("1", "true", "yes")
     return StoreLocation(
@@ -111,8 +111,8 @@ def check_url(url: str) -> None:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError as e:
-        raise UserError(f"malformed Qdrant URL {url!r}: {e}") from None
+        raise BadInput(f"malformed Qdrant URL {url!r}: {e}") from None
     if parts.scheme not in ("http", "https"):
-        raise UserError(f"malformed Qdrant URL {url!r}: it must start with http:// or https://")
+        raise BadInput(f"malformed Qdrant URL {url!r}: it must start with http:// or https://")
     if not parts.hostname:
-        raise UserError(f"malformed Qdrant URL {url!r}: expected http://HOST[:PORT] or https://HOST[:PORT]")
+        raise BadInput(f"malformed Qdrant URL {url!r}: expected http://HOST[:PORT] or https://HOST[:PORT]")

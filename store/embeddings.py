@@ -8,11 +8,11 @@ from typing import cast
 
 import numpy as np
 
-from errors import UserError
-from safe_io import output_path
-from store.collection import PosterStore
-from store.integrity import check_intact
-from store.schema import PREDICTED_HIGH, PREDICTED_LOW, PREDICTED_YEAR, VECTOR_NAME
+from ..errors import BadInput
+from ..safe_io import output_path
+from .collection import PosterStore
+from .integrity import check_intact
+from .schema import PREDICTED_HIGH, PREDICTED_LOW, PREDICTED_YEAR, VECTOR_NAME
 
 
 @dataclass
@@ -53,13 +53,13 @@ def load_embeddings(store: PosterStore, vector_name: str = VECTOR_NAME) -> Embed
 
 
 def export_target(path: Path) -> Path:
-    """The file an export writes (a symlink's target: the link stays a link), or UserError: the
+    """The file an export writes (a symlink's target: the link stays a link), or BadInput: the
     export is renamed into place, which would replace a device or a FIFO by a file."""
     path = Path(path).resolve() if Path(path).is_symlink() else Path(path)
     if not path.parent.is_dir():
-        raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
+        raise BadInput(f"cannot write {path}: folder {path.parent} does not exist")
     if path.exists() and not path.is_file():
-        raise UserError(f"cannot write {path}: it is not a regular file (a device, a FIFO or a folder); give a file name")
+        raise BadInput(f"cannot write {path}: it is not a regular file (a device, a FIFO or a folder); give a file name")
     return path
 
 

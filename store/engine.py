@@ -11,17 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Protocol
 
 import numpy as np
-
-from errors import UserError
-from store.schema import PosterPayload
-
-
-class StoreDamaged(UserError):
-    """A store file is damaged or missing: the message names it and what to do (HTTP 503 on the web)."""
 
 
 @dataclass
@@ -35,15 +27,11 @@ class Record:
 
 @dataclass
 class Hit:
-    """A search result: id, cosine similarity and payload."""
+    """A search result: id, cosine similarity and payload (as stored: PosterStore decodes it)."""
 
     id: str
     score: float
-    payload: dict  # as stored; `poster` is the typed view
-
-    @cached_property
-    def poster(self) -> PosterPayload:
-        return PosterPayload.from_dict(self.payload, f"point {self.id}")
+    payload: dict
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from store.collection import PosterStore
-from store.engine import PointFilter, StoreDamaged
-from store.schema import VECTOR_NAME
+from ..errors import Damaged
+from .collection import PosterStore
+from .engine import PointFilter
+from .schema import VECTOR_NAME
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def damage(store: PosterStore) -> Damage:
 
 
 def check_intact(store: PosterStore) -> None:
-    """StoreDamaged naming the damage, if any (see the module's docstring)."""
+    """Damaged naming the damage, if any (see the module's docstring)."""
     found = damage(store)
     if found:
-        raise StoreDamaged(found.message(store.collection))
+        raise Damaged(found.message(store.collection))

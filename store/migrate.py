@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embedding.spec import EmbeddingSpec
-from errors import UserError
-from store.collection import PosterStore, Sharding
-from store.connection import StoreLocation
-from store.engine import VectorConfig
-from store.integrity import check_intact
-from store.schema import CollectionMetadata
+from ..embedding.spec import EmbeddingSpec
+from ..errors import BadInput
+from .collection import PosterStore, Sharding
+from .connection import StoreLocation
+from .engine import VectorConfig
+from .integrity import check_intact
+from .schema import CollectionMetadata
 
 SPOT_CHECKS = 20  # points whose vectors and payloads are compared after the copy
 
@@ -46,7 +46,7 @@ def migrate(
     from tqdm import tqdm
 
     if same_store(source.location, target.location) and source.collection == target.collection:
-        raise UserError("source and destination are the same collection")
+        raise BadInput("source and destination are the same collection")
     started = time.perf_counter()
     source.stored_spec()  # a clear error if the source is not a poster collection (or of a newer schema)
     check_intact(source)  # a damaged source is said as such, never copied and reported "checked equal"
@@ -65,7 +65,7 @@ def migrate(
     target.optimize()  # an embedded destination builds its search index now (a server does so by itself)
     report = MigrateReport(copied, source.count(), target.count(), time.perf_counter() - started)
     if report.target_count < report.source_count:
-        raise UserError(f"destination holds {report.target_count} points, source {report.source_count}: run migrate again")
+        raise BadInput(f"destination holds {report.target_count} points, source {report.source_count}: run migrate again")
     _spot_check(source, target)
     return report
 
@@ -79,7 +79,7 @@ def same_store(source: StoreLocation, target: StoreLocation) -> bool:
     if a == b:
         return True
     if b.is_relative_to(a) or a.is_relative_to(b):
-        raise UserError(
+        raise BadInput(
             f"the destination {target.path} and the source {source.path} are one inside the other: give a folder outside the source store"
         )
     return False
@@ -92,7 +92,7 @@ def _prepare_target(target: PosterStore, vectors: dict[str, int], metadata: dict
         return
     have, want, source = target.vectors(), vectors, CollectionMetadata.from_dict(metadata)
     if have != want or target.stored_spec() != EmbeddingSpec.from_dict(source.embedding or {}):
-        raise UserError(
+        raise BadInput(
             f"destination collection '{target.collection}' exists with other vectors or another embedding "
             f"(has {have}, source {want}); choose another --to-collection"
         )
@@ -100,12 +100,12 @@ def _prepare_target(target: PosterStore, vectors: dict[str, int], metadata: dict
     if theirs and mine and theirs != mine and target.count():
         # One collection, one posters folder (as ingest keeps it): `file` is relative to it, so the
         # destination's posters would point into the wrong folder, and same-named files collide.
-        raise UserError(
+        raise BadInput(
             f"destination collection '{target.collection}' holds posters from {theirs}, the source's are from {mine}: "
             "use another --to-collection"
         )
     if not sharding.is_default():
-        raise UserError("destination collection exists already: --shards/--replicas/--write-consistency only apply when it is created")
+        raise BadInput("destination collection exists already: --shards/--replicas/--write-consistency only apply when it is created")
     target.update_metadata(metadata)  # e.g. a newer posters_dir
 
 
@@ -118,7 +118,7 @@ def _spot_check(source: PosterStore, target: PosterStore) -> None:
     for pid in sample:
         a, b = mine[pid], theirs.get(pid)
         if b is None or a.payload != b.payload or set(a.vectors) != set(b.vectors):
-            raise UserError(f"point {pid} differs between source and destination after the copy")
+            raise BadInput(f"point {pid} differs between source and destination after the copy")
         for name in a.vectors:
             if not np.allclose(a.vectors[name], b.vectors[name], atol=1e-6):
-                raise UserError(f"vector '{name}' of point {pid} differs between source and destination")
+                raise BadInput(f"vector '{name}' of point {pid} differs between source and destination")

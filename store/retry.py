@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from errors import UserError
+from ..errors import BadInput
 
 T = TypeVar("T")
 TRANSIENT_STATUS = {429, 500, 502, 503, 504}
@@ -49,7 +49,5 @@ def with_retries(call: Callable[[], T], what: str, attempts: int = 5, wait: floa
         return retrying(call)
     except Exception as e:
         if is_transient(e):
-            raise UserError(
-                f"{what} failed {attempts} times ({type(e).__name__}: {str(e)[:150]}); what was stored before is kept"
-            ) from None
+            raise BadInput(f"{what} failed {attempts} times ({type(e).__name__}: {str(e)[:150]}); what was stored before is kept") from None
         raise

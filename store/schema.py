@@ -27,13 +27,15 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, fields
-from typing import Any, Final
+from typing import Any, Final, Literal
 
-from errors import UserError
+from ..errors import BadInput, Damaged
 
 DEFAULT_COLLECTION = "posters"
-VECTOR_NAME: Final = "vgg16"  # Final: its literal type is a valid web.app.StoredVector
+VECTOR_NAME: Final = "vgg16"  # Final: its literal type is a VectorName
 STYLE_VECTOR_NAME: Final = "vgg16_style"  # optional second vector: the style embedding (ingest --style)
+VectorName = Literal["vgg16", "vgg16_style"]  # the named vectors a collection may hold: the CLI's and the API's choices
+VECTOR_NAMES: tuple[VectorName, ...] = (VECTOR_NAME, STYLE_VECTOR_NAME)
 SCHEMA_VERSION = 2
 POINT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "poster-search/posters")
 
@@ -53,7 +55,7 @@ _COLLECTION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
 
 def check_collection_name(name: str) -> None:
     if not _COLLECTION_NAME.fullmatch(name or ""):
-        raise UserError(f"invalid collection name {name!r}: use 1-255 letters, digits, '_', '-' or '.', not starting with '.' or '-'")
+        raise BadInput(f"invalid collection name {name!r}: use 1-255 letters, digits, '_', '-' or '.', not starting with '.' or '-'")
 
 
 _KIND_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list of strings"}
@@ -67,15 +69,16 @@ def whole_number(value: object) -> int | None:
 
 
 def _check_type(value: Any, kind: type, field: str, where: str, remedy: str) -> None:
-    """One line naming the field, for a value of another JSON type (a bool is not an integer here;
-    a list must hold strings)."""
+    """Damaged, one line naming the field, for a value of another JSON type (a bool is not an
+    integer here; a list must hold strings): stored records are written by poster search only in
+    the right types, so another one was changed outside it."""
     if kind is list:
         fits = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
     else:
         fits = whole_number(value) is not None if kind is int else isinstance(value, kind)
     if not fits:
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-        raise UserError(
+        raise Damaged(
             f"{where}: field '{field}' is {shown} ({type(value).__name__}), not {_KIND_NAMES[kind]}: "
             f"it was changed outside poster search; {remedy}"
         )
@@ -112,9 +115,11 @@ class PosterPayload:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "a stored payload") -> PosterPayload:
-        """The typed payload; UserError naming `where` and the field for a value of the wrong type."""
+        """The typed payload; Damaged naming `where` and the field for a value of the wrong type.
+        Only the store reads payloads (PosterStore, store/collection.py): everything above it gets
+        PosterPayloads, decoded once, under one policy."""
         if not isinstance(data, dict):
-            raise UserError(f"{where}: the payload is {type(data).__name__}, not an object")
+            raise Damaged(f"{where}: the payload is {type(data).__name__}, not an object")
         values: dict[str, Any] = {}
         prediction_damaged = False
         for name, value in data.items():  # a payload holds a few fields: the loop is over those
@@ -174,10 +179,10 @@ class CollectionMetadata:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "the collection metadata") -> CollectionMetadata:
-        """Upgraded to this version and type-checked; UserError (one line) for a newer version or a
-        field of the wrong type. Keys this version does not know are ignored."""
+        """Upgraded to this version and type-checked; BadInput (one line) for a newer version,
+        Damaged for a field of the wrong type. Keys this version does not know are ignored."""
         if not isinstance(data, dict):
-            raise UserError(f"{where} is {type(data).__name__}, not an object: it was not made by poster search")
+            raise Damaged(f"{where} is {type(data).__name__}, not an object: it was not made by poster search")
         data = upgrade_metadata(data, where)
         values: dict[str, Any] = {}
         for f in fields(cls):
@@ -212,7 +217,7 @@ _METADATA_REMEDY = "correct it, or ingest into a new --collection (or --recreate
 
 
 def upgrade_metadata(data: dict, where: str = "the collection metadata") -> dict:
-    """Collection metadata of any earlier schema version, as this version's; UserError for a newer one.
+    """Collection metadata of any earlier schema version, as this version's; BadInput for a newer one.
 
     Version 1 (and collections that record none: the first release wrote it from the start, so
     none means 1) differs from 2 only in the payload fields it cannot hold (predicted_*, optional):
@@ -222,9 +227,9 @@ def upgrade_metadata(data: dict, where: str = "the collection metadata") -> dict
         version = 1
     _check_type(version, int, "schema_version", where, _METADATA_REMEDY)
     if version > SCHEMA_VERSION:
-        raise UserError(
+        raise BadInput(
             f"{where} has schema version {version}, made by a newer poster search; this version reads up to {SCHEMA_VERSION}: upgrade"
         )
     if version < 1:
-        raise UserError(f"{where} has schema version {version}: no poster search wrote it")
+        raise Damaged(f"{where} has schema version {version}: no poster search wrote it")
     return {**data, "schema_version": SCHEMA_VERSION}

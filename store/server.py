@@ -13,10 +13,10 @@ from typing import cast
 
 import numpy as np
 
-from errors import UserError
-from store.engine import Hit, PointFilter, Record, VectorConfig, as_vector_list, is_point_id
-from store.retry import with_retries
-from store.schema import INDEXED_FIELDS
+from ..errors import BadInput, InUse
+from .engine import Hit, PointFilter, Record, VectorConfig, as_vector_list, is_point_id
+from .retry import with_retries
+from .schema import INDEXED_FIELDS
 
 HNSW_EF = 128
 
@@ -38,13 +38,13 @@ class ServerEngine:
                 self.client = QdrantClient(path=str(path))
             except RuntimeError as e:
                 if "already accessed" in str(e):
-                    raise UserError(
+                    raise InUse(
                         f"the store {path} is in use by another process (the embedded store allows one at a time); "
                         "wait for it to finish, or use a Qdrant server (--qdrant-url)"
                     ) from None
                 raise
             except PermissionError as e:
-                raise UserError(f"cannot open store {path}: {e.strerror}") from None
+                raise BadInput(f"cannot open store {path}: {e.strerror}") from None
             return
         # check_compatibility would print its own warning for an unreachable server; the pinned
         # versions (requirements.txt, docker-compose.yml) keep client and server in step. httpx
@@ -60,7 +60,7 @@ class ServerEngine:
             self.client.get_collections()  # the client connects lazily: fail here, clearly, not mid-ingest
         except Exception as e:
             self.client.close()
-            raise UserError(f"cannot reach Qdrant at {url}: {_reason(e)}") from None
+            raise BadInput(f"cannot reach Qdrant at {url}: {_reason(e)}") from None
 
     @property
     def is_local_mode(self) -> bool:

@@ -20,21 +20,21 @@ import shutil
 import stat
 from pathlib import Path
 
-from errors import UserError
+from ..errors import BadInput
 
 MARGIN = 2 * 2**20  # headers, small files, rounding to blocks
 MEMORY_FILE_SYSTEMS = ("tmpfs", "ramfs", "shm")
 
 
 def check_free_space(folder: Path, needed: int, doing: str, kept: bool = False) -> None:
-    """UserError unless the file system holding `folder` has `needed` bytes free."""
+    """BadInput unless the file system holding `folder` has `needed` bytes free."""
     try:
         free = shutil.disk_usage(folder).free
     except OSError:
         return  # cannot tell (a vanished folder is reported by whatever opens it next)
     if free < needed:
         then = "; everything written before is kept" if kept else ""
-        raise UserError(
+        raise BadInput(
             f"not enough free space for {doing}: {folder} has {mb(free)} free and Qdrant Edge needs about {mb(needed)}{then}; "
             "free some space, or use a store on another disk (--qdrant-path)"
         )

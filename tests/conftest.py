@@ -118,7 +118,7 @@ def poster_set(tmp_path):
 @pytest.fixture(scope="session")
 def random_embedder():
     """A real VGG16 with seeded random weights: the architecture runs for real, fast to build."""
-    from embedding.model import Embedder
+    from poster_search.embedding.model import Embedder
 
     return Embedder(None)
 
@@ -133,7 +133,7 @@ def real_weights() -> Path:
 @pytest.fixture(scope="session")
 def real_embedder(real_weights):
     """VGG16 with the real ImageNet weights (Keras), built once for the session."""
-    from embedding.model import Embedder
+    from poster_search.embedding.model import Embedder
 
     return Embedder(str(real_weights))
 
@@ -147,7 +147,7 @@ def era_data() -> tuple[Path, Path]:
 
 @pytest.fixture
 def location(tmp_path):
-    from store.connection import StoreLocation
+    from poster_search.store.connection import StoreLocation
 
     return StoreLocation(path=tmp_path / "store")
 
@@ -156,7 +156,7 @@ def local_mode_folder(path: Path):
     """A store folder as earlier versions made it (qdrant-client local mode); opened through ServerEngine."""
     from qdrant_client import QdrantClient
 
-    from store.connection import StoreLocation
+    from poster_search.store.connection import StoreLocation
 
     QdrantClient(path=str(path)).close()
     return StoreLocation(path=path)
@@ -170,7 +170,7 @@ ENGINES = ["edge", "local-mode", pytest.param("server", marks=NO_SERVER)]
 def any_location(request, tmp_path):
     """The same test on every engine: Qdrant Edge (the default), a qdrant-client local-mode folder
     (earlier versions' stores) and a real server when QDRANT_URL names one (else skipped, saying so)."""
-    from store.connection import StoreLocation, location_from_options
+    from poster_search.store.connection import StoreLocation, location_from_options
 
     if request.param == "edge":
         yield StoreLocation(path=tmp_path / "edge")
@@ -241,7 +241,7 @@ def run_cli(*args: object, cwd: Path | None = None, env: dict | None = None, tim
     import threading
     import traceback
 
-    import cli
+    from poster_search import cli
 
     argv = [str(a) for a in args]
     saved_argv, saved_cwd, saved_streams = sys.argv, os.getcwd(), (sys.stdout, sys.stderr)
@@ -316,6 +316,25 @@ def run_cli(*args: object, cwd: Path | None = None, env: dict | None = None, tim
     return CliResult(argv, code, texts[0], texts[1], exception)
 
 
+def as_foreground(command: list[str]) -> list[str]:
+    """`command` with SIGINT as a terminal's foreground process gets it, so Ctrl-C (SIGINT) reaches
+    it as KeyboardInterrupt. A process started with SIGINT ignored keeps it ignored, and so do its
+    children: POSIX shells start every background command that way (`pytest ... &` in a script,
+    and CI runners that do the same), and the suite's own children would inherit it. GNU env resets
+    it before the command starts; without GNU env, the command is left as it is."""
+    return ["env", "--default-signal=INT", *command] if _GNU_ENV else command
+
+
+def _gnu_env() -> bool:
+    try:
+        return subprocess.run(["env", "--default-signal=INT", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+_GNU_ENV = _gnu_env()
+
+
 def run_process(*args: object, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `python cli.py ARGS` as a user would, in a fresh process: for tests about the process."""
     return subprocess.run(
@@ -367,8 +386,8 @@ def make_catalog(folder: Path, titles: list[str], years: list[int], name: str = 
 
 def payloads(store: Path, collection: str = "posters") -> dict[str, dict]:
     """Every stored payload of an embedded store's collection, by key."""
-    from store.collection import PosterStore
-    from store.connection import StoreLocation
+    from poster_search.store.collection import PosterStore
+    from poster_search.store.connection import StoreLocation
 
     with PosterStore(StoreLocation(path=store), collection) as s:
         return {p.payload["key"]: p.payload for p in s.points(with_vectors=False)}

@@ -3,14 +3,17 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from embedding.augment import augment
-from embedding.images import decode_poster, load_rgb
-from store.collection import PosterStore
-from store.connection import StoreLocation
-from store.embeddings import load_embeddings
+from poster_search.embedding.augment import augment
+from poster_search.embedding.images import decode_poster, load_rgb
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
+from poster_search.store.embeddings import load_embeddings
 from tests.conftest import make_poster, run_cli
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 
 def test_the_view_is_fixed_per_poster_and_still_the_same_poster(tmp_path):

@@ -16,16 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedding.backend import default_batch_size, resolve_backend, resolve_precision, resolve_runtime
-from embedding.spec import EmbeddingSpec
-from errors import UserError
+from poster_search.embedding.backend import default_batch_size, resolve_backend, resolve_precision, resolve_runtime
+from poster_search.embedding.spec import EmbeddingSpec
+from poster_search.errors import PosterSearchError
 from tests.conftest import ROOT, make_poster
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 EMBED_SCRIPT = """
 import sys, numpy as np
 sys.path.insert(0, {root!r})
-from embedding.model import Embedder
-from embedding.images import decode_poster
+from poster_search.embedding.model import Embedder
+from poster_search.embedding.images import decode_poster
 paths, weights, backend, precision, out = sys.argv[1].split(","), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 embedder = Embedder(None if weights == "random" else weights, backend=backend, precision=precision)
 vectors = embedder.embed_pixels(np.stack([decode_poster(p).pixels for p in paths]))
@@ -65,13 +67,13 @@ def test_backend_and_precision_choices(monkeypatch):
     assert resolve_backend("tensorflow") == "tensorflow"
     assert resolve_backend("TensorFlow") == "tensorflow"
     assert resolve_backend("onnx") == resolve_backend("onnxruntime") == "onnxruntime"
-    with pytest.raises(UserError, match="unknown backend 'mxnet': use auto, onnxruntime, openvino, tensorflow, jax or torch"):
+    with pytest.raises(PosterSearchError, match="unknown backend 'mxnet': use auto, onnxruntime, openvino, tensorflow, jax or torch"):
         resolve_backend("mxnet")
-    with pytest.raises(UserError, match="unknown precision 'fp8'"):
+    with pytest.raises(PosterSearchError, match="unknown precision 'fp8'"):
         resolve_precision("fp8", "tensorflow")
-    with pytest.raises(UserError, match="--precision int8 runs on ONNX Runtime or OpenVINO, not tensorflow"):
+    with pytest.raises(PosterSearchError, match="--precision int8 runs on ONNX Runtime or OpenVINO, not tensorflow"):
         resolve_precision("int8", "tensorflow")
-    with pytest.raises(UserError, match="--precision bf16 needs OpenVINO on a CPU with AMX or AVX-512 BF16"):
+    with pytest.raises(PosterSearchError, match="--precision bf16 needs OpenVINO on a CPU with AMX or AVX-512 BF16"):
         resolve_precision("bf16", "onnxruntime")
     assert resolve_runtime("auto", "int8").backend in ("onnxruntime", "openvino")  # the runtimes that have it
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
@@ -83,7 +85,7 @@ def test_backend_and_precision_choices(monkeypatch):
 def test_auto_on_a_machine_without_a_gpu_is_the_cpu_runtime(monkeypatch):
     """No TensorFlow start for ingest: OpenVINO bf16 where the CPU has bf16, else ONNX Runtime fp32
     (tests/test_openvino.py covers the choice in full)."""
-    from embedding.backend import PRECISION_ENV, cpu_bf16, installed
+    from poster_search.embedding.backend import PRECISION_ENV, cpu_bf16, installed
 
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
     monkeypatch.delenv(PRECISION_ENV, raising=False)
@@ -99,7 +101,7 @@ def test_auto_on_a_machine_without_a_gpu_is_the_cpu_runtime(monkeypatch):
 def test_a_backend_that_is_not_installed_is_a_clear_error(backend):
     if importlib.util.find_spec(backend) is not None:
         pytest.skip(f"{backend} is installed here")
-    with pytest.raises(UserError, match=f"backend '{backend}' is not installed: pip install -r requirements-gpu.txt"):
+    with pytest.raises(PosterSearchError, match=f"backend '{backend}' is not installed: pip install -r requirements-gpu.txt"):
         resolve_backend(backend)
 
 
@@ -119,9 +121,9 @@ def test_spec_records_backend_and_precision_but_compares_what_changes_vectors():
 
 def test_the_in_model_preprocessing_matches_keras_preprocess_input(random_embedder, tmp_path):
     """The uint8 model (preprocessing as its first layer) gives what VGG16 + preprocess_input gives."""
-    from embedding.images import decode_poster
-    from embedding.model import import_keras
-    from embedding.vectors import normalise
+    from poster_search.embedding.images import decode_poster
+    from poster_search.embedding.model import import_keras
+    from poster_search.embedding.vectors import normalise
 
     keras = import_keras()
     pixels = np.stack([decode_poster(make_poster(tmp_path / f"{i}.jpg", seed=i)).pixels for i in range(4)])
@@ -141,8 +143,8 @@ def _real_sample(era_data, n: int) -> list[Path]:
 
 
 def test_bf16_vectors_stay_interchangeable_with_fp32_on_real_posters(era_data, real_weights):
-    from embedding.images import decode_poster
-    from embedding.model import Embedder
+    from poster_search.embedding.images import decode_poster
+    from poster_search.embedding.model import Embedder
 
     paths = _real_sample(era_data, 12)
     pixels = np.stack([decode_poster(p).pixels for p in paths])
@@ -155,7 +157,7 @@ def test_bf16_vectors_stay_interchangeable_with_fp32_on_real_posters(era_data, r
 @pytest.mark.parametrize("backend", [pytest.param("jax", marks=needs("jax")), pytest.param("torch", marks=needs("torch"))])
 def test_other_backends_agree_with_tensorflow_fp32(backend, tmp_path, random_embedder):
     """Seeded random weights are NumPy-drawn, so they are the same on every backend."""
-    from embedding.images import decode_poster
+    from poster_search.embedding.images import decode_poster
 
     paths = [make_poster(tmp_path / f"{i}.jpg", seed=i, size=(160, 240)) for i in range(5)]  # 5: JAX pads to 8
     reference = random_embedder.embed_pixels(np.stack([decode_poster(p).pixels for p in paths]))
@@ -167,8 +169,8 @@ def test_other_backends_agree_with_tensorflow_fp32(backend, tmp_path, random_emb
 @pytest.mark.parametrize("backend", [pytest.param("jax", marks=needs("jax")), pytest.param("torch", marks=needs("torch"))])
 def test_other_backends_agree_with_tensorflow_on_real_posters(backend, era_data, real_weights, tmp_path):
     """The same weights file serves every backend; fp32 vectors agree per poster (cosine >= 0.9999)."""
-    from embedding.images import decode_poster
-    from embedding.model import Embedder
+    from poster_search.embedding.images import decode_poster
+    from poster_search.embedding.model import Embedder
 
     paths = _real_sample(era_data, 8)
     reference = Embedder(str(real_weights)).embed_pixels(np.stack([decode_poster(p).pixels for p in paths]))
@@ -184,7 +186,7 @@ def test_cli_refuses_an_unknown_backend_or_precision_in_one_line(poster_set, tmp
     result = run_cli(*common, "--backend", "mxnet")  # refused by the parser, which lists the choices (as --help does)
     assert result.returncode == 2 and result.stderr.strip() == (
         "Error: Invalid value for '--backend': 'mxnet' is not one of 'auto', 'onnxruntime', 'openvino', 'tensorflow', 'jax', 'torch'. "
-        "(see python cli.py ingest --help)"
+        "(see `python cli.py ingest --help`)"
     )
     result = run_cli(*common, "--precision", "fp8")
     assert result.returncode == 2 and result.stderr.strip().startswith("Error: Invalid value for '--precision': 'fp8' is not one of 'auto'")

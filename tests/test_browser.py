@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import pytest
 
-from store.connection import StoreLocation
+from poster_search.store.connection import StoreLocation
 from tests.conftest import BROWSER_ARTEFACTS as ARTEFACTS
 from tests.conftest import make_poster, needs_browser, run_cli, serving, wait_for, write_csv
 
 N = 30  # posters in the store
 HOSTILE_TITLE = '<img src=x onerror="window.pwned=1">Film 29<script>window.pwned=2</script>'
 
-pytestmark = needs_browser
+pytestmark = [needs_browser, pytest.mark.e2e]  # a real server and a real browser
 
 
 @pytest.fixture(scope="module")

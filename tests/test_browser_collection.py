@@ -13,9 +13,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from store.collection import PosterStore
-from store.connection import StoreLocation
-from store.schema import point_id
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
+from poster_search.store.schema import point_id
 from tests.conftest import BROWSER_ARTEFACTS as ARTEFACTS
 from tests.conftest import make_poster, needs_browser, run_cli, serving, wait_for, write_csv
 
@@ -23,7 +23,7 @@ DATED = 18  # Film 0..17, 1941..1975: four decades
 PREDICTED = {"u0.jpg": (1962, 1954, 1971), "u1.jpg": (1931, 1922, 1940)}  # undated posters: file -> predicted year, low, high
 UNKNOWN = "u2.jpg"  # undated, no prediction
 
-pytestmark = needs_browser
+pytestmark = [needs_browser, pytest.mark.e2e]  # a real server and a real browser
 
 
 @pytest.fixture(scope="module")

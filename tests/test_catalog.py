@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from errors import UserError
-from ingest.catalog import Columns, read_catalog
-from store.schema import point_id
+from poster_search.errors import PosterSearchError
+from poster_search.ingest.catalog import Columns, read_catalog
+from poster_search.store.schema import point_id
 from tests.conftest import make_poster, run_cli, write_csv
 
 KAGGLE_HEADER = ["imdbId", "Imdb Link", "Title", "IMDB Score", "Genre", "Poster"]
@@ -93,28 +93,28 @@ def test_bad_rows_are_rejected_with_reasons_and_never_stop_the_run(tmp_path):
 def test_columns_can_be_named(tmp_path):
     make_poster(tmp_path / "posters" / "a.png", seed=1)
     csv = write_csv(tmp_path / "c.csv", ["img", "movie", "released", "tags"], [["a.png", "A Film", "1970", "War, Drama"]])
-    with pytest.raises(UserError, match="no poster file or id column"):
+    with pytest.raises(PosterSearchError, match="no poster file or id column"):
         read_catalog(csv, tmp_path / "posters")
     catalog = read_catalog(csv, tmp_path / "posters", Columns(file="img", title="movie", year="released", genres="tags"))
     assert [(f.title, f.year, f.genres) for f in catalog.films] == [("A Film", 1970, ("War", "Drama"))]
-    with pytest.raises(UserError, match="no column 'nope'"):
+    with pytest.raises(PosterSearchError, match="no column 'nope'"):
         read_catalog(csv, tmp_path / "posters", Columns(file="nope"))
 
 
 def test_unreadable_catalogs_are_clear_errors(tmp_path):
     (tmp_path / "posters").mkdir()
-    with pytest.raises(UserError, match="catalog not found"):
+    with pytest.raises(PosterSearchError, match="catalog not found"):
         read_catalog(tmp_path / "nope.csv", tmp_path / "posters")
     (tmp_path / "empty.csv").write_text("")
-    with pytest.raises(UserError, match="empty"):
+    with pytest.raises(PosterSearchError, match="empty"):
         read_catalog(tmp_path / "empty.csv", tmp_path / "posters")
     csv = write_csv(tmp_path / "m.csv", ["filename", "title"], [])
-    with pytest.raises(UserError, match="posters folder not found"):
+    with pytest.raises(PosterSearchError, match="posters folder not found"):
         read_catalog(csv, tmp_path / "nothere")
-    with pytest.raises(UserError, match="unknown encoding"):
+    with pytest.raises(PosterSearchError, match="unknown encoding"):
         read_catalog(csv, tmp_path / "posters", encoding="klingon")
     (tmp_path / "bin.csv").write_bytes(b"filename,title\n\xff\xfe,\xff\n")
-    with pytest.raises(UserError, match="not valid utf-8"):
+    with pytest.raises(PosterSearchError, match="not valid utf-8"):
         read_catalog(tmp_path / "bin.csv", tmp_path / "posters", encoding="utf-8")
 
 

@@ -12,10 +12,12 @@ import time
 
 import pytest
 
-from store.collection import PosterStore
-from store.connection import StoreLocation
-from store.schema import point_id
-from tests.conftest import ROOT, assert_one_line_error, ingest_args, run_cli, run_process
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
+from poster_search.store.schema import point_id
+from tests.conftest import ROOT, as_foreground, assert_one_line_error, ingest_args, run_cli, run_process
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 invoke = run_cli  # the CLI in this process; run_process where the fresh process is the point
 
@@ -83,7 +85,7 @@ def start_ingest(n_posters, tmp_path, poster_set):
     catalog, posters = poster_set(n_posters)
     store = tmp_path / "store"
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "cli.py"), *map(str, ingest_args(catalog, posters, store, "--batch-size", "1"))],
+        as_foreground([sys.executable, str(ROOT / "cli.py"), *map(str, ingest_args(catalog, posters, store, "--batch-size", "1"))]),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -157,25 +159,12 @@ def test_ingest_stores_posters_under_the_pinned_ids(poster_set, tmp_path):
 
 # --- the installable package ---------------------------------------------------------------------
 
-INSTALLED = [
-    "pyproject.toml",
-    "setup.py",
-    "requirements.txt",
-    "README.md",
-    "cli.py",
-    "errors.py",
-    "presentation.py",
-    "safe_io.py",
-    "path_inside.py",
-]
-PACKAGES = ["embedding", "ingest", "search", "regression", "store", "web"]
-
 
 def build_tools_missing() -> str | None:
     """Why this environment cannot build the wheel offline (--no-build-isolation), or None.
 
-    setuptools and wheel come with the pinned requirements (TensorFlow and astunparse need them);
-    the test skips rather than fetch build tools from the network.
+    setuptools and wheel come with the pinned requirements (constraints.txt); the test skips rather
+    than fetch build tools from the network.
     """
     from importlib.metadata import PackageNotFoundError, version
 
@@ -193,56 +182,76 @@ def build_tools_missing() -> str | None:
     return None
 
 
-def test_wheel_installs_the_console_command(tmp_path):
-    """Build the wheel from the declared files only (as `pip install .` does), install it without
-    dependencies into a bare folder and run `poster-search` from there, outside the checkout."""
+def tracked_files() -> list[str]:
+    """What a clean checkout would hold (git's list: tracked, and new files not ignored): the wheel is built from that."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout: cannot tell which files a clean checkout holds")
+    return [name for name in listed.stdout.splitlines() if (ROOT / name).is_file()]
+
+
+@pytest.mark.e2e
+def test_the_wheel_is_one_package_whose_front_object_searches(tmp_path, poster_set):
+    """Build the wheel from a clean checkout's files (as `pip install .` does), install it without
+    dependencies into a bare folder and use it from elsewhere: one top-level name, no sys.path
+    changed, one class per error, `Posters` answering a search, and the console command."""
     if missing := build_tools_missing():
         pytest.skip(f"cannot build the wheel offline: {missing}")
     source = tmp_path / "src"
-    source.mkdir()
-    for name in INSTALLED:
+    for name in tracked_files():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, source / name)
-    for name in PACKAGES:
-        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", source], check=True, capture_output=True)
     [wheel] = (tmp_path / "dist").glob("poster_search-*.whl")
     target = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", target, wheel], check=True, capture_output=True)
-
-    env = {**os.environ, "PYTHONPATH": str(target)}
-    elsewhere = tmp_path / "elsewhere"  # not the checkout: modules must come from the installed wheel
-    elsewhere.mkdir()
     # one name in site-packages, poster_search: no generic top-level module (cli, store, web) beside it
     assert {p.name for p in target.iterdir()} == {"poster_search", "bin", *[p.name for p in target.glob("poster_search-*.dist-info")]}
-    assert not (target / "poster_search" / "setup.py").exists()
-    where = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import poster_search, cli, web, importlib.metadata as m; print(cli.__file__); "
-            "print(*[e.value for e in m.entry_points(group='console_scripts', name='poster-search')])",
-        ],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert where == [str(target / "poster_search" / "cli.py"), "poster_search:main"]
-    assert (target / "poster_search" / "web" / "static" / "index.html").is_file()
-    bare = subprocess.run([sys.executable, "-c", "import store"], cwd=elsewhere, env=env, capture_output=True, text=True)
-    assert bare.returncode == 1 and "No module named 'store'" in bare.stderr  # not importable until poster_search is
-    dependencies = subprocess.run(
+    assert not (target / "poster_search" / "tests").exists() and (target / "poster_search" / "web" / "static" / "index.html").is_file()
+
+    catalog, posters = poster_set(4)
+    assert run_cli(*ingest_args(catalog, posters, tmp_path / "store")).returncode == 0
+    env = {**os.environ, "PYTHONPATH": str(target)}  # the wheel's poster_search before the checkout's editable one
+    elsewhere = tmp_path / "elsewhere"  # not the checkout, and a folder with modules named like the package's
+    (elsewhere / "web").mkdir(parents=True)
+    (elsewhere / "web" / "__init__.py").write_text("MINE = True\n")
+    (elsewhere / "errors.py").write_text("MINE = True\n")
+    code = f"""
+import sys
+before = list(sys.path)
+import web, errors
+import poster_search
+from poster_search import Posters, NotFound, errors as package_errors
+from poster_search.web.server import listen
+assert sys.path == before, "sys.path changed"
+assert web.MINE and errors.MINE, "the user's own modules are still theirs"
+assert NotFound is package_errors.NotFound and issubclass(NotFound, poster_search.PosterSearchError)
+assert poster_search.__file__.startswith({str(target)!r}), poster_search.__file__
+with Posters({str(tmp_path / "store")!r}) as posters:
+    result = posters.search(title="Film 1", k=2)
+    assert [n.title for n in result.neighbours] and result.to_frame().shape[0] == 2
+    try:
+        posters.film(title="No such film")
+    except NotFound as e:
+        print("not found:", e)
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "ok", done.stderr[-3000:]
+    requires = subprocess.run(
         [sys.executable, "-c", "import importlib.metadata as m; print(*m.requires('poster-search'), sep='\\n')"],
         cwd=elsewhere,
         env=env,
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.split()
-    pinned = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
-    assert dependencies == [line for line in pinned if line]  # one list: requirements.txt
+    ).stdout.splitlines()
+    base = [r for r in requires if "extra ==" not in r]
+    extra = [r.split(";")[0].strip() for r in requires if "extra == " in r and "train" in r]
+    assert base and all(">=" in r or "~=" in r for r in base), base  # ranges, not pins: the pins are constraints.txt's
+    assert not any(r.startswith(("tensorflow", "keras")) for r in base)  # TensorFlow only with the train extra
+    assert {re.split(r"[<>=~]", r)[0] for r in extra} == {"tensorflow-cpu", "keras"}, extra
 
     command = target / "bin" / "poster-search"
     installed = subprocess.run([command, "--help"], cwd=elsewhere, env=env, capture_output=True, text=True)
@@ -254,3 +263,39 @@ def test_wheel_installs_the_console_command(tmp_path):
         [command, "search", "--title", "x", "--qdrant-path", tmp_path / "none"], cwd=elsewhere, env=env, capture_output=True, text=True
     )
     assert error.returncode == 1 and error.stderr.startswith("Error: no store at"), error.stderr
+    assert "`poster-search ingest`" in error.stderr  # the command the user ran, not `python cli.py`
+    version = subprocess.run([command, "--version"], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert version.returncode == 0 and re.fullmatch(r"poster-search \d+\.\d+\.\d+\n", version.stdout), version.stdout
+
+
+def test_messages_name_the_command_that_was_run(tmp_path):
+    """`python cli.py` in a checkout: its messages say so (the installed command says `poster-search`, above)."""
+    result = run_process("search", "--title", "x", "--qdrant-path", tmp_path / "none")
+    assert_one_line_error(result, "no store at .*run `python cli.py ingest` first")
+    short = run_process("search", "-h")
+    assert short.returncode == 0 and "Usage: python cli.py search" in short.stdout and "--qdrant-path" in short.stdout
+
+
+def test_train_year_without_keras_says_what_to_install(tmp_path, poster_set):
+    """Without the train extra (Keras, TensorFlow), train-year is one line naming it; the rest works."""
+    catalog, posters = poster_set(6)
+    store = tmp_path / "store"
+    assert run_cli(*ingest_args(catalog, posters, store)).returncode == 0
+    blocker = """
+import sys
+class NoKeras:  # as if neither Keras nor TensorFlow were installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("keras", "tensorflow"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, NoKeras())
+sys.argv = ["poster-search", *sys.argv[1:]]
+from poster_search.cli import main
+main()
+"""
+    args = ["--qdrant-path", str(store), "--model-dir", str(tmp_path / "model")]
+    trained = subprocess.run([sys.executable, "-c", blocker, "train-year", *args], capture_output=True, text=True, timeout=120)
+    assert_one_line_error(trained, r"needs keras.*pip install \"poster-search\[train\]\"")
+    searched = subprocess.run(
+        [sys.executable, "-c", blocker, "search", "--title", "Film 2", "--qdrant-path", str(store)], capture_output=True, text=True
+    )
+    assert searched.returncode == 0 and "Film" in searched.stdout, searched.stderr

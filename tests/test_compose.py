@@ -50,7 +50,7 @@ def test_cluster_profile_follows_qdrant_distributed_deployment():
 
 
 def test_compose_server_minor_version_is_within_one_of_the_client():
-    pinned = re.search(r"qdrant-client==1\.(\d+)", (ROOT / "requirements.txt").read_text())
+    pinned = re.search(r"qdrant-client==1\.(\d+)", (ROOT / "constraints.txt").read_text())
     for service in QDRANT.values():
         server_minor = int(service["image"].split(":v")[1].split(".")[1])
         assert abs(int(pinned.group(1)) - server_minor) <= 1
@@ -84,14 +84,15 @@ def test_web_healthcheck_asks_the_api_with_python_not_curl():
     compile(test[3], "healthcheck", "exec")  # valid Python
 
 
-def test_dockerfile_is_cpu_only_pinned_and_runs_the_cli():
+def test_dockerfile_is_cpu_only_pinned_without_tensorflow_and_runs_the_cli():
     base = re.search(r"^FROM (\S+)", DOCKERFILE, re.M).group(1)
     assert re.fullmatch(r"python:3\.11(\.\d+)?-slim-\w+", base)  # the Python the project requires, not :latest
     assert 'requires-python = ">=3.11"' in (ROOT / "pyproject.toml").read_text()
-    assert "pip install -r requirements.txt" in DOCKERFILE
-    assert re.search(r"^tensorflow-cpu==", (ROOT / "requirements.txt").read_text(), re.M)  # no CUDA wheels
+    assert "pip install -c constraints.txt -r dependencies.txt" in DOCKERFILE and "pip install --no-deps ." in DOCKERFILE
+    assert "[train]" not in DOCKERFILE  # the page needs no TensorFlow
+    assert re.search(r"^tensorflow[-_]cpu==", (ROOT / "constraints.txt").read_text(), re.M)  # where it is installed: no CUDA wheels
     instructions = "\n".join(line for line in DOCKERFILE.splitlines() if not line.lstrip().startswith("#"))
     assert not re.search(r"cuda|nvidia|--gpus", instructions, re.I)
-    assert 'ENTRYPOINT ["python", "cli.py"]' in DOCKERFILE and re.search(r"^USER (?!root)\w+", DOCKERFILE, re.M)
+    assert 'ENTRYPOINT ["poster-search"]' in DOCKERFILE and re.search(r"^USER (?!root)\w+", DOCKERFILE, re.M)
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", "qdrant_data", "*.h5", "results"} <= set(ignored)  # no environment, store, weights or results in the image

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import typer
 
-import cli
+from poster_search import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 THIS = Path(__file__).resolve()
@@ -120,7 +120,7 @@ def undocumented() -> list[str]:
     group = typer.main.get_command(cli.app)
     sections = [text for path in doc_files() for _, text in markdown_sections(path.read_text(encoding="utf-8"))]
     everything = "\n".join(sections)
-    shared = {p.name for p in cli._STORE_PARAMETERS}  # the store options: one description serves every command
+    shared = {p.name for p in cli._params_of(cli._store_options)}  # the store options: one description serves every command
     missing = []
     for name, command in sorted(group.commands.items()):  # type: ignore[attr-defined]
         if not names_command(everything, name):

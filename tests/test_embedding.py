@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
-from embedding.images import ImageError
-from errors import UserError
+from poster_search.embedding.images import ImageError
+from poster_search.errors import PosterSearchError
 from tests.conftest import make_poster
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 
 def test_vectors_are_512_d_unit_and_deterministic(random_embedder, tmp_path):
@@ -18,7 +20,7 @@ def test_vectors_are_512_d_unit_and_deterministic(random_embedder, tmp_path):
 
 
 def test_random_weights_are_the_same_in_every_build(random_embedder, tmp_path):
-    from embedding.model import Embedder
+    from poster_search.embedding.model import Embedder
 
     path = make_poster(tmp_path / "p.jpg", seed=7)
     assert np.allclose(Embedder(None).embed([path]), random_embedder.embed([path]), atol=1e-5)
@@ -37,10 +39,10 @@ def test_bad_images_and_weights_are_clear_errors(random_embedder, tmp_path):
     with pytest.raises(ImageError, match="not an image"):
         random_embedder.embed([tmp_path / "bad.jpg"])
     assert random_embedder.embed([]).shape == (0, 512)
-    from embedding.model import Embedder
+    from poster_search.embedding.model import Embedder
 
     (tmp_path / "w.h5").write_bytes(b"not hdf5")
-    with pytest.raises(UserError, match="could not load VGG16 weights from"):
+    with pytest.raises(PosterSearchError, match="could not load VGG16 weights from"):
         _ = Embedder(str(tmp_path / "w.h5")).model
 
 

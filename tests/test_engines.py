@@ -8,14 +8,14 @@ is set) are filled identically, asked identically, and compared with each other 
 import numpy as np
 import pytest
 
-from embedding.spec import EmbeddingSpec
-from errors import UserError
-from search.nearest import Filters, PosterSearch
-from search.titles import find_film
-from store.collection import PosterStore
-from store.connection import StoreLocation
-from store.engine import PointFilter
-from store.schema import STYLE_VECTOR_NAME, point_id
+from poster_search.embedding.spec import EmbeddingSpec
+from poster_search.errors import PosterSearchError
+from poster_search.search.neighbours import Filters, PosterSearch
+from poster_search.search.titles import find_film
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
+from poster_search.store.engine import PointFilter
+from poster_search.store.schema import STYLE_VECTOR_NAME, point_id
 from tests.conftest import local_mode_folder, run_cli
 
 N = 240
@@ -129,11 +129,11 @@ def test_search_recommend_and_titles_through_the_library(engines):
         ][:3]
         liked = search.recommend([ids[1], ids[2]], [ids[3]], k=4)
         assert len(liked) == 4 and not {ids[1], ids[2], ids[3]} & {n.id for n in liked}
-        with pytest.raises(UserError, match="no film with id"):
+        with pytest.raises(PosterSearchError, match="no film with id"):
             search.recommend([point_id("missing")], k=3)
-        with pytest.raises(UserError, match="--year-min 1990 is after --year-max 1980"):
+        with pytest.raises(PosterSearchError, match="--year-min 1990 is after --year-max 1980"):
             search.by_point(film, k=3, filters=Filters(year_min=1990, year_max=1980))
-        with pytest.raises(UserError, match="has no 'vgg16_style' vector yet"):
+        with pytest.raises(PosterSearchError, match="has no 'vgg16_style' vector yet"):
             search.by_point(store.retrieve([ids[230]])[0], k=3, vector_name=STYLE_VECTOR_NAME)
 
 
@@ -158,6 +158,6 @@ def test_a_store_made_by_an_earlier_version_keeps_working_and_converts(tmp_path)
 
 @pytest.mark.parametrize("name", ["", "a/b", "..", ".hidden", "x" * 300])
 def test_collection_names_that_cannot_be_a_folder_are_refused(tmp_path, name):
-    with pytest.raises(UserError, match="invalid collection name"):
+    with pytest.raises(PosterSearchError, match="invalid collection name"):
         PosterStore(StoreLocation(path=tmp_path / "edge"), name)
     assert not (tmp_path / "edge").exists()  # refused before anything is created

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from embedding.spec import EmbeddingSpec
-from search.era import era_coherence, nearest_dated_years
-from store.collection import PosterStore
-from store.connection import StoreLocation
-from store.schema import point_id
+from poster_search.embedding.spec import EmbeddingSpec
+from poster_search.search.era import era_coherence, nearest_dated_years
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
+from poster_search.store.schema import point_id
 from tests.conftest import run_cli
 
 

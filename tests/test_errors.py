@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from store.collection import PosterStore
-from store.connection import StoreLocation
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
 from tests.conftest import ROOT, assert_one_line_error, make_catalog, make_poster, run_cli, write_csv
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 STORE_ENV = ("QDRANT_PATH", "QDRANT_URL", "QDRANT_API_KEY", "QDRANT_GRPC", "QDRANT_TIMEOUT")
 

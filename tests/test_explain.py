@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ingest.catalog import read_catalog
-from ingest.pipeline import ingest
-from search.explain import cell_terms, explain_search
-from search.nearest import PosterSearch
-from store.collection import PosterStore
-from store.connection import StoreLocation
+from poster_search.ingest.catalog import read_catalog
+from poster_search.ingest.pipeline import ingest
+from poster_search.search.explain import cell_terms, explain_search
+from poster_search.search.neighbours import PosterSearch
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
 from tests.conftest import catalog_rows, generated_catalog, local_mode_folder, real_subset, run_cli
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,7 @@ def test_the_cells_of_a_map_sum_to_the_stores_own_score(real_posters, real_weigh
     with PosterStore(location) as store:
         ingest(read_catalog(catalog, posters), posters, store, real_embedder, progress=False, workers=0)
         query = posters / sorted(p.name for p in posters.iterdir())[3]
-        from search.nearest import image_embedder
+        from poster_search.search.neighbours import image_embedder
 
         embedder = image_embedder(store, str(real_weights))
         neighbours = PosterSearch(store, embedder).by_image(query, k=8)
@@ -63,9 +65,9 @@ def test_the_cells_of_a_map_sum_to_the_stores_own_score(real_posters, real_weigh
 
 def test_a_cached_grid_is_never_that_of_a_replaced_poster_file(generated, tmp_path):
     """The server keeps recent grids (one forward pass each); a poster file replaced since is read again."""
-    from search.explain import Explainer, GridCache
-    from search.nearest import image_embedder
-    from search.titles import find_film
+    from poster_search.search.explain import Explainer, GridCache
+    from poster_search.search.neighbours import image_embedder
+    from poster_search.search.titles import find_film
 
     tmp, store_folder, _ = generated
     posters = tmp_path / "posters"
@@ -138,7 +140,7 @@ def test_search_explain_writes_the_maps_and_refuses_the_style_vector(generated, 
 
 
 def test_the_poster_map_is_computed_once_per_collection_state(generated, tmp_path, monkeypatch):
-    from search.poster_map import poster_map
+    from poster_search.search.poster_map import poster_map
 
     monkeypatch.setenv("POSTER_SEARCH_CACHE", str(tmp_path / "cache"))
     tmp, store, catalog = generated
@@ -175,7 +177,7 @@ def test_map_command_writes_the_picture_and_the_coordinates(generated, tmp_path,
 
 
 def test_the_timeline_finds_each_decades_most_and_least_typical_posters(generated):
-    from search.timeline import era_timeline
+    from poster_search.search.timeline import era_timeline
 
     _, store, _ = generated
     with PosterStore(StoreLocation(path=store)) as db:
@@ -201,7 +203,7 @@ def test_the_timeline_finds_each_decades_most_and_least_typical_posters(generate
 def test_a_small_decade_shows_each_poster_once(generated):
     """Three of each kind asked for: a decade of fewer than six shows each of its posters once, the
     more typical half (rounded up) as typical; a larger one three and three, never one twice."""
-    from search.timeline import era_timeline
+    from poster_search.search.timeline import era_timeline
 
     _, store, _ = generated
     with PosterStore(StoreLocation(path=store)) as db:
@@ -220,7 +222,7 @@ def test_era_timeline_command(generated, tmp_path):
 
 
 def test_near_duplicates_are_every_pair_above_the_threshold_exactly(generated):
-    from search.duplicates import near_duplicates
+    from poster_search.search.duplicates import near_duplicates
 
     _, store, _ = generated
     with PosterStore(StoreLocation(path=store)) as db:

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from ingest.folder import poster_files, read_folder
-from ingest.nfo import MAX_NFO_BYTES, NfoError, read_nfo
-from ingest.pipeline import ingest
-from store.collection import PosterStore
+from poster_search.ingest.folder import poster_files, read_folder
+from poster_search.ingest.nfo import MAX_NFO_BYTES, NfoError, read_nfo
+from poster_search.ingest.pipeline import ingest
+from poster_search.store.collection import PosterStore
 from tests.conftest import make_poster, run_cli
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 GOOD_NFO = """<?xml version="1.0" encoding="UTF-8" standalone="yes" ?>
 <movie>
@@ -161,7 +163,7 @@ def test_folder_ingest_stores_the_catalog_payload_and_reruns_incrementally(tmp_p
     (root / "Alien (1979)" / "movie.nfo").write_text(GOOD_NFO)
     make_poster(root / "scans" / "unknown.jpg", 2)
     store_path = tmp_path / "store"
-    from store.connection import StoreLocation
+    from poster_search.store.connection import StoreLocation
 
     with PosterStore(StoreLocation(path=store_path)) as store:
         report = ingest(read_folder(root), root, store, random_embedder, progress=False, workers=0)

@@ -1,6 +1,6 @@
 """Helpers in the room of their one job (issue 30): path containment in path_inside.py, Keras'
 import in embedding/keras_import.py, the migrate refusals in store/migrate.py (tests/test_schema_records.py),
-and `search.nearest`, the module, callable as the notebook function."""
+and `search.nearest`, an ordinary function."""
 
 from __future__ import annotations
 
@@ -10,24 +10,19 @@ import types
 
 import pytest
 
-from errors import UserError
-from path_inside import inside
-from store.connection import StoreLocation
+from poster_search.errors import NotFound
+from poster_search.path_inside import inside
+from poster_search.store.connection import StoreLocation
 from tests.conftest import ROOT
 
 
-def test_import_search_nearest_gives_the_module_and_from_search_import_nearest_still_searches(tmp_path):
-    import search
-    import search.nearest as module
-    from search import nearest
-    from search.nearest import nearest as function
+def test_search_nearest_is_an_ordinary_function_beside_the_module_of_neighbours(tmp_path):
+    import poster_search.search.neighbours as module
+    from poster_search.search import nearest
 
-    assert isinstance(module, types.ModuleType) and module.PosterSearch is search.PosterSearch
-    assert nearest is module and callable(nearest) and isinstance(function, types.FunctionType)
-    # called, the module is the function: the same one-line error for a store that is not there
-    for call in (nearest, function):
-        with pytest.raises(UserError, match="no store at"):
-            call(tmp_path / "poster.jpg", location=StoreLocation(path=tmp_path / "nothing"))
+    assert isinstance(module, types.ModuleType) and isinstance(nearest, types.FunctionType)
+    with pytest.raises(NotFound, match="no store at"):  # it searches: the same one-line error for a store that is not there
+        nearest(tmp_path / "poster.jpg", store=tmp_path / "nothing")
 
 
 def test_inside_keeps_a_named_file_within_its_folder(tmp_path):
@@ -41,12 +36,13 @@ def test_inside_keeps_a_named_file_within_its_folder(tmp_path):
         assert inside(folder, outside) is None, outside
 
 
+@pytest.mark.e2e  # imports Keras and TensorFlow in a process of its own
 def test_keras_users_do_not_import_the_embedder():
     """The year head and the weights module need Keras, not VGG16's embedder (embedding/model.py)."""
     code = (
-        "import sys\nimport regression.head, embedding.weights\n"
+        "import sys\nimport poster_search.regression.head, poster_search.embedding.weights\n"
         "assert 'keras' in sys.modules, 'the check needs Keras imported'\n"
-        "print(sorted(m for m in ('embedding.model', 'embedding.embedders') if m in sys.modules))"
+        "print(sorted(m for m in ('poster_search.embedding.model', 'poster_search.embedding.embedders') if m in sys.modules))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
@@ -54,7 +50,7 @@ def test_keras_users_do_not_import_the_embedder():
         capture_output=True,
         text=True,
         timeout=300,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
@@ -65,10 +61,10 @@ def test_repair_leaves_a_server_engine_alone(tmp_path):
     any other engine (here qdrant-client's local mode, as a server is reached) is never orphaned."""
     import numpy as np
 
-    from embedding.spec import EmbeddingSpec
-    from ingest.repair import readopt_orphan
-    from store.collection import PosterStore
-    from store.schema import point_id
+    from poster_search.embedding.spec import EmbeddingSpec
+    from poster_search.ingest.repair import readopt_orphan
+    from poster_search.store.collection import PosterStore
+    from poster_search.store.schema import point_id
     from tests.conftest import local_mode_folder
 
     for location in (local_mode_folder(tmp_path / "local-mode"), StoreLocation(path=tmp_path / "edge")):

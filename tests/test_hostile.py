@@ -17,11 +17,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from store.collection import PosterStore
-from store.connection import StoreLocation
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
 from tests import conftest
 from tests.conftest import NOTES, ROOT, free_port, ingest_args, make_poster, payloads, run_cli, run_process, serving, tmpfs
 from tests.conftest import generated_catalog as catalog_of
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 
 def one_line_error(result, pattern: str, code: int = 1) -> str:
@@ -141,8 +143,8 @@ def test_damaged_store_files_are_one_line_naming_the_file(tmp_path):
 def test_a_damaged_collection_is_a_503_with_one_line_on_the_web(tmp_path):
     from fastapi.testclient import TestClient
 
-    from web.app import create_app
-    from web.service import PosterService
+    from poster_search import Posters
+    from poster_search.web.app import create_app
 
     catalog, posters = catalog_of(tmp_path, 3)
     store = tmp_path / "store"
@@ -151,8 +153,8 @@ def test_a_damaged_collection_is_a_503_with_one_line_on_the_web(tmp_path):
     assert ingest(*second, store, "--collection", "other").returncode == 0
     for name in ("collection.json", "collection.backup.json"):
         (store / "collections" / "other" / name).write_text("{")
-    with PosterStore(StoreLocation(path=store)) as db:
-        app = create_app(PosterService(db, weights="random", era_sample=10))
+    with Posters(store, weights="random") as posters:
+        app = create_app(posters, era_sample=10)
         # raise_server_exceptions: a handled damage raises nothing; an unhandled one (a 500, and a
         # traceback in the server log) would raise here
         with TestClient(app, raise_server_exceptions=True, base_url="http://localhost") as client:
@@ -381,18 +383,18 @@ def test_train_year_checks_its_model_dir_before_training_and_broken_models_are_o
 def test_a_broken_model_breaks_only_the_year_prediction_on_the_web(trained, tmp_path):
     from fastapi.testclient import TestClient
 
-    from web.app import create_app
-    from web.service import PosterService
+    from poster_search import Posters
+    from poster_search.web.app import create_app
 
     store, posters, model = trained
     shutil.copytree(model, tmp_path / "model")  # the module's model stays whole
     (tmp_path / "model" / "model.keras").write_bytes(b"junk")
-    with PosterStore(StoreLocation(path=store)) as db:
-        app = create_app(PosterService(db, weights="random", model_dir=tmp_path / "model", era_sample=10))
+    with Posters(store, weights="random", model_dir=tmp_path / "model") as library:
+        app = create_app(library, era_sample=10)
         with TestClient(app, raise_server_exceptions=True, base_url="http://localhost") as client:
             data = (posters / "2.jpg").read_bytes()
             response = client.post("/api/predict-year", files={"file": ("p.jpg", data, "image/jpeg")})
-            assert response.status_code == 404 and "not a readable Keras model file" in response.json()["detail"]
+            assert response.status_code == 503 and "not a readable Keras model file" in response.json()["detail"]  # damaged: a 503
             era = client.get("/api/era", params={"k": 2})
             assert era.status_code == 200 and era.json()["coherence"]["posters"] == 10
 
@@ -421,11 +423,11 @@ def escaping_store(tmp_path_factory) -> Path:
 def web(escaping_store):
     from fastapi.testclient import TestClient
 
-    from web.app import create_app
-    from web.service import PosterService
+    from poster_search import Posters
+    from poster_search.web.app import create_app
 
-    with PosterStore(StoreLocation(path=escaping_store)) as db:
-        app = create_app(PosterService(db, weights="random", era_sample=10), allowed_hosts=("localhost", "127.0.0.1", "::1", "poster.lan"))
+    with Posters(escaping_store, weights="random") as posters:
+        app = create_app(posters, allowed_hosts=("localhost", "127.0.0.1", "::1", "poster.lan"), era_sample=10)
         with TestClient(app, raise_server_exceptions=False, base_url="http://localhost") as client:
             yield client
 
@@ -514,7 +516,7 @@ def test_the_sheet_never_draws_a_file_outside_the_posters_folder(escaping_store,
     out = tmp_path / "sheet.png"
     result = run_cli("search", "--title", "Film 1", "-k", "7", "--sheet", out, "--qdrant-path", escaping_store)
     assert result.returncode == 0, result.stderr
-    from search.sheet import GAP, TILE
+    from poster_search.search.sheet import GAP, TILE
 
     ranks = [line.split()[0] for line in result.stdout.splitlines()[2:] if line.strip().endswith("Escaping")]
     assert ranks, result.stdout  # the escaping point is among the neighbours drawn
@@ -588,7 +590,7 @@ def test_a_lost_store_marker_is_written_anew_by_any_command(tmp_path):
 def test_search_by_title_and_id_together_is_refused(tmp_path):
     catalog, posters = catalog_of(tmp_path, 2)
     assert ingest(catalog, posters, tmp_path / "store").returncode == 0
-    from store.schema import point_id
+    from poster_search.store.schema import point_id
 
     pid = point_id("0.jpg")
     one_line_error(
@@ -666,7 +668,13 @@ def test_escape_sequences_in_titles_never_reach_the_terminal(tmp_path):
     store = tmp_path / "store"
     assert ingest(catalog, posters, store).returncode == 0
     found = run_cli(
-        "search", "--id", __import__("store.schema", fromlist=["point_id"]).point_id("1.jpg"), "--qdrant-path", store, "-k", "2"
+        "search",
+        "--id",
+        __import__("poster_search.store.schema", fromlist=["point_id"]).point_id("1.jpg"),
+        "--qdrant-path",
+        store,
+        "-k",
+        "2",
     )
     assert found.returncode == 0, found.stderr
     assert "\\x1b]0;pwned\\x07Esc \\x1b[31mRed" in found.stdout and "\x1b" not in found.stdout and "\x07" not in found.stdout

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from embedding.images import INPUT_SIZE, MAX_FILE_BYTES, MAX_PIXELS, ImageError, decode_poster, read_file
+from poster_search.embedding.images import INPUT_SIZE, MAX_FILE_BYTES, MAX_PIXELS, ImageError, decode_poster, read_file
 from tests.conftest import make_poster
 
 

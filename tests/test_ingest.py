@@ -5,12 +5,14 @@ import csv
 import numpy as np
 import pytest
 
-from ingest.catalog import read_catalog
-from ingest.pipeline import ingest, write_rejects
-from store.collection import PosterStore
-from store.embeddings import load_embeddings, save_npz
-from store.schema import point_id
+from poster_search.ingest.catalog import read_catalog
+from poster_search.ingest.pipeline import ingest, write_rejects
+from poster_search.store.collection import PosterStore
+from poster_search.store.embeddings import load_embeddings, save_npz
+from poster_search.store.schema import point_id
 from tests.conftest import CountingEmbedder
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 
 def run(catalog_csv, posters, location, embedder, **kwargs):
@@ -96,9 +98,9 @@ def test_export_is_one_array_with_ids_titles_years(poster_set, location, random_
 
 
 def test_export_of_a_missing_collection_is_a_clear_error(location):
-    from errors import UserError
+    from poster_search.errors import PosterSearchError
 
-    with PosterStore(location) as store, pytest.raises(UserError, match="no collection"):
+    with PosterStore(location) as store, pytest.raises(PosterSearchError, match="no collection"):
         load_embeddings(store)
 
 
@@ -117,7 +119,7 @@ def test_worker_processes_store_what_a_thread_stores_and_reject_every_odd_file(p
     _broken_exif_jpeg(posters / "11.jpg")
     with open(posters / "20.jpg", "r+b") as f:
         f.truncate(200 * 2**20)
-    from store.connection import StoreLocation
+    from poster_search.store.connection import StoreLocation
 
     threads, processes = StoreLocation(path=tmp_path / "threads"), StoreLocation(path=tmp_path / "processes")
     report, _, count = run(catalog_csv, posters, threads, random_embedder, workers=0, batch_size=8)
@@ -152,7 +154,7 @@ def test_the_decode_pool_works_ahead_of_a_slow_consumer_but_never_further_than_i
     and hold no more than `ahead` in all (that is the flat memory); chunks come back in order."""
     import time
 
-    from ingest.decode import DecodePool
+    from poster_search.ingest.decode import DecodePool
 
     _, posters = poster_set(12)
     chunks = [[str(posters / f"{i}.jpg")] for i in range(12)]
@@ -178,7 +180,7 @@ def decode_hash(path):
 
 
 def test_a_store_error_stops_the_pipeline_with_that_error():
-    from ingest.writer import StoreWriter
+    from poster_search.ingest.writer import StoreWriter
 
     written = []
 

@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedding.images import decode_poster
-from embedding.onnx_embedder import OnnxEmbedder
-from errors import UserError
+from poster_search.embedding.images import decode_poster
+from poster_search.embedding.onnx_embedder import OnnxEmbedder
+from poster_search.errors import PosterSearchError
 from tests.conftest import ROOT, generated_catalog, make_poster, run_cli, serving
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 
 @pytest.fixture
@@ -32,7 +34,7 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def test_onnx_runtime_and_keras_agree_on_real_posters(real_weights, era_data, cache):
     """The acceptance figure: per poster, cosine >= 0.99999 for both stored vectors."""
-    from embedding.model import Embedder
+    from poster_search.embedding.model import Embedder
 
     catalog, posters = era_data
     paths = sorted(posters.glob("*.jpg"))[:: max(1, len(list(posters.glob("*.jpg"))) // 16)][:16]
@@ -48,7 +50,7 @@ def test_onnx_runtime_and_keras_agree_on_real_posters(real_weights, era_data, ca
 
 def test_seeded_weights_are_the_same_network_in_both_runtimes(random_embedder, tmp_path, cache):
     """Random weights (the tests' own) are drawn once for both; the 7x7 grid the maps use is Keras' block5_pool."""
-    from embedding.model import import_keras
+    from poster_search.embedding.model import import_keras
 
     pixels = np.stack(
         [make_poster(tmp_path / f"{i}.png", seed=i, size=(150, 220)) and decode_poster(tmp_path / f"{i}.png").pixels for i in range(4)]
@@ -98,7 +100,7 @@ def test_the_cache_is_built_once_and_rebuilt_when_damaged_or_stale(cache, tmp_pa
     damage_and_reload(flip_one_byte)
     damage_and_reload(lambda f: (f / "made.json").write_text("{ garbage"))
     damage_and_reload(lambda f: (f / "model.onnx").unlink())
-    import embedding.onnx_cache as onnx_cache
+    import poster_search.embedding.onnx_cache as onnx_cache
 
     monkeypatch.setattr(onnx_cache, "EXPORT_VERSION", onnx_cache.EXPORT_VERSION + 1)  # a newer export: never the old file
     OnnxEmbedder(None).load()
@@ -118,9 +120,9 @@ def test_an_unwritable_cache_still_answers(tmp_path, monkeypatch, capfd):
 
 def test_the_numpy_head_predicts_what_keras_predicts(tmp_path):
     """The year head without TensorFlow: the saved model.keras evaluated in NumPy, both head kinds."""
-    from regression.config import HeadConfig
-    from regression.head import train_head
-    from regression.head_numpy import NumpyHead
+    from poster_search.regression.config import HeadConfig
+    from poster_search.regression.head import train_head
+    from poster_search.regression.head_numpy import NumpyHead
 
     rng = np.random.default_rng(0)
     x = np.abs(rng.normal(size=(120, 24))).astype(np.float32)
@@ -133,7 +135,7 @@ def test_the_numpy_head_predicts_what_keras_predicts(tmp_path):
         assert got.shape == expected.shape == ((120, 3) if target == "bins" else (120, 1))
         assert np.abs(got - expected).max() < 1e-3  # years: float32 rounding at ~2000 is 1e-4
     (tmp_path / "broken.keras").write_bytes(b"PK\x03\x04 not a zip")
-    with pytest.raises(UserError, match="not a readable Keras model file"):
+    with pytest.raises(PosterSearchError, match="not a readable Keras model file"):
         NumpyHead(tmp_path / "broken.keras")
 
 
@@ -181,7 +183,7 @@ def test_int8_is_an_embedding_of_its_own(small_collection, tmp_path, cache):
     common = ("--catalog", catalog, "--posters", posters, "--qdrant-path", store, "--weights", "random", "--rejects", tmp_path / "r.csv")
     made = run_cli("ingest", *common, "--precision", "int8")
     assert made.returncode == 0, made.stderr
-    from embedding.backend import cpu_runtime
+    from poster_search.embedding.backend import cpu_runtime
 
     assert f"{cpu_runtime('int8').backend} on CPU, int8" in made.stdout  # OpenVINO where installed: the same int8 model
     collection = json.loads((store / "collections" / "posters" / "collection.json").read_text())["metadata"]
@@ -191,9 +193,9 @@ def test_int8_is_an_embedding_of_its_own(small_collection, tmp_path, cache):
     assert refused.returncode == 1 and "differs in quantization" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
     assert run_cli("ingest", *common, "--precision", "int8").returncode == 0  # the same int8 model: resumes
 
-    from search.nearest import PosterSearch, image_embedder
-    from store.collection import PosterStore
-    from store.connection import StoreLocation
+    from poster_search.search.neighbours import PosterSearch, image_embedder
+    from poster_search.store.collection import PosterStore
+    from poster_search.store.connection import StoreLocation
 
     def scores() -> list[float]:
         with PosterStore(StoreLocation(path=store)) as db:
@@ -248,7 +250,7 @@ def served_store(small_collection):
 
 def test_query_commands_and_functions_import_no_tensorflow(served_store):
     store, posters, model = served_store
-    cli = "from cli import app\ntry:\n    app({args!r}, standalone_mode=False)\nexcept SystemExit as e:\n    assert not e.code, e.code"
+    cli = "from poster_search.cli import app\ntry:\n    app({args!r}, standalone_mode=False)\nexcept SystemExit as e:\n    assert not e.code, e.code"
     image = str(posters / "2.jpg")
     cases = {
         "search IMAGE": cli.format(args=["search", image, "--qdrant-path", str(store), "--weights", "random"]),
@@ -262,14 +264,14 @@ def test_query_commands_and_functions_import_no_tensorflow(served_store):
         "map": cli.format(args=["map", "--out", str(store.parent / "map.png"), "--qdrant-path", str(store)]),
         "era --timeline": cli.format(args=["era", "--timeline", str(store.parent / "timeline.png"), "--qdrant-path", str(store)]),
         "duplicates": cli.format(args=["duplicates", "--qdrant-path", str(store)]),
-        "nearest()": f"from search import nearest\nfrom store.connection import StoreLocation\n"
-        f"assert len(nearest({image!r}, 3, location=StoreLocation(path={str(store)!r}), weights='random')) == 3",
-        "predict_year()": f"from regression.model_file import YearModel\nfrom regression.predict import model_embedder, predict_year\n"
+        "nearest()": f"from poster_search.search import nearest\n"
+        f"assert len(nearest({image!r}, 3, store={str(store)!r}, weights='random')) == 3",
+        "predict_year()": f"from poster_search.regression.model_file import YearModel\nfrom poster_search.regression.predict import model_embedder, predict_year\n"
         f"m = YearModel.load(__import__('pathlib').Path({str(model)!r}))\nassert 1800 < predict_year({image!r}, m, model_embedder(m, 'random')).year < 2100",
     }
     for name, code in cases.items():
         assert imports_after(code) == [], f"{name} imported TensorFlow"
-    assert imports_after("import embedding.model\nembedding.model.import_keras()")  # the check itself can fail
+    assert imports_after("import poster_search.embedding.model\nposter_search.embedding.model.import_keras()")  # the check itself can fail
 
 
 def test_serve_answers_uploads_recommend_and_years_without_tensorflow(served_store, tmp_path):
@@ -301,7 +303,7 @@ def test_serve_answers_uploads_recommend_and_years_without_tensorflow(served_sto
         assert len(explained["maps"]) == 2
         assert json.loads(urllib.request.urlopen(url + "/api/map", timeout=300).read())["n"] == 24
         maps = Path(f"/proc/{process.pid}/maps").read_text()
-        from embedding.backend import cpu_runtime
+        from poster_search.embedding.backend import cpu_runtime
 
         assert f"/{cpu_runtime().backend}/" in maps  # the check can fail: the runtime that did answer is mapped
         assert "tensorflow" not in maps.lower()

@@ -18,12 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import embedding.backend as backend
-from embedding.backend import PRECISION_ENV, cpu_bf16, cpu_runtime, installed, resolve_runtime
-from embedding.images import decode_poster
-from embedding.onnx_embedder import OnnxEmbedder
-from errors import UserError
+import poster_search.embedding.backend as backend
+from poster_search.embedding.backend import PRECISION_ENV, cpu_bf16, cpu_runtime, installed, resolve_runtime
+from poster_search.embedding.images import decode_poster
+from poster_search.embedding.onnx_embedder import OnnxEmbedder
+from poster_search.errors import PosterSearchError
 from tests.conftest import ROOT, generated_catalog, make_poster, run_cli
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 HAS_BF16 = bool(cpu_bf16()) and installed("openvino")
 needs_bf16 = pytest.mark.skipif(
@@ -53,7 +55,7 @@ def nearest_sets(vectors: np.ndarray, k: int = 10) -> list[set[int]]:
 def test_bf16_gives_the_fp32_embedding_on_real_posters(real_weights, era_data, cache):
     """The acceptance figure: per poster, cosine >= 0.9999 to ONNX Runtime fp32 for both stored
     vectors, the same 10 nearest neighbours, and a spec that is the same embedding."""
-    from embedding.openvino_embedder import OpenVinoEmbedder
+    from poster_search.embedding.openvino_embedder import OpenVinoEmbedder
 
     _, posters = era_data
     paths = sorted(posters.glob("*.jpg"))[7::150][:24]
@@ -93,19 +95,19 @@ def test_auto_chooses_from_the_cpu_flags_and_the_environment(monkeypatch):
     assert (cpu_runtime().backend, cpu_runtime().precision) == ("onnxruntime", "fp32")  # queries too
     assert resolve_runtime("auto", "int8").precision == "int8"  # an explicit precision wins
     monkeypatch.setenv(PRECISION_ENV, "int8")
-    with pytest.raises(UserError, match="POSTER_SEARCH_PRECISION=int8: use auto, fp32 or bf16"):
+    with pytest.raises(PosterSearchError, match="POSTER_SEARCH_PRECISION=int8: use auto, fp32 or bf16"):
         resolve_runtime()
     monkeypatch.delenv(PRECISION_ENV)
 
     # a CPU without bf16 (its flags as /proc/cpuinfo would give them): ONNX Runtime fp32, bf16 refused in one line
     monkeypatch.setattr(backend, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_vnni"}))
     assert (resolve_runtime().backend, resolve_runtime().precision) == ("onnxruntime", "fp32")
-    with pytest.raises(UserError, match="needs one with AMX or AVX-512 BF16"):
+    with pytest.raises(PosterSearchError, match="needs one with AMX or AVX-512 BF16"):
         resolve_runtime("auto", "bf16")
     if installed("openvino"):
-        with pytest.raises(UserError, match="needs one with AMX or AVX-512 BF16"):
+        with pytest.raises(PosterSearchError, match="needs one with AMX or AVX-512 BF16"):
             resolve_runtime("openvino", "bf16")
-    with pytest.raises(UserError, match="needs OpenVINO on a CPU with AMX or AVX-512 BF16"):
+    with pytest.raises(PosterSearchError, match="needs OpenVINO on a CPU with AMX or AVX-512 BF16"):
         resolve_runtime("onnxruntime", "bf16")
     monkeypatch.setattr(backend, "cpu_flags", lambda: frozenset({"avx512f", "amx_tile", "amx_bf16"}))
     assert backend.cpu_bf16() == "amx_bf16"
@@ -114,7 +116,7 @@ def test_auto_chooses_from_the_cpu_flags_and_the_environment(monkeypatch):
 IMPORTS_AFTER = """
 import sys
 sys.path.insert(0, {root!r})
-from cli import app
+from poster_search.cli import app
 try:
     app({args!r}, standalone_mode=False)
 except SystemExit as e:
@@ -189,8 +191,8 @@ def test_collections_made_in_bf16_and_fp32_mix(tmp_path, cache):
 @needs_openvino
 def test_int8_on_openvino_is_onnx_runtimes_int8_embedding(real_weights, era_data, cache):
     """The same int8 graph (recipe and calibration) on either runtime: the same spec, the same vectors."""
-    from embedding.openvino_embedder import OpenVinoEmbedder
-    from embedding.quantize import choose_calibration
+    from poster_search.embedding.openvino_embedder import OpenVinoEmbedder
+    from poster_search.embedding.quantize import choose_calibration
 
     _, posters = era_data
     files = sorted(p.name for p in posters.glob("*.jpg"))
@@ -215,7 +217,7 @@ def test_the_openvino_cache_is_rebuilt_when_damaged_and_never_written_through_a_
     renamed into place. A cache whose folder cannot be made: compiled in each process, said once."""
     import shutil
 
-    from embedding.openvino_embedder import OpenVinoEmbedder
+    from poster_search.embedding.openvino_embedder import OpenVinoEmbedder
 
     precision = "bf16" if HAS_BF16 else "fp32"
     pixels = decode_poster(make_poster(tmp_path / "p.png", seed=5)).pixels[None]

@@ -8,15 +8,17 @@ import json
 import numpy as np
 import pytest
 
-from embedding.spec import EmbeddingSpec
-from errors import UserError
-from ingest.folder import read_folder
-from ingest.pipeline import ingest
-from regression.dataset import load_year_data
-from store.collection import PosterStore
-from store.connection import StoreLocation
-from store.schema import PREDICTED_BY, PREDICTED_FIELDS, PREDICTED_HIGH, PREDICTED_LOW, PREDICTED_YEAR
+from poster_search.embedding.spec import EmbeddingSpec
+from poster_search.errors import PosterSearchError
+from poster_search.ingest.folder import read_folder
+from poster_search.ingest.pipeline import ingest
+from poster_search.regression.dataset import load_year_data
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
+from poster_search.store.schema import PREDICTED_BY, PREDICTED_FIELDS, PREDICTED_HIGH, PREDICTED_LOW, PREDICTED_YEAR
 from tests.conftest import make_poster, run_cli
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 N_DATED, N_UNDATED = 24, 6
 
@@ -25,8 +27,8 @@ N_DATED, N_UNDATED = 24, 6
 def dated_library(tmp_path_factory, random_embedder):
     """A folder of `Title (Year).jpg` posters and a few undated scans, ingested without a catalog
     (seeded random VGG16), and a small year model trained on it."""
-    from regression.config import HeadConfig
-    from regression.train import train_year_model
+    from poster_search.regression.config import HeadConfig
+    from poster_search.regression.train import train_year_model
 
     tmp = tmp_path_factory.mktemp("dating")
     root = tmp / "posters"
@@ -52,8 +54,8 @@ def payloads(location: StoreLocation) -> dict[str, dict]:
 def test_stored_posters_are_dated_from_their_vectors_idempotently(dated_library, tmp_path, random_embedder):
     import shutil
 
-    from regression.dating import date_stored
-    from regression.model_file import YearModel
+    from poster_search.regression.dating import date_stored
+    from poster_search.regression.model_file import YearModel
 
     tmp, _, original = dated_library
     shutil.copytree(original.path, tmp_path / "store")  # this test writes: its own copy
@@ -113,16 +115,16 @@ def test_stored_posters_are_dated_from_their_vectors_idempotently(dated_library,
 
 
 def test_a_model_of_another_embedding_is_refused_and_nothing_is_written(dated_library, tmp_path):
-    from regression.dating import date_stored
-    from regression.model_file import YearModel
-    from store.schema import point_id
+    from poster_search.regression.dating import date_stored
+    from poster_search.regression.model_file import YearModel
+    from poster_search.store.schema import point_id
 
     tmp, _, _ = dated_library
     location = StoreLocation(path=tmp_path / "other")
     with PosterStore(location) as store:
         store.prepare(EmbeddingSpec(weights="other"))
         store.upsert([point_id("x")], np.ones((1, 512), np.float32) / np.sqrt(512), [{"key": "x", "title": "X"}])
-        with pytest.raises(UserError, match="same weights"):
+        with pytest.raises(PosterSearchError, match="same weights"):
             date_stored(store, YearModel.load(tmp / "model"), progress=False)
         assert store.retrieve([point_id("x")])[0].payload == {"key": "x", "title": "X"}
     result = run_cli("predict-year", "--stored", "--model-dir", tmp / "model", "--qdrant-path", location.path)
@@ -138,8 +140,8 @@ def test_a_model_of_another_embedding_is_refused_and_nothing_is_written(dated_li
 
 
 def test_many_images_and_folders_in_one_call(dated_library, tmp_path):
-    from regression.model_file import YearModel
-    from regression.predict import model_embedder, predict_year
+    from poster_search.regression.model_file import YearModel
+    from poster_search.regression.predict import model_embedder, predict_year
 
     tmp, root, _ = dated_library
     loose = make_poster(tmp_path / "loose.jpg", seed=500)
@@ -171,32 +173,27 @@ def test_many_images_and_folders_in_one_call(dated_library, tmp_path):
 def test_predicted_years_are_shown_marked_and_never_as_catalog_years(dated_library, tmp_path):
     import shutil
 
-    from presentation import film_query, neighbours_table
-    from regression.dating import date_stored
-    from regression.model_file import YearModel
-    from search.nearest import Filters, PosterSearch
-    from search.sheet import query_sheet
-    from search.titles import find_film
+    from poster_search import Posters
+    from poster_search.presentation import neighbours_table
 
     tmp, root, original = dated_library
     shutil.copytree(original.path, tmp_path / "store")
     location = StoreLocation(path=tmp_path / "store")
-    with PosterStore(location) as store:
-        date_stored(store, YearModel.load(tmp / "model"), progress=False)
-        query = find_film(store, title="scan 0")
-        search = PosterSearch(store)
-        neighbours = search.by_point(query, k=N_DATED + N_UNDATED - 1)
+    with Posters(location) as posters:
+        posters.date_stored(tmp / "model", progress=False)
+        result = posters.search(title="scan 0", k=N_DATED + N_UNDATED - 1)
+        neighbours = result.neighbours
         predicted = {n.title: n.predicted_year for n in neighbours if n.year is None}
         assert len(predicted) == N_UNDATED - 1 and all(isinstance(y, int) for y in predicted.values())
         assert all(n.predicted_year is None for n in neighbours if n.year is not None)
-        table = neighbours_table(film_query(query), neighbours)
+        table = neighbours_table(result.describe_query(), neighbours)
         for title, year in predicted.items():
             assert any(line.endswith(title) and f"c. {year}, predicted" in line for line in table.splitlines())
-        assert f"scan 0 (c. {query.payload[PREDICTED_YEAR]}, predicted)" in table
+        assert f"scan 0 (c. {result.describe_query()['predicted_year']}, predicted)" in table
         # the year filters read catalog years only: no undated poster passes them, predicted or not
-        filtered = search.by_point(query, k=50, filters=Filters(year_min=1900, year_max=2100))
+        filtered = posters.search(title="scan 0", k=50, year_min=1900, year_max=2100).neighbours
         assert len(filtered) == N_DATED and all(n.year is not None for n in filtered)
-        sheet = query_sheet(film_query(query), neighbours[:3], root, tmp_path / "sheet.png")
+        sheet = result.sheet(tmp_path / "sheet.png", posters_dir=root)
         assert sheet.stat().st_size > 0
     result = run_cli("export-embeddings", tmp_path / "e.npz", "--qdrant-path", location.path)
     assert result.returncode == 0 and "predicted_years" in result.stdout, result.stderr
@@ -217,7 +214,7 @@ def test_predicted_years_are_shown_marked_and_never_as_catalog_years(dated_libra
 
 
 def test_set_payloads_sets_only_the_keys_given_on_every_engine(any_location):
-    from store.schema import point_id
+    from poster_search.store.schema import point_id
 
     ids = [point_id(k) for k in ("a", "b", "c")]
     vectors = np.eye(3, 512, dtype=np.float32)

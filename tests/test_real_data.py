@@ -3,11 +3,13 @@
 import numpy as np
 import pytest
 
-from ingest.catalog import read_catalog
-from ingest.pipeline import ingest
-from store.collection import PosterStore
-from store.embeddings import load_embeddings
+from poster_search.ingest.catalog import read_catalog
+from poster_search.ingest.pipeline import ingest
+from poster_search.store.collection import PosterStore
+from poster_search.store.embeddings import load_embeddings
 from tests.conftest import catalog_rows, real_subset
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 IDENTICAL_PAIR = ("1489210.jpg", "1489211.jpg")  # two catalog entries, byte-identical posters
 GREYSCALE = ("1129566.jpg", "1264465.jpg")
@@ -20,7 +22,7 @@ def real_store(era_data, real_embedder, tmp_path_factory):
     picked = rows[:30] + [r for r in rows if r["filename"] in IDENTICAL_PAIR + GREYSCALE]
     tmp = tmp_path_factory.mktemp("real")
     real_subset(era_data, picked, tmp)
-    from store.connection import StoreLocation
+    from poster_search.store.connection import StoreLocation
 
     location = StoreLocation(path=tmp / "store")
     embedder = real_embedder

@@ -5,18 +5,20 @@ import json
 import numpy as np
 import pytest
 
-from embedding.spec import EmbeddingSpec
-from errors import UserError
-from ingest.catalog import read_catalog
-from ingest.pipeline import ingest
-from regression.baselines import knn_exact, knn_store_baseline, mean_baseline, ridge_baseline
-from regression.config import HeadTarget
-from regression.dataset import content_split, load_year_data
-from regression.metrics import year_metrics
-from store.collection import PosterStore
-from store.connection import StoreLocation
-from store.schema import point_id
+from poster_search.embedding.spec import EmbeddingSpec
+from poster_search.errors import PosterSearchError
+from poster_search.ingest.catalog import read_catalog
+from poster_search.ingest.pipeline import ingest
+from poster_search.regression.baselines import knn_exact, knn_store_baseline, mean_baseline, ridge_baseline
+from poster_search.regression.config import HeadTarget
+from poster_search.regression.dataset import content_split, load_year_data
+from poster_search.regression.metrics import year_metrics
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
+from poster_search.store.schema import point_id
 from tests.conftest import make_poster, run_cli
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 SPEC = EmbeddingSpec(weights="random")
 
@@ -50,7 +52,7 @@ def test_split_is_deterministic_disjoint_and_complete():
     again = content_split(rows, 0.2, seed=7)
     assert np.array_equal(again[0], train) and np.array_equal(again[1], test)
     assert not np.array_equal(content_split(rows, 0.2, seed=8)[1], test)
-    with pytest.raises(UserError, match="between 0 and 1"):
+    with pytest.raises(PosterSearchError, match="between 0 and 1"):
         content_split(rows, 1.5, seed=0)
 
 
@@ -81,7 +83,7 @@ def test_data_comes_out_of_qdrant_sorted_with_undated_counted(tmp_path):
 
 def test_too_few_dated_posters_is_a_clear_error(tmp_path):
     location, _, _ = synthetic_store(tmp_path / "s", n=5, undated=5)
-    with PosterStore(location) as store, pytest.raises(UserError, match="5 dated posters: too few"):
+    with PosterStore(location) as store, pytest.raises(PosterSearchError, match="5 dated posters: too few"):
         load_year_data(store)
 
 
@@ -98,7 +100,7 @@ def test_metrics_on_known_numbers():
 
 
 def test_conformal_ranges_hold_their_coverage_on_new_draws_and_widen_where_errors_are_larger():
-    from regression.conformal import calibrate, coverage, ranges
+    from poster_search.regression.conformal import calibrate, coverage, ranges
 
     rng = np.random.default_rng(0)
 
@@ -126,7 +128,7 @@ def test_conformal_ranges_hold_their_coverage_on_new_draws_and_widen_where_error
 
 
 def test_conformalised_quantiles_widen_too_narrow_ranges_to_the_stated_coverage():
-    from regression.conformal import calibrate_quantiles, coverage, ranges
+    from poster_search.regression.conformal import calibrate_quantiles, coverage, ranges
 
     rng = np.random.default_rng(0)
 
@@ -197,7 +199,7 @@ def test_ridge_recovers_a_linear_rule_from_training_data_only():
 
 
 def test_soft_labels_are_ordered_distributions_whose_expected_value_is_the_year():
-    from regression.head import bin_centres, soft_labels
+    from poster_search.regression.head import bin_centres, soft_labels
 
     years = np.array([1941.0, 1977.0, 2024.0])
     centres = bin_centres(years, 5.0)
@@ -211,8 +213,8 @@ def test_soft_labels_are_ordered_distributions_whose_expected_value_is_the_year(
 
 def train_small_head(tmp, target: HeadTarget):
     """A small head of `target` trained through the whole pipeline on a synthetic store of 1,500 points."""
-    from regression.config import HeadConfig
-    from regression.train import train_year_model
+    from poster_search.regression.config import HeadConfig
+    from poster_search.regression.train import train_year_model
 
     location, _, _ = synthetic_store(tmp / "s", n=1500)
     # Keras spends about 0.1 s on each epoch whatever its size: a higher learning rate than the
@@ -271,9 +273,9 @@ def test_the_knn_baseline_of_a_training_run_is_the_stores_exact_search(trained):
 
 
 def test_saved_model_reloads_and_predicts_the_same(trained):
-    from embedding.model import import_keras
-    from regression.head import predict_years
-    from regression.model_file import YearModel
+    from poster_search.embedding.model import import_keras
+    from poster_search.regression.head import predict_years
+    from poster_search.regression.model_file import YearModel
 
     tmp, location, _ = trained
     with PosterStore(location) as store:
@@ -297,8 +299,8 @@ def trained_bins(tmp_path_factory):
 
 
 def test_bins_head_gives_each_poster_its_own_calibrated_range(trained_bins):
-    from regression.conformal import CQR
-    from regression.model_file import YearModel
+    from poster_search.regression.conformal import CQR
+    from poster_search.regression.model_file import YearModel
 
     tmp, data, report = trained_bins
     head = report.results["Keras head"]
@@ -317,18 +319,18 @@ def test_bins_head_gives_each_poster_its_own_calibrated_range(trained_bins):
 
 
 def test_missing_and_broken_models_are_clear_errors(tmp_path):
-    from regression.model_file import YearModel
+    from poster_search.regression.model_file import YearModel
 
-    with pytest.raises(UserError, match="no year model in"):
+    with pytest.raises(PosterSearchError, match="no year model in"):
         YearModel.load(tmp_path)
     (tmp_path / "model.json").write_text("{ garbage")
-    with pytest.raises(UserError, match="model.json is not a readable year model file"):
+    with pytest.raises(PosterSearchError, match="model.json is not a readable year model file"):
         YearModel.load(tmp_path)
     (tmp_path / "model.json").write_text("{}")
-    with pytest.raises(UserError, match="model.json lacks embeddings, collections, store"):
+    with pytest.raises(PosterSearchError, match="model.json lacks embeddings, collections, store"):
         YearModel.load(tmp_path)
     (tmp_path / "model.json").write_text(json.dumps({"version": 9}))
-    with pytest.raises(UserError, match="format version 9; this version of poster search reads up to 2"):
+    with pytest.raises(PosterSearchError, match="format version 9; this version of poster search reads up to 2"):
         YearModel.load(tmp_path)
 
 
@@ -359,7 +361,7 @@ def test_predict_year_on_a_new_poster_and_its_errors(tmp_path, random_embedder, 
     data = json.loads(result.stdout)
     assert set(data) == {"image", "year", "low", "high", "coverage", "test_mae"}
     # the same year and calibrated range as the saved model gives in Python for the same poster's vector
-    from regression.model_file import YearModel
+    from poster_search.regression.model_file import YearModel
 
     model = YearModel.load(tmp_path / "m")
     assert model.file.uncertainty["method"].startswith("conformalised quantiles")  # the default head's per-poster ranges
@@ -388,11 +390,17 @@ def two_collection_store(tmp_path, n=(600, 400)):
     return location
 
 
-def test_several_collections_are_read_as_one_dataset_with_copies_on_one_side(tmp_path):
-    from regression.dataset import load_collections
+def read_collections(location, collections, vector="auto"):
+    """regression.dataset.load_collections on a store opened for the call."""
+    from poster_search.regression.dataset import load_collections
 
+    with PosterStore(location, must_exist=True) as store:
+        return load_collections(store, collections, vector)
+
+
+def test_several_collections_are_read_as_one_dataset_with_copies_on_one_side(tmp_path):
     location = two_collection_store(tmp_path)
-    data = load_collections(location, ["a", "b"])
+    data = read_collections(location, ["a", "b"])
     assert len(data) == 1001 and sorted(set(data.collections)) == ["a", "b"]
     assert (data.collections == "a").sum() == 600 and (data.collections == "b").sum() == 401
     copies = np.flatnonzero(data.keys == "a-1-0")
@@ -400,13 +408,13 @@ def test_several_collections_are_read_as_one_dataset_with_copies_on_one_side(tmp
     for seed in range(5):
         train, test = content_split(data.keys, 0.2, seed)
         assert np.isin(copies, test).all() or np.isin(copies, train).all()
-    with pytest.raises(UserError, match="named twice"):
-        load_collections(location, ["a", "a"])
-    with pytest.raises(UserError, match="vgg16_style"):
-        load_collections(location, ["a"], ("vgg16", "vgg16_style"))
+    with pytest.raises(PosterSearchError, match="named twice"):
+        read_collections(location, ["a", "a"])
+    with pytest.raises(PosterSearchError, match="vgg16_style"):
+        read_collections(location, ["a"], ("vgg16", "vgg16_style"))
     synthetic_store(tmp_path / "s", n=50, collection="c", spec=EmbeddingSpec(weights="other"))
-    with pytest.raises(UserError, match="embedded differently"):
-        load_collections(location, ["a", "c"])
+    with pytest.raises(PosterSearchError, match="embedded differently"):
+        read_collections(location, ["a", "c"])
 
 
 def test_train_on_several_collections_and_evaluate_on_each_through_the_cli(tmp_path):
@@ -457,14 +465,13 @@ def test_train_on_several_collections_and_evaluate_on_each_through_the_cli(tmp_p
 def test_embeddings_are_compared_as_specs_so_a_jax_or_bf16_store_is_the_same_embedding(tmp_path):
     """The bug of the untyped model file: evaluate-year and multi-collection train-year compared the
     spec dicts, backend and precision included, and refused stores that predict-year accepted."""
-    from regression.dataset import load_collections
-    from regression.evaluate import evaluate_model
-    from regression.model_file import YearModel
+    from poster_search.regression.evaluate import evaluate_model
+    from poster_search.regression.model_file import YearModel
 
     location, _, _ = synthetic_store(tmp_path / "s", n=400, seed=1, collection="tf")
     jax_bf16 = EmbeddingSpec(weights="random", backend="jax", precision="bf16")
     synthetic_store(tmp_path / "s", n=200, seed=2, collection="gpu", spec=jax_bf16)
-    data = load_collections(location, ["tf", "gpu"], "vgg16")  # one model from both: the same embedding
+    data = read_collections(location, ["tf", "gpu"], "vgg16")  # one model from both: the same embedding
     assert len(data) == 600
     made = run_cli(
         "train-year",
@@ -488,15 +495,15 @@ def test_embeddings_are_compared_as_specs_so_a_jax_or_bf16_store_is_the_same_emb
     model = YearModel.load(tmp_path / "m")
     other = EmbeddingSpec(weights="other")
     synthetic_store(tmp_path / "s", n=20, collection="other", spec=other)
-    with pytest.raises(UserError, match="needs 'vgg16' made with"):
-        evaluate_model(model, load_collections(location, ["other"], "vgg16"))
+    with pytest.raises(PosterSearchError, match="needs 'vgg16' made with"):
+        evaluate_model(model, read_collections(location, ["other"], "vgg16"))
 
 
 def test_a_model_file_of_the_first_format_is_upgraded_on_reading(trained, tmp_path):
     """model.json as version 1 wrote it (old and new keys side by side, no version): read through upgrade()."""
     import shutil
 
-    from regression.model_file import FORMAT_VERSION, YearModel
+    from poster_search.regression.model_file import FORMAT_VERSION, YearModel
 
     tmp, location, _ = trained
     shutil.copytree(tmp / "model", tmp_path / "old")
@@ -516,9 +523,9 @@ def test_the_calibration_posters_hold_exactly_the_stated_share(trained_bins):
     """Split conformal's own guarantee, checked where it is exact (on the calibration posters the
     correction was chosen on): at least 80 %, and no more than the finite-sample rounding allows.
     A calibration bug (a wrong quantile, the wrong posters) fails here, whatever the test draw."""
-    from regression.dataset import calibration_split
-    from regression.model_file import YearModel
-    from regression.train import CALIBRATION_SHARE
+    from poster_search.regression.dataset import calibration_split
+    from poster_search.regression.model_file import YearModel
+    from poster_search.regression.train import CALIBRATION_SHARE
 
     tmp, data, report = trained_bins
     model = YearModel.load(tmp / "model")

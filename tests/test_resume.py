@@ -4,13 +4,16 @@ data, a second posters folder. Real local stores, real (random-weights) VGG16, g
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from ingest.catalog import read_catalog
-from ingest.pipeline import ingest
-from store.collection import PosterStore
-from store.connection import StoreLocation
-from store.schema import point_id
+from poster_search.ingest.catalog import read_catalog
+from poster_search.ingest.pipeline import ingest
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
+from poster_search.store.schema import point_id
 from tests.conftest import CountingEmbedder, ingest_args, make_poster, run_cli, write_csv
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 HEADER = ["filename", "title", "release_year", "genres"]
 

@@ -8,16 +8,18 @@ import numpy as np
 import pytest
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from embedding.spec import EmbeddingSpec
-from errors import UserError
-from ingest.catalog import read_catalog
-from ingest.pipeline import ingest
-from store.collection import PosterStore, Sharding
-from store.connection import StoreLocation, location_from_options
-from store.migrate import migrate
-from store.retry import is_transient
-from store.schema import point_id
+from poster_search.embedding.spec import EmbeddingSpec
+from poster_search.errors import PosterSearchError
+from poster_search.ingest.catalog import read_catalog
+from poster_search.ingest.pipeline import ingest
+from poster_search.store.collection import PosterStore, Sharding
+from poster_search.store.connection import StoreLocation, location_from_options
+from poster_search.store.migrate import migrate
+from poster_search.store.retry import is_transient
+from poster_search.store.schema import point_id
 from tests.conftest import local_mode_folder, run_cli
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 SPEC = EmbeddingSpec(weights="random")
 
@@ -83,9 +85,9 @@ def test_migration_refuses_another_embedding_and_the_same_collection(tmp_path):
     fill(source, 5)
     with PosterStore(target) as t:
         t.prepare(EmbeddingSpec(weights="imagenet"))
-    with PosterStore(source) as s, PosterStore(target) as t, pytest.raises(UserError, match="another embedding"):
+    with PosterStore(source) as s, PosterStore(target) as t, pytest.raises(PosterSearchError, match="another embedding"):
         migrate(s, t, progress=False)
-    with PosterStore(source) as s, pytest.raises(UserError, match="same collection"):
+    with PosterStore(source) as s, pytest.raises(PosterSearchError, match="same collection"):
         migrate(s, s, progress=False)
     with PosterStore(source) as s:  # another collection of the same store is fine
         assert migrate(s, s.other_collection("copy"), progress=False).target_count == 5
@@ -93,7 +95,7 @@ def test_migration_refuses_another_embedding_and_the_same_collection(tmp_path):
 
 def test_sharding_is_refused_on_the_embedded_store(tmp_path):
     with PosterStore(StoreLocation(path=tmp_path / "a")) as store:
-        with pytest.raises(UserError, match="need a Qdrant server or cluster"):
+        with pytest.raises(PosterSearchError, match="need a Qdrant server or cluster"):
             store.prepare(SPEC, sharding=Sharding(shards=3))
         store.prepare(SPEC, sharding=Sharding())  # the defaults are fine everywhere
     fill(StoreLocation(path=tmp_path / "b"), 3)
@@ -125,7 +127,7 @@ def test_environment_supplies_connection_options(monkeypatch):
     location = location_from_options(None, None, None)
     assert (location.url, location.prefer_grpc, location.timeout) == ("https://cluster.example:6333", True, 7.5)
     monkeypatch.setenv("QDRANT_TIMEOUT", "soon")
-    with pytest.raises(UserError, match="QDRANT_TIMEOUT must be a number"):
+    with pytest.raises(PosterSearchError, match="QDRANT_TIMEOUT must be a number"):
         location_from_options(None, None, None)
 
 
@@ -189,7 +191,7 @@ def test_persistent_failure_is_a_clear_error_and_keeps_earlier_batches(poster_se
         films = read_catalog(catalog, posters)
         ingest(films, posters, store, random_embedder, batch_size=2, limit=2, progress=False)
         flaky.failures = 99
-        with pytest.raises(UserError, match="an upsert on local store .* failed 5 times"):
+        with pytest.raises(PosterSearchError, match="an upsert on local store .* failed 5 times"):
             ingest(films, posters, store, random_embedder, batch_size=2, progress=False)
         assert store.count() == 2
         flaky.error, flaky.failures, flaky.upserts = BAD_REQUEST, 1, 0

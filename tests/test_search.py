@@ -9,18 +9,20 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-from embedding.images import decode_poster
-from errors import UserError
-from ingest.catalog import read_catalog
-from ingest.pipeline import ingest
-from search.batch import EXCLUSION_MARGIN
-from search.nearest import Filters, PosterSearch
-from search.titles import find_film
-from store.collection import PosterStore
-from store.connection import StoreLocation
-from store.embeddings import load_embeddings
-from store.schema import point_id
+from poster_search.embedding.images import decode_poster
+from poster_search.errors import PosterSearchError
+from poster_search.ingest.catalog import read_catalog
+from poster_search.ingest.pipeline import ingest
+from poster_search.search.batch import EXCLUSION_MARGIN
+from poster_search.search.neighbours import Filters, PosterSearch
+from poster_search.search.titles import find_film
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
+from poster_search.store.embeddings import load_embeddings
+from poster_search.store.schema import point_id
 from tests.conftest import ROOT, make_poster, run_cli, write_csv
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 GENRES = ["Drama", "Comedy|Drama", "Horror", "Comedy", "Drama", "Horror|Comedy", "Western", "Drama", "Comedy", "Horror"]
 
@@ -83,7 +85,7 @@ def test_same_content_elsewhere_is_excluded_but_a_similar_poster_is_not(searcher
 def test_k_beyond_the_store_returns_all_others_and_k_below_1_is_an_error(searcher, searchable):
     tmp, _ = searchable
     assert len(searcher.by_image(tmp / "posters" / "0.jpg", k=50)) == 9
-    with pytest.raises(UserError, match="k must be at least 1"):
+    with pytest.raises(PosterSearchError, match="k must be at least 1"):
         searcher.by_image(tmp / "posters" / "0.jpg", k=0)
 
 
@@ -101,11 +103,11 @@ def test_find_film_by_title_id_and_year(searchable):
         assert find_film(store, title="  film 3 ").payload["title"] == "Film 3"  # case and spaces forgiven
         assert find_film(store, title="Twin Title", year=1995).payload["file"] == "9.jpg"
         assert find_film(store, point_id=point_id("2.jpg")).vector.shape == (512,)
-        with pytest.raises(UserError, match=r"2 films are titled 'Twin Title'.*give the year too, or search by id"):
+        with pytest.raises(PosterSearchError, match=r"2 films are titled 'Twin Title'.*give the year too, or search by id"):
             find_film(store, title="Twin Title")
-        with pytest.raises(UserError, match=r"no film titled 'Flim 3'; close matches: Film 3 \(1965\)"):
+        with pytest.raises(PosterSearchError, match=r"no film titled 'Flim 3'; close matches: Film 3 \(1965\)"):
             find_film(store, title="Flim 3")
-        with pytest.raises(UserError, match="no film with id"):
+        with pytest.raises(PosterSearchError, match="no film with id"):
             find_film(store, point_id="not-a-uuid")
 
 
@@ -115,7 +117,7 @@ def test_search_cli_by_title_json_and_sheet(searchable, tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["query"]["title"] == "Film 3" and data["query"]["id"] == point_id("3.jpg")
-    assert [set(n) for n in data["neighbours"]] == [{"rank", "id", "title", "year", "score", "file"}] * 2
+    assert [set(n) for n in data["neighbours"]] == [{"rank", "id", "title", "year", "score", "file", "genres"}] * 2
     sheet = Image.open(tmp_path / "s.png")
     assert sheet.width > 3 * 200  # query + 2 neighbours
     assert np.asarray(sheet).std() > 10  # posters were drawn, not blank tiles
@@ -148,7 +150,7 @@ def test_search_cli_by_image_and_errors(searchable, tmp_path):
         assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
     for k in ("0", "-3"):  # refused by the parser (exit code 2, as for every bad option), in one line
         result = run_cli("search", tmp / "posters" / "2.jpg", "--weights", "random", "-k", k, "--qdrant-path", location.path)
-        assert result.returncode == 2 and result.stderr.count("\n") == 1 and "greater than or equal to 1" in result.stderr
+        assert result.returncode == 2 and result.stderr.count("\n") == 1 and "is not in the range x>=1" in result.stderr
     missing = run_cli("search", "--title", "x", "--qdrant-path", tmp_path / "nothing")
     assert missing.returncode == 1 and "no store at" in missing.stderr
 
@@ -157,7 +159,7 @@ def test_an_empty_collection_is_a_clear_error(tmp_path, random_embedder):
     location = StoreLocation(path=tmp_path / "store")
     with PosterStore(location) as store:
         store.prepare(random_embedder.spec)
-        with pytest.raises(UserError, match="is empty"):
+        with pytest.raises(PosterSearchError, match="is empty"):
             PosterSearch(store, random_embedder).by_image(make_poster(tmp_path / "q.jpg", seed=1))
 
 

@@ -5,12 +5,12 @@ import multiprocessing
 import numpy as np
 import pytest
 
-from embedding.spec import EmbeddingSpec, resolve_weights, spec_for_weights
-from errors import UserError
-from store.collection import PosterStore
-from store.connection import StoreLocation, location_from_options
-from store.engine import VectorConfig
-from store.schema import VECTOR_NAME, point_id
+from poster_search.embedding.spec import EmbeddingSpec, resolve_weights, spec_for_weights
+from poster_search.errors import PosterSearchError
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation, location_from_options
+from poster_search.store.engine import VectorConfig
+from poster_search.store.schema import VECTOR_NAME, point_id
 
 SPEC = EmbeddingSpec(weights="random")
 
@@ -61,9 +61,9 @@ def test_another_embedding_is_refused_and_nothing_is_lost(any_location):
     with PosterStore(location) as store:
         store.prepare(SPEC)
         store.upsert([point_id("a")], unit_vectors(1), [{"title": "A"}])
-        with pytest.raises(UserError, match=r"another embedding: differs in weights \(stored random, now imagenet\)"):
+        with pytest.raises(PosterSearchError, match=r"another embedding: differs in weights \(stored random, now imagenet\)"):
             store.prepare(EmbeddingSpec(weights="imagenet"))
-        with pytest.raises(UserError, match="holds 512-d vectors, this embedding makes 256-d"):
+        with pytest.raises(PosterSearchError, match="holds 512-d vectors, this embedding makes 256-d"):
             store.check_spec(EmbeddingSpec(weights="random", dim=256))
         assert store.count() == 1
         store.prepare(EmbeddingSpec(weights="imagenet"), recreate=True)  # explicit start over
@@ -73,14 +73,14 @@ def test_another_embedding_is_refused_and_nothing_is_lost(any_location):
 def test_foreign_collections_are_refused(any_location):
     with PosterStore(any_location) as store:
         store.create([VectorConfig("other", 512)], {})
-        with pytest.raises(UserError, match="no 'vgg16' vector"):
+        with pytest.raises(PosterSearchError, match="no 'vgg16' vector"):
             store.prepare(SPEC)
         store.delete_collection()
         store.create([VectorConfig(VECTOR_NAME, 128)], {})
-        with pytest.raises(UserError, match="records no embedding"):
+        with pytest.raises(PosterSearchError, match="records no embedding"):
             store.prepare(SPEC)
         store.update_metadata({"embedding": SPEC.as_dict()})
-        with pytest.raises(UserError, match="holds 128-d vectors but records a 512-d embedding"):
+        with pytest.raises(PosterSearchError, match="holds 128-d vectors but records a 512-d embedding"):
             store.prepare(SPEC)
 
 
@@ -97,7 +97,7 @@ def test_a_store_locked_by_another_process_is_a_clear_error(location):
     holder.start()
     try:
         assert ready.wait(60)
-        with pytest.raises(UserError, match="in use by another process"):
+        with pytest.raises(PosterSearchError, match="in use by another process"):
             PosterStore(location)
     finally:
         release.set()
@@ -107,18 +107,18 @@ def test_a_store_locked_by_another_process_is_a_clear_error(location):
 
 
 def test_missing_store_and_missing_collection(location, tmp_path):
-    with pytest.raises(UserError, match="no store at"):
+    with pytest.raises(PosterSearchError, match="no store at"):
         PosterStore(location, must_exist=True)
     (tmp_path / "afile").write_text("x")
-    with pytest.raises(UserError, match="is a file"):
+    with pytest.raises(PosterSearchError, match="is a file"):
         PosterStore(StoreLocation(path=tmp_path / "afile"))
     with PosterStore(location) as store:
-        with pytest.raises(UserError, match="no collection 'posters'"):
+        with pytest.raises(PosterSearchError, match="no collection 'posters'"):
             store.stored_spec()
 
 
 def test_unreachable_server_is_a_clear_error():
-    with pytest.raises(UserError, match="cannot reach Qdrant at http://127.0.0.1:9"):
+    with pytest.raises(PosterSearchError, match="cannot reach Qdrant at http://127.0.0.1:9"):
         PosterStore(StoreLocation(url="http://127.0.0.1:9", timeout=2))
 
 
@@ -136,7 +136,7 @@ def test_weights_option_and_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("VGG16_WEIGHTS", raising=False)
     assert resolve_weights(None) == "imagenet"
     assert resolve_weights("random") is None
-    with pytest.raises(UserError, match="weights file not found"):
+    with pytest.raises(PosterSearchError, match="weights file not found"):
         resolve_weights(str(tmp_path / "none.h5"))
     weights = tmp_path / "w.h5"
     weights.write_bytes(b"some weights")

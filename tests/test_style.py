@@ -3,17 +3,19 @@
 import numpy as np
 import pytest
 
-from embedding.model import Embedder
-from embedding.spec import STYLE_CHANNELS
-from errors import UserError
-from ingest.catalog import read_catalog
-from ingest.pipeline import ingest
-from regression.compare import read_for_comparison, train_for_comparison
-from regression.config import HeadConfig
-from store.collection import PosterStore
-from store.connection import StoreLocation
-from store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
+from poster_search.embedding.model import Embedder
+from poster_search.embedding.spec import STYLE_CHANNELS
+from poster_search.errors import PosterSearchError
+from poster_search.ingest.catalog import read_catalog
+from poster_search.ingest.pipeline import ingest
+from poster_search.regression.compare import read_for_comparison, train_for_comparison
+from poster_search.regression.config import HeadConfig
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
+from poster_search.store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
 from tests.conftest import make_poster
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +25,7 @@ def style_embedder():
 
 def test_style_vector_shape_blocks_and_determinism(style_embedder, random_embedder, tmp_path):
     paths = [make_poster(tmp_path / f"{i}.jpg", seed=i) for i in range(3)]
-    pixels = np.stack([np.asarray(__import__("embedding.images", fromlist=["x"]).decode_poster(p).pixels) for p in paths])
+    pixels = np.stack([np.asarray(__import__("poster_search.embedding.images", fromlist=["x"]).decode_poster(p).pixels) for p in paths])
     base, style = style_embedder.embed_both(pixels)
     assert style.shape == (3, 2 * sum(STYLE_CHANNELS)) == (3, 2944) and style.dtype == np.float32
     assert np.allclose(np.linalg.norm(style, axis=1), 1.0, atol=1e-5)
@@ -57,7 +59,7 @@ def test_style_is_added_to_an_existing_store_without_touching_what_is_stored(pos
     run(catalog, posters, location, random_embedder)  # the original embedding only
     with PosterStore(location) as store:
         before = {p.id: (p.payload, p.vector) for p in store.points()}
-        with pytest.raises(UserError, match="no 'vgg16_style' vector.*ingest with --style"):
+        with pytest.raises(PosterSearchError, match="no 'vgg16_style' vector.*ingest with --style"):
             store.stored_spec(STYLE_VECTOR_NAME)
 
     report = run(catalog, posters, location, style_embedder)
@@ -84,7 +86,7 @@ def test_comparison_on_a_small_store(poster_set, tmp_path, random_embedder, styl
     location = StoreLocation(path=tmp_path / "store")
     run(catalog, posters, location, random_embedder)
     config = HeadConfig(hidden=(16,), members=1, epochs=5)
-    with PosterStore(location) as store, pytest.raises(UserError, match="no 'vgg16_style' vector"):
+    with PosterStore(location) as store, pytest.raises(PosterSearchError, match="no 'vgg16_style' vector"):
         read_for_comparison(store, progress=False)
     run(catalog, posters, location, style_embedder)
     with PosterStore(location) as store:  # read, then close: as `compare` does, the store is free while the heads train
@@ -102,14 +104,14 @@ def test_comparison_on_a_small_store(poster_set, tmp_path, random_embedder, styl
     assert "vgg16_style" in table and "3 nearest neighbours" in table and "head MAE" in table
 
     # the style model predicts the year of a new poster from the style vector
-    from regression.model_file import YearModel
-    from regression.predict import predict_year
+    from poster_search.regression.model_file import YearModel
+    from poster_search.regression.predict import predict_year
 
     model = YearModel.load(tmp_path / "models" / STYLE_VECTOR_NAME)
     assert model.uses_style
     prediction = predict_year(make_poster(tmp_path / "q.jpg", seed=5), model, style_embedder)
     assert 1900 < prediction.year < 2100
-    with pytest.raises(UserError, match="no style vector"):
+    with pytest.raises(PosterSearchError, match="no style vector"):
         predict_year(make_poster(tmp_path / "q.jpg", seed=5), model, random_embedder)
 
 

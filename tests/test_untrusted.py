@@ -21,11 +21,13 @@ from uuid import UUID
 import numpy as np
 import pytest
 
-from store.collection import PosterStore
-from store.connection import StoreLocation
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
 from tests.conftest import NOTES, ROOT, make_poster, tmpfs, write_csv
 from tests.conftest import one_line_error as strict_one_line_error
 from tests.conftest import run_cli as cli
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 
 def one_line_error(result, pattern: str) -> str:
@@ -253,7 +255,7 @@ def tiny_disk(tmp_path):
 
 
 def test_the_onnx_model_is_built_in_memory_when_the_cache_disk_is_full(tiny_disk, monkeypatch, capsys):
-    from embedding.onnx_embedder import OnnxEmbedder
+    from poster_search.embedding.onnx_embedder import OnnxEmbedder
 
     monkeypatch.setenv("POSTER_SEARCH_CACHE", str(tiny_disk / "cache"))
     vectors = OnnxEmbedder(weights=None).embed_pixels(np.zeros((1, 224, 224, 3), np.uint8))
@@ -266,7 +268,7 @@ def test_the_onnx_model_is_built_in_memory_when_the_cache_disk_is_full(tiny_disk
 
 
 def _cached_onnx_folder(cache: Path) -> Path:
-    from embedding.onnx_embedder import OnnxEmbedder
+    from poster_search.embedding.onnx_embedder import OnnxEmbedder
 
     OnnxEmbedder(weights=None).load()
     [folder] = (cache / "models").iterdir()
@@ -279,7 +281,7 @@ def test_a_cached_model_file_linked_to_dev_zero_is_rebuilt_not_hashed_forever(tm
     folder = _cached_onnx_folder(cache)
     (folder / "model.onnx.data").unlink()
     (folder / "model.onnx.data").symlink_to("/dev/zero")
-    code = "from embedding.onnx_embedder import OnnxEmbedder; import numpy as np; print(OnnxEmbedder(weights=None).embed_pixels(np.zeros((1, 224, 224, 3), np.uint8)).shape)"
+    code = "from poster_search.embedding.onnx_embedder import OnnxEmbedder; import numpy as np; print(OnnxEmbedder(weights=None).embed_pixels(np.zeros((1, 224, 224, 3), np.uint8)).shape)"
     result = limited_python("-c", code, env={"POSTER_SEARCH_CACHE": str(cache)}, timeout=120, memory=None)
     assert result.returncode == 0 and "(1, 512)" in result.stdout, result.stderr[-2000:]
     assert (folder / "model.onnx.data").is_file() and not (folder / "model.onnx.data").is_symlink()
@@ -291,13 +293,13 @@ def test_a_digest_cache_linked_to_dev_zero_is_not_read(tmp_path):
     (cache / "digests.json").symlink_to("/dev/zero")
     weights = tmp_path / "w.h5"
     weights.write_bytes(b"not really weights")
-    code = f"from embedding.spec import weights_id; print(weights_id({str(weights)!r}))"
+    code = f"from poster_search.embedding.spec import weights_id; print(weights_id({str(weights)!r}))"
     result = limited_python("-c", code, env={"POSTER_SEARCH_CACHE": str(cache)}, timeout=60, memory=4 * 1024**3)
     assert result.returncode == 0 and result.stdout.startswith("sha256:"), result.stderr[-2000:]
 
 
 def test_a_map_cache_with_arrays_of_the_wrong_length_is_computed_again(tmp_path, monkeypatch):
-    from search.poster_map import poster_map
+    from poster_search.search.poster_map import poster_map
 
     monkeypatch.setenv("POSTER_SEARCH_CACHE", str(tmp_path / "cache"))
     _, _, store = make_store(tmp_path, n=12)
@@ -393,8 +395,8 @@ def _with_nan_weights(keras_file: Path) -> None:
 def test_a_model_with_nan_weights_is_one_line_on_the_cli_and_a_message_on_the_web(trained_model, tmp_path):
     from fastapi.testclient import TestClient
 
-    from web.app import create_app
-    from web.service import PosterService
+    from poster_search import Posters
+    from poster_search.web.app import create_app
 
     model, store, posters, _ = trained_model
     broken = _copy_model(model, tmp_path / "broken_model")
@@ -402,10 +404,8 @@ def test_a_model_with_nan_weights_is_one_line_on_the_cli_and_a_message_on_the_we
     result = cli("predict-year", posters / "2.jpg", "--model-dir", broken, "--weights", "random")
     one_line_error(result, "not finite .*damaged")
     assert "predicted year" not in result.output
-    with PosterStore(StoreLocation(path=store)) as db:
-        client = TestClient(
-            create_app(PosterService(db, weights="random", model_dir=broken)), raise_server_exceptions=False, base_url="http://localhost"
-        )
+    with Posters(store, weights="random", model_dir=broken) as library:
+        client = TestClient(create_app(library), raise_server_exceptions=False, base_url="http://localhost")
         response = client.post("/api/predict-year", files={"file": ("p.jpg", (posters / "2.jpg").read_bytes(), "image/jpeg")})
     assert 400 <= response.status_code < 600 and "damaged" in response.json()["detail"], response.text
 
@@ -445,7 +445,7 @@ def _damage(store: Path, what: str, ids: list[str]) -> None:
 
 @pytest.mark.parametrize("what", ["vectors", "payloads"])
 def test_damage_that_keeps_the_count_is_named_by_search_export_and_migrate(tmp_path, what):
-    from store.schema import point_id
+    from poster_search.store.schema import point_id
 
     _, _, store = make_store(tmp_path)
     ids = [point_id("1.jpg"), point_id("2.jpg")]
@@ -466,14 +466,12 @@ def test_damage_that_keeps_the_count_is_named_by_search_export_and_migrate(tmp_p
 def web_client(tmp_path):
     from fastapi.testclient import TestClient
 
-    from web.app import create_app
-    from web.service import PosterService
+    from poster_search import Posters
+    from poster_search.web.app import create_app
 
     _, posters, store = make_store(tmp_path)
-    with PosterStore(StoreLocation(path=store)) as db:
-        client = TestClient(
-            create_app(PosterService(db, weights="random")), raise_server_exceptions=False, base_url="http://localhost:8000"
-        )
+    with Posters(store, weights="random") as library:
+        client = TestClient(create_app(library), raise_server_exceptions=False, base_url="http://localhost:8000")
         yield client, posters
 
 
@@ -516,7 +514,7 @@ def test_no_interactive_docs_from_a_cdn_and_the_openapi_description_stays(web_cl
 
 
 def test_a_huge_catalog_line_costs_a_bounded_amount_of_memory(tmp_path):
-    from ingest.catalog import read_catalog
+    from poster_search.ingest.catalog import read_catalog
 
     posters = tmp_path / "posters"
     for i in range(3):
@@ -572,17 +570,18 @@ def test_a_shard_holding_a_fifo_or_a_link_is_refused_before_edge_reads_it(tmp_pa
 def test_the_web_sends_a_recorded_poster_file_only_if_it_is_an_image(tmp_path):
     from fastapi.testclient import TestClient
 
-    from web.app import create_app
-    from web.service import PosterService
+    from poster_search import Posters
+    from poster_search.web.app import create_app
 
     _, _, store = make_store(tmp_path)
     secret = tmp_path / "secret.txt"
     secret.write_text("not for the network\n")
-    with PosterStore(StoreLocation(path=store)) as db:
+    with Posters(store, weights="random") as posters:
+        db = posters.store
         db.update_metadata({"posters_dir": str(tmp_path)})  # what a store from elsewhere may record
         point = next(iter(db.points(with_vectors=False)))
         db.overwrite_payloads([(point.id, {**point.payload, "file": "secret.txt"})])
-        client = TestClient(create_app(PosterService(db, weights="random")), raise_server_exceptions=False, base_url="http://localhost")
+        client = TestClient(create_app(posters), raise_server_exceptions=False, base_url="http://localhost")
         response = client.get(f"/api/posters/posters/{point.id}")
     assert response.status_code == 404 and "not an image" in response.json()["detail"]
     assert "not for the network" not in response.text

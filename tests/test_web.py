@@ -13,13 +13,15 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-from ingest.catalog import read_catalog
-from ingest.pipeline import ingest
-from search.nearest import PosterSearch
-from store.collection import PosterStore
-from store.connection import StoreLocation
-from store.schema import point_id
+from poster_search.ingest.catalog import read_catalog
+from poster_search.ingest.pipeline import ingest
+from poster_search.search.neighbours import PosterSearch
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
+from poster_search.store.schema import point_id
 from tests.conftest import make_poster, run_cli, write_csv
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 GENRES = ["Drama", "Comedy|Drama", "Horror", "Comedy", "Western", "Horror|Comedy"]
 N = 24
@@ -32,7 +34,7 @@ STORED = N + 2
 def style_embedder():
     """The seeded random VGG16 with the style vector too, on ONNX Runtime, as the server runs it
     (the same vectors as random_embedder: tests/test_onnx.py)."""
-    from embedding.onnx_embedder import OnnxEmbedder
+    from poster_search.embedding.onnx_embedder import OnnxEmbedder
 
     embedder = OnnxEmbedder(None, style=True)
     embedder.load()
@@ -91,15 +93,16 @@ def web_store(tmp_path_factory, style_embedder):
 def client(web_store, style_embedder):
     from fastapi.testclient import TestClient
 
-    from web.app import create_app
-    from web.service import PosterService
+    from poster_search import Posters
+    from poster_search.web.app import create_app
 
     tmp, location = web_store
-    with PosterStore(location, must_exist=True) as store:
-        app = create_app(PosterService(store, weights="random", model_dir=tmp / "model", era_sample=20, embedder=style_embedder))
+    with Posters(location, weights="random", model_dir=tmp / "model", embedder=style_embedder) as posters:
+        app = create_app(posters, era_sample=20)
         with TestClient(app, raise_server_exceptions=False, base_url="http://localhost") as test_client:
             test_client.tmp = tmp
-            test_client.store = store
+            test_client.posters = posters
+            test_client.store = posters.store
             yield test_client
 
 
@@ -272,8 +275,8 @@ def test_recommend_with_liked_and_disliked_posters(client):
 
 
 def test_predict_year_matches_the_library(client, style_embedder, tmp_path):
-    from regression.model_file import YearModel
-    from regression.predict import predict_year
+    from poster_search.regression.model_file import YearModel
+    from poster_search.regression.predict import predict_year
 
     make_poster(tmp_path / "new.png", seed=4242)
     response = upload(client, (tmp_path / "new.png").read_bytes(), name="new.png", path="/api/predict-year")
@@ -289,10 +292,9 @@ def test_predict_year_matches_the_library(client, style_embedder, tmp_path):
 def test_predict_year_without_a_model_is_a_clear_404(client, style_embedder, tmp_path):
     from fastapi.testclient import TestClient
 
-    from web.app import create_app
-    from web.service import PosterService
+    from poster_search.web.app import create_app
 
-    app = create_app(PosterService(client.store, weights="random", model_dir=tmp_path / "none", era_sample=20, embedder=style_embedder))
+    app = create_app(client.posters.using(model_dir=tmp_path / "none"), era_sample=20)
     with TestClient(app, raise_server_exceptions=False, base_url="http://localhost") as other:
         assert_one_line_error(upload(other, poster_bytes(client, 1), path="/api/predict-year"), 404, "no year model in")
         assert other.get("/api/era", params={"k": 2}).json()["year_model"] is None
@@ -409,7 +411,7 @@ def test_nothing_is_written_to_the_store(client):
 
 
 def test_only_loopback_hosts_count_as_local():
-    from web.server import is_loopback
+    from poster_search.web.server import is_loopback
 
     assert all(is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "127.0.0.2"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.5", "::", "example.org"))

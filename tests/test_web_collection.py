@@ -11,12 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ingest.catalog import read_catalog
-from ingest.pipeline import ingest
-from store.collection import PosterStore
-from store.connection import StoreLocation
-from store.schema import point_id
+from poster_search.ingest.catalog import read_catalog
+from poster_search.ingest.pipeline import ingest
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
+from poster_search.store.schema import point_id
 from tests.conftest import make_poster, write_csv
+
+pytestmark = pytest.mark.e2e  # the CLI, servers or model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
 YEARS = [1941, 1943, 1945, 1947, 1949, 1950, 1952, 1954, 1956, 1958, 1959, 1961, 1963, 1965, 1967, 1969]
 UNDATED = {"u0.jpg": 1962, "u1.jpg": 1975, "u2.jpg": 1948}  # file -> the predicted year written into its payload
@@ -25,7 +27,7 @@ MALFORMED = "u3.jpg"  # predicted_year "1962" (a string): not shown as a year
 
 @pytest.fixture(scope="module")
 def embedder():
-    from embedding.onnx_embedder import OnnxEmbedder
+    from poster_search.embedding.onnx_embedder import OnnxEmbedder
 
     made = OnnxEmbedder(None)  # seeded random VGG16 weights on ONNX Runtime: real, and fast to build
     made.load()
@@ -36,8 +38,8 @@ def embedder():
 def client(tmp_path_factory, embedder):
     from fastapi.testclient import TestClient
 
-    from web.app import create_app
-    from web.service import PosterService
+    from poster_search import Posters
+    from poster_search.web.app import create_app
 
     tmp = tmp_path_factory.mktemp("web_collection")
     rows = []
@@ -62,10 +64,11 @@ def client(tmp_path_factory, embedder):
                 payload.update(predicted_year=year, predicted_low=year - 8, predicted_high=year + 9, predicted_by="year-model:abc")
             undated.append((point.id, payload))
         store.overwrite_payloads(undated)
-    with PosterStore(location, must_exist=True) as store:
-        app = create_app(PosterService(store, weights="random", embedder=embedder))
+    with Posters(location, weights="random", embedder=embedder) as posters:
+        app = create_app(posters)
         with TestClient(app, raise_server_exceptions=False, base_url="http://localhost") as test_client:
-            test_client.store = store
+            test_client.posters = posters
+            test_client.store = posters.store
             yield test_client
 
 
@@ -119,7 +122,7 @@ def test_the_overview_of_an_unknown_collection_or_vector_is_a_one_line_error(cli
     response = client.get("/api/collections/nope/overview")
     assert response.status_code == 404 and "no poster collection 'nope'" in response.json()["detail"]
     response = client.get(f"/api/collections/{client.store.collection}/overview", params={"vector": "vgg16_style"})
-    assert response.status_code == 400 and "has no vector 'vgg16_style'" in response.json()["detail"]
+    assert response.status_code == 404 and "has no vector 'vgg16_style'" in response.json()["detail"]  # a named thing that is not there
     response = client.get(f"/api/collections/{client.store.collection}/overview", params={"vector": "pixels"})
     assert response.status_code == 422 and "\n" not in response.json()["detail"]
 
@@ -152,7 +155,7 @@ def test_the_year_filters_read_catalog_years_only(client):
 
 
 def test_a_decade_shows_only_its_most_typical_and_the_undated_are_picked_to_differ(client):
-    from search.landing import start_groups
+    from poster_search.search.landing import start_groups
 
     groups = start_groups(client.store, per_decade=2, undated_shown=2)
     full = {g["label"]: [p["id"] for p in g["posters"]] for g in overview(client)["groups"]}

@@ -5,12 +5,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 import sys
-from pathlib import Path
 
-from errors import UserError
-from store.collection import PosterStore
-from store.engine import StoreDamaged
-from web.guards import LOCAL_HOSTS
+from .. import defaults
+from ..api import Posters
+from ..errors import BadInput, Damaged
+from ..store.schema import VECTOR_NAME
+from .guards import LOCAL_HOSTS
 
 
 def is_loopback(host: str) -> bool:
@@ -30,7 +30,7 @@ def listen(host: str, port: int) -> socket.socket:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(address)
     except OSError as e:
-        raise UserError(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
+        raise BadInput(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
     listener.listen(128)
     return listener
 
@@ -46,25 +46,16 @@ def allowed_hosts(host: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n for n in names if n))
 
 
-def serve(
-    store: PosterStore,
-    listener: socket.socket,
-    weights: str | None = None,
-    model_dir: Path | None = None,
-    era_sample: int = 1000,
-    extra_hosts: tuple[str, ...] = (),
-) -> None:
+def serve(posters: Posters, listener: socket.socket, era_sample: int = defaults.ERA_SAMPLE, extra_hosts: tuple[str, ...] = ()) -> None:
     """Serve the page and the API on `listener` until Ctrl-C. The store stays open; models load on first use."""
     import uvicorn
 
-    from web.app import create_app
-    from web.service import PosterService
+    from .app import create_app
 
-    service = PosterService(store, weights=weights, model_dir=model_dir, era_sample=era_sample)
     try:
-        store.stored_spec()  # a store without a poster collection is one line now, not a page of errors
-    except StoreDamaged as damage:
-        healthy = service.collection_names()
+        posters.check_vector(VECTOR_NAME)  # a store without a poster collection is one line now
+    except Damaged as damage:
+        healthy = posters.collections()
         if not healthy:
             raise
         # the others still answer (the page lists them; this one answers 503 with the same line)
@@ -76,8 +67,8 @@ def serve(
             "and download its posters (there is no login). Use 127.0.0.1 unless that is what you want.",
             file=sys.stderr,
         )
-    app = create_app(service, allowed_hosts(host, extra_hosts))
-    print(f"poster search: http://{host if ':' not in host else f'[{host}]'}:{port}/  (API docs: /docs; Ctrl-C stops)", file=sys.stderr)
+    app = create_app(posters, allowed_hosts(host, extra_hosts), era_sample)
+    print(f"poster search: http://{host if ':' not in host else f'[{host}]'}:{port}/  (Ctrl-C stops)", file=sys.stderr)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     try:
         server.run(sockets=[listener])

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from embedding.images import ImageError, decode_poster
+from ..embedding.images import ImageError, decode_poster
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # a poster scan is a few MB; anything bigger is refused unread
 

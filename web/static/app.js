@@ -1,4 +1,4 @@
-// poster search page: uses only the JSON API under /api (see /docs).
+// poster search page: uses only the JSON API under /api (described at /openapi.json).
 "use strict";
 
 const $ = (id) => document.getElementById(id);

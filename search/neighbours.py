@@ -7,49 +7,73 @@ whichever path it is read from. A merely similar poster (re-encoded, resized) is
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from os import PathLike
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
-from embedding.images import ImageSource, decode_poster
-from errors import UserError
-from search.batch import EXCLUSION_MARGIN
-from store.collection import PosterStore, StoredPoint
-from store.engine import Hit, PointFilter
-from store.integrity import check_intact
-from store.schema import DEFAULT_COLLECTION, VECTOR_NAME, PosterPayload
+from ..embedding.images import ImageSource, decode_poster
+from ..errors import BadInput, NotFound
+from ..store.collection import Match, PosterStore, StoredPoint
+from ..store.engine import PointFilter
+from ..store.integrity import check_intact
+from ..store.schema import DEFAULT_COLLECTION, PREDICTED_FIELDS, VECTOR_NAME, PosterPayload
+from .batch import EXCLUSION_MARGIN
 
 if TYPE_CHECKING:
-    from embedding.onnx_embedder import OnnxEmbedder
-    from store.connection import StoreLocation
+    from ..embedding.onnx_embedder import OnnxEmbedder
+    from ..store.connection import StoreLocation
 
 
 @dataclass(frozen=True)
 class Neighbour:
+    """One result of a search: its rank, the stored poster (its payload, decoded) and its cosine
+    similarity to the query (1 = the same direction)."""
+
     rank: int
     id: str
-    title: str
-    year: int | None
-    score: float  # cosine similarity, 1 = same direction
-    file: str
-    predicted_year: int | None = None  # the year model's (predict-year --stored), shown as "c. 1962, predicted"; never in `year`
-    predicted_low: int | None = None
-    predicted_high: int | None = None
+    score: float
+    poster: PosterPayload
 
-    @classmethod
-    def of(cls, rank: int, id: str, score: float, poster: PosterPayload) -> Neighbour:
-        """The neighbour a stored poster (its typed payload) makes at this rank and score."""
-        return cls(
-            rank, id, poster.title, poster.year, score, poster.file, poster.predicted_year, poster.predicted_low, poster.predicted_high
-        )
+    @property
+    def title(self) -> str:
+        return self.poster.title
+
+    @property
+    def year(self) -> int | None:
+        """The catalog year; None when unknown (a predicted year is never here: `predicted_year`)."""
+        return self.poster.year
+
+    @property
+    def file(self) -> str:
+        return self.poster.file
+
+    @property
+    def predicted_year(self) -> int | None:
+        """The year model's (predict-year --stored), shown as "c. 1962, predicted"."""
+        return self.poster.predicted_year
+
+    @property
+    def predicted_low(self) -> int | None:
+        return self.poster.predicted_low
+
+    @property
+    def predicted_high(self) -> int | None:
+        return self.poster.predicted_high
+
+    @property
+    def predicted_by(self) -> str | None:
+        return self.poster.predicted_by
 
     def as_dict(self) -> dict:
-        """Plain values; the predicted_* keys only where the poster has a prediction (as in its payload)."""
-        return {k: v for k, v in asdict(self).items() if v is not None or not k.startswith("predicted_")}
+        """Plain values: rank, id, title, year, score, file, genres, and the predicted_* fields where the poster has a prediction."""
+        poster = self.poster
+        row = {"rank": self.rank, "id": self.id, "title": poster.title, "year": poster.year, "score": self.score, "file": poster.file}
+        row["genres"] = list(poster.genres)
+        row.update({name: getattr(poster, name) for name in PREDICTED_FIELDS if getattr(poster, name) is not None})
+        return row
 
 
 @dataclass(frozen=True)
@@ -61,9 +85,9 @@ class Filters:
     genre: str | None = None
 
     def check(self, names: tuple[str, str] = ("--year-min", "--year-max")) -> None:
-        """UserError for a range no film can match; `names`: what the caller calls the two bounds."""
+        """BadInput for a range no film can match; `names`: what the caller calls the two bounds."""
         if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
-            raise UserError(f"{names[0]} {self.year_min} is after {names[1]} {self.year_max}: no film can match")
+            raise BadInput(f"{names[0]} {self.year_min} is after {names[1]} {self.year_max}: no film can match")
 
     def conditions(self) -> dict:
         return {"year_min": self.year_min, "year_max": self.year_max, "genre": self.genre or None}
@@ -77,6 +101,7 @@ class ImageQuery:
     vector: np.ndarray
     sha256: str
     grid: np.ndarray | None = None
+    source: str = "image"  # how the query was given: its path, or "image" for a PIL image or an array
 
 
 class PosterSearch:
@@ -98,11 +123,11 @@ class PosterSearch:
         _check_k(k)
         filters.check()
         if self.embedder is None:
-            raise UserError("searching by image needs an embedder (VGG16 weights)")
+            raise BadInput("searching by image needs an embedder (VGG16 weights)")
         self.store.check_spec(self.embedder.spec)  # never compare vectors of two embeddings
         if vector_name != VECTOR_NAME:
             if self.embedder.style_spec is None:
-                raise UserError(f"searching by '{vector_name}' needs an embedder made with style=True")
+                raise BadInput(f"searching by '{vector_name}' needs an embedder made with style=True")
             self.store.check_spec(self.embedder.style_spec, vector_name)
         poster = decode_poster(image)
         grid = None
@@ -111,9 +136,9 @@ class PosterSearch:
         else:
             base, style = self.embedder.embed_both(poster.pixels[None])
             vector = base[0] if vector_name == VECTOR_NAME else cast(np.ndarray, style)[0]  # style_spec checked above
-        return self.by_vector(vector, k, filters, exclude_sha256=poster.sha256, vector_name=vector_name), ImageQuery(
-            vector, poster.sha256, grid
-        )
+        source = str(image) if isinstance(image, (str, PathLike)) else "image"
+        query = ImageQuery(vector, poster.sha256, grid, source)
+        return self.by_vector(vector, k, filters, exclude_sha256=poster.sha256, vector_name=vector_name), query
 
     def by_point(self, point: StoredPoint, k: int = 3, filters: Filters = Filters(), vector_name: str = VECTOR_NAME) -> list[Neighbour]:
         """Neighbours of a stored film, from its stored vector: no model, no TensorFlow."""
@@ -125,8 +150,8 @@ class PosterSearch:
             if not found or found[0].vector is None:
                 if vector_name == VECTOR_NAME:  # every stored point has one: without it, the store is damaged
                     check_intact(self.store)
-                raise UserError(f"film {point.id} has no '{vector_name}' vector yet (ingest --style adds it)")
-            point = StoredPoint(point.id, point.payload, found[0].vector)
+                raise NotFound(f"film {point.id} has no '{vector_name}' vector yet (ingest --style adds it)")
+            point = StoredPoint(point.id, point.poster, found[0].vector, point.payload)
         assert point.vector is not None
         return self.by_vector(point.vector, k, filters, [point.id], point.poster.sha256 or None, vector_name)
 
@@ -143,13 +168,13 @@ class PosterSearch:
         _check_k(k)
         filters.check()
         if not positive_ids:
-            raise UserError("recommend needs at least one liked (positive) example")
+            raise BadInput("recommend needs at least one liked (positive) example")
         self.store.stored_spec(vector_name)
         examples = {p.id: p for p in self.store.retrieve([*positive_ids, *negative_ids], with_vectors=vector_name)}
         missing = [i for i in [*positive_ids, *negative_ids] if i not in examples or examples[i].vector is None]
         if missing:
             check_intact(self.store)
-            raise UserError(f"no film with id {missing[0]} (and a '{vector_name}' vector) in collection '{self.store.collection}'")
+            raise NotFound(f"no film with id {missing[0]} (and a '{vector_name}' vector) in collection '{self.store.collection}'")
         exclude = PointFilter(**filters.conditions(), exclude_ids=tuple(examples))
         hits = self.store.recommend(
             [cast(np.ndarray, examples[i].vector) for i in positive_ids],  # none missing (checked above)
@@ -171,7 +196,7 @@ class PosterSearch:
         vector_name: str = VECTOR_NAME,
     ) -> list[Neighbour]:
         if self.store.count() == 0:
-            raise UserError(f"collection '{self.store.collection}' is empty: nothing to search")
+            raise BadInput(f"collection '{self.store.collection}' is empty: nothing to search")
         # The query's own copies are excluded by Qdrant itself (ids and sha256 are indexed), so
         # k results come back whenever k others match the filters.
         query_filter = PointFilter(**filters.conditions(), exclude_ids=tuple(exclude_ids), exclude_sha256=exclude_sha256)
@@ -181,13 +206,13 @@ class PosterSearch:
         return _neighbours(hits, k)
 
 
-def _neighbours(hits: list[Hit], k: int) -> list[Neighbour]:
-    return [Neighbour.of(rank, h.id, h.score, h.poster) for rank, h in enumerate(hits[:k], start=1)]
+def _neighbours(hits: list[Match], k: int) -> list[Neighbour]:
+    return [Neighbour(rank, h.id, h.score, h.poster) for rank, h in enumerate(hits[:k], start=1)]
 
 
 def _check_k(k: int) -> None:
     if k < 1:
-        raise UserError(f"k must be at least 1, not {k}")
+        raise BadInput(f"k must be at least 1, not {k}")
 
 
 def image_embedder(store: PosterStore, weights: str | None = None, style: bool = False, long_lived: bool = False):
@@ -195,8 +220,8 @@ def image_embedder(store: PosterStore, weights: str | None = None, style: bool =
     where the CPU has bf16, else ONNX Runtime; no TensorFlow), the
     collection's own int8 model if it was made in int8. `weights` as for the CLI's --weights;
     `long_lived` for many queries (a server, a notebook's PosterSearch)."""
-    from embedding.embedders import query_embedder
-    from embedding.spec import resolve_weights
+    from ..embedding.embedders import query_embedder
+    from ..embedding.spec import resolve_weights
 
     return query_embedder(
         resolve_weights(weights), style, store.stored_spec(), store.collection_metadata().calibration, store.posters_dir(), long_lived
@@ -221,19 +246,9 @@ def nearest(
     Runs on OpenVINO or ONNX Runtime (embedding.backend.cpu_runtime), without TensorFlow. Opening the store and the model costs about half a
     second: for many queries keep a PosterSearch instead.
     """
-    from store.connection import location_from_options
+    from ..store.connection import location_from_options
 
     location = location or location_from_options(None, None, None)
     with PosterStore(location, collection, must_exist=True) as store:
         search = PosterSearch(store, image_embedder(store, weights, style=vector_name != VECTOR_NAME))
         return search.by_image(image, k, Filters(year_min, year_max, genre), vector_name)
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as its function nearest(): see search/__init__.py for why."""
-
-    def __call__(self, *args, **kwargs) -> list[Neighbour]:
-        return nearest(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
