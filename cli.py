@@ -34,7 +34,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
@@ -62,8 +61,8 @@ app = typer.Typer(
 #
 # Typer makes a command's options from its function's parameters. The six store options are the
 # parameters of `_store_options` below, made into options by Typer once; StoreCommand (the class of
-# every command that uses the store) adds them to its command and hands their values to the
-# command's function as one StoreOptions, in the command's context: `open_posters(ctx)`.
+# every command that uses the store) adds them to its command and keeps their values in the
+# command's context, for `open_posters(ctx)`.
 
 QdrantPath = Annotated[
     str | None,
@@ -95,20 +94,7 @@ Collections = Annotated[
 ]
 
 
-@dataclass(frozen=True)
-class StoreOptions:
-    """The store options of one command."""
-
-    path: str | None = None
-    url: str | None = None
-    api_key: str | None = None
-    grpc: bool | None = None
-    timeout: float | None = None
-    collections: tuple[str, ...] = (DEFAULT_COLLECTION,)
-
-    @property
-    def collection(self) -> str:
-        return self.collections[0]
+STORE_OPTIONS = ("qdrant_path", "qdrant_url", "qdrant_api_key", "grpc", "qdrant_timeout", "collection")
 
 
 def _store_options(
@@ -122,15 +108,8 @@ def _store_options(
     """The store options (this function is never called: Typer reads its parameters)."""
 
 
-def _store_options_many(
-    qdrant_path: QdrantPath = None,
-    qdrant_url: QdrantUrl = None,
-    qdrant_api_key: QdrantApiKey = None,
-    grpc: QdrantGrpc = None,
-    qdrant_timeout: QdrantTimeout = None,
-    collection: Collections = None,
-) -> None:
-    """The same, with --collection repeatable."""
+def _collections_option(collection: Collections = None) -> None:
+    """--collection, repeatable: for the commands that read several collections."""
 
 
 @functools.cache
@@ -145,32 +124,28 @@ def _params_of(function: Callable[..., None]) -> tuple:
 class StoreCommand(typer.core.TyperCommand):
     """A command that uses the store: the store options after its own, their values in ctx.meta["store"]."""
 
-    store_options: Callable[..., None] = _store_options
+    several_collections = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.params += list(_params_of(type(self).store_options))
+        store = _params_of(_store_options)
+        self.params += [*store[:-1], *_params_of(_collections_option)] if self.several_collections else store
 
     def invoke(self, ctx: Any) -> Any:
-        values = {
-            name: ctx.params.pop(name) for name in ("qdrant_path", "qdrant_url", "qdrant_api_key", "grpc", "qdrant_timeout", "collection")
-        }
-        names = values["collection"]
-        names = tuple(names or [DEFAULT_COLLECTION]) if isinstance(names, (list, tuple)) or names is None else (names,)
-        ctx.meta["store"] = StoreOptions(
-            values["qdrant_path"], values["qdrant_url"], values["qdrant_api_key"], values["grpc"], values["qdrant_timeout"], names
-        )
+        ctx.meta["store"] = {name: ctx.params.pop(name) for name in STORE_OPTIONS}
         return super().invoke(ctx)
 
 
 class StoresCommand(StoreCommand):
     """A command reading several collections of the store: --collection repeatable."""
 
-    store_options = _store_options_many
+    several_collections = True
 
 
-def store_of(ctx: typer.Context) -> StoreOptions:
-    return ctx.meta["store"]
+def collections_of(ctx: typer.Context) -> tuple[str, ...]:
+    """The collection(s) the command's --collection names (the first is the one a single-collection command uses)."""
+    names = ctx.meta["store"]["collection"]
+    return (names,) if isinstance(names, str) else tuple(names or [DEFAULT_COLLECTION])
 
 
 def open_posters(ctx: typer.Context, weights: str | None = None, model_dir: Path | None = None) -> Posters:
@@ -178,11 +153,14 @@ def open_posters(ctx: typer.Context, weights: str | None = None, model_dir: Path
     from .api import Posters
     from .store.connection import location_from_options
 
-    options = store_of(ctx)
-    for name in options.collections:
+    options = ctx.meta["store"]
+    names = collections_of(ctx)
+    for name in names:
         check_collection_name(name)
-    location = location_from_options(options.path, options.url, options.api_key, options.timeout, options.grpc)
-    return Posters(location, options.collection, weights=weights, model_dir=model_dir)
+    location = location_from_options(
+        options["qdrant_path"], options["qdrant_url"], options["qdrant_api_key"], options["qdrant_timeout"], options["grpc"]
+    )
+    return Posters(location, names[0], weights=weights, model_dir=model_dir)
 
 
 # --- the options several commands share ---------------------------------------------------------
@@ -350,7 +328,7 @@ def ingest(
             sharding=Sharding(shards, replicas, write_consistency),
         )
     written = report.write_rejects(rejects)
-    say(ingest_summary(report.summary(), store_of(ctx).collection, report.total, rejects if written else None))
+    say(ingest_summary(report.summary(), collections_of(ctx)[0], report.total, rejects if written else None))
 
 
 @app.command("export-embeddings", cls=StoreCommand)
@@ -466,7 +444,7 @@ def poster_map(
     check_image_output(out, "--out")
     if json_path is not None:
         check_output_file(json_path, "--json-out")
-    collection = store_of(ctx).collection
+    collection = collections_of(ctx)[0]
     with open_posters(ctx) as posters:
         result = posters.poster_map(vector)
     result.figure(out, collection)
@@ -528,7 +506,7 @@ def train_year(
     config = HeadConfig(epochs=epochs, members=members, target=head)
     with open_posters(ctx, model_dir=model_dir) as posters:
         report = posters.train_year(
-            collections=store_of(ctx).collections,
+            collections=collections_of(ctx),
             test_size=test_size,
             seed=seed,
             config=config,
@@ -554,7 +532,7 @@ def evaluate_year(
 ) -> None:
     """Score a trained year model on every dated poster of one or several collections it was not trained on."""
     with open_posters(ctx, model_dir=model_dir) as posters:
-        result = posters.evaluate_year(collections=store_of(ctx).collections, include_trained=include_trained)
+        result = posters.evaluate_year(collections=collections_of(ctx), include_trained=include_trained)
     say(as_json(result.as_dict()) if json_out else result.table())
 
 

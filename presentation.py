@@ -73,10 +73,12 @@ def film_label(query: dict) -> str:
 
 
 def neighbours_table(query: dict, neighbours: list[Neighbour]) -> str:
-    width = max([4, *(len(year_label(n.year, n.predicted_year)) for n in neighbours)])
+    width = max([4, *(len(year_label(n.poster.year, n.poster.predicted_year)) for n in neighbours)])
     lines = [f"nearest to {film_label(query)}:", f"{'rank':>4}  {'similarity':>10}  {'year':>{width}}  title"]
     for n in neighbours:
-        lines.append(f"{n.rank:>4}  {n.score:>10.3f}  {year_label(n.year, n.predicted_year):>{width}}  {one_line(n.title)}")
+        lines.append(
+            f"{n.rank:>4}  {n.score:>10.3f}  {year_label(n.poster.year, n.poster.predicted_year):>{width}}  {one_line(n.poster.title)}"
+        )
     if not neighbours:
         lines.append("(no film matches)")
     return "\n".join(lines)

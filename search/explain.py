@@ -135,7 +135,7 @@ class Explainer:
         missing = [n.id for n in neighbours if stored.get(n.id) is None]
         if missing:
             raise NotFound(f"no stored film with id {missing[0][:100]} in collection '{self.store.collection}'")
-        grids = self._grids([n.file for n in neighbours])
+        grids = self._grids([n.poster.file for n in neighbours])
         return explain(query_vector, query_grid, neighbours, grids, [cast(np.ndarray, stored[n.id]) for n in neighbours])
 
     def _grids(self, files: list[str]) -> np.ndarray:

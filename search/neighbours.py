@@ -37,36 +37,6 @@ class Neighbour:
     score: float
     poster: PosterPayload
 
-    @property
-    def title(self) -> str:
-        return self.poster.title
-
-    @property
-    def year(self) -> int | None:
-        """The catalog year; None when unknown (a predicted year is never here: `predicted_year`)."""
-        return self.poster.year
-
-    @property
-    def file(self) -> str:
-        return self.poster.file
-
-    @property
-    def predicted_year(self) -> int | None:
-        """The year model's (predict-year --stored), shown as "c. 1962, predicted"."""
-        return self.poster.predicted_year
-
-    @property
-    def predicted_low(self) -> int | None:
-        return self.poster.predicted_low
-
-    @property
-    def predicted_high(self) -> int | None:
-        return self.poster.predicted_high
-
-    @property
-    def predicted_by(self) -> str | None:
-        return self.poster.predicted_by
-
     def as_dict(self) -> dict:
         """Plain values: rank, id, title, year, score, file, genres, and the predicted_* fields where the poster has a prediction."""
         poster = self.poster

@@ -64,8 +64,9 @@ def contact_sheet(query: ImageSource | None, query_caption: str, neighbours: lis
     """Write the sheet to `out`; posters that cannot be found are drawn as grey tiles, not errors."""
     tiles = [(load_image(query), ["query", query_caption])]
     for n in neighbours:
-        image = load_image(inside(posters_dir, n.file)) if posters_dir else None
-        tiles.append((image, [f"{n.rank}. {n.title}", year_label(n.year, n.predicted_year), f"similarity {n.score:.3f}"]))
+        poster = n.poster
+        image = load_image(inside(posters_dir, poster.file)) if posters_dir else None
+        tiles.append((image, [f"{n.rank}. {poster.title}", year_label(poster.year, poster.predicted_year), f"similarity {n.score:.3f}"]))
     width = len(tiles) * (TILE[0] + GAP) + GAP
     sheet = Image.new("RGB", (width, TILE[1] + CAPTION_HEIGHT + 2 * GAP), "white")
     draw = ImageDraw.Draw(sheet)
@@ -119,12 +120,12 @@ def maps_sheet(query: ImageSource | None, query_caption: str, explanations: list
     for i, e in enumerate(explanations, start=1):
         x = GAP + i * (TILE[0] + GAP)
         n = e.neighbour
-        _tile(sheet, draw, load_image(inside(posters_dir, n.file)), e.on_neighbour, x, GAP, font)
+        _tile(sheet, draw, load_image(inside(posters_dir, n.poster.file)), e.on_neighbour, x, GAP, font)
         _tile(sheet, draw, query_image, e.on_query, x, 2 * GAP + TILE[1] + CAPTION_HEIGHT, font)
         top = float(e.on_neighbour.max() / max(e.total, 1e-12))
         lines = [
-            f"{n.rank}. {n.title}",
-            f"{year_label(n.year, n.predicted_year)} · similarity {n.score:.3f}",
+            f"{n.rank}. {n.poster.title}",
+            f"{year_label(n.poster.year, n.poster.predicted_year)} · similarity {n.score:.3f}",
             f"brightest cell: {top:.1%} of it",
         ]
         for j, line in enumerate(lines):

@@ -341,17 +341,7 @@ class EdgeEngine:
 
     # --- search ------------------------------------------------------------------------------
 
-    def query(
-        self,
-        name: str,
-        vectors: Sequence[np.ndarray],
-        vector_name: str,
-        limit: int,
-        filter: PointFilter,
-        exact: bool,
-        with_payload: bool | list[str],
-        score_threshold: float | None = None,
-    ) -> list[list[Hit]]:
+    def query(self, name, vectors, vector_name, limit, filter, exact, with_payload, score_threshold=None) -> list[list[Hit]]:  # as Engine's
         from qdrant_edge import Query, QueryBatchRequest, QueryRequest
 
         requests = [
@@ -369,16 +359,7 @@ class EdgeEngine:
             return [[_hit(p) for p in self._read(name, lambda shard: shard.query(requests[0]))]]
         return [[_hit(p) for p in found] for found in self._read(name, lambda shard: shard.query_batch(QueryBatchRequest(requests)))]
 
-    def recommend(
-        self,
-        name: str,
-        positive: Sequence[np.ndarray],
-        negative: Sequence[np.ndarray],
-        vector_name: str,
-        limit: int,
-        filter: PointFilter,
-        with_payload: bool | list[str],
-    ) -> list[Hit]:
+    def recommend(self, name, positive, negative, vector_name, limit, filter, with_payload) -> list[Hit]:  # as Engine's
         from qdrant_edge import Query, QueryRequest, RecommendQuery
 
         query = Query.RecommendBestScore(

@@ -230,7 +230,7 @@ assert NotFound is package_errors.NotFound and issubclass(NotFound, poster_searc
 assert poster_search.__file__.startswith({str(target)!r}), poster_search.__file__
 with Posters({str(tmp_path / "store")!r}) as posters:
     result = posters.search(title="Film 1", k=2)
-    assert [n.title for n in result.neighbours] and result.to_frame().shape[0] == 2
+    assert [n.poster.title for n in result.neighbours] and result.to_frame().shape[0] == 2
     try:
         posters.film(title="No such film")
     except NotFound as e:

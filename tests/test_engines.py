@@ -122,7 +122,7 @@ def test_search_recommend_and_titles_through_the_library(engines):
         film = find_film(store, title="gone with the wind 6")  # case-insensitive, by the full-text index
         assert film.id == ids[6]
         near = search.by_point(film, k=5, filters=Filters(year_min=1940))
-        assert len(near) == 5 and ids[6] not in [n.id for n in near] and all(n.year >= 1940 for n in near)
+        assert len(near) == 5 and ids[6] not in [n.id for n in near] and all(n.poster.year >= 1940 for n in near)
         by_style = search.by_point(film, k=3, vector_name=STYLE_VECTOR_NAME)
         assert [n.id for n in by_style] == [
             h.id for h in store.nearest([style[6]], 4, PointFilter(exclude_ids=(ids[6],)), STYLE_VECTOR_NAME, exact=True)[0]

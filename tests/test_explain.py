@@ -82,7 +82,7 @@ def test_a_cached_grid_is_never_that_of_a_replaced_poster_file(generated, tmp_pa
         vector, grid = explainer.query_from_point(query)
         before = explainer.neighbours(vector, grid, neighbours)[0].on_neighbour
         assert np.array_equal(explainer.neighbours(vector, grid, neighbours)[0].on_neighbour, before)  # from the cache
-        replaced = posters / neighbours[0].file
+        replaced = posters / neighbours[0].poster.file
         Image.open(posters / "20.jpg").save(replaced)  # another image under the same name
         after = explainer.neighbours(vector, grid, neighbours)[0].on_neighbour
         fresh = Explainer(store, embedder).neighbours(vector, grid, neighbours)[0].on_neighbour

@@ -59,7 +59,7 @@ def test_a_similar_image_finds_its_poster_first(library, tmp_path):
 
     posters, folder, _ = library
     Image.open(folder / "7.jpg").resize((100, 150)).save(tmp_path / "smaller.jpg", quality=70)  # not the same bytes
-    assert posters.search(tmp_path / "smaller.jpg", k=1).neighbours[0].title == "Film 7"
+    assert posters.search(tmp_path / "smaller.jpg", k=1).neighbours[0].poster.title == "Film 7"
 
 
 def test_search_by_title_and_id_with_filters(library):
@@ -69,7 +69,7 @@ def test_search_by_title_and_id_with_filters(library):
     by_id = posters.search(id=point_id("3.jpg"), k=3)
     assert [n.id for n in by_id.neighbours] == [n.id for n in by_title.neighbours]
     narrowed = posters.search(id=point_id("3.jpg"), k=10, year_min=1960, year_max=1970)
-    assert narrowed.neighbours and all(1960 <= n.year <= 1970 for n in narrowed.neighbours)
+    assert narrowed.neighbours and all(1960 <= n.poster.year <= 1970 for n in narrowed.neighbours)
 
 
 def test_errors_come_by_kind(library, tmp_path):

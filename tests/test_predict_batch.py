@@ -183,16 +183,16 @@ def test_predicted_years_are_shown_marked_and_never_as_catalog_years(dated_libra
         posters.date_stored(tmp / "model", progress=False)
         result = posters.search(title="scan 0", k=N_DATED + N_UNDATED - 1)
         neighbours = result.neighbours
-        predicted = {n.title: n.predicted_year for n in neighbours if n.year is None}
+        predicted = {n.poster.title: n.poster.predicted_year for n in neighbours if n.poster.year is None}
         assert len(predicted) == N_UNDATED - 1 and all(isinstance(y, int) for y in predicted.values())
-        assert all(n.predicted_year is None for n in neighbours if n.year is not None)
+        assert all(n.poster.predicted_year is None for n in neighbours if n.poster.year is not None)
         table = neighbours_table(result.describe_query(), neighbours)
         for title, year in predicted.items():
             assert any(line.endswith(title) and f"c. {year}, predicted" in line for line in table.splitlines())
         assert f"scan 0 (c. {result.describe_query()['predicted_year']}, predicted)" in table
         # the year filters read catalog years only: no undated poster passes them, predicted or not
         filtered = posters.search(title="scan 0", k=50, year_min=1900, year_max=2100).neighbours
-        assert len(filtered) == N_DATED and all(n.year is not None for n in filtered)
+        assert len(filtered) == N_DATED and all(n.poster.year is not None for n in filtered)
         sheet = result.sheet(tmp_path / "sheet.png", posters_dir=root)
         assert sheet.stat().st_size > 0
     result = run_cli("export-embeddings", tmp_path / "e.npz", "--qdrant-path", location.path)

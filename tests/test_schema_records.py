@@ -167,7 +167,7 @@ def test_neighbours_come_from_the_typed_payload(tmp_path):
         [query] = store.retrieve([point_id("0")], with_vectors=True)
         found = {n.id: n for n in PosterSearch(store).by_point(query, k=3)}
     vertigo = found[point_id("7")]
-    assert (vertigo.title, vertigo.year, vertigo.file) == (FULL.title, FULL.year, FULL.file)
+    assert vertigo.poster == FULL
 
 
 # --- the collection metadata --------------------------------------------------------------

@@ -92,7 +92,7 @@ def test_k_beyond_the_store_returns_all_others_and_k_below_1_is_an_error(searche
 def test_year_and_genre_filters_still_return_k(searcher, searchable):
     tmp, _ = searchable
     result = searcher.by_image(tmp / "posters" / "0.jpg", k=3, filters=Filters(year_min=1960, year_max=1980))
-    assert len(result) == 3 and all(1960 <= n.year <= 1980 for n in result)
+    assert len(result) == 3 and all(1960 <= n.poster.year <= 1980 for n in result)
     comedies = searcher.by_image(tmp / "posters" / "0.jpg", k=10, filters=Filters(genre="Comedy"))
     assert sorted(n.id for n in comedies) == sorted(point_id(f"{i}.jpg") for i in (1, 3, 5, 8))
 
@@ -174,4 +174,4 @@ def test_more_copies_than_the_margin_are_still_all_excluded(tmp_path, random_emb
         store.prepare(random_embedder.spec)
         store.upsert([point_id(str(i)) for i in range(len(vectors))], vectors, payloads)
         result = PosterSearch(store, random_embedder).by_image(query, k=3)
-    assert len(result) == 3 and all(int(n.title) >= copies for n in result)
+    assert len(result) == 3 and all(int(n.poster.title) >= copies for n in result)
