@@ -31,13 +31,17 @@ import numpy as np
 
 from . import defaults
 from .errors import BadInput, NotFound, PosterSearchError, command
+from .ingest.catalog import Columns
 from .results import CollectionInfo, Duplicates, Evaluation, Examples, SearchResult, Starts, Timeline, YearPredictions
 from .search.neighbours import Filters, ImageQuery, Neighbour
+from .store.collection import Sharding, StoredPoint
 from .store.schema import DEFAULT_COLLECTION, STYLE_VECTOR_NAME, VECTOR_NAME, VECTOR_NAMES, check_collection_name
+
+__all__ = ["Columns", "Filters", "ImageQuery", "Neighbour", "Posters", "Sharding", "StoredPoint", "nearest", "store_location"]
 
 if TYPE_CHECKING:
     from .embedding.images import ImageSource
-    from .ingest.catalog import Columns
+    from .embedding.interface import Embedder
     from .ingest.pipeline import IngestReport
     from .regression.compare import Comparison
     from .regression.config import HeadConfig
@@ -48,7 +52,7 @@ if TYPE_CHECKING:
     from .search.explain import Explanation
     from .search.landing import StartGroup
     from .search.poster_map import PosterMap
-    from .store.collection import PosterStore, Sharding, StoredPoint
+    from .store.collection import PosterStore
     from .store.connection import StoreLocation
     from .store.embeddings import Embeddings
     from .store.migrate import MigrateReport
@@ -77,7 +81,7 @@ class _Shared:
     One lock guards them: the embedded store's engine is used from one thread at a time, and a
     model or a cache is built once however many requests ask for it at the same moment."""
 
-    def __init__(self, location: StoreLocation, weights: str | None, embedder: Any) -> None:
+    def __init__(self, location: StoreLocation, weights: str | None, embedder: Embedder | None) -> None:
         self.location = location
         self.weights = weights
         self.lock = threading.RLock()
@@ -127,7 +131,7 @@ class Posters:
         *,
         weights: str | None = None,
         model_dir: str | os.PathLike | None = None,
-        embedder: Any = None,
+        embedder: Embedder | None = None,
         api_key: str | None = None,
         timeout: float | None = None,
         grpc: bool | None = None,
@@ -278,9 +282,8 @@ class Posters:
         collection does not hold yet, and store it. Resumable: run it again after an interruption."""
         from .embedding.embedders import make_embedder
         from .embedding.spec import resolve_weights
-        from .ingest.catalog import Columns, read_catalog
+        from .ingest.catalog import read_catalog
         from .ingest.pipeline import ingest
-        from .store.collection import Sharding
 
         columns = columns or Columns()
         if catalog is None and (columns != Columns() or encoding):
@@ -396,7 +399,6 @@ class Posters:
         """Similarity maps: where each neighbour's score comes from, cell by cell of VGG16's 7x7
         grid (vgg16 vector only). For a search's result, or for a query and some stored ids."""
         from .search.explain import Explainer, GridCache
-        from .store.collection import StoredPoint
 
         if result is not None:
             if result.vector != VECTOR_NAME:
@@ -693,7 +695,7 @@ class Posters:
     ) -> MigrateReport:
         """Copy the collection (vectors, payloads, ids, metadata) to a server, a cluster or another
         folder, without re-embedding. `to`: a folder or an http(s) URL."""
-        from .store.collection import PosterStore, Sharding
+        from .store.collection import PosterStore
         from .store.connection import StoreLocation
         from .store.migrate import migrate, same_store
 

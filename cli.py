@@ -301,8 +301,7 @@ def ingest(
     write_consistency: WriteConsistency = None,
 ) -> None:
     """Embed every poster of a catalog, or of a folder without one, and upsert it into the store (resumable)."""
-    from .ingest.catalog import Columns
-    from .store.collection import Sharding
+    from .api import Columns, Sharding
 
     check_output_file(rejects, "--rejects")  # before the long work, not after it
     columns = Columns(file=file_column, id=id_column, title=title_column, year=year_column, genres=genre_column)
@@ -369,7 +368,7 @@ def search(
     weights: Weights = None,
 ) -> None:
     """The k films whose posters are most similar to an image, or to a stored film (--title / --id)."""
-    from .search.neighbours import Filters
+    from .api import Filters
 
     if (image is None) == (title is None and id is None):
         raise BadInput("give either an image or --title/--id")
@@ -610,7 +609,7 @@ def migrate(
     write_consistency: WriteConsistency = None,
 ) -> None:
     """Copy the collection (vectors, payloads, ids) to a server, cluster or other folder, without re-embedding."""
-    from .store.collection import Sharding
+    from .api import Sharding
     from .store.connection import check_url
 
     if (to_url is None) == (to_path is None):

@@ -154,7 +154,7 @@ def cold_cli(args: list[str], runs: int = 3) -> float:
 PHASES = r"""
 import time, json; t = [time.perf_counter()]; marks = {}
 def mark(name): t.append(time.perf_counter()); marks[name] = round(t[-1] - t[-2], 3)
-import cli; mark("python + cli imports")
+from poster_search import cli; mark("python + cli imports")
 from poster_search.store.collection import PosterStore; from poster_search.store.connection import StoreLocation
 from poster_search.search.neighbours import PosterSearch, image_embedder; import onnxruntime; mark("ONNX Runtime import")
 s = PosterStore(StoreLocation(path=%(store)r), must_exist=True); s.count(); mark("store open")

@@ -117,7 +117,7 @@ import time
 t0 = time.perf_counter(); marks = []
 def mark(what):
     marks.append((what, time.perf_counter()))
-import cli; mark("Python and the CLI's imports")
+from poster_search import cli; mark("Python and the CLI's imports")
 from poster_search.store.collection import PosterStore
 from poster_search.store.connection import StoreLocation
 from poster_search.search.neighbours import PosterSearch, image_embedder; mark("search modules")

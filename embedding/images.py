@@ -38,6 +38,10 @@ class ImageError(BadInput):
     """A file or array that cannot be used as a poster image."""
 
 
+class NotAnImage(ImageError):
+    """The file is no image at all (or one in a format Pillow cannot read): the page answers 415."""
+
+
 @dataclass(frozen=True)
 class DecodedPoster:
     pixels: np.ndarray  # (224, 224, 3) uint8 RGB; VGG16's preprocessing runs inside the model
@@ -150,7 +154,7 @@ def _open_bytes(data: bytes, name: str, draft_size: int | None) -> Image.Image:
             image.load()
             return ImageOps.exif_transpose(image)
     except UnidentifiedImageError:
-        raise ImageError(f"{name}: not an image file (or a format Pillow cannot read)") from None
+        raise NotAnImage(f"{name}: not an image file (or a format Pillow cannot read)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{name}: image too large (possible decompression bomb)") from None
     except ImageError:

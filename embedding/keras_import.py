@@ -50,15 +50,23 @@ def import_keras(backend: str | None = None, what: str = "this command"):
                 f"the {backend} backend needs a new process (set KERAS_BACKEND={backend})"
             )
         return keras
-    os.environ[BACKEND_ENV] = backend or os.environ.get(BACKEND_ENV) or "tensorflow"
-    require_keras(what)
-    sys.stderr.flush()
+    # Keras reads its backend from the environment at import, once; the variable is set for the
+    # import only, so that no process this one starts (ingest, a notebook's subprocess) inherits a
+    # backend it never asked for.
+    asked = os.environ.get(BACKEND_ENV)
+    os.environ[BACKEND_ENV] = backend or asked or "tensorflow"
     saved = os.dup(2)
     try:
+        require_keras(what)
+        sys.stderr.flush()
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
             import keras
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+        if asked is None:
+            os.environ.pop(BACKEND_ENV, None)
+        else:
+            os.environ[BACKEND_ENV] = asked
     return keras

@@ -10,13 +10,14 @@ import numpy as np
 
 from ..errors import BadInput
 from ..safe_io import output_path
+from ..tables import Tabular
 from .collection import PosterStore
 from .integrity import check_intact
 from .schema import PREDICTED_HIGH, PREDICTED_LOW, PREDICTED_YEAR, VECTOR_NAME
 
 
 @dataclass
-class Embeddings:
+class Embeddings(Tabular):
     ids: np.ndarray  # (n,) point ids (str)
     vectors: np.ndarray  # (n, d) float32, L2-normalised
     titles: np.ndarray  # (n,) str
@@ -30,6 +31,14 @@ class Embeddings:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def records(self) -> list[dict]:
+        """One row per poster: id, title, year, predicted year, file, sha256 and its vector (an array)."""
+        predicted = self.predicted_years if self.predicted_years is not None else np.full(len(self), np.nan)
+        return [
+            {"id": i, "title": t, "year": y, "predicted_year": p, "file": f, "sha256": h, "vector": v}
+            for i, t, y, p, f, h, v in zip(self.ids, self.titles, self.years, predicted, self.files, self.sha256, self.vectors)
+        ]
 
 
 def load_embeddings(store: PosterStore, vector_name: str = VECTOR_NAME) -> Embeddings:

@@ -61,13 +61,6 @@ def check_collection_name(name: str) -> None:
 _KIND_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list of strings"}
 
 
-def whole_number(value: object) -> int | None:
-    """A payload field read leniently as a whole number: None when absent or of another type (a
-    bool is not one). For readers that show what they can of a payload anyone may have written,
-    the page and its overview, where PosterPayload.from_dict would refuse the whole poster."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _check_type(value: Any, kind: type, field: str, where: str, remedy: str) -> None:
     """Damaged, one line naming the field, for a value of another JSON type (a bool is not an
     integer here; a list must hold strings): stored records are written by poster search only in
@@ -75,7 +68,7 @@ def _check_type(value: Any, kind: type, field: str, where: str, remedy: str) -> 
     if kind is list:
         fits = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
     else:
-        fits = whole_number(value) is not None if kind is int else isinstance(value, kind)
+        fits = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
     if not fits:
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
         raise Damaged(

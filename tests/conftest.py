@@ -226,8 +226,9 @@ def _show_warning(
 
 def run_cli(*args: object, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> CliResult:
     """`python cli.py ARGS` run by cli.main() in this process, as a user's shell runs it in its own:
-    sys.argv, the environment (`env` added to it) and the working folder (`cwd`, default the
-    checkout) set for the run and restored after it; file descriptors 1 and 2 pointed at files of
+    sys.argv, the environment (`env` added to it; all of it restored after the run, so what the
+    product sets, KERAS_BACKEND, never reaches a later test's processes) and the working folder
+    (`cwd`, default the checkout) set for the run and restored after it; file descriptors 1 and 2 pointed at files of
     their own, so what TensorFlow or Edge write from C, Python's warnings (with a fresh process's
     filters, not pytest's) and tracebacks all land in `stdout`/`stderr` as they would from a
     subprocess; signal handlers and the root logger's handlers restored. A run longer than `timeout`
@@ -245,7 +246,7 @@ def run_cli(*args: object, cwd: Path | None = None, env: dict | None = None, tim
 
     argv = [str(a) for a in args]
     saved_argv, saved_cwd, saved_streams = sys.argv, os.getcwd(), (sys.stdout, sys.stderr)
-    saved_env = {name: os.environ.get(name) for name in (env or {})}
+    saved_environ = os.environ.copy()  # all of it: the product sets some itself (KERAS_BACKEND when Keras is imported)
     saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     saved_handlers = list(logging.root.handlers)
     saved_fds = {fd: os.dup(fd) for fd in (1, 2)}
@@ -299,11 +300,8 @@ def run_cli(*args: object, cwd: Path | None = None, env: dict | None = None, tim
                 os.close(saved)
             sys.argv = saved_argv
             os.chdir(saved_cwd)
-            for name, value in saved_env.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+            os.environ.clear()
+            os.environ.update(saved_environ)
             for number, handler in saved_signals.items():
                 signal.signal(number, handler)
             logging.root.handlers[:] = saved_handlers

@@ -42,6 +42,7 @@ def test_keras_users_do_not_import_the_embedder():
     code = (
         "import sys\nimport poster_search.regression.head, poster_search.embedding.weights\n"
         "assert 'keras' in sys.modules, 'the check needs Keras imported'\n"
+        "import os; assert 'KERAS_BACKEND' not in os.environ, 'the backend was set for the import only, not for child processes'\n"
         "print(sorted(m for m in ('poster_search.embedding.model', 'poster_search.embedding.embedders') if m in sys.modules))"
     )
     done = subprocess.run(

@@ -138,6 +138,9 @@ def test_export_is_the_collection_as_one_array(library, tmp_path):
     saved = np.load(tmp_path / "e.npz")
     assert saved["embeddings"].shape == (N + 1, 512) and sorted(saved["ids"]) == sorted(embeddings.ids)
     assert np.allclose(np.linalg.norm(saved["embeddings"], axis=1), 1, atol=1e-5)
+    frame = embeddings.to_frame()
+    assert len(frame) == N + 1 and frame.loc[frame["title"] == "Film 3", "year"].item() == 1959
+    assert np.array_equal(np.stack(frame["vector"]), embeddings.vectors)
 
 
 def test_a_record_that_does_not_decode_is_named_once_and_left_out(tmp_path, caplog):

@@ -31,9 +31,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from .. import defaults
-from ..api import Posters
+from ..api import Filters, ImageQuery, Posters
 from ..errors import BadInput, Damaged, InUse, NotFound, NotInstalled, PosterSearchError
-from ..search.neighbours import Filters, ImageQuery
 from ..store.schema import VECTOR_NAME, VectorName
 from . import render
 from .guards import LOCAL_HOSTS, BodyLimit, HostCheck, SameOrigin, one_line

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from ..search.neighbours import Neighbour
-from ..store.collection import StoredPoint
+from ..api import Neighbour, StoredPoint
 from ..store.schema import PREDICTED_FIELDS, PosterPayload
 
 

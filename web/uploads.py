@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..embedding.images import ImageError, decode_poster
+from ..embedding.images import ImageError, NotAnImage, decode_poster
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # a poster scan is a few MB; anything bigger is refused unread
 
@@ -49,7 +49,7 @@ def uploaded_image(data: bytes, filename: str | None) -> Iterator[Path]:
             decode_poster(path)  # the same checks as ingest, before any model work
         except ImageError as e:
             message = str(e).replace(str(path), name)
-            raise UploadError(415 if "not an image" in message else 422, message) from None
+            raise UploadError(415 if isinstance(e, NotAnImage) else 422, message) from None
         yield path
 
 
