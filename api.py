@@ -42,6 +42,7 @@ __all__ = ["Columns", "Filters", "ImageQuery", "Neighbour", "Posters", "Sharding
 if TYPE_CHECKING:
     from .embedding.images import ImageSource
     from .embedding.interface import Embedder
+    from .embedding.spec import EmbeddingSpec
     from .ingest.pipeline import IngestReport
     from .regression.compare import Comparison
     from .regression.config import HeadConfig
@@ -87,7 +88,7 @@ class _Shared:
         self.lock = threading.RLock()
         self.root: PosterStore | None = None
         self.views: dict[str, PosterStore] = {}
-        self.embedders: dict[tuple[str, bool], Any] = {}  # (quantization, with style) -> embedder for queries
+        self.embedders: dict[tuple[EmbeddingSpec, bool], Any] = {}  # (embedding, with style) -> embedder, loaded once
         self.given_embedder = embedder  # a caller's own (tests, a notebook's): used for float collections it matches
         self.year_models: dict[Path, YearModel] = {}
         self.grids: Any = None  # search.explain.GridCache, made on first use
@@ -188,31 +189,28 @@ class Posters:
 
     def collections(self) -> list[str]:
         """The store's poster collections (other collections, and damaged ones, left out: damaged_collections())."""
-        with self._shared.lock:
-            root = self._store()
-            return sorted(name for name in root.collections() if self._is_poster_collection(name))
-
-    def _is_poster_collection(self, name: str) -> bool:
-        try:
-            self.using(name)._store().stored_spec()
-            return True
-        except PosterSearchError:
-            return False
+        return sorted(name for name, problem in self._collection_states().items() if problem is None)
 
     def damaged_collections(self) -> dict[str, str]:
         """The store's collections that cannot be read, each with the one line that says why."""
+        return {name: problem for name, problem in self._collection_states().items() if problem}
+
+    def _collection_states(self) -> dict[str, str | None]:
+        """Each collection of the store that is a poster collection: None when it reads, else the
+        line that says how it is damaged (collections poster search did not make are left out)."""
         from .errors import Damaged
 
-        damaged = {}
+        states: dict[str, str | None] = {}
         with self._shared.lock:
             for name in self._store().collections():
                 try:
                     self.using(name)._store().stored_spec()
+                    states[name] = None
                 except Damaged as e:
-                    damaged[name] = str(e)
+                    states[name] = str(e)
                 except PosterSearchError:
                     continue
-        return damaged
+        return states
 
     def exists(self) -> bool:
         """Whether this collection is in the store (and is a poster collection, or a damaged one: stored_spec says which)."""
@@ -316,7 +314,6 @@ class Posters:
                 workers=workers,
                 progress=progress,
             )
-            report.note_rows, report.total = list(films.notes), store.count()
             self._forget_overviews()
             return report
 
@@ -724,40 +721,39 @@ class Posters:
     # --- embedders -----------------------------------------------------------------------------
 
     def _embedder(self, style: bool = False) -> Any:
-        """VGG16 for image queries of this collection, loaded once per embedding (an int8 collection
-        has a model of its own): OpenVINO or ONNX Runtime, never TensorFlow."""
+        """VGG16 for image queries of this collection (an int8 collection has a model of its own):
+        OpenVINO or ONNX Runtime, never TensorFlow."""
         from .search.neighbours import image_embedder
 
-        shared = self._shared
         store = self._poster_store()
-        spec = store.stored_spec()
+
+        def build() -> Any:
+            embedder = image_embedder(store, self._shared.weights, style=style, long_lived=True)
+            embedder.load()
+            return embedder
+
+        return self._cached_embedder(store.stored_spec(), style, build)
+
+    def _year_embedder(self, model: YearModel) -> Any:
+        """The embedder of the year model's own embedding."""
+        from .regression.predict import model_embedder
+
+        return self._cached_embedder(
+            model.file.spec, model.uses_style, lambda: model_embedder(model, self._shared.weights, long_lived=True)
+        )
+
+    def _cached_embedder(self, spec: EmbeddingSpec, style: bool, build: Any) -> Any:
+        """An embedder of `spec` (making the style vector too, with `style`), loaded once: the
+        caller's own when it makes those vectors, else one already built, else build()'s."""
+        shared = self._shared
         given = shared.given_embedder
         if given is not None and not spec.quantization and given.spec == spec and (not style or given.style_spec is not None):
             return given
-        for key in ((spec.quantization, True), (spec.quantization, style)):  # one that makes the style vector serves both
+        for key in ((spec, True), (spec, style)):  # one that makes the style vector serves both
             if key in shared.embedders:
                 return shared.embedders[key]
-        embedder = image_embedder(store, shared.weights, style=style, long_lived=True)
-        embedder.load()
-        shared.embedders[(spec.quantization, style)] = embedder
-        return embedder
-
-    def _year_embedder(self, model: YearModel) -> Any:
-        """The embedder of the year model's own embedding: a query embedder already loaded when it makes the same vectors."""
-        from .regression.predict import model_embedder
-
-        shared = self._shared
-        spec = model.file.spec
-        given = shared.given_embedder
-        if given is not None and not spec.quantization and given.spec == spec and (given.style_spec is not None or not model.uses_style):
-            return given
-        for key in ((spec.quantization, True), (spec.quantization, model.uses_style)):
-            known = shared.embedders.get(key)
-            if known is not None and known.spec == spec:
-                return known
-        embedder = model_embedder(model, shared.weights, long_lived=True)
-        shared.embedders[(spec.quantization, model.uses_style)] = embedder
-        return embedder
+        shared.embedders[(spec, style)] = build()
+        return shared.embedders[(spec, style)]
 
 
 def _stored_vector(point: StoredPoint) -> np.ndarray:

@@ -58,9 +58,12 @@ class IngestReport:
     runtime: str = ""  # e.g. "tensorflow on CPU, fp32"
     repaired: str | None = None  # what was rebuilt before the run (ingest/repair.py)
     unit: str = "catalog rows"  # what catalog_rows counts ("poster files" for a folder without a catalog)
-    notes: int = 0  # problems that did not stop a film (an .nfo ignored), written with the rejects
-    note_rows: list[Reject] = field(default_factory=list)  # those problems
+    note_rows: list[Reject] = field(default_factory=list)  # problems that did not stop a film (an .nfo ignored), written with the rejects
     total: int = 0  # posters in the collection after the run
+
+    @property
+    def notes(self) -> int:
+        return len(self.note_rows)
 
     def write_rejects(self, path: str | Path) -> bool:
         """Write the rejected rows and posters, and the notes, with their reasons, as CSV (when there are any)."""
@@ -150,12 +153,13 @@ def ingest(
     It is loaded before the progress bar starts, so weight errors come first.
     """
     started = time.perf_counter()
-    report = IngestReport(catalog_rows=catalog.rows, rejects=list(catalog.rejects), unit=catalog.unit, notes=len(catalog.notes))
+    report = IngestReport(catalog_rows=catalog.rows, rejects=list(catalog.rejects), unit=catalog.unit, note_rows=list(catalog.notes))
     films = catalog.films[:limit] if limit is not None else catalog.films
     plan, work = _prepare(films, catalog, Path(posters_dir), store, embedder, recreate, sharding, prune, report)
     if work.embed or work.restyle:
         _embed_and_store(plan, work, Path(posters_dir), store, embedder, batch_size, workers, progress, report)
         store.optimize()  # the engine builds its search index (HNSW, large collections) now, not on a first search
+    report.total = store.count()
     report.seconds = time.perf_counter() - started
     return report
 

@@ -19,6 +19,7 @@ import hashlib
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -37,9 +38,9 @@ SCROLL_BATCH = 8192  # payloads per scroll page when planning (payloads only: sm
 class StoredPayloads(Protocol):
     """What planning needs of the store (store.collection.PosterStore is one)."""
 
-    left_out_ids: list[str]  # points whose payloads did not decode, as the scroll found them
-
     def exists(self) -> bool: ...
+
+    def left_out_during(self) -> AbstractContextManager[list[str]]: ...  # points whose payloads did not decode
 
     def points(self, with_vectors: bool = True, fields: list[str] | None = None, batch: int = 1024): ...
 
@@ -72,22 +73,23 @@ def make_plan(films: Sequence[Film], catalog_keys: set[str], store: StoredPayloa
     not only the `films` of a --limit run) decides what is gone."""
     plan = Plan()
     stored: dict[str, dict] = {}
-    seen = len(store.left_out_ids)
+    undecodable: list[str] = []  # stored, but not as poster search writes them: embedded and written again
     if store.exists():
-        stored = {  # decoded, as stored
-            p.id: p.poster.to_dict()
-            for p in store.points(with_vectors=False, fields=[*CATALOG_FIELDS, "sha256", *PREDICTED_FIELDS], batch=SCROLL_BATCH)
-        }
+        with store.left_out_during() as undecodable:
+            stored = {  # decoded, as stored
+                p.id: p.poster.to_dict()
+                for p in store.points(with_vectors=False, fields=[*CATALOG_FIELDS, "sha256", *PREDICTED_FIELDS], batch=SCROLL_BATCH)
+            }
     ids = [f.point_id for f in films]  # uuid5 once per film: 100,000 of them are a second's work
     known = [(f, pid) for f, pid in zip(films, ids) if pid in stored]
     base = str(posters_dir)
     digests = file_digests([os.path.join(base, f.file) for f, _ in known])  # strings: pathlib costs more than a small file's hash
     digest_of = {pid: d for (_, pid), d in zip(known, digests)}
     compared = (*CATALOG_FIELDS, "sha256")
-    undecodable = set(store.left_out_ids[seen:])  # stored, but not as poster search writes them: embedded and written again
+    rewrite = set(undecodable)
     for film, pid in zip(films, ids):
         payload = stored.get(pid)
-        if pid in undecodable:
+        if pid in rewrite:
             plan.changed.append(film)
         elif payload is None:
             plan.new.append(film)

@@ -27,13 +27,12 @@ def find_film(store: PosterStore, title: str | None = None, point_id: str | None
         return _intact(store, found[0])
     if not title:
         raise BadInput("give an image, a --title or an --id")
-    seen = len(store.left_out_ids)
-    matches = _exact(store, title) or (_case_insensitive(store, title) if not _has_words(title) else [])
+    with store.left_out_during() as left_out:  # a film of that title may be one whose payload does not decode
+        matches = _exact(store, title) or (_case_insensitive(store, title) if not _has_words(title) else [])
     if year is not None:
         matches = [m for m in matches if m.poster.year == year]
     if not matches:
         check_intact(store)
-        left_out = store.left_out_ids[seen:]  # a film of that title may be one whose payload does not decode
         if left_out:
             raise Damaged(f"collection '{store.collection}': {store.left_out(left_out[0])}")
         raise NotFound(f"no film titled {_cut(title)!r}{f' from {year}' if year else ''}{_close_matches(store, title)}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,17 +65,6 @@ class Match:
 log = logging.getLogger("poster_search")
 
 
-def decode(point_id: str, payload: dict) -> PosterPayload | str:
-    """The one policy for reading a stored payload, which anyone with access to the store may have
-    written: the typed payload, or why it does not decode. PosterStore leaves such a record out of
-    its answers and names it once (a warning on the `poster_search` logger, which the CLI prints on
-    stderr), with what is wrong and how to repair it; everything else keeps working."""
-    try:
-        return PosterPayload.from_dict(payload, f"point {point_id}")
-    except Damaged as e:
-        return str(e)
-
-
 class PosterStore:
     """One collection of poster embeddings in a store. Use as a context manager: the embedded
     store is locked to this process until it is closed."""
@@ -85,15 +75,15 @@ class PosterStore:
         self.collection = collection
         self.engine = open_engine(location, must_exist=must_exist)
         self._owns_engine = True
-        self.left_out_ids: list[str] = []  # points left out of answers so far: their payloads do not decode (decode())
-        self._left_out: dict[tuple[str, str], str] = {}  # (collection, point id) -> why; shared by other_collection()s
+        self._left_out: dict[tuple[str, str], str] = {}  # (collection, point id) -> why (_decode); shared by other_collection()s
+        self._noting: list[list[str]] = []  # the lists left_out_during() fills
 
     def other_collection(self, collection: str) -> PosterStore:
         """Another collection of the same store, on the same engine (an embedded folder allows one)."""
         check_collection_name(collection)
         other = object.__new__(PosterStore)
         other.location, other.collection, other.engine, other._owns_engine = self.location, collection, self.engine, False
-        other.left_out_ids, other._left_out = [], self._left_out
+        other._left_out, other._noting = self._left_out, []
         return other
 
     def __enter__(self) -> PosterStore:
@@ -299,19 +289,35 @@ class PosterStore:
         return None if poster is None else Match(hit.id, hit.score, poster, hit.payload)
 
     def _decode(self, point_id: str, payload: dict) -> PosterPayload | None:
-        poster = decode(point_id, payload)
-        if isinstance(poster, PosterPayload):
-            return poster
-        self.left_out_ids.append(point_id)
-        key = (self.collection, point_id)
-        if key not in self._left_out:  # named once while the store is open
-            self._left_out[key] = poster
-            log.warning("collection '%s': %s (left out until then)", self.collection, poster)
-        return None
+        """The one policy for reading a stored payload, which anyone with access to the store may
+        have written: the typed payload, or None for a record that does not decode. That record is
+        left out of the answer and named once while the store is open (a warning on the
+        `poster_search` logger, which the CLI prints on stderr), with what is wrong and how to
+        repair it; everything else keeps working."""
+        try:
+            return PosterPayload.from_dict(payload, f"point {point_id}")
+        except Damaged as e:
+            for noted in self._noting:
+                noted.append(point_id)
+            key = (self.collection, point_id)
+            if key not in self._left_out:
+                self._left_out[key] = str(e)
+                log.warning("collection '%s': %s (left out until then)", self.collection, e)
+            return None
 
     def left_out(self, point_id: str) -> str | None:
         """Why this stored point was left out of the answers (its payload does not decode), if it was."""
         return self._left_out.get((self.collection, point_id))
+
+    @contextmanager
+    def left_out_during(self) -> Iterator[list[str]]:
+        """The ids of the points left out of the answers given inside the block (named or not before)."""
+        noted: list[str] = []
+        self._noting.append(noted)
+        try:
+            yield noted
+        finally:
+            self._noting.remove(noted)
 
     def records(
         self, with_vectors: bool | list[str] = True, fields: list[str] | None = None, batch: int = 1024, filter: PointFilter = PointFilter()
