@@ -301,6 +301,7 @@ class Posters:
             films = read_catalog(Path(catalog), Path(posters), columns, encoding)
         with self._shared.lock:
             store = self._store(must_exist=False)
+            store.check_writable()  # a store on read-only media: one line before any work
             report = ingest(
                 films,
                 Path(posters),
@@ -441,7 +442,7 @@ class Posters:
             folder = self._poster_store().posters_dir()
         if folder is None:
             raise NotFound(f"collection '{self.collection}' records no poster folder")
-        path = inside(folder, point.poster.file)
+        path = inside(folder, point.poster.path)
         if path is None or not path.is_file():
             raise NotFound(f"the poster file of {id[:100]} is not in the recorded poster folder")
         return path
@@ -630,6 +631,8 @@ class Posters:
         stored vectors: the year model's year and range into their predicted_* payload fields."""
         from .regression.dating import date_stored
 
+        with self._shared.lock:
+            self._store().check_writable()  # a store on read-only media: one line, before the model loads
         model = self.year_model(model_dir)
         with self._shared.lock:
             report = date_stored(self._poster_store(), model, every_poster=every_poster, progress=progress)
@@ -710,12 +713,14 @@ class Posters:
         with self._shared.lock:
             source = self._poster_store()
             if same:
+                source.check_writable()  # into the store read from, on read-only media: one line before the copy
                 return migrate(source, source.other_collection(target_collection), batch_size, sharding or Sharding(), progress)
             try:
                 target = PosterStore(target_location, target_collection)
             except OSError as e:
                 raise BadInput(f"cannot open {target_location.describe()}: {e.strerror or e}") from None
             with target:
+                target.check_writable()
                 return migrate(source, target, batch_size, sharding or Sharding(), progress)
 
     # --- embedders -----------------------------------------------------------------------------

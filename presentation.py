@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .text_out import as_text, sheet_cell
+
 if TYPE_CHECKING:
     from .regression.predict import ImageYear
     from .search.neighbours import Neighbour
@@ -30,12 +32,12 @@ _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _written_out(text: str) -> str:
-    return _CONTROLS.sub(lambda m: ascii(m.group())[1:-1], text)
+    return _CONTROLS.sub(lambda m: ascii(m.group())[1:-1], as_text(text))  # a file name in any encoding as text
 
 
 def as_json(data: Any, indent: int | None = 2) -> str:
     """JSON for scripts; indent=None gives one line per result (predict-year over many images)."""
-    return json.dumps(data, ensure_ascii=False, indent=indent)
+    return as_text(json.dumps(data, ensure_ascii=False, indent=indent))  # image paths in any encoding
 
 
 def ingest_summary(report_summary: str, collection: str, total: int, rejects: Path | None) -> str:
@@ -117,7 +119,7 @@ def predictions_csv(results: list[ImageYear]) -> str:
     for r in results:
         p = r.prediction
         if p is None:
-            writer.writerow([r.image, "", "", "", "", r.error])
+            writer.writerow([sheet_cell(str(r.image)), "", "", "", "", sheet_cell(r.error)])
         else:
-            writer.writerow([r.image, round(p.year), round(p.low), round(p.high), p.coverage, ""])
+            writer.writerow([sheet_cell(str(r.image)), round(p.year), round(p.low), round(p.high), p.coverage, ""])
     return out.getvalue()

@@ -56,6 +56,8 @@ class SearchResult(Tabular):
         assert isinstance(self.query, StoredPoint)
         poster = self.query.poster
         described: dict[str, Any] = {"id": self.query.id, "title": poster.title, "year": poster.year, "file": poster.file}
+        if poster.file_raw:  # the name's bytes, which `file` shows as text (text_out.py)
+            described["file_raw"] = poster.file_raw
         if poster.predicted_year is not None:
             described["predicted_year"] = poster.predicted_year
         return described

@@ -149,11 +149,15 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
         f.write(data.encode() if isinstance(data, str) else data)
 
 
-def open_lock_file(path: str | Path) -> int:
-    """A descriptor for a lock file: created if missing, never truncated, a link never followed."""
+def open_lock_file(path: str | Path, create: bool = True) -> int:
+    """A descriptor for a lock file: created if missing, never truncated, a link never followed.
+    Without `create` (a folder that cannot be written), opened read-only: FileNotFoundError when missing."""
+    mode = os.O_RDWR | os.O_CREAT if create else os.O_RDONLY
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), 0o644)
+        fd = os.open(path, mode | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), 0o644)
     except OSError as e:
+        if not create and isinstance(e, FileNotFoundError):
+            raise
         if os.path.islink(path):
             raise UnsafeFile(f"lock file {path} is a symbolic link: not followed (remove it)") from None
         raise UnsafeFile(f"cannot open lock file {path}: {e.strerror or e}") from None

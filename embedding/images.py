@@ -21,6 +21,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import BadInput
+from ..path_inside import open_inside
+from ..text_out import as_text
 
 INPUT_SIZE = 224
 # Larger images are refused before decoding: a decompression bomb (a tiny file that expands to
@@ -48,17 +50,18 @@ class DecodedPoster:
     sha256: str  # of the file's bytes, or of the pixels for in-memory images
 
 
-def decode_poster(source: ImageSource, size: int = INPUT_SIZE, augmented: bool = False) -> DecodedPoster:
+def decode_poster(source: ImageSource, size: int = INPUT_SIZE, augmented: bool = False, folder: str | None = None) -> DecodedPoster:
     """Load a path, PIL image or array and return it resized for the model, with a content hash.
 
     `augmented`: the poster's augmented view (embedding/augment.py) instead, decoded at full size
     first (the view shrinks and recompresses it itself); the hash is still the file's.
+    `folder`: the (resolved) folder a path must be inside when it is read (read_file).
 
     Every failure is an ImageError with a one-line reason, whatever raised it inside Pillow
     (broken EXIF data, odd modes, ...): one bad poster is a reject, never an abort.
     """
     try:
-        image, digest = load_rgb(source, draft_size=None if augmented else size)
+        image, digest = load_rgb(source, draft_size=None if augmented else size, folder=folder)
         if augmented:
             from .augment import augment
 
@@ -74,15 +77,19 @@ def decode_poster(source: ImageSource, size: int = INPUT_SIZE, augmented: bool =
         raise ImageError(f"{_name(source)}: cannot resize ({_reason(e)})") from None
 
 
-def read_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+def read_file(path: Path, limit: int = MAX_FILE_BYTES, folder: str | None = None) -> bytes:
     """The bytes of a regular file of at most `limit` bytes; ImageError (one line) otherwise.
 
     Opened non-blocking and checked on the open descriptor, so a FIFO cannot hang the reader and
-    /dev/zero cannot fill the memory, and a folder named like an image says it is a folder.
+    /dev/zero cannot fill the memory, and a folder named like an image says it is a folder. With
+    `folder`, the file opened must lie inside it (path_inside.open_inside: no link leads out).
     """
-    name = _cut(str(path))
+    name = _cut(as_text(path))
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        if folder is None:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        else:
+            fd = open_inside(folder, os.fspath(path))
     except FileNotFoundError:
         raise ImageError(f"{name}: file not found") from None
     except IsADirectoryError:
@@ -108,14 +115,14 @@ def read_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
         os.close(fd)
 
 
-def load_rgb(source: ImageSource, draft_size: int | None = None) -> tuple[Image.Image, str]:
+def load_rgb(source: ImageSource, draft_size: int | None = None, folder: str | None = None) -> tuple[Image.Image, str]:
     """The image upright and in RGB at (about) full size, and the sha256 of its content.
 
     `draft_size` lets JPEGs decode at a reduced scale that is still at least that size.
     """
     if isinstance(source, (str, Path)):
         path = Path(source)
-        data = read_file(path)
+        data = read_file(path, folder=folder)
         image = _open_bytes(data, str(path), draft_size)
         digest = hashlib.sha256(data).hexdigest()
     elif isinstance(source, Image.Image):
@@ -199,7 +206,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _name(source: ImageSource) -> str:
-    return _cut(str(source)) if isinstance(source, (str, Path)) else "image"
+    return _cut(as_text(source)) if isinstance(source, (str, Path)) else "image"
 
 
 def _cut(text: str) -> str:

@@ -6,12 +6,12 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from ..errors import BadInput
+from ..errors import BadInput, Damaged
 from .backend import Runtime, resolve_runtime
 from .images import ImageSource, decode_poster
 from .keras_import import import_keras
 from .spec import STYLE_LAYERS, EmbeddingSpec, resolve_weights, spec_for_weights, style_spec_for_weights
-from .vectors import as_uint8, normalise, style_vectors
+from .vectors import NotAVector, as_uint8, style_vectors, unit_vectors
 
 
 class Embedder:
@@ -75,10 +75,13 @@ class Embedder:
             padded = 1 << n.bit_length()
             batch = np.concatenate([batch, np.zeros((padded - n, *batch.shape[1:]), np.uint8)])
         outputs = self.model.predict_on_batch(batch)
-        if not self.style_spec:
-            return normalise(np.asarray(outputs, dtype=np.float32)[:n]), None
-        base, *stats = (np.asarray(o, dtype=np.float32)[:n] for o in outputs)
-        return normalise(base), style_vectors(stats)
+        try:  # a vector that is not finite or is zero is an error, never a result (embedding/vectors.py)
+            if not self.style_spec:
+                return unit_vectors(np.asarray(outputs, dtype=np.float32)[:n]), None
+            base, *stats = (np.asarray(o, dtype=np.float32)[:n] for o in outputs)
+            return unit_vectors(base), style_vectors(stats)
+        except NotAVector as e:
+            raise Damaged(f"{e} (Keras, {self.runtime.describe()}): check the weights ({self.weights or 'seeded random'})") from None
 
     def embed(self, images: Sequence[ImageSource] | Iterable[ImageSource]) -> np.ndarray:
         """Embed paths, PIL images or arrays; raises ImageError for an unusable one."""

@@ -4,17 +4,19 @@ A user never runs an export step: the first query (or ingest) on a machine build
 the weights (embedding/onnx_graph.py, about 2 s; an int8 model also calibrates, embedding/quantize.py)
 and writes it to the cache; later processes read it back. Each model is a folder keyed by what it
 was made from (the weights' id, the export version, the variant: fp32, or int8 with its
-calibration), with a record of what it was made from and each file's size and sha256. A model that
-is missing, made from something else, truncated or altered is rebuilt, never trusted. Where the
-cache cannot be written (a read-only or full disk), the model is built in memory for this process
-and the reason is printed.
+calibration), with a record of what it was made from, each file's size and sha256, and the vectors
+the freshly built model gave for a test image (embedding/model_check.py). A model that is missing,
+made from something else, truncated or altered is rebuilt, never trusted; one whose files match a
+record that was recomputed after they were altered is caught by what it computes, when the embedder
+loads it (embedding/onnx_embedder.py). Where the cache cannot be written (a read-only or full disk),
+the model is built in memory for this process and the reason is printed.
 
     $POSTER_SEARCH_CACHE, else $XDG_CACHE_HOME/poster-search, else ~/.cache/poster-search
       models/vgg16-<weights>-v<export>-<variant>/
         model.onnx        the graph
         model.onnx.data   its weights (ONNX external data: ONNX Runtime maps them instead of
                           copying them, a third less memory for a query process)
-        made.json         what it was made from, each file's size and sha256
+        made.json         what it was made from, each file's size and sha256, the test image's vectors
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,8 +41,9 @@ from ..safe_io import read_regular, regular_file_digest, replace_folder, write_a
 CACHE_ENV = "POSTER_SEARCH_CACHE"
 MAX_RECORD_BYTES = 4 * 1024 * 1024  # made.json, digests.json: kilobytes when this module writes them
 # Changing the graph (its layers, outputs or preprocessing) must change this: every cached model
-# of another version is then rebuilt instead of read.
-EXPORT_VERSION = 1
+# of another version is then rebuilt instead of read. 2: any input height and width, and the test
+# image's vectors in the record (issue 39).
+EXPORT_VERSION = 2
 MODEL, DATA, RECORD = "model.onnx", "model.onnx.data", "made.json"
 
 
@@ -50,42 +54,63 @@ def cache_dir() -> Path:
     return base / "poster-search"
 
 
-def cached_model(weights_id: str, variant: str, build: Callable[[], onnx.ModelProto]) -> str | bytes:
-    """What ONNX Runtime loads for (weights, variant): the cached model.onnx's path when the cache
-    holds it intact, else `build()` (an onnx.ModelProto) cached first; the serialised model itself
-    where the cache cannot be written."""
+@dataclass(frozen=True)
+class CachedModel:
+    """A model for ONNX Runtime or OpenVINO to load, and what the cache knows of it."""
+
+    source: str | bytes  # the cached model.onnx's path, or the serialised model (the cache cannot be written)
+    folder: Path | None  # its cache entry; None for a model held in memory
+    probe: dict | None  # the test image's vectors, recorded when it was built (embedding/model_check.py)
+    fresh: bool  # built by this process from the weights, not read back
+
+
+def cached_model(
+    weights_id: str,
+    variant: str,
+    build: Callable[[], onnx.ModelProto],
+    probe: Callable[[str], dict],
+    rebuild: bool = False,
+) -> CachedModel:
+    """What ONNX Runtime or OpenVINO loads for (weights, variant): the cached model.onnx when the
+    cache holds it intact (unless `rebuild`), else `build()` (an onnx.ModelProto) cached first, with
+    probe(path of the staged model.onnx), the test image's vectors from the model just built; the
+    serialised model itself where the cache cannot be written."""
     folder = cache_dir() / "models" / f"vgg16-{_safe(weights_id)}-v{EXPORT_VERSION}-{_safe(variant)}"
     wanted = {"weights": weights_id, "export_version": EXPORT_VERSION, "variant": variant}
-    if _intact(folder, wanted):
-        return str(folder / MODEL)
+    record = None if rebuild else _intact(folder, wanted)
+    if record is not None:
+        return CachedModel(str(folder / MODEL), folder, record.get("probe"), fresh=False)
     model = build()
     try:
-        _install(folder, model, wanted)
+        _install(folder, model, wanted, probe)
     except OSError as e:  # `model` is still whole: _install saved a copy (saving moves its weights out to the data file)
         print(f"Note: cannot cache the ONNX model in {folder.parent} ({e.strerror or e}); it is rebuilt in each process", file=sys.stderr)
-        return model.SerializeToString()
-    return str(folder / MODEL)
+        return CachedModel(model.SerializeToString(), None, None, fresh=True)
+    return CachedModel(str(folder / MODEL), folder, None, fresh=True)
 
 
-def _intact(folder: Path, wanted: dict) -> bool:
-    """Whether the folder holds the model `wanted` as this module wrote it: the record read as a
-    bounded regular file, every file a regular one (not a link: a link to /dev/zero would hash
-    forever) of the recorded size and digest."""
+def _intact(folder: Path, wanted: dict) -> dict | None:
+    """The folder's record if it holds the model `wanted` as this module wrote it (else None): the
+    record read as a bounded regular file, every file a regular one (not a link: a link to
+    /dev/zero would hash forever) of the recorded size and digest."""
     try:
         record = json.loads(read_regular(folder / RECORD, MAX_RECORD_BYTES, "cached model record"))
         if not isinstance(record, dict) or any(record.get(k) != v for k, v in wanted.items()):
-            return False
+            return None
         files = record["files"]
         if set(files) != {MODEL, DATA}:
-            return False
-        return all(regular_file_digest(folder / name, int(size)) == (size, digest) for name, (size, digest) in files.items())
+            return None
+        if all(regular_file_digest(folder / name, int(size)) == (size, digest) for name, (size, digest) in files.items()):
+            return record
+        return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError, BadInput):
-        return False
+        return None
 
 
-def _install(folder: Path, model, wanted: dict) -> None:
+def _install(folder: Path, model, wanted: dict, probe: Callable[[str], dict]) -> None:
     """Write the model into a new folder beside `folder`, then rename it into place: a concurrent
-    reader sees the old model, the new one or none, never half of one."""
+    reader sees the old model, the new one or none, never half of one. The record holds what the
+    staged model computes for the test image, before anything else can have touched it."""
     import onnx
 
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -99,8 +124,9 @@ def _install(folder: Path, model, wanted: dict) -> None:
             copy, str(staging / MODEL), save_as_external_data=True, all_tensors_to_one_file=True, location=DATA, size_threshold=1024
         )
         files = {name: list(regular_file_digest(staging / name)) for name in (MODEL, DATA)}
-        (staging / RECORD).write_text(json.dumps({**wanted, "files": files}, indent=2))
-        replace_folder(staging, folder, lambda: _intact(folder, wanted))  # a stale or damaged one moved aside first
+        record = {**wanted, "files": files, "probe": probe(str(staging / MODEL))}
+        (staging / RECORD).write_text(json.dumps(record, indent=2))
+        replace_folder(staging, folder, lambda: _intact(folder, wanted) is not None)  # a stale or damaged one moved aside first
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -5,7 +5,9 @@ a TensorFlow model goes through tf2onnx, which needs TensorFlow to run, and the 
 that a query never imports it. The graph is small enough to write out: the same layers as
 `embedding/model.py` builds in Keras, with the same preprocessing, in one place:
 
-    rgb_uint8 (n, 224, 224, 3)      the decoded posters, bytes (embedding/images.py)
+    rgb_uint8 (n, 224, 224, 3)      the decoded posters, bytes (embedding/images.py); any height and
+                                    width of 32 px and up run, so a cached model can be checked on a
+                                    64x64 test image in milliseconds (embedding/model_check.py)
     Cast, Gather [2, 1, 0], Sub     RGB -> BGR, ImageNet channel means subtracted (preprocess_input)
     Transpose -> NCHW               ONNX convolutions are channels-first
     13 x (Conv 3x3 + Relu), 5 x MaxPool 2x2    VGG16's convolutional base, Keras' kernels transposed
@@ -37,8 +39,9 @@ def stats_output(layer: str) -> str:
     return f"{layer}_stats"
 
 
-def vgg16_graph(layers: list[ConvLayer], input_size: int = 224):
-    """The ONNX ModelProto of the embedder with these weights."""
+def vgg16_graph(layers: list[ConvLayer]):
+    """The ONNX ModelProto of the embedder with these weights: posters are 224x224 (the spec's
+    input_size), but height and width are left free, for the check's small test image."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -88,12 +91,11 @@ def vgg16_graph(layers: list[ConvLayer], input_size: int = 224):
         helper.make_node("Transpose", [current], [GRID], perm=[0, 2, 3, 1]),
         helper.make_node("Transpose", ["block4_pool_nchw"], [BLOCK4], perm=[0, 2, 3, 1]),
     ]
-    side = input_size // 32
-    outputs += [(GRID, ["n", side, side, 512]), (BLOCK4, ["n", 2 * side, 2 * side, 512])]
+    outputs += [(GRID, ["n", "grid_height", "grid_width", 512]), (BLOCK4, ["n", "block4_height", "block4_width", 512])]
     graph = helper.make_graph(
         nodes,
         "vgg16_embedder",
-        [helper.make_tensor_value_info(INPUT, TensorProto.UINT8, ["n", input_size, input_size, 3])],
+        [helper.make_tensor_value_info(INPUT, TensorProto.UINT8, ["n", "height", "width", 3])],
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name, shape in outputs],
         initializers,
     )

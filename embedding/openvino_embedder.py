@@ -8,7 +8,8 @@ the int8 graph (embedding/quantize.py: the same model, the same embedding as ONN
 and fp32 (no faster than ONNX Runtime: only when asked for).
 
 Keras stays the model's source and the ONNX graph the exchange format: OpenVINO reads the cached
-graph (embedding/onnx_cache.py), and its compiled form is cached beside it (embedding/openvino_cache.py).
+graph (embedding/onnx_cache.py), and its compiled form is cached beside it (embedding/openvino_cache.py);
+both are checked by what they compute (embedding/model_check.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import BadInput
+from .model_check import Runner, note_rebuilt, probe
+from .onnx_cache import CachedModel
 from .onnx_embedder import OnnxEmbedder
 from .onnx_graph import GRID, INPUT, POOLED, stats_output
 from .spec import STYLE_LAYERS
@@ -40,6 +43,7 @@ class OpenVinoEmbedder(OnnxEmbedder):
     def __init__(self, weights: str | None = "imagenet", style: bool = False, precision: str = "bf16", **options):
         super().__init__(weights, style=style, precision=precision, **options)
         self._compiled: dict[tuple[str, ...], tuple[Any, Any]] = {}  # by outputs: (compiled model, infer request)
+        self._compiled_from: list[Path] = []  # the compiled-model cache folders read back (not compiled here)
 
     @property
     def _outputs(self) -> tuple[str, ...]:
@@ -54,13 +58,46 @@ class OpenVinoEmbedder(OnnxEmbedder):
 
     def _compile(self, outputs: tuple[str, ...]) -> tuple[Any, Any]:
         if outputs not in self._compiled:
-            compiled = _compile(self._model(), outputs, self.runtime.precision, self.threads)
+            compiled = self._checked_compile(outputs)
             self._compiled[outputs] = (compiled, compiled.create_infer_request())
         return self._compiled[outputs]
+
+    def _checked_compile(self, outputs: tuple[str, ...]):
+        """The compiled model for `outputs`, checked by what it computes (embedding/openvino_cache.py);
+        a cached graph it disagrees with is built again from the weights, and compiled again."""
+        from .openvino_cache import GraphDisagrees
+
+        graph = self._cached()
+        try:
+            compiled, folder = _compile(graph, outputs, self.runtime.precision, self.threads)
+        except GraphDisagrees as e:
+            note_rebuilt(f"the VGG16 graph cached in {graph.folder}", str(e), "built again from the weights")
+            compiled, folder = _compile(self._cached(rebuild=True), outputs, self.runtime.precision, self.threads)
+        if folder is not None and folder not in self._compiled_from:
+            self._compiled_from.append(folder)
+        return compiled
+
+    def _graph_probe(self, path: str) -> dict[str, np.ndarray]:
+        """The test image's vectors from the graph just written at `path`, every output, in the
+        graph's own precision (f32; an int8 graph's quantised operations are int8 whatever the hint):
+        what ONNX Runtime computes to 1e-12, without importing it."""
+        from .backend import usable_cores
+
+        core = import_openvino().Core()
+        graph = core.read_model(path)
+        compiled = core.compile_model(
+            graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": self.threads or usable_cores()}
+        )
+        return probe(_runner(compiled), [output.get_any_name() for output in graph.outputs])
+
+    def _cache_folders(self) -> list[Path]:
+        # What runs is the compiled model; its graph too, as the source a rebuild would compile from.
+        return [*super()._cache_folders(), *self._compiled_from]
 
     def calibrate_with(self, calibration, posters_dir: Path) -> None:
         super().calibrate_with(calibration, posters_dir)
         self._compiled = {}
+        self._compiled_from = []
 
     def outputs(self, pixels: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
         if len(pixels) == 0:
@@ -87,18 +124,21 @@ def import_openvino():
     return openvino
 
 
-def _compile(model: str | bytes, outputs: tuple[str, ...], precision: str, threads: int | None):
-    """The graph (a cached file's path, or its bytes) pruned to `outputs` and compiled for this CPU."""
+def _compile(graph: CachedModel, outputs: tuple[str, ...], precision: str, threads: int | None) -> tuple[Any, Path | None]:
+    """The graph (a cached file, or bytes) pruned to `outputs` and compiled for this CPU, and the
+    compiled-model cache folder it was read back from (None: compiled here)."""
     ov = import_openvino()
 
     from .backend import usable_cores
-    from .openvino_cache import compiled_with_cache
+    from .openvino_cache import GraphDisagrees, compiled_with_cache
 
     core = ov.Core()
     try:
-        graph = core.read_model(model)
-        pruned = ov.Model([graph.output(name) for name in outputs], graph.get_parameters(), "vgg16_embedder")
-    except Exception as e:  # a cache verified intact cannot fail here; a build bug would
+        read = core.read_model(graph.source)
+        pruned = ov.Model([read.output(name) for name in outputs], read.get_parameters(), "vgg16_embedder")
+    except Exception as e:
+        if not graph.fresh:  # a cached graph altered past its record: built again, like one that computes wrongly
+            raise GraphDisagrees("cannot be read") from None
         raise BadInput(f"OpenVINO cannot read the VGG16 graph: {str(e).splitlines()[0][:200]}") from None
     config = {
         "INFERENCE_PRECISION_HINT": _HINTS[precision],
@@ -109,9 +149,18 @@ def _compile(model: str | bytes, outputs: tuple[str, ...], precision: str, threa
     def compile_model(cache: str | None):
         return core.compile_model(pruned, "CPU", {**config, **({"CACHE_DIR": cache} if cache else {})})
 
-    if isinstance(model, bytes):  # the ONNX cache could not be written: neither can this one
-        return compile_model(None)
+    if isinstance(graph.source, bytes):  # the ONNX cache could not be written: neither can this one
+        return compile_model(None), None
     # One folder per compiled variant (OpenVINO keys its blobs by the model and the config alike).
     variant = hashlib.sha256(repr((outputs, sorted(config.items()))).encode()).hexdigest()[:12]
-    key = f"{Path(model).parent.name}-ov{ov.__version__.split('-')[0]}-{precision}-{variant}"
-    return compiled_with_cache(key, compile_model)
+    key = f"{Path(graph.source).parent.name}-ov{ov.__version__.split('-')[0]}-{precision}-{variant}"
+    reference = None if graph.fresh else graph.probe  # a graph built here is what the weights compute
+    return compiled_with_cache(key, compile_model, lambda compiled: probe(_runner(compiled), outputs), f"openvino-{precision}", reference)
+
+
+def _runner(compiled) -> Runner:
+    def run(pixels: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
+        result = compiled.create_infer_request().infer({INPUT: pixels})
+        return [result[compiled.output(name)] for name in names]
+
+    return run

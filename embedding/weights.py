@@ -79,6 +79,9 @@ def read_h5(path: Path) -> list[ConvLayer]:
                 kernel, bias = (np.asarray(group[name][n], np.float32) for n in names)
                 if kernel.shape != (3, 3, channels_in, channels_out) or bias.shape != (channels_out,):
                     raise BadInput(f"{path}: layer {name} has shapes {kernel.shape}, {bias.shape}, not VGG16's")
+                # OpenVINO's ReLU turns NaN into 0: such weights would give finite vectors of another model
+                if not (np.isfinite(kernel).all() and np.isfinite(bias).all()):
+                    raise BadInput(f"{path}: layer {name} has weights that are not finite (NaN or infinite): the file is damaged")
                 layers.append(ConvLayer(name, kernel, bias))
             return layers
     except BadInput:

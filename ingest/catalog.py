@@ -36,6 +36,9 @@ YEAR_VALUE = re.compile(r"^(\d{4})(?:\.0+|-\d{2}-\d{2})?$")  # 1995, 1995.0, 199
 MAX_FIELD = 10_000  # characters in a used field: longer is a broken row (a title is at most a few hundred)
 MAX_LINE = 8_000_000  # characters in a line: longer is left out unread (a row is a few kilobytes; MAX_FIELD judges long fields)
 MAX_MESSAGE_VALUE = 200  # characters of a value quoted in a reject or an error message
+# Excel's first line naming the separator ("sep=;", also quoted, or with the separator repeated):
+# the separator, then anything after it, which must be only more of it.
+SEP_LINE = re.compile(r'"?sep=(\\t|[^\w"\r\n])"?(.*)', re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,10 @@ class Film:
     key: str  # the catalog's identity for the film: its id column, else its poster file name
     title: str
     year: int | None
-    file: str  # relative to the posters folder
+    file: str  # relative to the posters folder, as the file system names it (any encoding: text_out.py)
     genres: tuple[str, ...] = ()
     row: int = 0  # line in the CSV (header is line 1)
+    source: str = "catalog"  # what says the title, year and genres: a catalog, or a "folder" (names and .nfo files)
 
     @property
     def point_id(self) -> str:
@@ -53,7 +57,9 @@ class Film:
 
     def payload(self, sha256: str = "") -> dict:
         """The point's payload (store/schema.py); `sha256` of the poster file once it is read."""
-        return PosterPayload(self.key, self.title, self.year, self.file, sha256, self.genres).to_dict()
+        return PosterPayload.of_file(
+            self.file, key=self.key, title=self.title, year=self.year, sha256=sha256, genres=self.genres, source=self.source
+        ).to_dict()
 
 
 @dataclass(frozen=True)
@@ -232,6 +238,7 @@ def _read_records(path: Path, encoding: str | None) -> tuple[list[str], list[tup
     strings; and a huge field must be a rejected row, not a parser abort.
     """
     text, encoding, long_lines = _read_text(path, encoding)
+    text, named_delimiter = _sep_line(text, path)
     csv.field_size_limit(sys.maxsize)  # long fields are judged per row (MAX_FIELD), not by the parser
     lines = text.splitlines(keepends=True)
     header: list[str] | None = None
@@ -240,7 +247,7 @@ def _read_records(path: Path, encoding: str | None) -> tuple[list[str], list[tup
         (line, "", f"the line is {length:,} characters long, more than the {MAX_LINE:,} a catalog row may have: not read")
         for line, length in long_lines
     ]
-    delimiter = _delimiter(text)
+    delimiter = named_delimiter or _delimiter(text)
     try:
         pending = [(1, text)]  # (first file line, text): a run-away quote's lines are parsed again on their own
         while pending:
@@ -282,6 +289,22 @@ def _swallowed_rows(continuation: list[str], columns: int, delimiter: str = ",")
             fields = next(csv.reader([text.rstrip("\r\n")], delimiter=delimiter), [])
             count += len(fields) == columns and bool(fields[0].strip())
     return count
+
+
+def _sep_line(text: str, path: Path) -> tuple[str, str | None]:
+    """The text without Excel's `sep=X` first line, and X (None without such a line). The line is
+    left empty, not removed, so every later row keeps its file line number."""
+    first = re.match(r"[^\r\n]*", text)
+    content = first[0] if first else ""
+    if not content.lstrip('"').lower().startswith("sep="):
+        return text, None
+    match = SEP_LINE.fullmatch(content)
+    delimiter = "" if match is None else "\t" if match[1] == "\\t" else match[1]  # "sep=\t" spelt out: a tab
+    if match is None or match[2].strip(delimiter + '" '):
+        raise BadInput(
+            f"catalog {path}: its first line {_clip(content, 40)!r} names no one-character separator (Excel writes sep=; or sep=,)"
+        )
+    return text[len(content) :], delimiter
 
 
 def _delimiter(text: str) -> str:

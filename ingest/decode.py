@@ -43,13 +43,14 @@ class DecodedChunk:
     finished: float
 
 
-def decode_chunk(paths: Sequence[str], size: int = INPUT_SIZE, augmented: bool = False) -> DecodedChunk:
-    """Decode a list of poster files (runs in a worker). Never raises for one bad poster."""
+def decode_chunk(paths: Sequence[str], size: int = INPUT_SIZE, augmented: bool = False, folder: str | None = None) -> DecodedChunk:
+    """Decode a list of poster files (runs in a worker). Never raises for one bad poster.
+    `folder`: the resolved posters folder every file must be inside as it is read."""
     started = time.monotonic()
     kept, pixels, hashes, rejects = [], [], [], []
     for i, path in enumerate(paths):
         try:
-            poster = decode_poster(Path(path), size, augmented)
+            poster = decode_poster(Path(path), size, augmented, folder)
         except ImageError as e:
             rejects.append((i, str(e).split(": ", 1)[-1]))
             continue
@@ -148,10 +149,10 @@ class DecodePool:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._executor = self._start()
 
-    def _submit(self, chunk: Sequence[str], augmented: bool) -> Future:
+    def _submit(self, chunk: Sequence[str], augmented: bool, folder: str | None) -> Future:
         while True:
             try:
-                return self._executor.submit(decode_chunk, list(chunk), INPUT_SIZE, augmented)
+                return self._executor.submit(decode_chunk, list(chunk), INPUT_SIZE, augmented, folder)
             except BrokenProcessPool:
                 self._replace_pool()
 
@@ -164,22 +165,23 @@ class DecodePool:
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def decode(self, chunks: Sequence[Sequence[str]], augmented: bool = False) -> Iterator[DecodedChunk]:
+    def decode(self, chunks: Sequence[Sequence[str]], augmented: bool = False, folder: str | None = None) -> Iterator[DecodedChunk]:
         """Yield each chunk's DecodedChunk in order; at most `ahead` chunks decoded ahead of the caller.
 
-        `augmented`: each poster's augmented view instead (`ingest --augment`)."""
+        `augmented`: each poster's augmented view instead (`ingest --augment`). `folder`: the
+        resolved folder every poster must be inside when it is read (path_inside.open_inside)."""
         pending = self._pending = deque()  # (chunk index, its decoding): what is decoded ahead of the caller
         submitted = 0
         while submitted < len(chunks) or pending:
             while submitted < len(chunks) and len(pending) < self.ahead:
-                pending.append((submitted, self._submit(chunks[submitted], augmented)))
+                pending.append((submitted, self._submit(chunks[submitted], augmented, folder)))
                 submitted += 1
                 self.submitted += 1
             try:
                 result = pending[0][1].result()
             except BrokenProcessPool:  # every chunk in flight is lost with the pool: decoded again, in order
                 self._replace_pool()
-                pending = self._pending = deque((i, self._submit(chunks[i], augmented)) for i, _ in pending)
+                pending = self._pending = deque((i, self._submit(chunks[i], augmented, folder)) for i, _ in pending)
                 continue
             pending.popleft()
             self.busy_intervals.append((result.started, result.finished))

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BadInput
+from ..text_out import as_text
 from .catalog import FIRST_FILM_YEAR, Catalog, Columns, Film, Reject
 from .nfo import NfoError, NfoInfo, read_nfo
 
@@ -65,6 +66,7 @@ def read_folder(posters_dir: Path) -> Catalog:
     found, rejects, notes = _scan(root)
     latest_year = datetime.date.today().year + 5
     films: list[Film] = []
+    keys: set[str] = set()
     for row, item in enumerate(found, start=1):
         title, year, genres = _from_name(item)
         nfo = _nfo_for(item)
@@ -80,9 +82,22 @@ def read_folder(posters_dir: Path) -> Catalog:
             title, year, genres = info.title or title, info.year if info.year is not None else year, info.genres or genres
         if year is not None and not FIRST_FILM_YEAR <= year <= latest_year:
             year = None
-        films.append(Film(key=item.file, title=title, year=year, file=item.file, genres=genres, row=row))
+        key = as_text(item.file)  # a name in any encoding is keyed by its text; its bytes stay in the payload
+        if key in keys:
+            rejects.append(
+                Reject(row, key, item.file, "another poster's name reads as the same text (one of the two is not UTF-8): rename one")
+            )
+            continue
+        keys.add(key)
+        films.append(Film(key=key, title=as_text(title), year=year, file=item.file, genres=genres, row=row, source="folder"))
+    rejects, notes = [_as_text(r) for r in rejects], [_as_text(r) for r in notes]
     named = {f.key for f in films} | {r.key for r in rejects}
     return Catalog(films, rejects, Columns(file="(folder)"), rows=len(found) + len(rejects), named=named, notes=notes, unit="poster files")
+
+
+def _as_text(reject: Reject) -> Reject:
+    """A reject or note keyed and written as text, whatever the encoding of the names it holds."""
+    return Reject(reject.row, as_text(reject.key), as_text(reject.file), as_text(reject.reason))
 
 
 def poster_files(folder: Path) -> list[Path]:

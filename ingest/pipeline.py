@@ -28,7 +28,9 @@ from ..embedding.interface import Embedder
 from ..errors import BadInput
 from ..safe_io import output_path
 from ..store.collection import PosterStore, Sharding
-from ..store.schema import STYLE_VECTOR_NAME, CollectionMetadata
+from ..store.integrity import damage, lost_vectors
+from ..store.schema import STYLE_VECTOR_NAME, VECTOR_NAME, CollectionMetadata
+from ..text_out import as_text, raw_name, sheet_cell
 from .catalog import Catalog, Film, Reject
 from .decode import MAX_CHUNK, DecodePool
 from .plan import Plan, apply_without_embedding, check_posters_dir, check_ready_to_replace, make_plan
@@ -47,6 +49,8 @@ class IngestReport:
     gone: int = 0  # stored films no longer in the catalog
     pruned: bool = False  # whether those were deleted (--prune)
     style_added: int = 0  # stored posters that got the style vector this run
+    restored: int = 0  # stored posters whose lost vgg16 vector was embedded again (a damaged store: store/integrity.py)
+    damaged: str = ""  # damage left after the run (points this catalog cannot restore), in words
     rejects: list[Reject] = field(default_factory=list)
     seconds: float = 0.0
     embed_seconds: float = 0.0  # time spent inside VGG16
@@ -60,6 +64,7 @@ class IngestReport:
     unit: str = "catalog rows"  # what catalog_rows counts ("poster files" for a folder without a catalog)
     note_rows: list[Reject] = field(default_factory=list)  # problems that did not stop a film (an .nfo ignored), written with the rejects
     total: int = 0  # posters in the collection after the run
+    kept_from_catalog: int = 0  # posters of a folder run that kept the title, year or genres a catalog stored
 
     @property
     def notes(self) -> int:
@@ -74,7 +79,7 @@ class IngestReport:
 
     @property
     def rate(self) -> float:
-        return (self.ingested + self.style_added) / self.seconds if self.seconds > 0 else 0.0
+        return (self.ingested + self.style_added + self.restored) / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
         style = f", style vector added to {self.style_added} stored" if self.style_added else ""
@@ -85,8 +90,19 @@ class IngestReport:
         )
         if self.notes:
             line += f"\n{self.notes} note{'s' if self.notes != 1 else ''} (an .nfo file not used, or a folder not read: those posters named from their file names), in the rejects file"
+        if self.kept_from_catalog:
+            line += (
+                f"\nkept the catalog's title, year or genres of {self.kept_from_catalog} stored posters where their file names "
+                "say otherwise (a folder never replaces a catalog's fields: ingest with --catalog to change them)"
+            )
         if self.repaired:
             line = f"{self.repaired}\n{line}"
+        if self.restored:
+            line += (
+                f"\nrepaired {self.restored} stored posters that had lost their '{VECTOR_NAME}' vector (a damaged store): embedded again"
+            )
+        if self.damaged:
+            line += f"\n{self.damaged}"
         if self.gone:
             line += (
                 f"\nremoved {self.gone} stored films that are no longer in the catalog"
@@ -113,15 +129,20 @@ class Work:
     embed: list[Film]  # embed and write whole points (vectors and payload): new films, replaced posters
     restyle: list[Film]  # stored points that only need the style vector
     already_stored: int  # stored and unchanged: skipped
+    revector: list[Film] = field(default_factory=list)  # stored points whose vgg16 vector was lost: set again, payload kept
 
 
 def plan_work(plan: Plan, store: PosterStore, style: bool) -> Work:
     """The embedding part of a plan (ingest/plan.py): whole points to embed and, with `style`,
     stored posters lacking the style vector (their poster is read again for that vector only;
-    their stored vector and payload are left as they are)."""
-    lacking = store.ids_without(STYLE_VECTOR_NAME) if style else set()
+    their stored vector and payload are left as they are). Stored posters whose vgg16 vector was
+    lost (a damaged store, store/integrity.py) are embedded again: nothing stays lost silently."""
+    lost = lost_vectors(store)
+    revector = [f for f in plan.stored_films if f.point_id in lost] if lost else []
+    lacking = (store.ids_without(STYLE_VECTOR_NAME) - lost) if style else set()
     restyle = [f for f in plan.stored_films if f.point_id in lacking] if lacking else []  # no uuid per stored film when none lacks it
-    return Work(plan.to_embed, restyle, len(plan.unchanged))
+    unchanged = len(plan.unchanged) - sum(f.point_id in lost for f in plan.unchanged) if lost else len(plan.unchanged)
+    return Work(plan.to_embed, restyle, unchanged, revector)
 
 
 @dataclass
@@ -156,9 +177,16 @@ def ingest(
     report = IngestReport(catalog_rows=catalog.rows, rejects=list(catalog.rejects), unit=catalog.unit, note_rows=list(catalog.notes))
     films = catalog.films[:limit] if limit is not None else catalog.films
     plan, work = _prepare(films, catalog, Path(posters_dir), store, embedder, recreate, sharding, prune, report)
-    if work.embed or work.restyle:
+    if work.embed or work.restyle or work.revector:
         _embed_and_store(plan, work, Path(posters_dir), store, embedder, batch_size, workers, progress, report)
         store.optimize()  # the engine builds its search index (HNSW, large collections) now, not on a first search
+    if work.revector or lost_vectors(store):  # (counted, cheap) what this catalog could not restore is said, as search would
+        left = damage(store)
+        if left:
+            report.damaged = (
+                f"collection '{store.collection}' is still damaged: {left.what()}; those are not in this catalog (or past its --limit), "
+                "or their posters were rejected: ingest the catalog they came from, or restore the store folder from a backup"
+            )
     report.total = store.count()
     report.seconds = time.perf_counter() - started
     return report
@@ -181,19 +209,20 @@ def _prepare(films, catalog, posters_dir: Path, store, embedder, recreate, shard
     store.remember_posters_dir(posters_dir)
     if getattr(embedder, "calibration", None) is not None and not store.collection_metadata().calibration:
         store.update_metadata(
-            CollectionMetadata.changes(calibration={**embedder.calibration.as_dict(), "posters_dir": str(posters_dir.resolve())})
+            CollectionMetadata.changes(calibration={**embedder.calibration.as_dict(), "posters_dir": as_text(posters_dir.resolve())})
         )
     plan = make_plan(films, catalog.keys(), store, posters_dir)
     apply_without_embedding(plan, store, prune)  # corrected titles, years, genres; --prune
     work = plan_work(plan, store, embedder.style_spec is not None)
     report.already_stored, report.updated = work.already_stored, len(plan.retitled)
+    report.kept_from_catalog = plan.kept_from_catalog
     report.gone, report.pruned = len(plan.gone), prune
     return plan, work
 
 
 def _embed_and_store(plan: Plan, work: Work, posters_dir: Path, store, embedder, batch_size, workers, progress, report) -> None:
     """The three stages, overlapped: decode in worker processes, the model here, the store in a thread."""
-    todo = work.embed + work.restyle
+    todo = work.embed + work.restyle + work.revector
     runtime = getattr(embedder, "runtime", None)
     if batch_size is None:
         from ..embedding.backend import default_batch_size
@@ -214,7 +243,9 @@ def _embed_and_store(plan: Plan, work: Work, posters_dir: Path, store, embedder,
         window_start, window_start_mono = time.perf_counter(), time.monotonic()
         writer = StoreWriter(_batch_writer(store, work, plan, report, bar), depth=2)
         try:
-            for batch, rejects in _batches(pool.decode(paths, getattr(embedder, "augmented", False)), chunks, batch_size):
+            for batch, rejects in _batches(
+                pool.decode(paths, getattr(embedder, "augmented", False), str(posters_dir.resolve())), chunks, batch_size
+            ):
                 report.rejects.extend(rejects)
                 bar.update(len(rejects))
                 if batch is None:
@@ -239,11 +270,18 @@ def _batch_writer(store: PosterStore, work: Work, plan: Plan, report: IngestRepo
     """The store stage's work on one embedded batch: whole points for new or replaced posters, the
     style vector alone for stored ones that lacked it; counted in the report once acknowledged."""
     to_write, changed_ids = {f.point_id for f in work.embed}, plan.changed_ids
+    lost = {f.point_id for f in work.revector}
 
     def write(batch: tuple[list[Film], list[str], np.ndarray, np.ndarray | None]) -> None:
         films, hashes, vectors, style = batch
         whole = [i for i, f in enumerate(films) if f.point_id in to_write]
-        only_style = [i for i, f in enumerate(films) if f.point_id not in to_write]
+        again = [i for i, f in enumerate(films) if f.point_id in lost]
+        only_style = [i for i, f in enumerate(films) if f.point_id not in to_write and f.point_id not in lost]
+        if again:  # the vectors only: the payload (a predicted year too) stays
+            ids = [films[i].point_id for i in again]
+            store.set_vectors(ids, VECTOR_NAME, vectors[again])
+            if style is not None:
+                store.set_vectors(ids, STYLE_VECTOR_NAME, style[again])
         if whole:
             payloads = [films[i].payload(hashes[i]) for i in whole]
             store.upsert([films[i].point_id for i in whole], vectors[whole], payloads, None if style is None else style[whole])
@@ -254,6 +292,7 @@ def _batch_writer(store: PosterStore, work: Work, plan: Plan, report: IngestRepo
         report.ingested += len(whole) - changed
         report.updated += changed
         report.style_added += len(only_style)
+        report.restored += len(again)
         bar.update(len(films))
 
     return write
@@ -269,7 +308,8 @@ def calibration_for(store: PosterStore, films: list[Film], posters_dir: Path, re
         return Calibration.from_dict(recorded)
     if not films:
         raise BadInput("the catalog has no usable rows to calibrate the int8 model with (see the rejects)")
-    return choose_calibration([f.file for f in films], posters_dir)
+    # recorded in the metadata as text: posters whose names are not UTF-8 are not chosen (text_out.py)
+    return choose_calibration([f.file for f in films if raw_name(f.file) is None] or [f.file for f in films], posters_dir)
 
 
 def _batches(decoded: Iterator, chunks: list[list[Film]], batch_size: int) -> Iterator[tuple[_Batch | None, list[Reject]]]:
@@ -312,4 +352,4 @@ def write_rejects(rejects: list[Reject], path: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(["line", "key", "file", "reason"])
         for r in sorted(rejects, key=lambda r: r.row):
-            writer.writerow([r.row, r.key, r.file, r.reason])
+            writer.writerow([r.row, *map(sheet_cell, (r.key, r.file, r.reason))])

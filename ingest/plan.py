@@ -20,16 +20,17 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 from ..errors import BadInput
-from ..store.schema import PREDICTED_FIELDS, point_id
+from ..path_inside import open_inside
+from ..store.schema import PREDICTED_FIELDS, PosterPayload, point_id
 from .catalog import Film
 
 # The payload fields a film's catalog row decides (plus sha256, which the poster file decides).
-CATALOG_FIELDS = ("key", "title", "year", "file", "genres")
+CATALOG_FIELDS = ("key", "title", "year", "file", "file_raw", "genres")
 HASH_THREADS = 4  # hashlib releases the GIL: reading and hashing overlap across files
 HASH_CHUNK = 256  # files per thread task
 SCROLL_BATCH = 8192  # payloads per scroll page when planning (payloads only: small)
@@ -52,6 +53,7 @@ class Plan:
     retitled: list[tuple[Film, dict]] = field(default_factory=list)  # (film, its full new payload)
     unchanged: list[Film] = field(default_factory=list)
     gone: list[tuple[str, str]] = field(default_factory=list)  # (point id, stored key or title)
+    kept_from_catalog: int = 0  # posters of a folder run whose stored catalog title, year or genres differ and were kept
 
     @property
     def to_embed(self) -> list[Film]:
@@ -78,12 +80,16 @@ def make_plan(films: Sequence[Film], catalog_keys: set[str], store: StoredPayloa
         with store.left_out_during() as undecodable:
             stored = {  # decoded, as stored
                 p.id: p.poster.to_dict()
-                for p in store.points(with_vectors=False, fields=[*CATALOG_FIELDS, "sha256", *PREDICTED_FIELDS], batch=SCROLL_BATCH)
+                for p in store.points(
+                    with_vectors=False, fields=[*CATALOG_FIELDS, "sha256", "source", *PREDICTED_FIELDS], batch=SCROLL_BATCH
+                )
             }
+    if any(f.source == "folder" for f in films) and stored:
+        films, plan.kept_from_catalog = under_catalog(films, stored)
     ids = [f.point_id for f in films]  # uuid5 once per film: 100,000 of them are a second's work
     known = [(f, pid) for f, pid in zip(films, ids) if pid in stored]
     base = str(posters_dir)
-    digests = file_digests([os.path.join(base, f.file) for f, _ in known])  # strings: pathlib costs more than a small file's hash
+    digests = file_digests([os.path.join(base, f.file) for f, _ in known], str(posters_dir.resolve()))  # strings: pathlib costs more
     digest_of = {pid: d for (_, pid), d in zip(known, digests)}
     compared = (*CATALOG_FIELDS, "sha256")
     rewrite = set(undecodable)
@@ -97,7 +103,9 @@ def make_plan(films: Sequence[Film], catalog_keys: set[str], store: StoredPayloa
             plan.changed.append(film)  # an unreadable file is decoded again, and rejected with its reason
         else:
             wanted = dict(film.payload(), sha256=payload["sha256"])
-            if {k: v for k, v in payload.items() if k in compared} != wanted:
+            # `source` is compared once recorded: points written before it are not rewritten for it alone
+            fields = (*compared, "source") if "source" in payload else compared
+            if {k: v for k, v in payload.items() if k in fields} != {k: v for k, v in wanted.items() if k in fields}:
                 kept = {k: payload[k] for k in PREDICTED_FIELDS if k in payload}  # the same vector: its predicted year stays
                 plan.retitled.append((film, {**wanted, **kept}))
             else:
@@ -106,6 +114,37 @@ def make_plan(films: Sequence[Film], catalog_keys: set[str], store: StoredPayloa
     catalog_ids = set(ids) | {point_id(k) for k in catalog_keys if k not in planned_keys}
     plan.gone = sorted((pid, str(p.get("key") or p.get("title") or pid)) for pid, p in stored.items() if pid not in catalog_ids)
     return plan
+
+
+def under_catalog(films: Sequence[Film], stored: dict[str, dict]) -> tuple[list[Film], int]:
+    """Folder films as they join a collection a catalog wrote: a folder says less than a catalog
+    (a file name, perhaps an .nfo), so a poster a catalog stored keeps its catalog key, title, year
+    and genres, and gains only what the catalog left empty. Matched by key, else by poster file
+    (a catalog keyed by its own ids). Points a folder wrote are the folder's to update. Points
+    written before schema 3 record no source: they are taken as a catalog's (nothing is lost).
+    Also returns how many films differed from the stored fields that were kept."""
+    by_file = {
+        PosterPayload.from_dict(p).path: pid
+        for pid, p in stored.items()
+        if p.get("source") != "folder" and p.get("key") != p.get("file")  # keyed by the file: found by its id already
+    }
+    merged: list[Film] = []
+    kept = 0
+    for film in films:
+        pid = film.point_id
+        if pid not in stored and film.file in by_file:
+            pid = by_file[film.file]
+        payload = stored.get(pid)
+        if film.source != "folder" or payload is None or payload.get("source") == "folder":
+            merged.append(film)
+            continue
+        was = PosterPayload.from_dict(payload)
+        title = was.title or film.title
+        year = was.year if was.year is not None else film.year
+        genres = was.genres or film.genres
+        kept += (title, year, genres) != (film.title, film.year, film.genres)
+        merged.append(replace(film, key=was.key, title=title, year=year, genres=genres, source=was.source or "catalog"))
+    return merged, kept
 
 
 def apply_without_embedding(plan: Plan, store, prune: bool) -> None:
@@ -123,15 +162,16 @@ def apply_without_embedding(plan: Plan, store, prune: bool) -> None:
         store.delete([pid for pid, _ in plan.gone])
 
 
-def file_digests(paths: Sequence[str | Path]) -> list[str | None]:
-    """sha256 of each file's bytes (as embedding.images records it), None where it cannot be read.
+def file_digests(paths: Sequence[str | Path], folder: str | None = None) -> list[str | None]:
+    """sha256 of each file's bytes (as embedding.images records it), None where it cannot be read
+    (or, with `folder`, where the file opened is not inside it: path_inside.open_inside).
 
     Read with plain os.read in chunks of HASH_CHUNK files per thread task: per-file futures and
     buffered file objects cost more than hashing a small poster (5x on a 100,000-file tree)."""
 
     def digest(path: str | Path) -> str | None:
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)) if folder is None else open_inside(folder, os.fspath(path))
         except OSError:
             return None
         try:

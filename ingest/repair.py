@@ -49,7 +49,7 @@ def readopt_orphan(store: PosterStore, embedder, posters_dir: Path) -> str | Non
     checked = []
     for record in records:
         try:
-            file = PosterPayload.from_dict(record.payload, f"point {record.id}").file
+            file = PosterPayload.from_dict(record.payload, f"point {record.id}").path
             pixels = decode_poster(Path(posters_dir) / file).pixels
         except ImageError as e:
             raise Damaged(f"{refuse} from {posters_dir}: stored poster {e}; run ingest with the --posters it was made from") from None

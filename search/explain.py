@@ -124,7 +124,7 @@ class Explainer:
 
     def query_from_point(self, point: StoredPoint) -> tuple[np.ndarray, np.ndarray]:
         """(stored vector, grid from its poster file) of a stored film as the query."""
-        [grid] = self._grids([point.poster.file])
+        [grid] = self._grids([point.poster.path])
         vector = point.vector if point.vector is not None else self.store.retrieve([point.id], with_vectors=True)[0].vector
         return np.asarray(vector, np.float32), grid
 
@@ -135,7 +135,7 @@ class Explainer:
         missing = [n.id for n in neighbours if stored.get(n.id) is None]
         if missing:
             raise NotFound(f"no stored film with id {missing[0][:100]} in collection '{self.store.collection}'")
-        grids = self._grids([n.poster.file for n in neighbours])
+        grids = self._grids([n.poster.path for n in neighbours])
         return explain(query_vector, query_grid, neighbours, grids, [cast(np.ndarray, stored[n.id]) for n in neighbours])
 
     def _grids(self, files: list[str]) -> np.ndarray:

@@ -80,7 +80,7 @@ def timeline_figure(steps: list[DecadeStep], posters_dir: Path | None, out: Path
             draw.text((gap, y + 10 + 20 * j), line, fill="black", font=bold if j == 0 else font)
         for k, poster in enumerate([*step.typical, *step.atypical]):
             x = label_width + k * (THUMB[0] + gap) + (2 * gap if k >= len(step.typical) else 0)
-            image = load_image(inside(posters_dir, poster.file)) if posters_dir else None
+            image = load_image(inside(posters_dir, poster.path)) if posters_dir else None
             if image is None:
                 draw.rectangle([x, y, x + THUMB[0], y + THUMB[1]], fill=(200, 200, 200))
             else:

@@ -15,6 +15,7 @@ from ..errors import BadInput
 from ..path_inside import inside
 from ..presentation import year_label
 from ..safe_io import output_path
+from ..store.schema import PosterPayload
 from .neighbours import Neighbour
 
 if TYPE_CHECKING:
@@ -54,7 +55,10 @@ def query_sheet(query: dict, neighbours: list[Neighbour], posters_dir: Path | No
         source, caption = Path(query["image"]), Path(query["image"]).name
     else:
         year = query.get("year")
-        source, caption = inside(folder, query["file"]), f"{query.get('title') or ''} ({year_label(year, query.get('predicted_year'))})"
+        source, caption = (
+            inside(folder, PosterPayload(file=query["file"], file_raw=query.get("file_raw")).path),
+            f"{query.get('title') or ''} ({year_label(year, query.get('predicted_year'))})",
+        )
     if explanations is not None:
         return maps_sheet(source, caption, explanations, folder, out)
     return contact_sheet(source, caption, neighbours, folder, out)
@@ -65,7 +69,7 @@ def contact_sheet(query: ImageSource | None, query_caption: str, neighbours: lis
     tiles = [(load_image(query), ["query", query_caption])]
     for n in neighbours:
         poster = n.poster
-        image = load_image(inside(posters_dir, poster.file)) if posters_dir else None
+        image = load_image(inside(posters_dir, poster.path)) if posters_dir else None
         tiles.append((image, [f"{n.rank}. {poster.title}", year_label(poster.year, poster.predicted_year), f"similarity {n.score:.3f}"]))
     width = len(tiles) * (TILE[0] + GAP) + GAP
     sheet = Image.new("RGB", (width, TILE[1] + CAPTION_HEIGHT + 2 * GAP), "white")
@@ -120,7 +124,7 @@ def maps_sheet(query: ImageSource | None, query_caption: str, explanations: list
     for i, e in enumerate(explanations, start=1):
         x = GAP + i * (TILE[0] + GAP)
         n = e.neighbour
-        _tile(sheet, draw, load_image(inside(posters_dir, n.poster.file)), e.on_neighbour, x, GAP, font)
+        _tile(sheet, draw, load_image(inside(posters_dir, n.poster.path)), e.on_neighbour, x, GAP, font)
         _tile(sheet, draw, query_image, e.on_query, x, 2 * GAP + TILE[1] + CAPTION_HEIGHT, font)
         top = float(e.on_neighbour.max() / max(e.total, 1e-12))
         lines = [

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import BadInput
 from ..store.collection import PosterStore
 from ..store.engine import PointFilter
-from ..store.schema import VECTOR_NAME
+from ..store.schema import VECTOR_NAME, PosterPayload
 
 MIN_DECADE = 3  # posters a decade needs to have a centre worth drawing
 
@@ -31,6 +31,11 @@ class TimelinePoster:
     year: int | None
     file: str
     similarity: float  # cosine to the decade's centre
+    file_raw: str | None = None  # the name's bytes when it is not UTF-8 (store/schema.py)
+
+    @property
+    def path(self) -> str:
+        return PosterPayload(file=self.file, file_raw=self.file_raw).path
 
 
 @dataclass
@@ -77,7 +82,7 @@ def era_timeline(store: PosterStore, vector_name: str = VECTOR_NAME, per_decade:
 
 def _nearest(store: PosterStore, vector: np.ndarray, k: int, where: PointFilter, vector_name: str) -> list[TimelinePoster]:
     [hits] = store.nearest([vector.astype(np.float32)], k, where, vector_name, exact=True, fields=["title", "year", "file"])
-    return [TimelinePoster(h.id, h.poster.title, h.poster.year, h.poster.file, h.score) for h in hits]
+    return [TimelinePoster(h.id, h.poster.title, h.poster.year, h.poster.file, h.score, h.poster.file_raw) for h in hits]
 
 
 def timeline_table(steps: list[DecadeStep]) -> str:

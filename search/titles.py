@@ -14,10 +14,9 @@ def find_film(store: PosterStore, title: str | None = None, point_id: str | None
     """The one stored film with this id, or this title (and year); BadInput otherwise."""
     store.stored_spec()
     if point_id:
-        try:
-            found = store.retrieve([point_id], with_vectors=True)
-        except Exception:  # Qdrant rejects ids that are not UUIDs or integers
-            found = []
+        # No try: every engine answers an id that is not a point id with nothing, and an error
+        # here is damage (a truncated vector or payload file), said as --title says it.
+        found = store.retrieve([point_id], with_vectors=True)
         if not found:
             check_intact(store)  # a point whose payload or vector was lost: said as such, not "no film"
             why = store.left_out(point_id)

@@ -192,6 +192,14 @@ class PosterStore:
                 "the embedded store is a single shard"
             )
 
+    def check_writable(self) -> None:
+        """BadInput, in one line, when the store cannot be written (an embedded store on read-only
+        media, which reading commands read): writing commands ask before their work."""
+        from .edge import EdgeEngine
+
+        if isinstance(self.engine, EdgeEngine):
+            self.engine.check_writable()
+
     def create(self, vectors: Sequence[VectorConfig], metadata: dict, sharding: Sharding = Sharding()) -> None:
         """Create the collection with these named vectors (cosine), metadata and payload indexes."""
         self.check_sharding(sharding)
@@ -212,10 +220,10 @@ class PosterStore:
 
     def remember_posters_dir(self, posters_dir: Path) -> None:
         """Record where the poster files are, so contact sheets and the web page can find them."""
-        self.update_metadata(CollectionMetadata.changes(posters_dir=str(Path(posters_dir).resolve())))
+        self.update_metadata(CollectionMetadata.posters_dir_changes(str(Path(posters_dir).resolve())))
 
     def posters_dir(self) -> Path | None:
-        folder = self.collection_metadata().posters_dir
+        folder = self.collection_metadata().posters_path
         return Path(folder) if folder else None
 
     def payload_indexes(self) -> set[str]:

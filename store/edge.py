@@ -6,6 +6,9 @@ about the store's files (the folder's layout, its locks, collection.json and its
 damage checks on the shard's files) is StoreFolder's, in store/edge_folder.py. Search, filters,
 payload indexes (including the full-text index on `title`), recommend and HNSW are Qdrant's.
 
+A store on read-only media is read from private copies of its shards (StoreFolder.shard_to_open:
+Edge writes to every shard it opens), and every write is refused in one line (check_writable).
+
 Free space is checked before Edge is asked to allocate any (store/space.py): Edge maps its files
 into memory, and a write to a mapped file on a full disk kills the process with SIGBUS, which no
 error handling can catch.
@@ -57,11 +60,21 @@ class EdgeEngine:
         self._folder = StoreFolder(path, must_exist)  # checks the folder, takes its lock, reads or writes its marker
         self.path = self._folder.path
         self._shards: dict[str, EdgeShard] = {}  # collection name -> its shard, opened on first use
+        self._opened: dict[str, Path] = {}  # collection name -> the folder Edge opened (the shard, or its private copy)
         self._opening = threading.Lock()
         self._written: set[str] = set()  # collections changed since open: flushed on close
 
     def describe(self) -> str:
         return f"local store {self.path}"
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the store cannot be written (read-only media): it is then read, never written."""
+        return bool(self._folder.read_only)
+
+    def check_writable(self) -> None:
+        """BadInput, in one line, on a store that cannot be written: writing commands ask before their work."""
+        self._folder.check_writable()
 
     def close(self) -> None:
         for name, shard in self._shards.items():
@@ -70,7 +83,8 @@ class EdgeEngine:
                 self._record_count(name, shard)
             shard.close()
         self._shards.clear()
-        self._folder.close()
+        self._opened.clear()
+        self._folder.close()  # after the shards: it removes the private copies they were opened from
 
     # --- collections -------------------------------------------------------------------------
 
@@ -94,7 +108,7 @@ class EdgeEngine:
 
         try:
             self._folder.check_shard_files(name)
-            shard = EdgeShard.load(str(self._folder.shard_dir(name)))
+            shard = EdgeShard.load(str(self._folder.shard_to_open(name)))
         except Exception:
             return False
         try:
@@ -128,11 +142,12 @@ class EdgeEngine:
         """Open an orphaned collection's shard without its metadata, to read what it holds (ingest/repair.py)."""
         from qdrant_edge import EdgeShard
 
+        self.check_writable()  # the repair that reads it writes next
         if name not in self._shards:
             self._folder.claim(name)
             self._folder.check_shard_files(name)
             check_free_space(self.path, self._open_bytes(name), f"opening collection '{name}'")
-            self._shards[name] = EdgeShard.load(str(self._folder.shard_dir(name)))
+            self._shards[name], self._opened[name] = EdgeShard.load(str(self._folder.shard_dir(name))), self._folder.shard_dir(name)
 
     def shard_vectors(self, name: str) -> dict[str, int]:
         """The named vectors of a collection's shard (for an orphan, whose metadata is lost)."""
@@ -141,6 +156,7 @@ class EdgeEngine:
     def create_collection(self, name: str, vectors: Sequence[VectorConfig], metadata: dict, sharding: object = None) -> None:
         from qdrant_edge import EdgeConfig, EdgeOptimizersConfig, EdgeShard, HnswIndexConfig
 
+        self.check_writable()
         self._folder.claim(name)
         if self.orphaned(name):
             self._config(name)  # Damaged: a shard of stored points is never created over
@@ -154,15 +170,17 @@ class EdgeEngine:
             optimizers=EdgeOptimizersConfig(indexing_threshold=INDEXING_THRESHOLD_KB),
         )
         shard = EdgeShard.create(str(self._folder.shard_dir(name)), config)
-        self._shards[name] = shard
+        self._shards[name], self._opened[name] = shard, self._folder.shard_dir(name)
         self._folder.claim(name)
         self.ensure_indexes(name)
         # the metadata last: a collection exists once it is complete
         self._folder.save_config(name, {"vectors": {v.name: v.dim for v in vectors}, "metadata": metadata})
 
     def delete_collection(self, name: str) -> None:
+        self.check_writable()
         self._folder.claim(name)  # never a collection another process holds
         shard = self._shards.pop(name, None)
+        self._opened.pop(name, None)
         if shard is not None:
             shard.close()
         self._folder.remove(name)
@@ -176,7 +194,8 @@ class EdgeEngine:
     def update_metadata(self, name: str, metadata: dict) -> None:
         config = self._config(name)
         if all(config.get("metadata", {}).get(k) == v for k, v in metadata.items()):
-            return  # nothing new: no write (a read-only open on a full disk stays read-only)
+            return  # nothing new: no write (a read-only open on a full disk, or on read-only media, stays read-only)
+        self.check_writable()
         config["metadata"] = {**(config.get("metadata") or {}), **metadata}
         self._folder.save_config(name, config)
 
@@ -192,20 +211,29 @@ class EdgeEngine:
         return set(self._read(name, lambda shard: shard.info().payload_schema))
 
     def ensure_indexes(self, name: str) -> None:
-        """Create the payload indexes poster search filters on; idempotent, so run on every open."""
+        """Create the payload indexes poster search filters on; idempotent, so run on every open.
+        On a read-only store they are made in the private copy of the shard only (filters and
+        title words then mean what they mean on a writable store), never in the store."""
         from qdrant_edge import UpdateOperation
 
         have = self.payload_indexes(name)
         for field_name, kind in INDEXED_FIELDS.items():
             if field_name not in have:
-                self._update(name, UpdateOperation.create_field_index(field_name, _index_schema(kind)))
+                self._write(name, UpdateOperation.create_field_index(field_name, _index_schema(kind)))
 
     def _update(self, name: str, operation: Any, size: int = 0) -> None:
         """One write; `size`: about how many bytes it adds (its write-ahead-log entry and segment data)."""
+        self.check_writable()
+        self._write(name, operation, size)
+
+    def _write(self, name: str, operation: Any, size: int = 0) -> None:
+        """One write to the folder Edge opened: the shard, or the private copy of a read-only one."""
         self._shard(name)  # opened first: its own space check, and a damaged collection said as such
-        check_free_space(self.path, self._open_bytes(name) + 4 * size + MARGIN, f"writing to collection '{name}'", kept=True)
+        where = self._opened[name] if self.read_only else self.path  # a read-only store's copy is written, not the store
+        check_free_space(where, self._open_bytes(name) + 4 * size + MARGIN, f"writing to collection '{name}'", kept=not self.read_only)
         self._read(name, lambda shard: shard.update(operation), "writing to")
-        self._written.add(name)
+        if not self.read_only:  # a private copy is neither flushed nor counted: it is removed at close
+            self._written.add(name)
 
     def _read(self, name: str, call: Callable[[EdgeShard], T], doing: str = "reading") -> T:
         """call(shard): Edge reports files it cannot decode as plain exceptions, or as Rust panics
@@ -223,8 +251,8 @@ class EdgeEngine:
             ) from None
 
     def _open_bytes(self, name: str) -> int:
-        """What Edge may allocate to open a collection (store/space.py)."""
-        return open_bytes(self._folder.shard_dir(name))
+        """What Edge may allocate to open a collection (store/space.py), in the folder it opens."""
+        return open_bytes(self._opened.get(name) or self._folder.shard_dir(name))
 
     def _shard(self, name: str) -> EdgeShard:
         from qdrant_edge import EdgeShard
@@ -238,9 +266,10 @@ class EdgeEngine:
                 return shard
             self._config(name)  # a missing or damaged collection is one line, here
             self._folder.check_shard_files(name)
-            check_free_space(self.path, self._open_bytes(name), f"opening collection '{name}'")
+            opened = self._folder.shard_to_open(name)  # on a read-only store, a private copy (Edge writes to what it opens)
+            check_free_space(opened if self.read_only else self.path, open_bytes(opened), f"opening collection '{name}'")
             try:
-                shard = EdgeShard.load(str(self._folder.shard_dir(name)))
+                shard = EdgeShard.load(str(opened))
             except BaseException as e:  # Edge reports damaged files as errors, or as Rust panics (BaseException)
                 if isinstance(e, (KeyboardInterrupt, SystemExit)):
                     raise
@@ -250,6 +279,7 @@ class EdgeEngine:
                     "or ingest into a new --collection (or --recreate this one)"
                 ) from None
             self._shards[name] = shard
+            self._opened[name] = opened
             self.ensure_indexes(name)
             self._check_count(name, shard)
         return shard
@@ -377,6 +407,7 @@ class EdgeEngine:
         """Merge segments and build HNSW where a segment is over the indexing threshold. The optimiser
         writes new segments before it removes the old ones: without room for a copy it is left for
         later (searches stay exact scans meanwhile), with a note; the data is stored either way."""
+        self.check_writable()
         self._shard(name)
         needed = folder_bytes(self._folder.shard_dir(name)) + self._open_bytes(name)
         try:

@@ -18,6 +18,14 @@ layer, and everything else about files; store/edge.py translates the rest to Edg
 The folder may come from anywhere: a metadata file is read only if it is a regular file of at most
 MAX_METADATA_BYTES (not through a link), and files are replaced atomically, never written through.
 
+A store on read-only media (a DVD, a read-only NFS export or container volume) is read, never
+written: its locks are taken shared on the lock files already there, nothing is restored, marked or
+recorded, and every write is refused in one line (check_writable). Qdrant Edge writes to a shard
+whenever it opens one (its segment files are opened read-write, journals removed, its config
+rewritten), and has no read-only open, so such a shard is opened from a private copy in the temp
+folder (shard_to_open): only its allocated bytes, at most READ_ONLY_COPY_LIMIT, with a note, and
+removed at close; a larger one is one line saying how to proceed.
+
 Nothing stored is deleted unless asked for. A collection whose metadata is lost (both JSON files
 gone or damaged) but whose shard holds points is *orphaned*: every command says so in one line and
 how to repair it (ingest re-adopts the shard after checking stored vectors against the poster
@@ -33,11 +41,13 @@ import shutil
 import stat
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import BadInput, Damaged, InUse, NotFound, command
 from ..safe_io import UnsafeFile, open_lock_file, read_regular, write_atomic
+from . import shard_copy
 from .schema import check_collection_name
+from .space import MARGIN, MEMORY_FILE_SYSTEMS, check_free_space, file_system, folder_bytes, mb
 
 MARKER = "poster-search-store.json"
 FORMAT = 1
@@ -45,6 +55,7 @@ CONFIG, BACKUP = "collection.json", "collection.backup.json"
 SHARD, SHARD_CONFIG = "shard", "edge_config.json"  # the shard's folder, and Edge's own config in it
 POINTS_AT_CLOSE = "points_at_close"  # in collection.json, beside vectors and metadata
 MAX_METADATA_BYTES = 4 * 1024 * 1024  # collection.json, its backup, the marker, a shard's config: kilobytes when this module writes them
+READ_ONLY_COPY_LIMIT = 2**30  # the most a read-only collection's shard may hold (allocated bytes) to be read from a private copy
 
 
 def edge_version() -> str:
@@ -66,31 +77,38 @@ class StoreFolder:
         self._lock: int | None = None
         self._collection_locks: dict[str, int] = {}  # collection name -> its lock file, held while open
         self._configs: dict[str, dict[str, Any]] = {}  # collection name -> its config as last read or written
+        self._copies: dict[str, Path] = {}  # collection name -> the private copy of its shard (a read-only store)
+        self._copy_root: tuple[Path, int] | None = None  # the folder of those copies, and its lock
         collections = self.path / "collections"  # where every collection lives
         if self.path.exists() and not self.path.is_dir():
             raise BadInput(f"store path {self.path} is a file, not a folder")
         if collections.exists() and not collections.is_dir():
             raise BadInput(f"{collections} is not a folder: this is not a whole store (move that file away, or use another --qdrant-path)")
+        if not (self.path / MARKER).is_file() and not collections.is_dir():  # not a store (yet): never one inside another
+            _refuse_inside_a_store(self.path)
         if must_exist and not (self.path / MARKER).is_file() and not collections.is_dir():  # a lost marker: written anew below
             raise NotFound(f"no store at {self.path}: run {command('ingest')} first, or pass --qdrant-path / --qdrant-url")
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise BadInput(f"cannot open store {self.path}: {e.strerror}") from None
-        self._lock = _take_lock(
+        # why the folder cannot be written (None: it can); then it is read, never written
+        self.read_only: str | None = _unwritable(self.path) if self.path.is_dir() else None
+        if not self.read_only:
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise BadInput(f"cannot open store {self.path}: {e.strerror}") from None
+        self._lock = self._lock_file(
             self.path / ".lock",
             f"the store {self.path} is in use by another process{{holder}}; the embedded store allows one at a time: wait for it to "
             "finish, or use a Qdrant server (--qdrant-url) for several processes",
         )
         marker = self.path / MARKER
-        if not marker.is_file():
+        if marker.is_file():
+            self._check_marker(marker)
+        elif not self.read_only:  # new, or lost (on a read-only store: written by a command on a writable copy)
             try:
                 _write_json(marker, {"engine": "qdrant-edge", "format": FORMAT, "created_with": f"qdrant-edge-py {edge_version()}"})
             except OSError as e:
                 self.close()
                 raise BadInput(f"cannot write to store {self.path}: {e.strerror or e}") from None
-        else:
-            self._check_marker(marker)
 
     def _check_marker(self, marker: Path) -> None:
         try:
@@ -112,12 +130,83 @@ class StoreFolder:
             )
 
     def close(self) -> None:
-        """Release every lock and forget the configs read (another process may change them now)."""
+        """Release every lock and forget the configs read (another process may change them now);
+        remove the private copies of a read-only store's shards (Edge has closed them by now)."""
+        if self._copy_root is not None:
+            root, fd = self._copy_root
+            shutil.rmtree(root, ignore_errors=True)
+            os.close(fd)
+            self._copy_root = None
+        self._copies.clear()
         for fd in [*self._collection_locks.values(), *([self._lock] if self._lock is not None else [])]:
             os.close(fd)  # releases the flock; the file is left as it is (never truncated: it may not be ours)
         self._collection_locks.clear()
         self._lock = None
         self._configs.clear()
+
+    # --- a read-only store -----------------------------------------------------------------------
+
+    def check_writable(self) -> None:
+        """BadInput, in one line, when the store cannot be written: before a write, and before a
+        writing command's work."""
+        if self.read_only:
+            raise BadInput(
+                f"the store {self.path} is {self.read_only}: reading commands work, this one writes; "
+                "copy the store to a writable disk to change it (then --qdrant-path that copy)"
+            )
+
+    def _lock_file(self, path: Path, busy: str) -> int | None:
+        """The lock at `path`: taken exclusively on a writable store; on a read-only one shared (other
+        readers may read it too, a writer through another mount waits), or none when it has no lock file."""
+        return _share_lock(path, busy) if self.read_only else _take_lock(path, busy)
+
+    def shard_to_open(self, name: str) -> Path:
+        """The folder Qdrant Edge opens for the collection's shard: the shard itself, or, on a
+        read-only store, a private copy of it, made once while the store is open. Edge writes to
+        every shard it opens and has no read-only open, so a copy is the one way to read one; it
+        holds only the shard's allocated bytes (its files are mostly holes) and is bounded:
+        BadInput, saying how to proceed, for a shard over READ_ONLY_COPY_LIMIT or without the room."""
+        shard = self.shard_dir(name)
+        if not self.read_only:
+            return shard
+        if name in self._copies:
+            return self._copies[name]
+        self.check_shard_files(name)  # only folders and regular files are copied
+        size = folder_bytes(shard)
+        if size > READ_ONLY_COPY_LIMIT:
+            raise BadInput(
+                f"the store {self.path} is {self.read_only}, and Qdrant Edge writes to a collection's files when it opens them: "
+                f"reading commands read a private copy of a collection of up to {mb(READ_ONLY_COPY_LIMIT)}, and '{name}' holds "
+                f"{mb(size)}; copy the store to a writable disk once (cp -a {self.path} NEW_FOLDER) and pass --qdrant-path NEW_FOLDER"
+            )
+        try:
+            root = self._copies_folder()
+        except OSError as e:
+            raise BadInput(
+                f"the store {self.path} is {self.read_only}, and its collections are read from a private copy in the temp folder, "
+                f"which cannot be made ({e.strerror or e}): set TMPDIR to a writable folder"
+            ) from None
+        holes = shard_copy.holes(shard) if file_system(root) in MEMORY_FILE_SYSTEMS else 0  # mapped holes take memory there
+        check_free_space(root, size + holes + MARGIN, f"a private copy of collection '{name}' of read-only store {self.path}")
+        copy = root / name
+        try:
+            shard_copy.copy_tree(shard, copy)
+        except OSError as e:
+            shutil.rmtree(copy, ignore_errors=True)
+            raise BadInput(f"cannot copy collection '{name}' of read-only store {self.path} to {root}: {e.strerror or e}") from None
+        print(
+            f"Note: the store {self.path} is {self.read_only}: collection '{name}' is read from a private copy of its shard "
+            f"({mb(size)}, in {root}, removed when done), as Qdrant Edge writes to the files of a shard it opens",
+            file=sys.stderr,
+        )
+        self._copies[name] = copy
+        return copy
+
+    def _copies_folder(self) -> Path:
+        """This process's folder of private copies (store/shard_copy.py), made on first use."""
+        if self._copy_root is None:
+            self._copy_root = shard_copy.private_folder()
+        return self._copy_root[0]
 
     # --- collections' folders and locks ------------------------------------------------------
 
@@ -145,14 +234,17 @@ class StoreFolder:
         folder = self.collection_dir(name)
         if not folder.is_dir():
             return  # nothing there yet: claimed again once the folder exists
-        self._collection_locks[name] = _take_lock(
+        lock = self._lock_file(
             folder / ".lock",
             f"collection '{name}' ({folder.resolve()}) is in use by another process{{holder}}: {self.path} reaches it through a link; "
             "nothing was changed. Wait for that process to finish, or use another --collection",
         )
+        if lock is not None:
+            self._collection_locks[name] = lock
 
     def remove(self, name: str) -> None:
         """Delete the collection's folder (shard included) and release its lock."""
+        self.check_writable()
         folder = self.collection_dir(name)
         self._configs.pop(name, None)
         if folder.exists():
@@ -181,11 +273,18 @@ class StoreFolder:
         self.claim(name)
         primary, backup = _read_config(folder / CONFIG), _read_config(folder / BACKUP)
         if primary is not None:
-            if backup is None:
+            if backup is None and not self.read_only:
                 self.save_config(name, primary)
             self._configs[name] = primary
             return _copied(primary)
         if backup is not None:
+            if self.read_only:  # read from the backup, restored by a command on a writable copy of the store
+                print(
+                    f"Note: {folder / CONFIG} was missing or damaged; read {BACKUP} instead (the store is {self.read_only})",
+                    file=sys.stderr,
+                )
+                self._configs[name] = backup
+                return _copied(backup)
             print(f"Note: {folder / CONFIG} was missing or damaged; restored it from {BACKUP}", file=sys.stderr)
             self.save_config(name, backup)
             return _copied(backup)
@@ -193,6 +292,7 @@ class StoreFolder:
 
     def save_config(self, name: str, config: dict[str, Any]) -> None:
         """Write both files; BadInput (the files as they were kept) when they cannot be written."""
+        self.check_writable()
         folder = self.collection_dir(name)
         self._configs.pop(name, None)  # until both are written: after a failure, the files say what is stored
         _write_json(folder / CONFIG, config)
@@ -216,7 +316,7 @@ class StoreFolder:
         """Record how many points the collection holds: fewer at the next open means files were
         lost or damaged (Edge opens what is left without a word). Skipped without a config."""
         config = self.config(name)
-        if config is not None:
+        if config is not None and not self.read_only:
             self.save_config(name, {**config, POINTS_AT_CLOSE: points})
 
     # --- the shard's files -------------------------------------------------------------------
@@ -233,6 +333,7 @@ class StoreFolder:
         """Write the metadata files of an orphaned collection anew: its vectors from the shard's own
         config, `metadata` from the caller, who has checked that the stored vectors are that embedding."""
         path = self.shard_dir(name) / SHARD_CONFIG
+        self.check_writable()
         self.claim(name)
         try:
             vectors = _shard_config_vectors(path)
@@ -293,9 +394,7 @@ def _take_lock(path: Path, busy: str) -> int:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        holder = os.pread(fd, 16, 0).decode("ascii", "replace").strip()
-        os.close(fd)
-        raise InUse(busy.format(holder=f" (pid {holder})" if holder.isdigit() else "")) from None
+        _busy(fd, busy)
     info = os.fstat(fd)
     if info.st_nlink == 1 and info.st_size <= 16:  # the pid, for the message another process gets; a file with other
         try:  # names (a hard link planted in the store) or other content is not ours to change
@@ -304,6 +403,63 @@ def _take_lock(path: Path, busy: str) -> int:
         except OSError:
             pass  # not worth failing for on a full disk
     return fd
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why the existing folder `path` cannot be written, or None when it can."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "on a read-only file system"
+    except OSError:
+        return None  # cannot tell: opening it says what is wrong
+    if not os.access(path, os.W_OK):  # another user's store (permission bits do not stop root)
+        return "not writable by this user"
+    return None
+
+
+def _busy(fd: int, busy: str) -> NoReturn:
+    """InUse `busy`, naming the holder's pid when its lock file says it; `fd` closed."""
+    holder = os.pread(fd, 16, 0).decode("ascii", "replace").strip()
+    os.close(fd)
+    raise InUse(busy.format(holder=f" (pid {holder})" if holder.isdigit() else ""))
+
+
+def _share_lock(path: Path, busy: str) -> int | None:
+    """A shared flock on the existing lock file at `path` (opened read-only, without following a
+    link): None when there is none, as none can be made on a folder that cannot be written; InUse
+    `busy` when a writer holds it (through another mount of the same folder)."""
+    try:
+        fd = open_lock_file(path, create=False)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        _busy(fd, busy)
+    except OSError:  # no locks on this mount (NFS without its lock service): read without one
+        os.close(fd)
+        return None
+    return fd
+
+
+def _refuse_inside_a_store(path: Path) -> None:
+    """BadInput, naming the enclosing store, when `path` (not a store itself) lies inside one: in a
+    folder with the store marker above it, or in a collection's folder (`collections/NAME`, which
+    holds its metadata or shard; the marker may be lost). A store made there would mix its files
+    with the enclosing store's, and that store would see it as a damaged collection."""
+    real = Path(os.path.abspath(path)).resolve()
+    for folder in (real, *real.parents):
+        inside = folder.parent.name == "collections" and any((folder / f).exists() for f in (CONFIG, BACKUP, SHARD))
+        if folder != real and (folder / MARKER).is_file():
+            store, what = folder, ""
+        elif inside:
+            store, what = folder.parent.parent, f" (in its collection '{folder.name}')"
+        else:
+            continue
+        raise BadInput(
+            f"the store path {path} is inside the store {store}{what}: a store cannot lie inside another; "
+            f"pass --qdrant-path {store} (with --collection for another collection of it), or a folder outside it"
+        )
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

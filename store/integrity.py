@@ -2,7 +2,8 @@
 deleted, or whose payload is lost. Qdrant answers for such points without a word (a search skips
 them, a scroll returns them without the vector or with an empty payload), so a command that finds
 less than it should asks here before it says "not found", writes a short export or reports a
-copy "checked equal".
+copy "checked equal"; ingest embeds again the posters whose vector was lost, and names what it
+cannot restore (ingest/pipeline.py).
 
 Every point poster search writes has a `vgg16` vector and a payload (its `key`, `title`, `file`):
 a point with an empty payload has lost it. The style vector may be missing (ingest --style adds it later), so it is not checked.
@@ -27,14 +28,18 @@ class Damage:
     def __bool__(self) -> bool:
         return bool(self.without_vector or self.without_payload)
 
-    def message(self, collection: str) -> str:
+    def what(self) -> str:
+        """The damage in words, e.g. "2 of its 4 points have lost their 'vgg16' vector"."""
         parts = []
         if self.without_vector:
             parts.append(f"{self.without_vector} of its {self.points} points have lost their '{VECTOR_NAME}' vector")
         if self.without_payload:
             parts.append(f"{self.without_payload} of its {self.points} points have lost their payload (title, file)")
+        return " and ".join(parts)
+
+    def message(self, collection: str) -> str:
         return (
-            f"collection '{collection}' is damaged: {' and '.join(parts)}, while the count of points holds; nothing was changed. "
+            f"collection '{collection}' is damaged: {self.what()}, while the count of points holds; nothing was changed. "
             "Restore the store folder from a backup, or ingest the catalog again into a new --collection"
         )
 
@@ -51,6 +56,16 @@ def damage(store: PosterStore) -> Damage:
         if not r.payload
     )
     return Damage(total, total - with_vector, without_payload)
+
+
+def lost_vectors(store: PosterStore) -> set[str]:
+    """Ids of the points whose `vgg16` vector is flagged deleted: counted first (cheap), listed only
+    when there are some. Ingest embeds those posters again (ingest/pipeline.py)."""
+    if not store.exists() or not store.has_vector(VECTOR_NAME):
+        return set()
+    if store.count(PointFilter(has_vector=VECTOR_NAME)) == store.count():
+        return set()
+    return store.ids_without(VECTOR_NAME)
 
 
 def check_intact(store: PosterStore) -> None:

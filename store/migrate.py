@@ -91,10 +91,13 @@ def _prepare_target(target: PosterStore, vectors: dict[str, int], metadata: dict
         target.create([VectorConfig(name, dim) for name, dim in vectors.items()], metadata, sharding)
         return
     have, want, source = target.vectors(), vectors, CollectionMetadata.from_dict(metadata)
-    if have != want or target.stored_spec() != EmbeddingSpec.from_dict(source.embedding or {}):
+    here, copied = target.stored_spec(), EmbeddingSpec.from_dict(source.embedding or {})
+    if have != want or here != copied:
+        # say what differs: equal vector names and sizes say nothing of int8 vectors copied onto float32 ones
+        what = [_vectors_differ(have, want)] if have != want else []
+        what += [_embeddings_differ(here, copied)] if here != copied else []
         raise BadInput(
-            f"destination collection '{target.collection}' exists with other vectors or another embedding "
-            f"(has {have}, source {want}); choose another --to-collection"
+            f"destination collection '{target.collection}' exists with another embedding: {'; '.join(what)}; choose another --to-collection"
         )
     theirs, mine = target.collection_metadata().posters_dir, source.posters_dir
     if theirs and mine and theirs != mine and target.count():
@@ -107,6 +110,32 @@ def _prepare_target(target: PosterStore, vectors: dict[str, int], metadata: dict
     if not sharding.is_default():
         raise BadInput("destination collection exists already: --shards/--replicas/--write-consistency only apply when it is created")
     target.update_metadata(metadata)  # e.g. a newer posters_dir
+
+
+def _vectors_differ(have: dict[str, int], want: dict[str, int]) -> str:
+    def named(vectors: dict[str, int]) -> str:
+        return ", ".join(f"{name} ({dim}-d)" for name, dim in sorted(vectors.items()))
+
+    return f"its named vectors are {named(have)}, the source's {named(want)}"
+
+
+def _embeddings_differ(have: EmbeddingSpec, want: EmbeddingSpec) -> str:
+    """What differs, field by field (the fields store/collection.py's check_spec compares)."""
+    mine, theirs = have.compared(), want.compared()
+    differing = [k for k in mine if mine[k] != theirs.get(k)]
+    return "; ".join(
+        f"its vectors are {_datatype(mine[k])}, the source's {_datatype(theirs.get(k, ''))}"
+        if k == "quantization"
+        else f"its {k} is {mine[k]!r}, the source's {theirs.get(k)!r}"
+        for k in differing
+    )
+
+
+def _datatype(quantization: str) -> str:
+    """The stored vectors' datatype as a quantization names it ("" for a float model)."""
+    if not quantization:
+        return "float32 (not quantised)"
+    return f"int8 (quantization {quantization})" if quantization.startswith("int8") else f"quantised ({quantization})"
 
 
 def _spot_check(source: PosterStore, target: PosterStore) -> None:

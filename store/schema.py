@@ -17,7 +17,9 @@ Collection `posters` (configurable), one point per film:
   posters folder, an int8 embedding's calibration, the schema version).
 
 Schema versions: 1, the first release; 2 adds the optional predicted-year payload fields
-(`predicted_year`, `predicted_low`, `predicted_high`, `predicted_by`), nothing else. A collection
+(`predicted_year`, `predicted_low`, `predicted_high`, `predicted_by`), nothing else; 3 adds the
+optional payload fields `source` (what wrote the film's fields: a catalog or a posters folder) and
+`file_raw` (the bytes of a file name that is not UTF-8), and the metadata's `posters_dir_raw`. A collection
 of a newer version than this code reads is refused in one line; an older one is read through
 `upgrade_metadata()` (one place), and recorded as the current version at the next ingest.
 """
@@ -30,13 +32,14 @@ from dataclasses import dataclass, fields
 from typing import Any, Final, Literal
 
 from ..errors import BadInput, Damaged
+from ..text_out import as_text, from_raw, raw_name
 
 DEFAULT_COLLECTION = "posters"
 VECTOR_NAME: Final = "vgg16"  # Final: its literal type is a VectorName
 STYLE_VECTOR_NAME: Final = "vgg16_style"  # optional second vector: the style embedding (ingest --style)
 VectorName = Literal["vgg16", "vgg16_style"]  # the named vectors a collection may hold: the CLI's and the API's choices
 VECTOR_NAMES: tuple[VectorName, ...] = (VECTOR_NAME, STYLE_VECTOR_NAME)
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 POINT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "poster-search/posters")
 
 # Payload indexes, created (idempotently) whenever a collection is opened: filters and title
@@ -105,6 +108,22 @@ class PosterPayload:
     predicted_low: int | None = None
     predicted_high: int | None = None
     predicted_by: str | None = None  # the year model that predicted it (its model file's id)
+    # Since 3: what wrote key, title, year and genres (SOURCES; absent in points written before):
+    # a posters folder says less than a catalog, so a folder ingest never replaces a catalog's fields.
+    source: str | None = None
+    # Since 3, only for a file name that is not UTF-8: the path's bytes as base64 (`file` then
+    # holds it as text, each byte that is not UTF-8 read as Windows-1252: text/text_out.py).
+    file_raw: str | None = None
+
+    @property
+    def path(self) -> str:
+        """The poster file relative to the posters folder, as the file system names it (open this; show `file`)."""
+        return from_raw(self.file_raw) if self.file_raw else self.file
+
+    @classmethod
+    def of_file(cls, path: str, **fields: Any) -> PosterPayload:
+        """A payload for the poster file at `path` (a name in any encoding): `file` as text, its bytes kept when it is not."""
+        return cls(file=as_text(path), file_raw=raw_name(path), **fields)
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "a stored payload") -> PosterPayload:
@@ -129,6 +148,13 @@ class PosterPayload:
             if type(value) is not kind or kind is list:  # exact types pass at once; the check names a wrong field
                 _check_type(value, kind, name, where, "correct it, or ingest again (which rewrites it)")
             values[name] = tuple(value) if kind is list else value
+        if "file_raw" in values:
+            try:
+                from_raw(values["file_raw"])
+            except ValueError:
+                raise Damaged(
+                    f"{where}: field 'file_raw' is not base64: it was changed outside poster search; ingest again (which rewrites it)"
+                ) from None
         if prediction_damaged or "predicted_year" not in values:
             for name in PREDICTED_FIELDS:
                 values.pop(name, None)
@@ -143,11 +169,13 @@ class PosterPayload:
             data["year"] = self.year
         if self.genres:
             data["genres"] = list(self.genres)
-        for name in PREDICTED_FIELDS:
+        for name in (*PREDICTED_FIELDS, "source", "file_raw"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         return data
 
+
+SOURCES = ("catalog", "folder")  # PosterPayload.source
 
 # The JSON type of each payload field (genres: a list of strings).
 _PAYLOAD_KINDS: dict[str, type] = {
@@ -167,7 +195,8 @@ class CollectionMetadata:
     embedding: dict | None = None  # EmbeddingSpec.as_dict() of `vgg16`: the guard against mixing embeddings
     style_embedding: dict | None = None  # the same for `vgg16_style`, when the collection has it
     calibration: dict | None = None  # int8 only: the calibration posters (embedding/quantize.py) and their folder
-    posters_dir: str | None = None  # the absolute folder the payloads' `file` is relative to
+    posters_dir: str | None = None  # the absolute folder the payloads' `file` is relative to (as text)
+    posters_dir_raw: str | None = None  # since 3, for a folder name that is not UTF-8: its bytes as base64
     schema_version: int = SCHEMA_VERSION
 
     @classmethod
@@ -184,6 +213,11 @@ class CollectionMetadata:
                 continue
             _check_type(value, _METADATA_KINDS.get(f.name, dict), f.name, where, _METADATA_REMEDY)
             values[f.name] = value
+        if "posters_dir_raw" in values:
+            try:
+                from_raw(values["posters_dir_raw"])
+            except ValueError:
+                raise Damaged(f"{where}: field 'posters_dir_raw' is not base64: {_METADATA_REMEDY}") from None
         return cls(**values)
 
     @classmethod
@@ -193,6 +227,8 @@ class CollectionMetadata:
         for name, value in values.items():
             if name not in names:
                 raise TypeError(f"the collection metadata has no field {name!r}")
+            if value is None:
+                continue  # unset (read as absent)
             _check_type(value, _METADATA_KINDS.get(name, dict), name, "a metadata update", _METADATA_REMEDY)
         return values
 
@@ -200,12 +236,28 @@ class CollectionMetadata:
         """As stored; absent fields are left out."""
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
+    @property
+    def posters_path(self) -> str | None:
+        """The posters folder as the file system names it (recorded bytes that no longer match the
+        text, left from an earlier folder, are not taken)."""
+        if self.posters_dir_raw and self.posters_dir is not None:
+            folder = from_raw(self.posters_dir_raw)
+            if as_text(folder) == self.posters_dir:
+                return folder
+        return self.posters_dir
+
+    @staticmethod
+    def posters_dir_changes(folder: str) -> dict:
+        """The update that records `folder` (a name in any encoding) as the posters folder."""
+        raw = raw_name(folder)
+        return CollectionMetadata.changes(posters_dir=as_text(folder), **({"posters_dir_raw": raw} if raw else {}))
+
     def embedding_of(self, vector_name: str) -> dict | None:
         """The recorded EmbeddingSpec (as a dict) of a named vector, if any."""
         return getattr(self, EMBEDDING_KEY[vector_name]) if vector_name in EMBEDDING_KEY else None
 
 
-_METADATA_KINDS = {"schema_version": int, "posters_dir": str}  # others: dict
+_METADATA_KINDS = {"schema_version": int, "posters_dir": str, "posters_dir_raw": str}  # others: dict
 _METADATA_REMEDY = "correct it, or ingest into a new --collection (or --recreate)"
 
 
@@ -220,9 +272,12 @@ def upgrade_metadata(data: dict, where: str = "the collection metadata") -> dict
         version = 1
     _check_type(version, int, "schema_version", where, _METADATA_REMEDY)
     if version > SCHEMA_VERSION:
+        if version > 10**6:  # no release numbers its schema so: a 401-digit number is not echoed
+            raise Damaged(f"{where} has schema version {str(version)[:12]}... ({len(str(version))} digits): no poster search wrote it")
         raise BadInput(
             f"{where} has schema version {version}, made by a newer poster search; this version reads up to {SCHEMA_VERSION}: upgrade"
         )
     if version < 1:
-        raise Damaged(f"{where} has schema version {version}: no poster search wrote it")
+        shown = version if version > -(10**6) else f"{str(version)[:12]}... ({len(str(version)) - 1} digits)"
+        raise Damaged(f"{where} has schema version {shown}: no poster search wrote it")
     return {**data, "schema_version": SCHEMA_VERSION}

@@ -28,7 +28,7 @@ def test_filename_title_year_format(tmp_path):
         ("2.jpg", "千と千尋の神隠し", 2001, "2.jpg"),
     ]
     assert catalog.films[0].point_id == point_id("0.jpg")
-    assert catalog.films[0].payload() == {"key": "0.jpg", "title": "Gone with the Wind", "file": "0.jpg", "year": 1939}
+    assert catalog.films[0].payload() == {"key": "0.jpg", "title": "Gone with the Wind", "file": "0.jpg", "year": 1939, "source": "catalog"}
 
 
 def test_kaggle_movie_genre_format_latin1_with_years_in_titles(tmp_path):

@@ -98,8 +98,9 @@ def test_catalog_payload_is_the_typed_record():
         "sha256": "ef" * 32,
         "year": 1927,
         "genres": ["Sci-Fi"],
+        "source": "catalog",
     }
-    assert film.payload() == {"key": "12", "title": "Metropolis", "file": "12.jpg", "year": 1927, "genres": ["Sci-Fi"]}
+    assert film.payload() == {"key": "12", "title": "Metropolis", "file": "12.jpg", "year": 1927, "genres": ["Sci-Fi"], "source": "catalog"}
     undated = Film("13", "Lost", None, "13.jpg").payload("00" * 32)
     assert "year" not in undated and PosterPayload.from_dict(undated).year is None
 

@@ -3,7 +3,7 @@
 
 const $ = (id) => document.getElementById(id);
 const state = {
-  collections: {}, default: null, current: null, votes: new Map(), maps: new Map(), query: null,
+  collections: new Map(), default: null, current: null, votes: new Map(), maps: new Map(), query: null,
   uploads: new Map(), uploadCount: 0, landingKey: null,
 };
 const DEFAULTS = { vector: "vgg16", k: "12" };
@@ -47,29 +47,28 @@ async function loadCollections() {
   const data = await api("/api/collections");
   const select = $("collection");
   select.replaceChildren();
-  for (const c of data.collections) {
-    state.collections[c.name] = c;
-    select.append(el("option", { value: c.name, text: `${c.name} (${c.count})` }));
-  }
-  state.default = data.default in state.collections ? data.default : (data.collections[0] || {}).name;
+  // a Map, never a plain object: names come from the store and from shared links ("toString", "__proto__")
+  state.collections = new Map(data.collections.map((c) => [c.name, c]));
+  for (const c of data.collections) select.append(el("option", { value: c.name, text: `${c.name} (${c.count})` }));
+  state.default = state.collections.has(data.default) ? data.default : (data.collections[0] || {}).name;
   select.value = state.default;
   showCollection();
 }
 
-function showCollection() {
-  const c = state.collections[$("collection").value];
+function showCollection(note = "") {
+  const c = state.collections.get($("collection").value);
   if (!c) { $("collection-info").textContent = "This store has no poster collection yet: run `python cli.py ingest`."; return; }
   const vector = $("vector");
   const previous = vector.value;
   vector.replaceChildren(...Object.keys(c.vectors).map((v) => el("option", { value: v, text: v })));
-  if (previous in c.vectors) vector.value = previous;
+  if (Object.hasOwn(c.vectors, previous)) vector.value = previous;
   const genre = $("genre");
   const chosen = genre.value;
   genre.replaceChildren(el("option", { value: "", text: "any" }), ...c.genres.map((g) => el("option", { value: g, text: g })));
   genre.disabled = c.genres.length === 0;
   if (c.genres.includes(chosen)) genre.value = chosen;
   const years = c.years ? `, dated ${c.years[0]}–${c.years[1]}` : "";
-  $("collection-info").textContent = `${c.count} posters${years}.`;
+  $("collection-info").textContent = `${note}${c.count} posters${years}.`;
   showTechnical(c);
 }
 
@@ -108,9 +107,12 @@ function urlOf(view) {
 function viewFromUrl(historyState) {
   // the options first (a collection changes which vectors and genres there are), then the search
   const p = new URLSearchParams(location.search);
+  // a collection this store does not hold (a link from another store, a typo): the default one, and the page says so
   const collection = p.get("collection");
-  $("collection").value = collection && collection in state.collections ? collection : state.default;
-  showCollection();
+  const known = !collection || state.collections.has(collection);
+  $("collection").value = collection && known ? collection : state.default;
+  const asked = collection && collection.length > 80 ? `${collection.slice(0, 79)}…` : collection;
+  showCollection(known || !state.default ? "" : `This store has no collection “${asked}”: showing “${state.default}”. `);
   $("vector").value = p.get("vector") || DEFAULTS.vector;
   if (!$("vector").value) $("vector").selectedIndex = 0;
   $("k").value = p.get("k") || DEFAULTS.k;
@@ -282,7 +284,7 @@ async function predictYear(file) {
       ` — ${Math.round(p.coverage * 100)} % range ${Math.round(p.low)}–${Math.round(p.high)} (calibrated on held-out posters; test mean error ${p.test_mae.toFixed(1)} years)`,
     );
     state.yearModel = `reads ${p.vector}, trained on ${p.trained_on}; held-out mean error ${p.test_mae.toFixed(2)} years, ${Math.round(p.coverage * 100)} % ranges`;
-    const c = state.collections[$("collection").value];
+    const c = state.collections.get($("collection").value);
     if (c) showTechnical(c);
   } catch (error) {
     panel.textContent = `No year prediction: ${error.message}`;
