@@ -435,6 +435,21 @@ class Posters:
 
     def poster_file(self, id: str) -> Path:
         """The poster file of a stored film, in the folder recorded at ingest, never outside it."""
+        return self._poster_location(id)[1]
+
+    def poster_bytes(self, id: str) -> bytes:
+        """The content of a stored film's poster file, read as it is checked: opened inside the
+        recorded folder (no link swapped in since leads out: path_inside.open_inside), a regular
+        file of bounded size. What the page serves."""
+        from .embedding.images import ImageError, read_file
+
+        folder, path = self._poster_location(id)
+        try:
+            return read_file(path, folder=str(folder.resolve()))
+        except ImageError as e:
+            raise NotFound(f"the poster file of {id[:100]} cannot be served: {str(e).split(': ', 1)[-1]}") from None
+
+    def _poster_location(self, id: str) -> tuple[Path, Path]:
         from .path_inside import inside
 
         with self._shared.lock:
@@ -445,7 +460,7 @@ class Posters:
         path = inside(folder, point.poster.path)
         if path is None or not path.is_file():
             raise NotFound(f"the poster file of {id[:100]} is not in the recorded poster folder")
-        return path
+        return folder, path
 
     # --- the collection at a glance ------------------------------------------------------------
 

@@ -12,6 +12,8 @@ from pathlib import Path
 def inside(folder: Path, file: str) -> Path | None:
     """The stored poster `file` in `folder`, or None when it would lead outside it (as the web page
     serves posters: a payload, which anyone with access to the store can write, names no other file)."""
+    if "\x00" in str(file):  # no file is named so (a payload written past poster search)
+        return None
     base = Path(folder).resolve()
     path = (base / str(file)).resolve()
     return path if path.is_relative_to(base) and path != base else None

@@ -51,8 +51,12 @@ def raw_name(name: str) -> str | None:
 
 
 def from_raw(raw: str) -> str:
-    """The name `raw_name` recorded, as the string Python opens it by; ValueError if it is not base64."""
-    return os.fsdecode(base64.b64decode(raw.encode("ascii"), validate=True))
+    """The name `raw_name` recorded, as the string Python opens it by; ValueError if it is not
+    base64 of a name (no file name holds a NUL byte)."""
+    name = base64.b64decode(raw.encode("ascii"), validate=True)
+    if b"\x00" in name:
+        raise ValueError("a NUL byte in a file name")
+    return os.fsdecode(name)
 
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

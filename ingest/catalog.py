@@ -33,6 +33,7 @@ GENRE_COLUMNS = ("genres", "genre")
 FIRST_FILM_YEAR = 1870  # Muybridge; anything earlier is a data error
 TITLE_YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:/[IVX]+)?\)\s*$")  # "Toy Story (1995)"
 YEAR_VALUE = re.compile(r"^(\d{4})(?:\.0+|-\d{2}-\d{2})?$")  # 1995, 1995.0, 1995-11-22
+NOT_FOUND = "poster file not found"
 MAX_FIELD = 10_000  # characters in a used field: longer is a broken row (a title is at most a few hundred)
 MAX_LINE = 8_000_000  # characters in a line: longer is left out unread (a row is a few kilobytes; MAX_FIELD judges long fields)
 MAX_MESSAGE_VALUE = 200  # characters of a value quoted in a reject or an error message
@@ -169,6 +170,10 @@ def read_catalog(
                 reject(f"implausible year {year}")
                 continue
         where, problem = _locate_poster(root, file)
+        if problem == NOT_FOUND and not file.isascii():
+            legacy = _legacy_name(root, file, encoding)
+            if legacy is not None:  # the file as a Latin-1 system saved it: read by its bytes, keyed by the catalog's text
+                file, (where, problem) = legacy, _locate_poster(root, legacy)
         if problem:
             reject(problem)
             continue
@@ -212,7 +217,7 @@ def _locate_poster(root: Path, file: str) -> tuple[Path | None, str]:
                 return None, "poster path escapes the posters folder (a symlink leads outside it)"
             mode = real.stat().st_mode
     except FileNotFoundError:
-        return None, "poster file not found"
+        return None, NOT_FOUND
     except RuntimeError:  # a symlink loop
         return None, "poster path is a symlink loop"
     except OSError as e:
@@ -222,6 +227,22 @@ def _locate_poster(root: Path, file: str) -> tuple[Path | None, str]:
     if not stat.S_ISREG(mode):
         return None, "poster path is not a regular file"
     return real, ""
+
+
+def _legacy_name(root: Path, file: str, encoding: str) -> str | None:
+    """The catalog's file name as a system that saves names in the catalog's encoding (or
+    Windows-1252, the usual one) wrote it to disk, if such a file exists: `café.jpg` named in the
+    catalog, `caf\\xe9.jpg` on an old Samba share. The name as Python opens it (text_out.py)."""
+    for codec in dict.fromkeys([encoding, "cp1252"]):
+        if codec.replace("-", "").replace("_", "").lower().startswith(("utf", "ascii")):
+            continue
+        try:
+            name = os.fsdecode(file.encode(codec))
+        except (UnicodeEncodeError, LookupError):
+            continue
+        if name != file and os.path.lexists(root / name):
+            return name
+    return None
 
 
 def _clip(text: str, limit: int = MAX_MESSAGE_VALUE) -> str:

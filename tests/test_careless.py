@@ -10,6 +10,7 @@ import base64
 import csv
 import logging
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,8 +107,12 @@ def test_names_in_any_encoding_are_text_and_keep_their_bytes():
     assert (as_text(NFD), raw_name(NFD), as_text(EMOJI), raw_name(EMOJI)) == (NFD, None, EMOJI, None)
     payload = PosterPayload.of_file(LATIN1, key="k", title="café")
     assert PosterPayload.from_dict(payload.to_dict()).path == LATIN1  # through a stored dict and back
-    with pytest.raises(Damaged, match="file_raw"):
-        PosterPayload.from_dict({**payload.to_dict(), "file_raw": "not base64!"})
+    for hostile in ("not base64!", base64.b64encode(b"a\x00b").decode(), "é"):  # as written past poster search
+        with pytest.raises(Damaged, match="file_raw"):
+            PosterPayload.from_dict({**payload.to_dict(), "file_raw": hostile})
+    from poster_search.path_inside import inside
+
+    assert inside(Path("/tmp"), "a\x00b") is None  # a `file` holding NUL names no file: not a ValueError
 
 
 def test_a_folder_of_latin1_nfd_and_emoji_names_ingests_searches_and_exports(tmp_path):
@@ -135,9 +140,18 @@ def test_a_folder_of_latin1_nfd_and_emoji_names_ingests_searches_and_exports(tmp
     assert export.returncode == 0, export.output
     with np.load(tmp_path / "all.npz") as data:
         assert "café (1998).jpg" in set(data["files"])
-    with Posters(store) as posters:  # the stored bytes open the poster (the page serves it)
-        assert posters.poster_file(point_id("café (1998).jpg")) == (root / LATIN1).resolve()
-        assert posters.posters_dir() == root.resolve()
+    from fastapi.testclient import TestClient
+
+    from poster_search.web.app import create_app
+
+    cafe_id = point_id("café (1998).jpg")
+    with Posters(store) as posters:  # the stored bytes open the poster, and the page serves it
+        assert posters.poster_file(cafe_id) == (root / LATIN1).resolve() and posters.posters_dir() == root.resolve()
+        with TestClient(create_app(posters), base_url="http://localhost") as client:
+            found = client.get("/api/search/title", params={"title": "café", "k": 3})
+            assert found.status_code == 200 and found.json()["query"]["title"] == "café", found.text
+            served = client.get(f"/api/posters/posters/{cafe_id}")
+            assert served.status_code == 200 and served.content == (root / LATIN1).read_bytes()
 
 
 def test_rejects_and_predictions_with_odd_names_are_written_as_text(tmp_path):
@@ -253,3 +267,22 @@ def test_predictions_of_odd_names_are_written_as_csv_json_and_a_table():
     assert [row[0] for row in csv.reader(sheet.decode().splitlines()[1:])] == ["posters/café (1998).jpg", "'=cmd.jpg"]
     assert "posters/café (1998).jpg" in predictions_table(results)
     assert '"image": "posters/café (1998).jpg"' in as_json([r.as_dict() for r in results]).encode("utf-8").decode()
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])
+def test_a_catalog_naming_cafe_finds_the_file_a_latin1_system_saved(tmp_path, encoding):
+    """The catalog says `café (1998).jpg` (in UTF-8 or in its own Latin-1); the share holds `caf\\xe9 (1998).jpg`."""
+    make_poster(tmp_path / "posters" / LATIN1, seed=1)
+    make_poster(tmp_path / "posters" / "plain.jpg", seed=2)
+    catalog = write_csv(
+        tmp_path / "movies.csv",
+        ["filename", "title", "release_year"],
+        [["café (1998).jpg", "Café", 1998], ["plain.jpg", "Plain", 1950]],
+        encoding,
+    )
+    with Posters(tmp_path / "store", embedder=SmallEmbedder()) as posters:
+        report = posters.ingest(tmp_path / "posters", catalog, workers=0, progress=False, encoding=encoding)
+        assert (report.ingested, report.rejects) == (2, []), report.rejects
+        cafe = posters.film(point_id("café (1998).jpg")).poster
+        assert (cafe.key, cafe.file, cafe.path, cafe.title) == ("café (1998).jpg", "café (1998).jpg", LATIN1, "Café")
+        assert posters.poster_file(point_id("café (1998).jpg")) == (tmp_path / "posters" / LATIN1).resolve()

@@ -228,3 +228,21 @@ def test_set_payloads_sets_only_the_keys_given_on_every_engine(any_location):
     assert found[ids[1]].payload == {"key": "b", "title": "B", "year": 1950, PREDICTED_YEAR: 1980, PREDICTED_BY: "m2"}
     assert found[ids[2]].payload == {"key": "c", "title": "C", "year": 1950}
     assert all(np.allclose(found[i].vector, v) for i, v in zip(ids, vectors))
+
+
+def test_a_folder_of_odd_names_is_dated_and_written_as_csv_and_json(dated_library, tmp_path):
+    """A Latin-1 name used to be predicted and then stop the CSV with a UnicodeEncodeError."""
+    import os
+
+    tmp, _, _ = dated_library
+    folder = tmp_path / "odd"
+    make_poster(folder / os.fsdecode(b"caf\xe9 (1998).jpg"), seed=1)
+    make_poster(folder / "=HYPERLINK(1).jpg", seed=2)
+    out = tmp_path / "years.csv"
+    result = run_cli("predict-year", folder, "--model-dir", tmp / "model", "--weights", "random", "--csv", out)
+    assert result.returncode == 0 and "café (1998).jpg" in result.stdout, result.output
+    rows = list(csv.DictReader(out.read_bytes().decode("utf-8").splitlines()))
+    assert sorted(r["image"] for r in rows) == [f"{folder}/=HYPERLINK(1).jpg", f"{folder}/café (1998).jpg"]  # as text, in UTF-8
+    assert all(r["year"] for r in rows)
+    as_json = run_cli("predict-year", folder, "--model-dir", tmp / "model", "--weights", "random", "--json")
+    assert as_json.returncode == 0 and "café (1998).jpg" in as_json.stdout, as_json.output

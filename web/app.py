@@ -26,7 +26,7 @@ from fastapi import Depends, FastAPI, File, Request, UploadFile
 from fastapi import Query as Q
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
@@ -362,17 +362,17 @@ def _year_and_era_routes(app: FastAPI, site: Site) -> None:
 
 
 def _poster_routes(app: FastAPI, site: Site) -> None:
-    @app.get("/api/posters/{collection}/{point_id}", summary="The poster file of a stored point", response_class=FileResponse)
+    @app.get("/api/posters/{collection}/{point_id}", summary="The poster file of a stored point", response_class=Response)
     def poster(collection: str, point_id: str):
-        path = site.collection(collection).poster_file(point_id)
+        data = site.collection(collection).poster_bytes(point_id)  # read once, as it is checked inside the folder
         # The type comes from the image's own header, not its file name, and browsers may neither
         # sniff another nor run anything in it: a stored file is only ever shown as an image. A file
         # that is no image is not sent at all: the poster folder and file names come from the
         # store, which may come from elsewhere (posters_dir "/", file "etc/passwd").
-        media_type = image_type(path)
+        media_type = image_type(data)
         if media_type == "application/octet-stream":
             raise NotFound(f"the poster file of {point_id[:100]} is not an image")
-        return FileResponse(path, media_type=media_type, headers={"Cache-Control": "max-age=3600", **POSTER_HEADERS})
+        return Response(data, media_type=media_type, headers={"Cache-Control": "max-age=3600", **POSTER_HEADERS})
 
 
 def _landing_routes(app: FastAPI, site: Site) -> None:
@@ -406,12 +406,14 @@ def _landing_routes(app: FastAPI, site: Site) -> None:
         }
 
 
-def image_type(path: Path) -> str:
-    """The MIME type of an image file from its header (Pillow reads no pixels for this)."""
+def image_type(data: bytes) -> str:
+    """The MIME type of an image from its header (Pillow reads no pixels for this)."""
+    import io
+
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data)) as image:
             return Image.MIME.get(image.format or "", "application/octet-stream")
     except Exception:  # not an image after all: let nothing interpret it
         return "application/octet-stream"
