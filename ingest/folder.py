@@ -46,6 +46,11 @@ POSTER_SUFFIX = "-poster"  # Kodi: `<name>-poster.jpg` beside `<name>.nfo`
 NAME_YEAR = re.compile(
     r"^(?P<title>.*?\S)\s*\((?P<year>\d{4})\)(?:\s*\[[^\]]*\])*\s*$"
 )  # "Alien (1979)", "Alien (1979) [imdbid-tt0078748]"
+# Scene and download names, as Jellyfin's and Kodi's date cleaning reads them: the title, a
+# separator, a year, then nothing or a separator and anything (quality, source, group). Greedy, so
+# the last year wins: "Blade.Runner.2049.2017.1080p" is Blade Runner 2049, "2001.A.Space.Odyssey.1968"
+# is 2001 A Space Odyssey.
+SCENE_YEAR = re.compile(r"^(?P<title>.*[^ ._\-(\[])[ ._\-(\[]+(?P<year>1[89]\d\d|20\d\d)(?:[ ._\-)\]].*)?$")
 
 
 @dataclass(frozen=True)
@@ -198,7 +203,20 @@ def _from_name(item: _Found) -> tuple[str, int | None, tuple[str, ...]]:
     match = NAME_YEAR.match(name) if name.endswith((")", "]")) else None
     if match:
         return match["title"], int(match["year"]), ()
+    scene = SCENE_YEAR.match(name)
+    if scene and FIRST_FILM_YEAR <= int(scene["year"]) <= datetime.date.today().year + 5:
+        return _scene_title(scene["title"]), int(scene["year"]), ()
     return name.strip() or stem, None, ()
+
+
+def _scene_title(title: str) -> str:
+    """`Ryan.s.Daughter` -> "Ryan's Daughter", `The_Third_Man` -> "The Third Man": dots and
+    underscores are spaces in a name that has none, and a lone `s` after a word is a possessive
+    (scene names drop apostrophes)."""
+    if " " not in title:
+        title = re.sub(r"[._]+", " ", title)
+    title = re.sub(r"(?<=\w) s(?= |$)", "'s", title)
+    return " ".join(title.split()).strip(" -")
 
 
 def _nfo_for(item: _Found) -> str | None:

@@ -206,3 +206,29 @@ def test_catalog_options_without_a_catalog_are_one_line(tmp_path):
     assert result.returncode == 1 and "describe a --catalog" in result.stderr and "Traceback" not in result.stderr
     result = run_cli("ingest", "--posters", tmp_path / "missing", "--qdrant-path", tmp_path / "s")
     assert result.returncode == 1 and "posters folder not found" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "title", "year"),
+    [
+        ("Ryan.s.Daughter.1970.jpg", "Ryan's Daughter", 1970),
+        ("Heat.1995.1080p.BluRay.jpg", "Heat", 1995),
+        ("The_Third_Man_1949.png", "The Third Man", 1949),
+        ("Blade.Runner.2049.2017.1080p.jpg", "Blade Runner 2049", 2017),
+        ("2001.A.Space.Odyssey.1968.jpg", "2001 A Space Odyssey", 1968),
+        ("Mr. Smith Goes to Washington 1939 DVDRip.jpg", "Mr. Smith Goes to Washington", 1939),
+        ("Blade Runner 2049.jpg", "Blade Runner 2049", None),  # 2049 is no release year yet: the whole name
+        ("Movie.1080p.BluRay.jpg", "Movie.1080p.BluRay", None),
+        ("Alien (1979).jpg", "Alien", 1979),
+    ],
+)
+def test_scene_style_names_give_title_and_year_as_media_servers_read_them(tmp_path, name, title, year):
+    make_poster(tmp_path / "posters" / name, seed=1)
+    [film] = read_folder(tmp_path / "posters").films
+    assert (film.title, film.year) == (title, year)
+
+
+def test_a_scene_style_folder_names_its_artwork(tmp_path):
+    make_poster(tmp_path / "posters" / "The.Third.Man.1949.1080p" / "poster.jpg", seed=1)
+    [film] = read_folder(tmp_path / "posters").films
+    assert (film.title, film.year) == ("The Third Man", 1949)
