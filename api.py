@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from .ingest.pipeline import IngestReport
     from .regression.compare import Comparison
     from .regression.config import HeadConfig
-    from .regression.dating import DatingReport
+    from .regression.dating import DatedPoster, DatingReport
     from .regression.model_file import YearModel
     from .regression.train import TrainReport
     from .search.era import EraReport
@@ -641,16 +641,24 @@ class Posters:
             prediction = predict_year(image, model, self._year_embedder(model))
         return {**prediction.as_dict(), "vector": model.file.vector_label, "trained_on": "+".join(model.file.collections)}
 
-    def date_stored(self, model_dir: str | os.PathLike | None = None, *, every_poster: bool = False, progress: bool = True) -> DatingReport:
+    def date_stored(
+        self,
+        model_dir: str | os.PathLike | None = None,
+        *,
+        every_poster: bool = False,
+        progress: bool = True,
+        written: Callable[[list[DatedPoster]], None] | None = None,
+    ) -> DatingReport:
         """Date the stored posters without a catalog year (every poster with `every_poster`) from their
-        stored vectors: the year model's year and range into their predicted_* payload fields."""
+        stored vectors: the year model's year and range into their predicted_* payload fields.
+        `written`: called with each batch of predictions once stored (title, file, years)."""
         from .regression.dating import date_stored
 
         with self._shared.lock:
             self._store().check_writable()  # a store on read-only media: one line, before the model loads
         model = self.year_model(model_dir)
         with self._shared.lock:
-            report = date_stored(self._poster_store(), model, every_poster=every_poster, progress=progress)
+            report = date_stored(self._poster_store(), model, every_poster=every_poster, progress=progress, written=written)
             self._forget_overviews()
             return report
 

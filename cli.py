@@ -555,7 +555,11 @@ def predict_year(
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts (one object per line for images).")] = False,
     csv_out: Annotated[
-        Path | None, typer.Option("--csv", help="Also write the images' predictions as CSV (image, year, low, high, coverage, error).")
+        Path | None,
+        typer.Option(
+            "--csv",
+            help="Also write the predictions as CSV: of the images (image, year, low, high, coverage, error), or with --stored the ones this run wrote (id, title, file, year, predicted_year, predicted_low, predicted_high).",
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1024, help="Images per model batch.")] = defaults.BATCH_SIZE,
     weights: Weights = None,
@@ -568,14 +572,11 @@ def predict_year(
     if every_poster and not stored:
         raise BadInput("--all goes with --stored")
     if csv_out is not None:
-        if stored:
-            raise BadInput("--csv is for images; the stored posters' predictions are in their payloads (export-embeddings writes them out)")
         check_output_file(csv_out, "--csv")
     with open_posters(ctx, weights, model_dir) as posters:
         posters.year_model()  # a missing or damaged model is one line before any image is read
         if stored:
-            report = posters.date_stored(every_poster=every_poster, progress=not json_out)
-            say(as_json(report.as_dict()) if json_out else report.summary())
+            _date_stored(posters, every_poster, json_out, csv_out)
             return
         results = []
         for result in posters.predict_year(images or [], batch_size=batch_size, progress=len(images or []) > batch_size):
@@ -593,6 +594,40 @@ def predict_year(
         say(f"Error: {error}", err=True)
     if failed:  # the last one as the command's error: exit code 1, after every other image was dated
         raise BadInput(failed[-1] + (f" ({len(failed)} of {len(results)} images not dated)" if len(results) > 1 else ""))
+
+
+def _date_stored(posters: Posters, every_poster: bool, json_out: bool, csv_out: Path | None) -> None:
+    """predict-year --stored: the predictions listed as they are written (JSON lines, CSV rows, the
+    first few under the summary), then the summary."""
+    import contextlib
+    import csv
+
+    from .presentation import DATED_COLUMNS, DATED_SHOWN, dated_row, dated_table
+    from .safe_io import output_path
+
+    first: list = []
+    with contextlib.ExitStack() as files:
+        sheet = None
+        if csv_out is not None:  # written under a temporary name, in place once the run is done
+            staged = files.enter_context(output_path(csv_out))
+            sheet = csv.writer(files.enter_context(open(staged, "w", newline="", encoding="utf-8")))
+            sheet.writerow(DATED_COLUMNS)
+
+        def written(batch: list) -> None:
+            if json_out:
+                for dated in batch:
+                    say(as_json(dated.as_dict(), indent=None))
+            if sheet is not None:
+                sheet.writerows(dated_row(d) for d in batch)
+            first.extend(batch[: DATED_SHOWN - len(first)])
+
+        report = posters.date_stored(every_poster=every_poster, progress=not json_out, written=written)
+    if json_out:
+        say(as_json({"summary": report.as_dict()}, indent=None))
+    else:
+        say("\n".join(filter(None, [dated_table(first, report.dated), report.summary()])))
+    if csv_out is not None and not json_out:
+        say(f"wrote {csv_out}: the {report.dated} predictions this run wrote")
 
 
 @app.command(cls=StoreCommand)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .text_out import as_text, sheet_cell
 
 if TYPE_CHECKING:
+    from .regression.dating import DatedPoster
     from .regression.predict import ImageYear
     from .search.neighbours import Neighbour
 
@@ -123,3 +124,24 @@ def predictions_csv(results: list[ImageYear]) -> str:
         else:
             writer.writerow([sheet_cell(str(r.image)), round(p.year), round(p.low), round(p.high), p.coverage, ""])
     return out.getvalue()
+
+
+DATED_COLUMNS = ["id", "title", "file", "year", "predicted_year", "predicted_low", "predicted_high"]
+DATED_SHOWN = 10  # predictions listed under `predict-year --stored`'s summary; --csv and --json list all
+
+
+def dated_row(dated: DatedPoster) -> list:
+    """One prediction `predict-year --stored` wrote, as a CSV row (DATED_COLUMNS)."""
+    d = dated.as_dict()
+    return [sheet_cell(d[c]) if isinstance(d[c], str) else ("" if d[c] is None else d[c]) for c in DATED_COLUMNS]
+
+
+def dated_table(first: list[DatedPoster], dated: int) -> str:
+    """The first predictions a `predict-year --stored` run wrote, and how many more there are."""
+    if not first:
+        return ""
+    lines = [f"{'year':>5}  {'range':>9}  title"]
+    lines += [f"{d.predicted_year:>5}  {f'{d.predicted_low}-{d.predicted_high}':>9}  {one_line(d.title)}" for d in first]
+    if dated > len(first):
+        lines.append(f"... and {dated - len(first)} more (--csv FILE or --json lists every one)")
+    return "\n".join(lines)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -50,9 +51,33 @@ class DatingReport:
         return line
 
 
-def date_stored(store: PosterStore, model: YearModel, every_poster: bool = False, progress: bool = True) -> DatingReport:
+@dataclass(frozen=True)
+class DatedPoster:
+    """One prediction a run wrote, as `predict-year --stored` lists it."""
+
+    id: str
+    title: str
+    file: str
+    year: int | None  # the catalog's (with --all), never changed
+    predicted_year: int
+    predicted_low: int
+    predicted_high: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def date_stored(
+    store: PosterStore,
+    model: YearModel,
+    every_poster: bool = False,
+    progress: bool = True,
+    written: Callable[[list[DatedPoster]], None] | None = None,
+) -> DatingReport:
     """Write the model's year and range into each undated point's payload (every point's with
-    `every_poster`); the model must read the embedding(s) the collection was made with."""
+    `every_poster`); the model must read the embedding(s) the collection was made with.
+    `written`: called with each batch's predictions once the store has acknowledged them (what
+    the CLI lists); without it no title is read."""
     from tqdm import tqdm
 
     started = time.perf_counter()
@@ -80,13 +105,26 @@ def date_stored(store: PosterStore, model: YearModel, every_poster: bool = False
             if usable:
                 vectors = np.stack([np.concatenate([found[i][name] for name in model.vector_names]) for i in usable])
                 years, low, high = model.predict_with_ranges(vectors)
-                store.set_payloads([(i, prediction_payload(y, lo, hi, model.identity)) for i, y, lo, hi in zip(usable, years, low, high)])
+                payloads = [prediction_payload(y, lo, hi, model.identity) for y, lo, hi in zip(years, low, high)]
+                store.set_payloads(list(zip(usable, payloads)))
                 report.dated += len(usable)
+                if written is not None:
+                    written(_dated(store, usable, payloads))
             bar.update(len(ids))
     finally:
         bar.close()
         report.seconds = time.perf_counter() - started
     return report
+
+
+def _dated(store: PosterStore, ids: list[str], payloads: list[dict]) -> list[DatedPoster]:
+    """The batch's predictions with each poster's title, file and catalog year (one read of the batch)."""
+    posters = {p.id: p.poster for p in store.retrieve(ids, with_vectors=False)}
+    return [
+        DatedPoster(i, posters[i].title, posters[i].file, posters[i].year, p[PREDICTED_YEAR], p[PREDICTED_LOW], p[PREDICTED_HIGH])
+        for i, p in zip(ids, payloads)
+        if i in posters  # a point deleted meanwhile
+    ]
 
 
 def prediction_payload(year: float, low: float, high: float, model: str) -> dict:

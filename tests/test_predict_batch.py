@@ -93,11 +93,25 @@ def test_stored_posters_are_dated_from_their_vectors_idempotently(dated_library,
     # another model replaces every prediction (through the CLI: no TensorFlow, one line)
     other = YearModel.load(tmp / "model2")
     assert other.identity != model.identity
-    result = run_cli("predict-year", "--stored", "--all", "--model-dir", tmp / "model2", "--qdrant-path", location.path, "--json")
+    sheet = tmp_path / "dated.csv"
+    result = run_cli(
+        "predict-year", "--stored", "--all", "--model-dir", tmp / "model2", "--qdrant-path", location.path, "--json", "--csv", sheet
+    )
     assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
+    *rows, last = [json.loads(line) for line in result.stdout.splitlines()]  # one line per prediction written, then the summary
+    summary = last["summary"]
     assert (summary["dated"], summary["model"], summary["total"]) == (N_DATED + N_UNDATED, other.identity, N_DATED + N_UNDATED)
-    assert all(p[PREDICTED_BY] == other.identity for p in payloads(location).values())
+    stored = {p["key"]: p for p in payloads(location).values()}
+    assert all(p[PREDICTED_BY] == other.identity for p in stored.values())
+    by_title = {p["title"]: p for p in stored.values()}
+    assert len(rows) == N_DATED + N_UNDATED and all(
+        (r["predicted_year"], r["predicted_low"], r["predicted_high"], r["year"])
+        == tuple(by_title[r["title"]].get(k) for k in (PREDICTED_YEAR, PREDICTED_LOW, PREDICTED_HIGH, "year"))
+        for r in rows
+    )
+    with open(sheet, newline="", encoding="utf-8") as f:
+        written = list(csv.DictReader(f))
+    assert [(w["id"], int(w["predicted_year"])) for w in written] == [(r["id"], r["predicted_year"]) for r in rows]
 
     # a re-ingest that corrects a title keeps the prediction (same vector); the catalog year still wins
     root = tmp_path / "posters"
@@ -133,7 +147,6 @@ def test_a_model_of_another_embedding_is_refused_and_nothing_is_written(dated_li
         ([], "give poster images or folders, or --stored"),
         ([tmp / "posters", "--stored"], "not both"),
         ([tmp / "posters", "--all"], "--all goes with --stored"),
-        (["--stored", "--csv", tmp_path / "x.csv"], "--csv is for images"),
     ]:
         result = run_cli("predict-year", *args, "--model-dir", tmp / "model", "--qdrant-path", location.path)
         assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
@@ -246,3 +259,19 @@ def test_a_folder_of_odd_names_is_dated_and_written_as_csv_and_json(dated_librar
     assert all(r["year"] for r in rows)
     as_json = run_cli("predict-year", folder, "--model-dir", tmp / "model", "--weights", "random", "--json")
     assert as_json.returncode == 0 and "café (1998).jpg" in as_json.stdout, as_json.output
+
+
+def test_dating_stored_posters_shows_the_years_it_wrote(dated_library, tmp_path):
+    import shutil
+
+    tmp, _, original = dated_library
+    shutil.copytree(original.path, tmp_path / "store")
+    result = run_cli("predict-year", "--stored", "--all", "--model-dir", tmp / "model", "--qdrant-path", tmp_path / "store")
+    assert result.returncode == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["year", "range", "title"] and len(lines) >= 12, result.stdout
+    year, span, title = lines[1].split(maxsplit=2)
+    stored = {p["title"]: p for p in payloads(StoreLocation(path=tmp_path / "store")).values()}
+    assert (int(year), span) == (stored[title][PREDICTED_YEAR], f"{stored[title][PREDICTED_LOW]}-{stored[title][PREDICTED_HIGH]}")
+    assert f"... and {N_DATED + N_UNDATED - 10} more (--csv FILE or --json lists every one)" in result.stdout
+    assert f"dated {N_DATED + N_UNDATED} posters" in result.stdout
