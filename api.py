@@ -647,11 +647,11 @@ class Posters:
         *,
         every_poster: bool = False,
         progress: bool = True,
-        written: Callable[[list[DatedPoster]], None] | None = None,
+        written: Callable[[list[DatedPoster]], bool | None] | None = None,
     ) -> DatingReport:
         """Date the stored posters without a catalog year (every poster with `every_poster`) from their
         stored vectors: the year model's year and range into their predicted_* payload fields.
-        `written`: called with each batch of predictions once stored (title, file, years)."""
+        `written`: called with each batch of predictions once stored (title, file, years), until it returns False."""
         from .regression.dating import date_stored
 
         with self._shared.lock:

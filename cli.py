@@ -613,13 +613,14 @@ def _date_stored(posters: Posters, every_poster: bool, json_out: bool, csv_out: 
             sheet = csv.writer(files.enter_context(open(staged, "w", newline="", encoding="utf-8")))
             sheet.writerow(DATED_COLUMNS)
 
-        def written(batch: list) -> None:
+        def written(batch: list) -> bool:
             if json_out:
                 for dated in batch:
                     say(as_json(dated.as_dict(), indent=None))
             if sheet is not None:
                 sheet.writerows(dated_row(d) for d in batch)
             first.extend(batch[: DATED_SHOWN - len(first)])
+            return json_out or sheet is not None or len(first) < DATED_SHOWN  # the table alone needs the first few
 
         report = posters.date_stored(every_poster=every_poster, progress=not json_out, written=written)
     if json_out:

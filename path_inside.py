@@ -19,6 +19,9 @@ def inside(folder: Path, file: str) -> Path | None:
     return path if path.is_relative_to(base) and path != base else None
 
 
+_FD_PATHS = os.path.isdir("/proc/self/fd")  # Linux names an open file's path by its descriptor
+
+
 def open_inside(folder: str, path: str, flags: int = os.O_RDONLY) -> int:
     """A descriptor of `path`, which must be a file inside `folder` (a resolved path) when it is open.
 
@@ -34,7 +37,7 @@ def open_inside(folder: str, path: str, flags: int = os.O_RDONLY) -> int:
             raise
         fd = os.open(path, flags)
     try:
-        real = os.readlink(f"/proc/self/fd/{fd}") if os.path.isdir("/proc/self/fd") else os.path.realpath(path)
+        real = os.readlink(f"/proc/self/fd/{fd}") if _FD_PATHS else os.path.realpath(path)
     except OSError:
         real = os.path.realpath(path)
     if not real.startswith(folder.rstrip(os.sep) + os.sep):

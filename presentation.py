@@ -133,7 +133,7 @@ DATED_SHOWN = 10  # predictions listed under `predict-year --stored`'s summary; 
 def dated_row(dated: DatedPoster) -> list:
     """One prediction `predict-year --stored` wrote, as a CSV row (DATED_COLUMNS)."""
     d = dated.as_dict()
-    return [sheet_cell(d[c]) if isinstance(d[c], str) else ("" if d[c] is None else d[c]) for c in DATED_COLUMNS]
+    return ["" if d[c] is None else sheet_cell(d[c]) for c in DATED_COLUMNS]
 
 
 def dated_table(first: list[DatedPoster], dated: int) -> str:

@@ -182,6 +182,25 @@ def regular_file_digest(path: str | Path, expected_size: int | None = None) -> t
         return info.st_size, hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def checked_record(folder: Path, name: str, max_bytes: int, what: str, fits: Callable[[dict], bool]) -> dict | None:
+    """A cache folder's JSON record if the folder checks out, else None (the entry is then built
+    again): the record read as a bounded regular file, `fits(record)` true (it describes what is
+    wanted, and lists the folder's files), and every file it lists (`files`: {name: [size, sha256]})
+    a regular one (not a link: a link to /dev/zero would hash forever) of that size and digest."""
+    import json
+
+    try:
+        record = json.loads(read_regular(folder / name, max_bytes, what))
+        if not isinstance(record, dict) or not fits(record):
+            return None
+        files = record["files"]
+        if all(regular_file_digest(folder / file, int(size)) == (size, digest) for file, (size, digest) in files.items()):
+            return record
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, BadInput):
+        return None
+
+
 def replace_folder(staging: str | Path, folder: str | Path, installed_meanwhile: Callable[[], bool]) -> None:
     """Rename the complete `staging` folder to `folder` (a cache entry made whole, then put in place).
     Whatever is at `folder` (stale, damaged, a link) is moved aside under a private name first and

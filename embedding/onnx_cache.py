@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import onnx
 
 from ..errors import BadInput
-from ..safe_io import read_regular, regular_file_digest, replace_folder, write_atomic
+from ..safe_io import checked_record, read_regular, regular_file_digest, replace_folder, write_atomic
 
 CACHE_ENV = "POSTER_SEARCH_CACHE"
 MAX_RECORD_BYTES = 4 * 1024 * 1024  # made.json, digests.json: kilobytes when this module writes them
@@ -90,21 +90,13 @@ def cached_model(
 
 
 def _intact(folder: Path, wanted: dict) -> dict | None:
-    """The folder's record if it holds the model `wanted` as this module wrote it (else None): the
-    record read as a bounded regular file, every file a regular one (not a link: a link to
-    /dev/zero would hash forever) of the recorded size and digest."""
-    try:
-        record = json.loads(read_regular(folder / RECORD, MAX_RECORD_BYTES, "cached model record"))
-        if not isinstance(record, dict) or any(record.get(k) != v for k, v in wanted.items()):
-            return None
-        files = record["files"]
-        if set(files) != {MODEL, DATA}:
-            return None
-        if all(regular_file_digest(folder / name, int(size)) == (size, digest) for name, (size, digest) in files.items()):
-            return record
-        return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, BadInput):
-        return None
+    """The folder's record if it holds the model `wanted` as this module wrote it (else None):
+    safe_io.checked_record, for a record of `wanted`'s fields and the two model files."""
+
+    def fits(record: dict) -> bool:
+        return all(record.get(k) == v for k, v in wanted.items()) and set(record["files"]) == {MODEL, DATA}
+
+    return checked_record(folder, RECORD, MAX_RECORD_BYTES, "cached model record", fits)
 
 
 def _install(folder: Path, model, wanted: dict, probe: Callable[[str], dict]) -> None:

@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BadInput
 from ..safe_io import regular_file_digest, replace_folder
 from .model_check import agreement, as_record, mismatch, note_rebuilt, tolerance, usable
 
@@ -123,23 +122,20 @@ def _real_folder(path: Path) -> None:
 
 def _checks_out(folder: Path) -> dict | None:
     """The folder's record if it is as this module wrote it (a real folder of regular files of the
-    recorded sizes and digests), else None."""
-    from ..safe_io import read_regular
+    recorded sizes and digests, safe_io.checked_record), else None."""
+    from ..safe_io import checked_record
 
     try:
-        info = os.lstat(folder)
-        if not stat.S_ISDIR(info.st_mode):  # a link, a file
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):  # a link, a file
             return None
-        record = json.loads(read_regular(folder / RECORD, MAX_RECORD_BYTES, "OpenVINO cache record"))
-        names = set(os.listdir(folder)) - {RECORD}
-        files = record["files"]
-        if not isinstance(files, dict) or not files or set(files) != names or len(names) > MAX_FILES:
-            return None
-        if all(regular_file_digest(folder / name, int(size)) == (size, digest) for name, (size, digest) in files.items()):
-            return record
+    except OSError:
         return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, BadInput):
-        return None
+
+    def fits(record: dict) -> bool:
+        files, names = record["files"], set(os.listdir(folder)) - {RECORD}
+        return isinstance(files, dict) and bool(files) and set(files) == names and len(names) <= MAX_FILES
+
+    return checked_record(folder, RECORD, MAX_RECORD_BYTES, "OpenVINO cache record", fits)
 
 
 def _record(staging: Path, probe: dict) -> None:

@@ -74,18 +74,15 @@ def make_plan(films: Sequence[Film], catalog_keys: set[str], store: StoredPayloa
     """Compare `films` with what `store` holds; `catalog_keys` (every key of the whole catalog,
     not only the `films` of a --limit run) decides what is gone."""
     plan = Plan()
-    stored: dict[str, dict] = {}
+    posters: dict[str, PosterPayload] = {}  # decoded, as stored
     undecodable: list[str] = []  # stored, but not as poster search writes them: embedded and written again
     if store.exists():
         with store.left_out_during() as undecodable:
-            stored = {  # decoded, as stored
-                p.id: p.poster.to_dict()
-                for p in store.points(
-                    with_vectors=False, fields=[*CATALOG_FIELDS, "sha256", "source", *PREDICTED_FIELDS], batch=SCROLL_BATCH
-                )
-            }
-    if any(f.source == "folder" for f in films) and stored:
-        films, plan.kept_from_catalog = under_catalog(films, stored)
+            read = [*CATALOG_FIELDS, "sha256", "source", *PREDICTED_FIELDS]
+            posters = {p.id: p.poster for p in store.points(with_vectors=False, fields=read, batch=SCROLL_BATCH)}
+    if any(f.source == "folder" for f in films) and posters:
+        films, plan.kept_from_catalog = under_catalog(films, posters)
+    stored = {pid: poster.to_dict() for pid, poster in posters.items()}
     ids = [f.point_id for f in films]  # uuid5 once per film: 100,000 of them are a second's work
     known = [(f, pid) for f, pid in zip(films, ids) if pid in stored]
     base = str(posters_dir)
@@ -116,7 +113,7 @@ def make_plan(films: Sequence[Film], catalog_keys: set[str], store: StoredPayloa
     return plan
 
 
-def under_catalog(films: Sequence[Film], stored: dict[str, dict]) -> tuple[list[Film], int]:
+def under_catalog(films: Sequence[Film], stored: dict[str, PosterPayload]) -> tuple[list[Film], int]:
     """Folder films as they join a collection a catalog wrote: a folder says less than a catalog
     (a file name, perhaps an .nfo), so a poster a catalog stored keeps its catalog key, title, year
     and genres, and gains only what the catalog left empty. Matched by key, else by poster file
@@ -124,9 +121,9 @@ def under_catalog(films: Sequence[Film], stored: dict[str, dict]) -> tuple[list[
     written before schema 3 record no source: they are taken as a catalog's (nothing is lost).
     Also returns how many films differed from the stored fields that were kept."""
     by_file = {
-        PosterPayload.from_dict(p).path: pid
+        p.path: pid
         for pid, p in stored.items()
-        if p.get("source") != "folder" and p.get("key") != p.get("file")  # keyed by the file: found by its id already
+        if p.source != "folder" and p.key != p.file  # keyed by the file: found by its id already
     }
     merged: list[Film] = []
     kept = 0
@@ -134,11 +131,10 @@ def under_catalog(films: Sequence[Film], stored: dict[str, dict]) -> tuple[list[
         pid = film.point_id
         if pid not in stored and film.file in by_file:
             pid = by_file[film.file]
-        payload = stored.get(pid)
-        if film.source != "folder" or payload is None or payload.get("source") == "folder":
+        was = stored.get(pid)
+        if film.source != "folder" or was is None or was.source == "folder":
             merged.append(film)
             continue
-        was = PosterPayload.from_dict(payload)
         title = was.title or film.title
         year = was.year if was.year is not None else film.year
         genres = was.genres or film.genres

@@ -72,12 +72,12 @@ def date_stored(
     model: YearModel,
     every_poster: bool = False,
     progress: bool = True,
-    written: Callable[[list[DatedPoster]], None] | None = None,
+    written: Callable[[list[DatedPoster]], bool | None] | None = None,
 ) -> DatingReport:
     """Write the model's year and range into each undated point's payload (every point's with
     `every_poster`); the model must read the embedding(s) the collection was made with.
     `written`: called with each batch's predictions once the store has acknowledged them (what
-    the CLI lists); without it no title is read."""
+    the CLI lists) until it returns False; without it, or after that, no title is read."""
     from tqdm import tqdm
 
     started = time.perf_counter()
@@ -108,8 +108,8 @@ def date_stored(
                 payloads = [prediction_payload(y, lo, hi, model.identity) for y, lo, hi in zip(years, low, high)]
                 store.set_payloads(list(zip(usable, payloads)))
                 report.dated += len(usable)
-                if written is not None:
-                    written(_dated(store, usable, payloads))
+                if written is not None and written(_dated(store, usable, payloads)) is False:
+                    written = None  # the caller has what it lists: the rest is not read for it
             bar.update(len(ids))
     finally:
         bar.close()

@@ -16,7 +16,7 @@ from poster_search.embedding.backend import cpu_bf16, installed
 from poster_search.embedding.images import decode_poster
 from poster_search.embedding.onnx_embedder import OnnxEmbedder
 from poster_search.errors import Damaged
-from tests.conftest import NOTES, generated_catalog, make_poster, one_line_error, run_cli
+from tests.conftest import NOTES, generated_catalog, ingest_args, make_poster, one_line_error, run_cli
 
 pytestmark = pytest.mark.e2e  # model runtimes as a user runs them: tests/test_posters.py is the unit layer
 
@@ -170,20 +170,8 @@ def test_weights_that_give_nan_are_one_line_not_vectors(cache, pixels, tmp_path)
     assert "\n" not in str(caught.value)
     catalog, posters = generated_catalog(tmp_path, 3, seed=5)
     store = tmp_path / "store"
-    ingest = (
-        "ingest",
-        "--catalog",
-        catalog,
-        "--posters",
-        posters,
-        "--qdrant-path",
-        store,
-        "--weights",
-        weights,
-        "--backend",
-        "onnxruntime",
-    )
-    one_line_error(run_cli(*ingest), "NaN or zero vectors: check the weights", ignore=NOTES)
+    made = run_cli(*ingest_args(catalog, posters, store, "--backend", "onnxruntime", weights=weights))
+    one_line_error(made, "NaN or zero vectors: check the weights", ignore=NOTES)
     assert not (store / "collections" / "posters").exists()  # the model loads before the collection is made
 
 
@@ -192,7 +180,7 @@ def test_weights_that_are_nan_are_one_line_on_every_runtime(cache, tmp_path):
     give finite vectors of another model, which no check of the vectors could catch."""
     weights = weights_file(tmp_path / "nan.h5", "block3_conv1", lambda kernel: np.where(np.arange(256) == 7, np.nan, kernel))
     catalog, posters = generated_catalog(tmp_path, 3, seed=5)
-    made = run_cli("ingest", "--catalog", catalog, "--posters", posters, "--qdrant-path", tmp_path / "store", "--weights", weights)
+    made = run_cli(*ingest_args(catalog, posters, tmp_path / "store", weights=weights))
     one_line_error(made, "layer block3_conv1 has weights that are not finite", ignore=NOTES)
 
 

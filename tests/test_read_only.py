@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from poster_search.store.schema import point_id
-from tests.conftest import NOTES, make_poster, one_line_error, run_cli, serving, write_csv
+from tests.conftest import NOTES, generated_catalog, ingest, make_poster, one_line_error, run_cli, serving, write_csv
 
 pytestmark = pytest.mark.e2e  # the CLI and the web server as a user runs them, on a real read-only mount
 
@@ -45,16 +45,9 @@ def environment(tmp_path_factory) -> Iterator[None]:
 
 def make_store(folder: Path, n: int = 4) -> tuple[Path, Path, Path]:
     """n generated posters ingested into folder/store: (catalog, posters, store)."""
-    posters = folder / "posters"
-    rows = []
-    for i in range(n):
-        make_poster(posters / f"{i}.jpg", seed=i)
-        rows.append([f"{i}.jpg", f"Film {i}", 1950 + 3 * i])
-    catalog = write_csv(folder / "movies.csv", ["filename", "title", "release_year"], rows)
-    store = folder / "store"
-    result = run_cli("ingest", "--catalog", catalog, "--posters", posters, "--qdrant-path", store, "--weights", "random")
-    assert result.exit_code == 0, (result.output, result.exception)
-    return catalog, posters, store
+    catalog, posters = generated_catalog(folder, n)
+    ingest(catalog, posters, folder / "store")
+    return catalog, posters, folder / "store"
 
 
 @contextlib.contextmanager
