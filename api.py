@@ -32,7 +32,21 @@ import numpy as np
 from . import defaults
 from .errors import BadInput, NotFound, PosterSearchError, command
 from .ingest.catalog import Columns
-from .results import CollectionInfo, Duplicates, Evaluation, Examples, SearchResult, Starts, Timeline, YearPredictions
+from .results import (
+    Browse,
+    CollectionInfo,
+    Duplicates,
+    Evaluation,
+    Examples,
+    Facets,
+    SearchResult,
+    Sort,
+    Starts,
+    Suggestions,
+    Timeline,
+    YearPredictions,
+    YearStatus,
+)
 from .search.neighbours import Filters, ImageQuery, Neighbour
 from .store.collection import Sharding, StoredPoint
 from .store.schema import DEFAULT_COLLECTION, STYLE_VECTOR_NAME, VECTOR_NAME, VECTOR_NAMES, check_collection_name
@@ -220,27 +234,82 @@ class Posters:
         return self._store().count()
 
     def info(self) -> CollectionInfo:
-        """Count, embedding of each vector, genres and catalog years of this collection (kept, as the overviews are)."""
+        """Count, embedding of each vector, genres and catalog years of this collection (kept, as the
+        overviews are): from Qdrant's facet counts, never a read of every payload."""
 
         def compute(store: PosterStore) -> CollectionInfo:
-            genres: set[str] = set()
-            years: list[int] = []
-            for point in store.points(with_vectors=False, fields=["genres", "year"]):
-                genres.update(point.poster.genres)
-                if point.poster.year is not None:
-                    years.append(point.poster.year)
+            years = [int(year) for year, _ in store.facet("year")]
             return CollectionInfo(
                 self.collection,
                 store.count(),
                 {v: store.stored_spec(v).as_dict() for v in VECTOR_NAMES if store.has_vector(v)},
                 store.posters_dir() is not None,
-                sorted(genres),
+                sorted(str(genre) for genre, _ in store.facet("genres")),
                 (min(years), max(years)) if years else None,
             )
 
         with self._shared.lock:
             self._poster_store()
             return self._overview("info", VECTOR_NAME, compute)
+
+    def facets(self) -> Facets:
+        """How many posters of each decade, genre and year status (catalog / predicted / none): the
+        browse filters' menus, counted by Qdrant on its indexes."""
+        from .store.engine import PointFilter
+
+        with self._shared.lock:
+            store = self._poster_store()
+            decades: dict[int, int] = {}
+            for year, n in store.facet("year"):
+                decades[int(year) // 10 * 10] = decades.get(int(year) // 10 * 10, 0) + n
+            status = {
+                "catalog": store.count(PointFilter(present=("year",))),
+                "predicted": store.count(PointFilter(missing=("year",), present=("predicted_year",))),
+                "none": store.count(PointFilter(missing=("year", "predicted_year"))),
+            }
+            genres = [(str(g), n) for g, n in store.facet("genres")]
+            return Facets(self.collection, store.count(), sorted(decades.items()), genres, status)
+
+    def add_sort_keys(self) -> int:
+        """Give posters stored before schema 4 the keys browsing orders by, as the next ingest would;
+        how many were given them (0 on a store that cannot be written: browsing then shows them last)."""
+        with self._shared.lock:
+            store = self._poster_store()
+            try:
+                store.check_writable()
+            except BadInput:
+                return 0
+            return store.add_sort_keys()
+
+    def browse(
+        self,
+        sort: Sort = "title",
+        *,
+        descending: bool = False,
+        decade: int | None = None,
+        genre: str | None = None,
+        status: YearStatus | None = None,
+        limit: int = 48,
+        after: str | None = None,
+    ) -> Browse:
+        """One page of every poster of the collection, sorted by `title`, `year` (the undated last)
+        or `added`, filtered by decade, genre and year status; `after`: the `next` of the page before."""
+        from .search.browse import BrowseFilters, browse
+
+        filters = BrowseFilters(decade, genre or None, status)
+        with self._shared.lock:
+            page = browse(self._poster_store(), sort, descending, filters, limit, after)
+            return Browse(self.collection, sort, descending, filters, page.posters, page.total, page.next)
+
+    def suggest(self, text: str, limit: int = 8) -> Suggestions:
+        """Stored films whose titles fit a few typed letters (the start of the title, or the start
+        of each of its words; case and accents ignored), best first."""
+        from .search.suggest import suggestions
+
+        if not 1 <= limit <= 50:
+            raise BadInput(f"limit must be 1 to 50, not {limit}")
+        with self._shared.lock:
+            return Suggestions(self.collection, text, suggestions(self._poster_store(), text, limit))
 
     def posters_dir(self) -> Path | None:
         """The folder the collection's poster files were ingested from, as recorded."""
@@ -373,8 +442,11 @@ class Posters:
         k: int = defaults.K,
         filters: Filters = Filters(),
         vector: str = VECTOR_NAME,
+        query: ImageQuery | None = None,
     ) -> SearchResult:
-        """Posters like the liked examples (stored ids) and unlike the disliked ones (Qdrant's recommend)."""
+        """Posters like the liked examples (stored ids) and unlike the disliked ones (Qdrant's recommend);
+        `query`, an image searched with before (`search(image).query`), is one more liked example:
+        refining a search by an image keeps the image."""
         from .search.neighbours import PosterSearch
 
         if len(positive) > defaults.MAX_EXAMPLES or len(negative) > defaults.MAX_EXAMPLES:
@@ -386,9 +458,9 @@ class Posters:
             self.check_vector(vector)
             for point_id in [*positive, *negative]:
                 self.film(point_id)  # NotFound (or Damaged) for an id outside the collection
-            neighbours = PosterSearch(store).recommend(list(positive), negative, k, filters, vector_name=vector)
+            neighbours = PosterSearch(store).recommend(list(positive), negative, k, filters, vector_name=vector, query=query)
             return SearchResult(
-                self.collection, vector, Examples(tuple(positive), tuple(negative)), neighbours, filters, store.posters_dir()
+                self.collection, vector, Examples(tuple(positive), tuple(negative), query), neighbours, filters, store.posters_dir()
             )
 
     def explain(
@@ -488,13 +560,52 @@ class Posters:
             return Timeline(self.collection, vector, steps, self._store().posters_dir())
 
     def poster_map(self, vector: str = VECTOR_NAME) -> PosterMap:
-        """Every poster placed in 2-D by its embedding (t-SNE), coloured by year, with the decades' path;
-        computed once per state of the collection, then read from its cache."""
-        from .search.poster_map import poster_map
+        """Every poster placed in 2-D by its embedding (t-SNE on a sample, the rest among their most
+        similar), coloured by year, with the decades' path; computed once per state of the
+        collection, then read from its cache. Waits for it: map_status() asks without waiting."""
+        found = self.map_status(vector, wait=None)
+        assert not isinstance(found, dict)
+        return found
 
-        with self._shared.lock:
-            self.check_vector(vector)
-            return self._overview("map", vector, lambda store: poster_map(store, vector))
+    def map_status(self, vector: str = VECTOR_NAME, *, wait: float | None = 0.0) -> PosterMap | dict:
+        """The poster map if it is known; else its computation runs in the background (started, or
+        joined: one per collection and vector) and this says how far it is: {"status": "computing",
+        "stage", "done", "total", "seconds"}. Waits up to `wait` seconds first (None: until done), so
+        that a cached or small map, or an error, comes at once. The store's lock is held only while
+        the computation reads the store: searches answer meanwhile. Its error is raised once (the
+        next call tries again)."""
+        import time
+
+        from .search.map_jobs import MapPending, jobs_for
+        from .search.poster_map import fingerprint, poster_map
+
+        jobs, key = jobs_for(self._shared), (self.collection, vector)
+
+        def start(store: PosterStore) -> MapPending:
+            return MapPending(jobs.start(key, lambda report: poster_map(store, vector, lock=self._shared.lock, report=report)))
+
+        def compute(store: PosterStore) -> PosterMap:  # _overview asks only while the map is not known
+            job = start(store).job
+            if not job.finished.is_set():
+                raise MapPending(job)
+            jobs.take(key, job)
+            if job.error is not None:
+                raise job.error
+            assert job.result is not None
+            if job.result.fingerprint != fingerprint(store, vector):  # the collection changed while it was computed
+                raise start(store)
+            return job.result
+
+        deadline = None if wait is None else time.monotonic() + wait
+        while True:
+            try:
+                with self._shared.lock:
+                    self.check_vector(vector)
+                    return self._overview("map", vector, compute)
+            except MapPending as pending:
+                job = pending.job
+            if not job.finished.wait(None if deadline is None else max(0.0, deadline - time.monotonic())):
+                return job.progress()
 
     def starts(self, vector: str = VECTOR_NAME) -> Starts:
         """Posters to start from: each decade's most typical, and a varied sample of the undated.

@@ -8,13 +8,14 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .search.neighbours import Filters, ImageQuery, Neighbour
 from .tables import Tabular
 
 if TYPE_CHECKING:
     from .regression.predict import ImageYear
+    from .search.browse import BrowseFilters
     from .search.duplicates import DuplicatePair
     from .search.explain import Explanation
     from .search.landing import StartGroup
@@ -24,10 +25,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Examples:
-    """The query of a recommendation: liked and disliked stored posters, by id."""
+    """The query of a recommendation: liked and disliked stored posters, by id, and an image
+    searched with before, liked too (a refined image search keeps its image)."""
 
     positive: tuple[str, ...]
     negative: tuple[str, ...] = ()
+    image: ImageQuery | None = None
 
 
 @dataclass
@@ -186,6 +189,63 @@ class Starts(Tabular):
             for g in self.groups
             for i, p, s in zip(g.ids, g.posters, g.similarity)
         ]
+
+
+Sort = Literal["title", "year", "added"]  # how Posters.browse orders a collection
+YearStatus = Literal["catalog", "predicted", "none"]  # a catalog year / only a predicted one / neither
+
+
+def _poster_row(point: StoredPoint) -> dict[str, Any]:
+    p = point.poster
+    return {"id": point.id, "title": p.title, "year": p.year, "predicted_year": p.predicted_year, "genres": list(p.genres), "file": p.file}
+
+
+@dataclass
+class Browse(Tabular):
+    """One page of a whole collection in an order (Posters.browse): its posters, how many match, the next page's cursor."""
+
+    collection: str
+    sort: str
+    descending: bool
+    filters: BrowseFilters
+    posters: list[StoredPoint]
+    total: int
+    next: str | None  # give it as `after` for the next page; None after the last
+
+    def records(self) -> list[dict[str, Any]]:
+        return [_poster_row(p) for p in self.posters]
+
+
+@dataclass
+class Suggestions(Tabular):
+    """Stored films whose titles fit a few typed letters, best first (Posters.suggest)."""
+
+    collection: str
+    text: str
+    posters: list[StoredPoint]
+
+    def records(self) -> list[dict[str, Any]]:
+        return [_poster_row(p) for p in self.posters]
+
+
+@dataclass(frozen=True)
+class Facets:
+    """What a collection holds, counted by Qdrant (facet counts and counts on its indexes): for filter menus."""
+
+    collection: str
+    count: int
+    decades: list[tuple[int, int]]  # (decade, posters with a catalog year in it), in order
+    genres: list[tuple[str, int]]  # (genre, posters), most first
+    status: dict[str, int]  # "catalog", "predicted", "none": posters with a catalog year, only a predicted one, neither
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "collection": self.collection,
+            "count": self.count,
+            "decades": [{"decade": d, "count": n} for d, n in self.decades],
+            "genres": [{"genre": g, "count": n} for g, n in self.genres],
+            "status": self.status,
+        }
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """Which 2-D projection for the poster map: PCA, openTSNE or UMAP, on real and on 100,000 vectors.
 
-    .venv/bin/python -m bench.projection --qdrant-path STORE [--collection posters] [--sizes 100000] [--methods pca opentsne umap]
+    .venv/bin/python -m bench.projection --qdrant-path STORE [--collection posters] [--sizes 100000] [--methods pca opentsne umap sampled]
 
-For each method: seconds, the process's peak memory, and how well it keeps neighbourhoods: the
-share of each poster's 10 nearest neighbours (cosine, in the 512-d vectors) that are among its 10
-nearest on the map (on a sample of 2,000 posters). Real: the collection's stored `vgg16` vectors;
+`sampled` is what the poster map computes (search/poster_map.py's place(): t-SNE on a seeded
+sample of 2,000, every other vector placed among its most similar sample vectors). For each
+method: seconds, the process's peak memory, and how well it keeps neighbourhoods: the share of
+each poster's 10 nearest neighbours (cosine, in the 512-d vectors) that are among its 10 nearest
+on the map (on a sample of 2,000 posters). Real: the collection's stored `vgg16` vectors;
 synthetic: clustered non-negative vectors shaped like VGG16 features (bench/engines.py). umap-learn
 is not a dependency of the project: this bench installs it only to measure it
 (`pip install umap-learn==0.5.12`).
@@ -31,6 +33,10 @@ def project(method: str, vectors: np.ndarray, seed: int = 0) -> np.ndarray:
         from poster_search.search.poster_map import layout
 
         return layout(vectors, seed)
+    if method == "sampled":  # what the poster map computes: t-SNE on a sample, the rest placed among their most similar
+        from poster_search.search.poster_map import place
+
+        return place(vectors, seed)
     if method == "umap":
         import umap
 

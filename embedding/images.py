@@ -146,6 +146,11 @@ def load_rgb(source: ImageSource, draft_size: int | None = None, folder: str | N
         raise ImageError(f"{_name(source)}: cannot convert to RGB ({_reason(e)})") from None
 
 
+def open_bytes(data: bytes, name: str, draft_size: int | None = None) -> Image.Image:
+    """An image file's bytes, decoded under the same limits as every poster (ImageError, one line, otherwise)."""
+    return _open_bytes(data, name, draft_size)
+
+
 def _open_bytes(data: bytes, name: str, draft_size: int | None) -> Image.Image:
     if not data:
         raise ImageError(f"{name}: empty file")

@@ -78,7 +78,7 @@ def make_plan(films: Sequence[Film], catalog_keys: set[str], store: StoredPayloa
     undecodable: list[str] = []  # stored, but not as poster search writes them: embedded and written again
     if store.exists():
         with store.left_out_during() as undecodable:
-            read = [*CATALOG_FIELDS, "sha256", "source", *PREDICTED_FIELDS]
+            read = [*CATALOG_FIELDS, "sha256", "source", "added", *PREDICTED_FIELDS]
             posters = {p.id: p.poster for p in store.points(with_vectors=False, fields=read, batch=SCROLL_BATCH)}
     if any(f.source == "folder" for f in films) and posters:
         films, plan.kept_from_catalog = under_catalog(films, posters)
@@ -103,7 +103,8 @@ def make_plan(films: Sequence[Film], catalog_keys: set[str], store: StoredPayloa
             # `source` is compared once recorded: points written before it are not rewritten for it alone
             fields = (*compared, "source") if "source" in payload else compared
             if {k: v for k, v in payload.items() if k in fields} != {k: v for k, v in wanted.items() if k in fields}:
-                kept = {k: payload[k] for k in PREDICTED_FIELDS if k in payload}  # the same vector: its predicted year stays
+                # the same vector: its predicted year stays, and when it was added
+                kept = {k: payload[k] for k in (*PREDICTED_FIELDS, "added") if k in payload}
                 plan.retitled.append((film, {**wanted, **kept}))
             else:
                 plan.unchanged.append(film)

@@ -132,13 +132,17 @@ class PosterSearch:
         k: int = 3,
         filters: Filters = Filters(),
         vector_name: str = VECTOR_NAME,
+        query: ImageQuery | None = None,
     ) -> list[Neighbour]:
-        """Films like the liked examples and unlike the disliked ones (Qdrant's recommend query),
-        the examples themselves and their same-content copies excluded."""
+        """Films like the liked examples (and the image `query`) and unlike the disliked ones
+        (Qdrant's recommend query), the examples themselves and their same-content copies excluded."""
         _check_k(k)
         filters.check()
-        if not positive_ids:
+        if not positive_ids and query is None:
             raise BadInput("recommend needs at least one liked (positive) example")
+        dim = self.store.vectors().get(vector_name)
+        if query is not None and query.vector.shape != (dim,):
+            raise BadInput(f"the image was searched by another vector than '{vector_name}': search with it again, then refine")
         self.store.stored_spec(vector_name)
         examples = {p.id: p for p in self.store.retrieve([*positive_ids, *negative_ids], with_vectors=vector_name)}
         missing = [i for i in [*positive_ids, *negative_ids] if i not in examples or examples[i].vector is None]
@@ -146,14 +150,17 @@ class PosterSearch:
             check_intact(self.store)
             raise NotFound(f"no film with id {missing[0]} (and a '{vector_name}' vector) in collection '{self.store.collection}'")
         exclude = PointFilter(**filters.conditions(), exclude_ids=tuple(examples))
+        liked = [cast(np.ndarray, examples[i].vector) for i in positive_ids]  # none missing (checked above)
         hits = self.store.recommend(
-            [cast(np.ndarray, examples[i].vector) for i in positive_ids],  # none missing (checked above)
+            liked + ([query.vector] if query is not None else []),
             [cast(np.ndarray, examples[i].vector) for i in negative_ids],
             k + EXCLUSION_MARGIN,
             exclude,
             vector_name,
         )
         copies = {examples[i].poster.sha256 or None for i in examples}
+        if query is not None:
+            copies.add(query.sha256)
         return _neighbours([h for h in hits if (h.poster.sha256 or None) not in copies], k)
 
     def by_vector(

@@ -27,6 +27,7 @@ from .schema import (
     PosterPayload,
     check_collection_name,
 )
+from .sort_keys import now_added, with_sort_keys
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,7 @@ class PosterStore:
             return
         self.check_spec(spec)
         self.record_schema_version()
+        self.add_sort_keys()
         if not style_spec:
             return
         if self.has_vector(STYLE_VECTOR_NAME):
@@ -240,7 +242,8 @@ class PosterStore:
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict], style_vectors: np.ndarray | None = None) -> None:
         """Write a batch; what returns is stored (on disk, or acknowledged by the server)."""
-        records = [Record(i, p, {VECTOR_NAME: v}) for i, v, p in zip(ids, vectors, payloads)]
+        added = now_added()  # one more microsecond a point: the batch keeps its order, and no two points tie
+        records = [Record(i, with_sort_keys(p, added + n), {VECTOR_NAME: v}) for n, (i, v, p) in enumerate(zip(ids, vectors, payloads))]
         if style_vectors is not None:
             for record, style in zip(records, style_vectors):
                 record.vectors[STYLE_VECTOR_NAME] = style
@@ -251,8 +254,21 @@ class PosterStore:
         self.engine.update_vectors(self.collection, ids, vector_name, vectors)
 
     def overwrite_payloads(self, items: list[tuple[str, dict]]) -> None:
-        """Replace the whole payload of stored points (e.g. a corrected title); vectors stay."""
-        self.engine.overwrite_payloads(self.collection, items)
+        """Replace the whole payload of stored points (e.g. a corrected title); vectors stay. The
+        sort keys follow the title; `added` stays what the item carries (the plan keeps it)."""
+        self.engine.overwrite_payloads(self.collection, [(i, with_sort_keys(p, None)) for i, p in items])
+
+    def add_sort_keys(self) -> int:
+        """Give points stored before schema 4 the derived fields browsing orders by (`title_order`,
+        and for `added` their ordinal: earlier than any point stored since); how many were given them."""
+        done = 0
+        for records in self.records(with_vectors=False, fields=["title", "added"], filter=PointFilter(missing=("title_order",))):
+            if records:
+                self.set_payloads([(r.id, with_sort_keys(r.payload, done + n + 1)) for n, r in enumerate(records)])
+                done += len(records)
+        if done:
+            log.info("collection '%s': %d posters given their sort keys (schema 4)", self.collection, done)
+        return done
 
     def set_payloads(self, items: Sequence[tuple[str, dict]]) -> None:
         """Set some keys of stored points' payloads (e.g. a predicted year); every other key and the vectors stay."""
@@ -344,6 +360,26 @@ class PosterStore:
             yield records
             if offset is None:
                 return
+
+    def page(self, filter: PointFilter, limit: int, offset: str | None, fields: list[str]) -> tuple[list[Record], str | None]:
+        """One batch of a scroll in id order, from `offset` (the last batch's next offset); records as stored."""
+        return self.engine.scroll(self.collection, filter, limit, offset, with_payload=fields, with_vectors=False)
+
+    def scroll_ordered(
+        self, filter: PointFilter, key: str, descending: bool, start_from: int | float | None, limit: int, fields: list[str]
+    ) -> list[Record]:
+        """Points that have the integer field `key`, ordered by it (Qdrant's order_by on its index),
+        from `start_from` on (inclusive); records as stored (decoded()). Points without `key` are never in it."""
+        start = None if start_from is None else int(start_from)
+        return self.engine.scroll_ordered(self.collection, filter, key, descending, start, limit, fields)
+
+    def decoded(self, records: Iterable[Record]) -> list[StoredPoint]:
+        """Records as StoredPoints, under the one decoding policy (a payload that does not decode is left out, and named)."""
+        return [point for r in records if (point := self._point(r, None)) is not None]
+
+    def facet(self, key: str, filter: PointFilter = PointFilter(), limit: int = 1000) -> list[tuple[str | int, int]]:
+        """The values of a payload field with how many points hold each (Qdrant's facet counts on its index), most first."""
+        return self.engine.facet(self.collection, key, filter, limit)
 
     def retrieve(self, ids: Iterable[str], with_vectors: bool | str = False) -> list[StoredPoint]:
         """Stored points by id (unknown ids are left out); `with_vectors` True or a vector name."""

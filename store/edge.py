@@ -35,7 +35,7 @@ from .edge_folder import CONFIG, StoreFolder
 from .edge_folder import MARKER as MARKER  # re-exported: store/connection.py tells an Edge store by it
 from .edge_folder import edge_version as edge_version  # re-exported
 from .engine import Hit, PointFilter, Record, VectorConfig, as_vector_list, is_point_id
-from .schema import INDEXED_FIELDS
+from .schema import INDEXED_FIELDS, TOKEN_PREFIX_CHARS
 from .space import MARGIN, check_free_space, folder_bytes, open_bytes
 
 if TYPE_CHECKING:
@@ -216,10 +216,14 @@ class EdgeEngine:
         title words then mean what they mean on a writable store), never in the store."""
         from qdrant_edge import UpdateOperation
 
-        have = self.payload_indexes(name)
+        have = self._read(name, lambda shard: shard.info().payload_schema)
         for field_name, kind in INDEXED_FIELDS.items():
-            if field_name not in have:
-                self._write(name, UpdateOperation.create_field_index(field_name, _index_schema(kind)))
+            if field_name in have and kind == "text" and getattr(have[field_name].params, "tokenizer", None) != _text_tokenizer():
+                # a title index of schema 3 or before (whole words): made again with the prefix tokenizer
+                self._write(name, UpdateOperation.delete_field_index(field_name))
+            elif field_name in have:
+                continue
+            self._write(name, UpdateOperation.create_field_index(field_name, _index_schema(kind)))
 
     def _update(self, name: str, operation: Any, size: int = 0) -> None:
         """One write; `size`: about how many bytes it adds (its write-ahead-log entry and segment data)."""
@@ -363,6 +367,20 @@ class EdgeEngine:
         records, next_offset = self._read(name, lambda shard: shard.scroll(request))
         return [_record(r) for r in records], next_offset
 
+    def scroll_ordered(self, name, filter, key, descending, start_from, limit, with_payload) -> list[Record]:  # as Engine's
+        from qdrant_edge import Direction, OrderBy, ScrollRequest
+
+        order = OrderBy(key, Direction.Desc if descending else Direction.Asc, start_from=start_from)
+        request = ScrollRequest(limit=limit, filter=edge_filter(filter), with_payload=_payload_selector(with_payload), order_by=order)
+        records, _ = self._read(name, lambda shard: shard.scroll(request))
+        return [_record(r) for r in records]
+
+    def facet(self, name: str, key: str, filter: PointFilter, limit: int) -> list[tuple[str | int, int]]:
+        from qdrant_edge import FacetRequest
+
+        request = FacetRequest(key, limit=limit, exact=True, filter=edge_filter(filter))
+        return [(hit.value, hit.count) for hit in self._read(name, lambda shard: shard.facet(request))]
+
     def count(self, name: str, filter: PointFilter = PointFilter()) -> int:
         from qdrant_edge import CountRequest
 
@@ -423,7 +441,7 @@ def edge_filter(f: PointFilter):
     """PointFilter -> a qdrant_edge Filter (None when there is no condition)."""
     if f.is_empty():
         return None
-    from qdrant_edge import FieldCondition, Filter, HasIdCondition, HasVectorCondition, MatchText, MatchValue, RangeFloat
+    from qdrant_edge import FieldCondition, Filter, HasIdCondition, HasVectorCondition, IsEmptyCondition, MatchText, MatchValue, RangeFloat
 
     must: list[ConditionType] = []
     must_not: list[ConditionType] = []
@@ -433,6 +451,10 @@ def edge_filter(f: PointFilter):
         must.append(FieldCondition("genres", match=MatchValue(f.genre)))
     if f.title_words:
         must.append(FieldCondition("title", match=MatchText(f.title_words)))
+    for field_name, low, high in f.ranges:
+        must.append(FieldCondition(field_name, range=RangeFloat(gte=low, lte=high)))
+    must.extend(IsEmptyCondition(field_name) for field_name in f.missing)
+    must_not.extend(IsEmptyCondition(field_name) for field_name in f.present)
     if f.has_vector:
         must.append(HasVectorCondition(f.has_vector))
     if f.lacks_vector:
@@ -454,13 +476,21 @@ def _vector_params(v: VectorConfig):
 
 
 def _index_schema(kind: str):
-    from qdrant_edge import PayloadSchemaType, TextIndexParams, TokenizerType
+    from qdrant_edge import PayloadSchemaType, TextIndexParams
 
     if kind == "text":  # title search: words, case- and accent-insensitive; mapped cold, as the vectors
         from qdrant_edge import Memory
 
-        return TextIndexParams(tokenizer=TokenizerType.Word, lowercase=True, ascii_folding=True, memory=Memory.Cold)
+        return TextIndexParams(
+            tokenizer=_text_tokenizer(), lowercase=True, ascii_folding=True, max_token_len=TOKEN_PREFIX_CHARS, memory=Memory.Cold
+        )
     return {"integer": PayloadSchemaType.Integer, "keyword": PayloadSchemaType.Keyword}[kind]
+
+
+def _text_tokenizer():
+    from qdrant_edge import TokenizerType
+
+    return TokenizerType.Prefix
 
 
 def _search_params(exact: bool):

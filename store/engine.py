@@ -51,6 +51,9 @@ class PointFilter:
     exclude_sha256: str | None = None
     has_vector: str | None = None
     lacks_vector: str | None = None
+    missing: tuple[str, ...] = ()  # payload fields that must be absent (or null, or empty)
+    present: tuple[str, ...] = ()  # payload fields that must be there
+    ranges: tuple[tuple[str, int | None, int | None], ...] = ()  # (integer field, at least, at most)
 
     def is_empty(self) -> bool:
         return self == PointFilter()
@@ -94,6 +97,10 @@ class Engine(Protocol):
     def scroll(
         self, name: str, filter: PointFilter, limit: int, offset: str | None, with_payload: bool | list[str], with_vectors: bool | list[str]
     ) -> tuple[list[Record], str | None]: ...
+    def scroll_ordered(
+        self, name: str, filter: PointFilter, key: str, descending: bool, start_from: int | None, limit: int, with_payload: bool | list[str]
+    ) -> list[Record]: ...  # points having integer field `key`, ordered by it (Qdrant's order_by), from `start_from` on
+    def facet(self, name: str, key: str, filter: PointFilter, limit: int) -> list[tuple[str | int, int]]: ...  # (value, count), most first
     def count(self, name: str, filter: PointFilter = PointFilter()) -> int: ...
 
     # search

@@ -19,7 +19,9 @@ Collection `posters` (configurable), one point per film:
 Schema versions: 1, the first release; 2 adds the optional predicted-year payload fields
 (`predicted_year`, `predicted_low`, `predicted_high`, `predicted_by`), nothing else; 3 adds the
 optional payload fields `source` (what wrote the film's fields: a catalog or a posters folder) and
-`file_raw` (the bytes of a file name that is not UTF-8), and the metadata's `posters_dir_raw`. A collection
+`file_raw` (the bytes of a file name that is not UTF-8), and the metadata's `posters_dir_raw`; 4 adds
+the derived payload fields `title_order` and `added` (the keys the page browses by, with Qdrant's
+ordered scroll) and the `title` index's prefix tokenizer (suggestions from a few letters). A collection
 of a newer version than this code reads is refused in one line; an older one is read through
 `upgrade_metadata()` (one place), and recorded as the current version at the next ingest.
 """
@@ -39,12 +41,24 @@ VECTOR_NAME: Final = "vgg16"  # Final: its literal type is a VectorName
 STYLE_VECTOR_NAME: Final = "vgg16_style"  # optional second vector: the style embedding (ingest --style)
 VectorName = Literal["vgg16", "vgg16_style"]  # the named vectors a collection may hold: the CLI's and the API's choices
 VECTOR_NAMES: tuple[VectorName, ...] = (VECTOR_NAME, STYLE_VECTOR_NAME)
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 POINT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "poster-search/posters")
 
-# Payload indexes, created (idempotently) whenever a collection is opened: filters and title
-# search are evaluated by Qdrant with them. `title` is full-text (words, case-insensitive).
-INDEXED_FIELDS = {"year": "integer", "genres": "keyword", "sha256": "keyword", "key": "keyword", "title": "text"}
+# Payload indexes, created (idempotently) whenever a collection is opened: filters, title search,
+# suggestions and browsing are evaluated by Qdrant with them. `title` is full-text with the prefix
+# tokenizer: every word is indexed with its prefixes ("mus" finds "The Sound of Music"), while a
+# query's words are matched whole, case- and accent-insensitive. Integer indexes order browsing.
+INDEXED_FIELDS = {
+    "year": "integer",
+    "genres": "keyword",
+    "sha256": "keyword",
+    "key": "keyword",
+    "title": "text",
+    "title_order": "integer",
+    "added": "integer",
+    "predicted_year": "integer",
+}
+TOKEN_PREFIX_CHARS = 20  # the title index keeps each word's prefixes up to this length (longer words: their first 20 letters)
 
 
 def point_id(key: str) -> str:
@@ -114,6 +128,11 @@ class PosterPayload:
     # Since 3, only for a file name that is not UTF-8: the path's bytes as base64 (`file` then
     # holds it as text, each byte that is not UTF-8 read as Windows-1252: text/text_out.py).
     file_raw: str | None = None
+    # Since 4, derived (store/sort_keys.py; written by PosterStore with every payload, added to older
+    # points by the next ingest): the title's sort key, and when the point was stored (microseconds
+    # since 1970; points stored before 4 get their small ordinal). Qdrant orders browsing by them.
+    title_order: int | None = None
+    added: int | None = None
 
     @property
     def path(self) -> str:
@@ -138,6 +157,10 @@ class PosterPayload:
             kind = _PAYLOAD_KINDS.get(name)
             if kind is None or value is None:
                 continue  # a field of a newer version, or an absent one
+            if name in DERIVED_FIELDS:
+                if type(value) is kind:  # derived, made again by the next ingest: a wrong one is none, not damage
+                    values[name] = value
+                continue
             if name in PREDICTED_FIELDS:
                 # A prediction is derived data, made again by `predict-year --stored`: one that does not
                 # check out is no prediction (shown as undated, re-dated by the next run), never an error.
@@ -169,18 +192,20 @@ class PosterPayload:
             data["year"] = self.year
         if self.genres:
             data["genres"] = list(self.genres)
-        for name in (*PREDICTED_FIELDS, "source", "file_raw"):
+        for name in (*PREDICTED_FIELDS, "source", "file_raw", *DERIVED_FIELDS):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         return data
 
 
 SOURCES = ("catalog", "folder")  # PosterPayload.source
+DERIVED_FIELDS = ("title_order", "added")  # since 4: written by the store itself (store/sort_keys.py)
 
 # The JSON type of each payload field (genres: a list of strings).
 _PAYLOAD_KINDS: dict[str, type] = {
     **{f.name: str for f in fields(PosterPayload)},
     **{"year": int, "predicted_year": int, "predicted_low": int, "predicted_high": int, "genres": list},
+    **{"title_order": int, "added": int},
 }
 
 # Where each vector's EmbeddingSpec is kept in the collection metadata.

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import BadInput, InUse
 from .engine import Hit, PointFilter, Record, VectorConfig, as_vector_list, is_point_id
 from .retry import with_retries
-from .schema import INDEXED_FIELDS
+from .schema import INDEXED_FIELDS, TOKEN_PREFIX_CHARS
 
 HNSW_EF = 128
 
@@ -127,18 +127,29 @@ class ServerEngine:
         return set(self._info(name).payload_schema or {})
 
     def ensure_indexes(self, name: str) -> None:
-        """Create missing payload indexes; local mode has none (it evaluates filters in Python)."""
+        """Create missing payload indexes (and a title index of schema 3 or before again, with the
+        prefix tokenizer); local mode has none (it evaluates filters in Python: whole words only)."""
         from qdrant_client import models
 
         if self.is_local_mode:
             return
-        have = self.payload_indexes(name)
+        have = self._info(name).payload_schema or {}
         for field_name, kind in INDEXED_FIELDS.items():
-            if field_name in have:
-                continue
             schema: models.TextIndexParams | models.PayloadSchemaType
             if kind == "text":
-                schema = models.TextIndexParams(type=models.TextIndexType.TEXT, tokenizer=models.TokenizerType.WORD, lowercase=True)
+                schema = models.TextIndexParams(
+                    type=models.TextIndexType.TEXT,
+                    tokenizer=models.TokenizerType.PREFIX,
+                    lowercase=True,
+                    ascii_folding=True,
+                    max_token_len=TOKEN_PREFIX_CHARS,
+                )
+                if field_name in have and getattr(have[field_name].params, "tokenizer", None) != models.TokenizerType.PREFIX:
+                    self._call("replacing a payload index", lambda: self.client.delete_payload_index(name, field_name, wait=True))  # noqa: B023 (called at once)
+                elif field_name in have:
+                    continue
+            elif field_name in have:
+                continue
             else:
                 schema = models.PayloadSchemaType(kind)
             self._call("creating a payload index", lambda: self.client.create_payload_index(name, field_name, schema, wait=True))  # noqa: B023 (called at once, inside the loop)
@@ -198,6 +209,23 @@ class ServerEngine:
             ),
         )
         return [_record(r) for r in records], next_offset
+
+    def scroll_ordered(self, name, filter, key, descending, start_from, limit, with_payload) -> list[Record]:  # as Engine's
+        from qdrant_client import models
+
+        direction = models.Direction.DESC if descending else models.Direction.ASC
+        order = models.OrderBy(key=key, direction=direction, start_from=start_from)
+        records, _ = self._call(
+            "an ordered scroll",
+            lambda: self.client.scroll(name, scroll_filter=client_filter(filter), limit=limit, order_by=order, with_payload=with_payload),
+        )
+        return [_record(r) for r in records]
+
+    def facet(self, name: str, key: str, filter: PointFilter, limit: int) -> list[tuple[str | int, int]]:
+        found = self._call(
+            "a facet count", lambda: self.client.facet(name, key=key, facet_filter=client_filter(filter), limit=limit, exact=True)
+        )
+        return [(hit.value, hit.count) for hit in found.hits]
 
     def count(self, name: str, filter: PointFilter = PointFilter()) -> int:
         return self._call("a count", lambda: self.client.count(name, count_filter=client_filter(filter), exact=True)).count
@@ -260,6 +288,10 @@ def client_filter(f: PointFilter):
         must.append(models.FieldCondition(key="genres", match=models.MatchValue(value=f.genre)))
     if f.title_words:
         must.append(models.FieldCondition(key="title", match=models.MatchText(text=f.title_words)))
+    for field_name, low, high in f.ranges:
+        must.append(models.FieldCondition(key=field_name, range=models.Range(gte=low, lte=high)))
+    must.extend(models.IsEmptyCondition(is_empty=models.PayloadField(key=field_name)) for field_name in f.missing)
+    must_not.extend(models.IsEmptyCondition(is_empty=models.PayloadField(key=field_name)) for field_name in f.present)
     if f.has_vector:
         must.append(models.HasVectorCondition(has_vector=f.has_vector))
     if f.lacks_vector:

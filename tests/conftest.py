@@ -382,13 +382,22 @@ def make_catalog(folder: Path, titles: list[str], years: list[int], name: str = 
     return write_csv(folder / name, ["filename", "title", "release_year"], rows), posters
 
 
-def payloads(store: Path, collection: str = "posters") -> dict[str, dict]:
-    """Every stored payload of an embedded store's collection, by key."""
+def payloads(store: Path, collection: str = "posters", derived: bool = False) -> dict[str, dict]:
+    """Every stored payload of an embedded store's collection, by key; without the fields the
+    store derives itself (title_order, added: test_browse.py tests them) unless `derived`."""
     from poster_search.store.collection import PosterStore
     from poster_search.store.connection import StoreLocation
 
     with PosterStore(StoreLocation(path=store), collection) as s:
-        return {p.payload["key"]: p.payload for p in s.points(with_vectors=False)}
+        stored = {p.payload["key"]: p.payload for p in s.points(with_vectors=False)}
+    return stored if derived else {k: without_derived(p) for k, p in stored.items()}
+
+
+def without_derived(payload: dict) -> dict:
+    """A stored payload without the fields the store derives (title_order, added)."""
+    from poster_search.store.schema import DERIVED_FIELDS
+
+    return {k: v for k, v in payload.items() if k not in DERIVED_FIELDS}
 
 
 def free_port() -> int:

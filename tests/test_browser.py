@@ -108,7 +108,8 @@ def test_upload_see_cards_click_one_refine_and_screenshot(server, browser, tmp_p
     cards(browser)[3].find_element(By.CSS_SELECTOR, "button.dislike").click()
     assert cards(browser)[0].find_element(By.CSS_SELECTOR, "button.like").get_attribute("aria-pressed") == "true"
     browser.find_element(By.ID, "recommend").click()
-    wait_for(browser, lambda d: d.find_element(By.ID, "results-title").text == "Refined: 1 liked, 1 disliked", what="recommendations")
+    # the query poster stays liked beside the liked result (issue 38)
+    wait_for(browser, lambda d: d.find_element(By.ID, "results-title").text == "Refined: 2 liked, 1 disliked", what="recommendations")
     assert len(cards(browser)) == 12
 
     # a filter narrows the same search: posters from 1970 on
@@ -269,6 +270,29 @@ def test_similarity_maps_the_poster_map_and_the_timeline(server, browser):
     year_from = browser.find_element(By.ID, "map-from")
     year_from.send_keys("2000")  # only a few posters are that recent: the rest are dimmed
     wait_for(browser, lambda d: d.execute_script(coloured) < drawn / 2, what="the year filter dimming the rest")
+    year_from.clear()
+    browser.execute_script("drawMap()")
+    # issue 38: the decade labels (1940s to 2020s) placed with no two overlapping; zoomed in, the posters themselves
+
+    def labels_apart() -> bool:
+        boxes = browser.execute_script("return window.mapLabelBoxes")
+        return all(
+            a["x"] + a["w"] <= b["x"] or b["x"] + b["w"] <= a["x"] or a["y"] + a["h"] <= b["y"] or b["y"] + b["h"] <= a["y"]
+            for i, a in enumerate(boxes)
+            for b in boxes[i + 1 :]
+        )
+
+    assert len(browser.execute_script("return window.mapLabelBoxes")) >= 5 and labels_apart()
+    assert browser.execute_script("return window.mapPostersDrawn") == 0  # the overview is dots
+    browser.execute_script(
+        "const c = document.getElementById('map-canvas'), b = c.getBoundingClientRect(), [x, y] = screen(5);"
+        " for (let i = 0; i < 3; i++) c.dispatchEvent(new WheelEvent('wheel', {deltaY: -100, bubbles: true, cancelable: true,"
+        " clientX: b.left + x * b.width / c.width, clientY: b.top + y * b.height / c.height}));"
+    )
+    wait_for(browser, lambda d: d.execute_script("return window.mapPostersDrawn") >= 3, what="posters drawn on the zoomed-in map")
+    assert labels_apart()
+    browser.execute_script("document.getElementById('map-canvas').scrollIntoView()")
+    browser.find_element(By.ID, "map-canvas").screenshot(str(ARTEFACTS / "map-posters.png"))
 
     browser.find_element(By.CSS_SELECTOR, "#era-panel summary").click()
     wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".timeline .decade")) >= 5, timeout=120, what="the era timeline")

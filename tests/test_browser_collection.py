@@ -205,16 +205,17 @@ def test_a_refinement_is_a_url_too(server, browser):
     cards[0].find_element(By.CSS_SELECTOR, "button.like").click()
     cards[2].find_element(By.CSS_SELECTOR, "button.dislike").click()
     browser.find_element(By.ID, "recommend").click()
-    wait_for(browser, lambda d: heading(d) == "Refined: 1 liked, 1 disliked" and len(titles(d)) == 6, what="the refinement")
+    # the query (Film 5) stays a liked example beside the liked result (issue 38)
+    wait_for(browser, lambda d: heading(d) == "Refined: 2 liked, 1 disliked" and len(titles(d)) == 6, what="the refinement")
     refined = titles(browser)
-    assert params(browser) == {"like": [liked], "dislike": [disliked], "k": ["6"]}
+    assert params(browser) == {"like": [f"{point_id('5.jpg')},{liked}"], "dislike": [disliked], "k": ["6"]}
     browser.refresh()
-    wait_for(browser, lambda d: heading(d) == "Refined: 1 liked, 1 disliked" and titles(d) == refined, what="the refinement after a reload")
-    assert browser.find_element(By.ID, "votes").text == "1 liked, 1 disliked:"  # the marks come back with it
+    wait_for(browser, lambda d: heading(d) == "Refined: 2 liked, 1 disliked" and titles(d) == refined, what="the refinement after a reload")
+    assert browser.find_element(By.ID, "votes").text == "2 liked, 1 disliked:"  # the marks come back with it
     # the query card shows what the refinement started from
     examples = browser.find_elements(By.CSS_SELECTOR, "#query-examples img")
-    assert [e.get_attribute("class") for e in examples] == ["liked", "disliked"]
-    assert examples[0].get_attribute("src").endswith(f"/api/posters/posters/{liked}")
+    assert [e.get_attribute("class") for e in examples] == ["liked", "liked", "disliked"]
+    assert examples[1].get_attribute("src").endswith(f"/api/posters/posters/{liked}?w=240")
     wait_for(
         browser,
         lambda d: d.execute_script("return document.querySelector('#query-examples img').naturalWidth") == 200,

@@ -16,7 +16,8 @@ from poster_search.store.collection import PosterStore
 from poster_search.store.connection import StoreLocation
 from poster_search.store.engine import PointFilter
 from poster_search.store.schema import STYLE_VECTOR_NAME, point_id
-from tests.conftest import local_mode_folder, run_cli
+from poster_search.store.sort_keys import title_order
+from tests.conftest import local_mode_folder, run_cli, without_derived
 
 N = 240
 SPEC = EmbeddingSpec(weights="random")
@@ -76,9 +77,15 @@ def ask_everything(location) -> dict:
             h.id for h in store.recommend([vectors[1], vectors[2]], [vectors[3]], 6, PointFilter(exclude_ids=tuple(ids[1:4])))
         ]
         answers["words"] = sorted(p.id for p in store.with_title_words("wind"))
-        answers["words2"] = sorted(p.id for p in store.with_title_words("GONE wind 12"))
+        answers["words2"] = sorted(p.id for p in store.with_title_words("GONE wind 132"))
         answers["without style"] = sorted(store.ids_without(STYLE_VECTOR_NAME))
-        answers["retrieve"] = [(p.id, p.payload) for p in store.retrieve([ids[5], point_id("nope"), "not-a-uuid"])]
+        # browsing's means: an ordered scroll (on `added`, unique), ranges, absent fields, facet counts
+        newest = store.scroll_ordered(PointFilter(year_min=1990, missing=("predicted_year",)), "added", True, None, 9, ["added"])
+        answers["ordered"] = [r.id for r in newest]
+        answers["ordered from"] = [r.id for r in store.scroll_ordered(PointFilter(), "added", False, newest[4].payload["added"], 3, [])]
+        answers["undated"] = store.count(PointFilter(missing=("year",)))
+        answers["facets"] = sorted(store.facet("genres"))
+        answers["retrieve"] = [(p.id, without_derived(p.payload)) for p in store.retrieve([ids[5], point_id("nope"), "not-a-uuid"])]
         answers["all"] = sorted(p.id for p in store.points(with_vectors=False, fields=["key"], batch=64))
     return answers
 
@@ -95,7 +102,7 @@ def test_engines_give_the_same_answers_as_each_other_and_as_numpy(engines):
     assert edge["count 1"] == sum(1950 <= p.get("year", 0) <= 1969 for p in payloads)
     assert edge["count 4"] == N - sum(p["sha256"] == "h5" for p in payloads)
     assert len(edge["words"]) == 2 * N // len(TITLES)  # "Gone with the Wind" and "Wind River"
-    assert edge["words2"] == [ids[12]]
+    assert edge["words2"] == [ids[132]]
     assert edge["without style"] == sorted(ids[200:])
     assert edge["retrieve"] == [(ids[5], payloads[5])]
     assert edge["all"] == sorted(ids)
@@ -109,7 +116,8 @@ def test_payload_overwrite_and_delete_agree(tmp_path):
             store.overwrite_payloads([(ids[0], {"key": "0.jpg", "title": "Corrected", "year": 1999})])
             store.delete([ids[1], ids[2]])
             [point] = store.retrieve([ids[0]], with_vectors=True)
-            assert point.payload == {"key": "0.jpg", "title": "Corrected", "year": 1999}
+            assert without_derived(point.payload) == {"key": "0.jpg", "title": "Corrected", "year": 1999}
+            assert point.poster.title_order == title_order("Corrected")  # the sort key follows the title
             assert np.allclose(point.vector, vectors[0], atol=1e-6)  # the vector stays
             results.append((store.count(), [h.id for h in store.nearest([vectors[1]], 3, exact=True)[0]]))
     assert results[0] == results[1] and results[0][0] == N - 2
@@ -140,7 +148,7 @@ def test_search_recommend_and_titles_through_the_library(engines):
 def test_payload_indexes_are_made_on_every_open(tmp_path):
     location = fill(StoreLocation(path=tmp_path / "edge"))
     with PosterStore(location) as store:
-        assert store.payload_indexes() == {"year", "genres", "sha256", "key", "title"}
+        assert store.payload_indexes() == {"year", "genres", "sha256", "key", "title", "title_order", "added", "predicted_year"}
 
 
 def test_a_store_made_by_an_earlier_version_keeps_working_and_converts(tmp_path):

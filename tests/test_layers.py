@@ -28,6 +28,7 @@ ALLOWED = {
     "web.render",
     "web.guards",
     "web.uploads",
+    "web.thumbs",
     "web.server",
 }
 

@@ -301,7 +301,14 @@ def test_serve_answers_uploads_recommend_and_years_without_tensorflow(served_sto
             ).read()
         )
         assert len(explained["maps"]) == 2
-        assert json.loads(urllib.request.urlopen(url + "/api/map", timeout=300).read())["n"] == 24
+        import time
+
+        for _ in range(600):  # 202 while the map is computed in the background, then 200 with it
+            answer = urllib.request.urlopen(url + "/api/map", timeout=300)
+            if answer.status == 200:
+                break
+            time.sleep(0.2)
+        assert json.loads(answer.read())["n"] == 24
         maps = Path(f"/proc/{process.pid}/maps").read_text()
         from poster_search.embedding.backend import cpu_runtime
 

@@ -5,7 +5,7 @@ the CLI in-process (tests/conftest.py's run_cli), as tests/test_errors.py runs i
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +83,7 @@ def test_payload_round_trips_through_a_real_store(tmp_path):
     minimal = PosterPayload(key="8", title="Untitled", file="8.jpg", sha256="cd" * 32)
     location = make_store(tmp_path / "store", [FULL.to_dict(), minimal.to_dict()])
     with PosterStore(location, must_exist=True) as store:
-        stored = {p.poster.key: p.poster for p in store.points(with_vectors=False)}
+        stored = {p.poster.key: replace(p.poster, title_order=None, added=None) for p in store.points(with_vectors=False)}
     assert stored == {"7": FULL, "8": minimal}  # ints stay ints, genres a tuple again, absent fields None
     assert PosterPayload.from_dict(FULL.to_dict()) == FULL
     assert "year" not in minimal.to_dict() and "predicted_year" not in minimal.to_dict()  # unknown: absent, as documented
@@ -168,7 +168,7 @@ def test_neighbours_come_from_the_typed_payload(tmp_path):
         [query] = store.retrieve([point_id("0")], with_vectors=True)
         found = {n.id: n for n in PosterSearch(store).by_point(query, k=3)}
     vertigo = found[point_id("7")]
-    assert vertigo.poster == FULL
+    assert replace(vertigo.poster, title_order=None, added=None) == FULL
 
 
 # --- the collection metadata --------------------------------------------------------------

@@ -454,16 +454,18 @@ def test_maps_of_an_upload_and_of_a_stored_poster_sum_to_their_scores(client):
 
 
 def test_the_poster_map_and_its_points(client, tmp_path, monkeypatch):
+    from tests.test_map_background import ready_map, settled  # 202 while it is computed in the background
+
     monkeypatch.setenv("POSTER_SEARCH_CACHE", str(tmp_path / "cache"))
-    data = client.get("/api/map").json()
-    assert data["n"] == STORED and len(data["x"]) == len(data["y"]) == len(data["year"]) == STORED
+    data = ready_map(client)
+    assert data["n"] == data["total"] == STORED and len(data["x"]) == len(data["y"]) == len(data["year"]) == len(data["ids"]) == STORED
     assert all(0 <= v <= 10_000 for v in data["x"] + data["y"]) and data["decades"][0]["decade"] == 1940
     again = client.get("/api/map").json()
     assert again["x"] == data["x"] and again["computed_seconds"] == data["computed_seconds"]  # kept, not computed again
     point = client.get("/api/map/0").json()
     assert {"id", "title", "year", "poster_url"} <= set(point)
     assert_one_line_error(client.get(f"/api/map/{STORED}"), 404, "no number")
-    assert_one_line_error(client.get("/api/map", params={"collection": "second"}), 400, "needs at least 10 posters")  # it has 4
+    assert_one_line_error(settled(client, collection="second"), 400, "needs at least 10 posters")  # it has 4
 
 
 def test_the_timeline_shows_each_decades_posters(client):
@@ -473,3 +475,87 @@ def test_the_timeline_shows_each_decades_posters(client):
     first = data["decades"][0]
     assert first["moved"] is None and all(d["moved"] >= 0 for d in data["decades"][1:])
     assert first["typical"] and first["typical"][0]["poster_url"].startswith("/api/posters/posters/")
+
+
+# --- browse, suggestions, thumbnails, refine with an upload (issue 38) ----------------------
+
+
+def test_browse_pages_through_every_poster_in_order_with_filters(client):
+    seen, after, years = [], None, []
+    while True:
+        page = client.get(
+            "/api/collections/posters/browse", params={"sort": "year", "order": "desc", "limit": 5, **({"after": after} if after else {})}
+        )
+        assert page.status_code == 200, page.text
+        data = page.json()
+        seen += [p["id"] for p in data["posters"]]
+        years += [p["year"] for p in data["posters"]]
+        assert all(p["thumb_url"].endswith("?w=240") and p["poster_url"] for p in data["posters"])
+        after = data["next"]
+        if after is None:
+            break
+    assert data["total"] == len(seen) == len(set(seen)) == client.posters.count()
+    dated = [y for y in years if y is not None]
+    assert dated == sorted(dated, reverse=True) and years[: len(dated)] == dated  # newest first, the undated last
+    drama = client.get("/api/collections/posters/browse", params={"genre": "Drama", "decade": 1950, "limit": 200}).json()
+    expected = [i for i in range(N) if "Drama" in GENRES[i % len(GENRES)] and 1950 <= 1940 + 3 * i <= 1959]
+    assert drama["total"] == len(drama["posters"]) == len(expected) and drama["filters"] == {
+        "decade": 1950,
+        "genre": "Drama",
+        "status": None,
+    }
+    titles = [p["title"] for p in client.get("/api/collections/posters/browse", params={"limit": 200}).json()["posters"]]
+    assert titles == sorted(titles, key=lambda t: t.casefold())
+    for params, fragment in [
+        ({"after": "bm90IGEgY3Vyc29y"}, "browse cursor"),
+        ({"decade": 1955}, "ending in 0"),
+        ({"sort": "colour"}, "sort"),
+    ]:
+        response = client.get("/api/collections/posters/browse", params=params)
+        assert response.status_code in (400, 422) and fragment in response.json()["detail"], response.text
+    assert_one_line_error(client.get("/api/collections/nope/browse"), 404, "no poster collection")
+
+
+def test_facets_count_what_the_collection_holds(client):
+    data = client.get("/api/collections/posters/facets").json()
+    assert data["count"] == client.posters.count()
+    genres = {g["genre"]: g["count"] for g in data["genres"]}
+    assert genres["Drama"] == sum("Drama" in GENRES[i % len(GENRES)] for i in range(N))
+    decades = {d["decade"]: d["count"] for d in data["decades"]}
+    assert decades[1940] == sum(1940 <= 1940 + 3 * i <= 1949 for i in range(N))
+    assert sum(data["status"].values()) == data["count"]
+
+
+def test_suggestions_from_a_few_letters(client):
+    found = client.get("/api/collections/posters/suggest", params={"q": "twin ti"}).json()["suggestions"]
+    assert [s["title"] for s in found] == ["Twin Title", "Twin Title"] and all(s["poster_url"] for s in found)
+    assert client.get("/api/collections/posters/suggest", params={"q": "FILM 1"}).json()["suggestions"][0]["title"] == "Film 1"
+    assert client.get("/api/collections/posters/suggest", params={"q": "zzz"}).json()["suggestions"] == []
+    assert client.get("/api/collections/posters/suggest", params={"q": ""}).status_code == 422
+
+
+def test_a_thumbnail_is_a_small_jpeg_of_the_poster(client):
+    url = client.get("/api/collections/posters/browse", params={"limit": 1}).json()["posters"][0]["poster_url"]
+    full, small = client.get(url), client.get(url, params={"w": 48})
+    assert small.status_code == 200 and small.headers["content-type"] == "image/jpeg"
+    with Image.open(io.BytesIO(small.content)) as image, Image.open(io.BytesIO(full.content)) as original:
+        assert image.width == 48 and abs(image.height / image.width - original.height / original.width) < 0.05
+    assert client.get(url, params={"w": 4000}).status_code == 422
+
+
+def test_refining_an_image_search_keeps_the_image(client):
+    searched = upload(client, poster_bytes(client, 3), k=4).json()
+    token, first = searched["query"]["token"], [r["id"] for r in searched["results"]]
+    liked = first[1]
+    refined = client.post("/api/recommend", json={"positive": [liked], "query_token": token, "k": 4}).json()
+    ids = [r["id"] for r in refined["results"]]
+    assert refined["query"]["query_token"] == token and liked not in ids
+    # Qdrant's best-score recommend, by numpy: each poster scored by its best similarity to an example,
+    # the uploaded image (poster 3's file, so poster 3's vector) one of them; the examples' posters never results
+    stored = {p.id: p.vector for p in client.store.points()}
+    examples = [stored[liked], stored[point_id("3.jpg")]]
+    scores = {i: max(float(v @ e) for e in examples) for i, v in stored.items() if i not in (liked, point_id("3.jpg"))}
+    assert ids == sorted(scores, key=lambda i: -scores[i])[:4]
+    only_image = client.post("/api/recommend", json={"positive": [], "query_token": token, "k": 3})
+    assert only_image.status_code == 200 and len(only_image.json()["results"]) == 3
+    assert_one_line_error(client.post("/api/recommend", json={"positive": [liked], "query_token": "gone"}), 404, "no longer held")

@@ -171,7 +171,9 @@ def test_a_decade_shows_only_its_most_typical_and_the_undated_are_picked_to_diff
 
 
 def test_a_map_hover_carries_the_predicted_year_too(client):
-    n = client.get("/api/map").json()["n"]
+    from tests.test_map_background import ready_map
+
+    n = ready_map(client)["n"]
     hovers = {p["title"]: p for p in (client.get(f"/api/map/{i}").json() for i in range(n))}
     assert len(hovers) == n == len(YEARS) + len(UNDATED) + 1
     assert hovers["Undated 1"]["year"] is None and hovers["Undated 1"]["predicted_year"] == 1975

@@ -20,7 +20,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, File, Request, UploadFile
 from fastapi import Query as Q
@@ -33,9 +33,11 @@ from pydantic import BaseModel, Field
 from .. import defaults
 from ..api import Filters, ImageQuery, Posters
 from ..errors import BadInput, Damaged, InUse, NotFound, NotInstalled, PosterSearchError
+from ..results import Sort, YearStatus
 from ..store.schema import VECTOR_NAME, VectorName
 from . import render
 from .guards import LOCAL_HOSTS, BodyLimit, HostCheck, SameOrigin, one_line
+from .thumbs import Thumbnails
 from .uploads import MAX_UPLOAD_BYTES, UploadError, rename_in_message, uploaded_image
 
 STATIC = Path(__file__).parent / "static"
@@ -92,6 +94,9 @@ class RecommendRequest(BaseModel):
     year_min: int | None = None
     year_max: int | None = None
     genre: str | None = Field(None, max_length=200)
+    query_token: str | None = Field(
+        None, max_length=100, description="The token of an uploaded poster (an image search's query.token): one more liked example."
+    )
 
 
 class ExplainRequest(BaseModel):
@@ -108,6 +113,7 @@ class Site:
 
     def __init__(self, posters: Posters, era_sample: int) -> None:
         self.posters, self.uploads, self.era_sample = posters, Uploads(), era_sample
+        self.thumbnails = Thumbnails()
 
     @property
     def default(self) -> str:
@@ -155,6 +161,7 @@ def create_app(posters: Posters, allowed_hosts: tuple[str, ...] = LOCAL_HOSTS, e
     _collection_routes(app, site)
     _poster_routes(app, site)
     _landing_routes(app, site)
+    _browse_routes(app, site)
     return app
 
 
@@ -278,8 +285,11 @@ def _search_routes(app: FastAPI, site: Site) -> None:
         filters = Filters(body.year_min, body.year_max, body.genre or None)
         filters.check(WEB_NAMES)
         where = Where(body.collection or site.default, body.vector, body.k, filters)
-        result = site.searching(where).recommend(body.positive, body.negative, k=where.k, filters=filters, vector=where.vector)
+        image = site.uploads.get(body.query_token) if body.query_token else None
+        result = site.searching(where).recommend(body.positive, body.negative, k=where.k, filters=filters, vector=where.vector, query=image)
         query = {"kind": "recommend", "positive": body.positive, "negative": body.negative}
+        if body.query_token:
+            query["query_token"] = body.query_token
         return {"query": query, **_shown(where), "results": render.cards(where.collection, result.neighbours)}
 
 
@@ -307,15 +317,34 @@ def _collection_routes(app: FastAPI, site: Site) -> None:
         maps = [e.as_dict() for e in posters.explain(query=query, ids=body.ids)]
         return {"collection": collection, "grid": 7, "maps": maps, "seconds": round(time.perf_counter() - started, 3)}
 
-    @app.get("/api/map", summary="Every poster of a collection in 2-D by its embedding (t-SNE), with the decades' path")
+    @app.get(
+        "/api/map",
+        summary="Every poster of a collection in 2-D by its embedding (t-SNE), with the decades' path",
+        description="200: the map. 202: it is being computed in the background (started by this request, or joined): "
+        '{"status": "computing", "stage", "done", "total", "seconds"}; ask again (the page does every 0.7 s).',
+    )
     def poster_map(where: Annotated[Where, Depends(search_where)]):
-        result = site.searching(where).poster_map(where.vector)
-        return {"collection": where.collection, "vector": where.vector, "computed_seconds": round(result.seconds, 2), **result.as_json()}
+        from fastapi.responses import JSONResponse
 
-    @app.get("/api/map/{index}", summary="The poster at a position of the map: id, title, year, poster")
+        found = site.searching(where).map_status(where.vector, wait=0.5)  # a cached or small map, or an error, in this answer
+        if isinstance(found, dict):
+            return JSONResponse({"collection": where.collection, "vector": where.vector, **found}, status_code=202)
+        return {
+            "collection": where.collection,
+            "vector": where.vector,
+            "status": "ready",
+            "computed_seconds": round(found.seconds, 2),
+            **found.as_json(),
+        }
+
+    @app.get("/api/map/{index}", summary="The poster at a position of the map: id, title, year, poster (202 while it is computed)")
     def map_point(index: int, where: Annotated[Where, Depends(search_where)]):
+        from fastapi.responses import JSONResponse
+
         posters = site.searching(where)
-        result = posters.poster_map(where.vector)
+        result = posters.map_status(where.vector)
+        if isinstance(result, dict):
+            return JSONResponse({"collection": where.collection, "vector": where.vector, **result}, status_code=202)
         if not 0 <= index < len(result.ids):
             raise NotFound(f"the map of {where.collection!r} has {len(result.ids)} posters, no number {index}")
         point = posters.film(str(result.ids[index]))
@@ -363,7 +392,13 @@ def _year_and_era_routes(app: FastAPI, site: Site) -> None:
 
 def _poster_routes(app: FastAPI, site: Site) -> None:
     @app.get("/api/posters/{collection}/{point_id}", summary="The poster file of a stored point", response_class=Response)
-    def poster(collection: str, point_id: str):
+    def poster(
+        collection: str,
+        point_id: str,
+        w: Annotated[
+            int | None, Q(ge=16, le=1024, description="A JPEG this many pixels wide instead of the file (grids, the map).")
+        ] = None,
+    ):
         data = site.collection(collection).poster_bytes(point_id)  # read once, as it is checked inside the folder
         # The type comes from the image's own header, not its file name, and browsers may neither
         # sniff another nor run anything in it: a stored file is only ever shown as an image. A file
@@ -372,6 +407,9 @@ def _poster_routes(app: FastAPI, site: Site) -> None:
         media_type = image_type(data)
         if media_type == "application/octet-stream":
             raise NotFound(f"the poster file of {point_id[:100]} is not an image")
+        small = site.thumbnails.of(data, w) if w else None
+        if small is not None:
+            data, media_type = small, "image/jpeg"
         return Response(data, media_type=media_type, headers={"Cache-Control": "max-age=3600", **POSTER_HEADERS})
 
 
@@ -404,6 +442,49 @@ def _landing_routes(app: FastAPI, site: Site) -> None:
             "computed_seconds": round(starts.seconds, 3),
             "groups": groups,
         }
+
+
+def _browse_routes(app: FastAPI, site: Site) -> None:
+    @app.get(
+        "/api/collections/{name}/browse", summary="Every poster of a collection, a page at a time: sorted, filtered, from Qdrant's indexes"
+    )
+    def browse(
+        name: str,
+        sort: Annotated[Sort, Q(description="title (A to Z, a leading The/A/An ignored), year (the undated last) or added.")] = "title",
+        order: Annotated[Literal["asc", "desc"], Q(description="asc or desc.")] = "asc",
+        decade: Annotated[int | None, Q(description="Only catalog years of this decade (1960: 1960-1969).")] = None,
+        genre: Annotated[str | None, Q(max_length=200, description="Only posters of this genre.")] = None,
+        status: Annotated[
+            YearStatus | None, Q(description="catalog: a catalog year; predicted: only a predicted one; none: neither.")
+        ] = None,
+        limit: Annotated[int, Q(ge=1, le=200, description="Posters in this page.")] = 48,
+        after: Annotated[str | None, Q(max_length=400, description="The `next` of the page before.")] = None,
+    ):
+        page = site.collection(name).browse(
+            sort, descending=order == "desc", decade=decade, genre=genre, status=status, limit=limit, after=after
+        )
+        return {
+            "collection": name,
+            "sort": sort,
+            "order": order,
+            "filters": page.filters.as_dict(),
+            "total": page.total,
+            "posters": [render.poster_card(name, p.id, p.poster) for p in page.posters],
+            "next": page.next,
+        }
+
+    @app.get("/api/collections/{name}/facets", summary="Posters by decade, genre and year status: counts for the browse filters")
+    def facets(name: str):
+        return site.collection(name).facets().as_dict()
+
+    @app.get("/api/collections/{name}/suggest", summary="Stored films whose titles fit a few typed letters, best first")
+    def suggest(
+        name: str,
+        q: Annotated[str, Q(min_length=1, max_length=200, description="The letters typed so far.")],
+        limit: Annotated[int, Q(ge=1, le=50)] = 8,
+    ):
+        found = site.collection(name).suggest(q, limit)
+        return {"collection": name, "q": q, "suggestions": [render.poster_card(name, p.id, p.poster) for p in found.posters]}
 
 
 def image_type(data: bytes) -> str:

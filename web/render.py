@@ -8,9 +8,15 @@ from urllib.parse import quote
 from ..api import Neighbour, StoredPoint
 from ..store.schema import PREDICTED_FIELDS, PosterPayload
 
+THUMB_WIDTH = 240  # pixels: a grid card's poster at twice a phone's card width
+
 
 def poster_url(collection: str, point_id: str) -> str:
     return f"/api/posters/{quote(collection, safe='')}/{quote(point_id, safe='')}"
+
+
+def thumb_url(collection: str, point_id: str) -> str:
+    return f"{poster_url(collection, point_id)}?w={THUMB_WIDTH}"
 
 
 def predicted(poster: PosterPayload) -> dict[str, Any]:
@@ -26,7 +32,8 @@ def poster_fields(poster: PosterPayload) -> dict[str, Any]:
 
 def card(collection: str, neighbour: Neighbour) -> dict[str, Any]:
     """A result: the neighbour as the search found it, with its predicted year and its poster's URL."""
-    return {**neighbour.as_dict(), **predicted(neighbour.poster), "poster_url": poster_url(collection, neighbour.id)}
+    urls = {"poster_url": poster_url(collection, neighbour.id), "thumb_url": thumb_url(collection, neighbour.id)}
+    return {**neighbour.as_dict(), **predicted(neighbour.poster), **urls}
 
 
 def cards(collection: str, neighbours: list[Neighbour]) -> list[dict[str, Any]]:
@@ -35,11 +42,16 @@ def cards(collection: str, neighbours: list[Neighbour]) -> list[dict[str, Any]]:
 
 def film(collection: str, point: StoredPoint) -> dict[str, Any]:
     """A stored film as the query of a search."""
-    poster = point.poster
+    return poster_card(collection, point.id, point.poster)
+
+
+def poster_card(collection: str, point_id: str, poster: PosterPayload) -> dict[str, Any]:
+    """A stored film in a grid (browse, suggestions) or as a query: title, years, genres, file, its poster's URLs."""
     return {
-        "id": point.id,
+        "id": point_id,
         **poster_fields(poster),
         "genres": list(poster.genres),
         "file": poster.file,
-        "poster_url": poster_url(collection, point.id),
+        "poster_url": poster_url(collection, point_id),
+        "thumb_url": thumb_url(collection, point_id),
     }

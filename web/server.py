@@ -60,6 +60,9 @@ def serve(posters: Posters, listener: socket.socket, era_sample: int = defaults.
             raise
         # the others still answer (the page lists them; this one answers 503 with the same line)
         print(f"Warning: {str(damage).rstrip('.')}. Serving the store's other collections: {', '.join(healthy)}.", file=sys.stderr)
+    for name in posters.collections():  # a store of an earlier schema: browsing by title or date at once
+        if given := posters.using(name).add_sort_keys():
+            print(f"Note: collection '{name}': {given} posters given the sort keys the page browses by (schema 4)", file=sys.stderr)
     host, port = listener.getsockname()[:2]
     if not is_loopback(host):
         print(

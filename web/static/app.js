@@ -4,9 +4,11 @@
 const $ = (id) => document.getElementById(id);
 const state = {
   collections: new Map(), default: null, current: null, votes: new Map(), maps: new Map(), query: null,
-  uploads: new Map(), uploadCount: 0, landingKey: null,
+  uploads: new Map(), uploadCount: 0, landingKey: null, browse: null, facets: new Map(),
 };
 const DEFAULTS = { vector: "vgg16", k: "12" };
+const BROWSE_SORTS = ["title", "year", "added"], BROWSE_STATUS = ["catalog", "predicted", "none"];
+const NARROW = window.matchMedia("(max-width: 640px)");  // a phone: the options folded, results scrolled into view
 
 async function api(url, options = {}) {
   const response = await fetch(url, options);
@@ -19,6 +21,7 @@ async function api(url, options = {}) {
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
+    if (value == null) continue;
     if (key === "text") node.textContent = value;
     else if (key === "style") node.style.cssText = value;  // CSSOM: allowed by the page's CSP, unlike a style attribute
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
@@ -70,6 +73,25 @@ function showCollection(note = "") {
   const years = c.years ? `, dated ${c.years[0]}–${c.years[1]}` : "";
   $("collection-info").textContent = `${note}${c.count} posters${years}.`;
   showTechnical(c);
+  showOptionsSummary();
+}
+
+function showOptionsSummary() {
+  // the folded options (on a phone) say what is set, so a narrowed search never looks like the whole collection
+  const set = [];
+  const collection = $("collection").value;
+  if (collection && collection !== state.default) set.push(collection);
+  if (document.body.dataset.view !== "browse") {
+    if ($("vector").value && $("vector").value !== DEFAULTS.vector) set.push($("vector").value);
+    if ($("k").value && $("k").value !== DEFAULTS.k) set.push(`${$("k").value} results`);
+    const from = $("year-min").value, to = $("year-max").value;
+    if (from || to) set.push(`${from || "…"}–${to || "…"}`);
+    if ($("genre").value) set.push($("genre").value);
+  }
+  $("options-summary").textContent = set.length ? `· ${set.join(", ")}` : "";
+  const link = new URLSearchParams({ browse: "1" });
+  if (collection && collection !== state.default) link.set("collection", collection);
+  $("browse-link").href = `/?${link}`;
 }
 
 function showTechnical(c) {
@@ -84,18 +106,37 @@ function showTechnical(c) {
 }
 
 // --- every search is a view, and every view but an upload is a URL ----------------------------
-// A view: {kind: "landing"} | {kind: "title", title, year} | {kind: "id", id} | {kind: "recommend",
-// like: [ids], dislike: [ids]} | {kind: "image", upload: n}. The options (collection, vector, k,
-// year range, genre) go into the URL beside it. An uploaded image cannot be a URL: its history
-// entry names it by a number this page holds while it stays open; reloaded or pasted, the URL
-// shows the collection instead, and the page says so.
+// A view: {kind: "landing"} | {kind: "browse", sort, order, decade, genre, status} | {kind: "title",
+// title, year} | {kind: "id", id} | {kind: "recommend", like: [ids], dislike: [ids], query?: id,
+// upload?: n, token?} | {kind: "image", upload: n}. The options (collection, vector, k, year range,
+// genre) go into the URL beside a search; browsing has its own sort and filters instead. An
+// uploaded image cannot be a URL (nor a refinement that starts from one): its history entry names it
+// by a number this page holds while it stays open; reloaded or pasted, the URL shows the
+// collection instead, and the page says so.
+
+function browseView(o = {}) {
+  const sort = BROWSE_SORTS.includes(o.sort) ? o.sort : "title";
+  return {
+    kind: "browse", sort, order: o.order === "desc" ? "desc" : "asc",
+    decade: /^-?\d{1,4}$/.test(o.decade || "") ? String(Number(o.decade)) : "",
+    genre: (o.genre || "").slice(0, 200), status: BROWSE_STATUS.includes(o.status) ? o.status : "",
+  };
+}
 
 function urlOf(view) {
   const p = new URLSearchParams();
+  const collection = $("collection").value;
+  if (view.kind === "browse") {
+    p.set("browse", "1");
+    if (view.sort !== "title") p.set("sort", view.sort);
+    if (view.order !== "asc") p.set("order", view.order);
+    for (const key of ["decade", "genre", "status"]) if (view[key]) p.set(key, view[key]);
+    if (collection && collection !== state.default) p.set("collection", collection);
+    return `/?${p}`;
+  }
   if (view.kind === "title") { p.set("q", view.title); if (view.year) p.set("year", view.year); }
   else if (view.kind === "id") p.set("id", view.id);
-  else if (view.kind === "recommend") { p.set("like", view.like.join(",")); if (view.dislike.length) p.set("dislike", view.dislike.join(",")); }
-  const collection = $("collection").value;
+  else if (view.kind === "recommend" && view.upload == null) { p.set("like", view.like.join(",")); if (view.dislike.length) p.set("dislike", view.dislike.join(",")); }
   if (collection && collection !== state.default) p.set("collection", collection);
   if ($("vector").value && $("vector").value !== DEFAULTS.vector) p.set("vector", $("vector").value);
   if ($("k").value && $("k").value !== DEFAULTS.k) p.set("k", $("k").value);
@@ -118,10 +159,16 @@ function viewFromUrl(historyState) {
   $("k").value = p.get("k") || DEFAULTS.k;
   $("year-min").value = p.get("year_min") || "";
   $("year-max").value = p.get("year_max") || "";
-  $("genre").value = p.get("genre") || "";
   $("title").value = p.get("q") || "";
   $("title-year").value = p.get("q") ? p.get("year") || "" : "";
-  if (historyState && historyState.kind === "image") return historyState;
+  if (p.has("browse")) {
+    // browsing's genre is its own filter, not the searches' option
+    const view = browseView(Object.fromEntries(["sort", "order", "decade", "genre", "status"].map((k) => [k, p.get(k)])));
+    if (historyState && historyState.kind === "browse" && historyState.shown) view.restore = { shown: historyState.shown, scrollY: historyState.scrollY || 0 };
+    return view;
+  }
+  $("genre").value = p.get("genre") || "";
+  if (historyState && (historyState.kind === "image" || (historyState.kind === "recommend" && historyState.upload != null))) return historyState;
   if (p.get("q")) return { kind: "title", title: p.get("q"), year: p.get("year") || "" };
   if (p.get("id")) return { kind: "id", id: p.get("id") };
   if (p.get("like")) return { kind: "recommend", like: p.get("like").split(",").filter(Boolean), dislike: (p.get("dislike") || "").split(",").filter(Boolean) };
@@ -129,37 +176,55 @@ function viewFromUrl(historyState) {
 }
 
 function go(view, how = "push") {
-  // how: "push" a new search, "replace" the same search with other options, "none" from the URL (load, back, forward)
+  // how: "push" a new search, "replace" the same search with other options, "none" from the URL (back, forward), "load" the page's address
+  if (how === "push" && state.current && state.current.kind === "browse" && state.browse) {
+    // leaving the grid: remember how far it was scrolled, for back
+    history.replaceState({ ...state.current, restore: undefined, shown: $("browse-grid").children.length, scrollY: Math.round(window.scrollY) }, "", location.href);
+  }
   state.current = view;
-  if (how === "push") history.pushState(view, "", urlOf(view));
-  else if (how === "replace") history.replaceState(view, "", urlOf(view));
-  show(view);
+  const { restore, ...kept } = view;
+  if (how === "push") history.pushState(kept, "", urlOf(view));
+  else if (how === "replace" || how === "load") history.replaceState(kept, "", urlOf(view));
+  show(view, how !== "replace");
 }
 
-function show(view) {
-  const landing = view.kind === "landing" || (view.kind === "image" && !state.uploads.has(view.upload));
+function show(view, moved = true) {
+  // moved: a new search or a step through history (on a phone its results are scrolled into view),
+  // not the same search with another option
+  const held = view.upload == null || state.uploads.has(view.upload);
+  const landing = view.kind === "landing" || ((view.kind === "image" || view.kind === "recommend") && !held);
+  const browsing = view.kind === "browse";
+  document.body.dataset.view = landing ? "landing" : view.kind;
   $("landing").hidden = !landing;
-  $("results").hidden = landing;
+  $("browse").hidden = !browsing;
+  $("results").hidden = landing || browsing;
+  $("close-matches").hidden = true;
+  closeSuggestions();
+  showOptionsSummary();
   if (view.kind !== "image") resetDrop();
   if (view.kind !== "title") { $("title").value = ""; $("title-year").value = ""; }  // the title field names only the search shown
+  if (view.kind !== "image") $("prediction").hidden = true;
   if (landing) {
-    $("prediction").hidden = true;
-    loadLanding(view.kind === "image" ? "That uploaded poster is no longer held by this page (an upload is not part of the address): drop it again to search with it." : "");
+    loadLanding(view.upload != null ? "That uploaded poster is no longer held by this page (an upload is not part of the address): drop it again to search with it." : "");
     return;
   }
-  if (view.kind === "title") runSearch(view, (d) => `Posters like ${label(d.query)}`, () => {
+  if (browsing) { loadBrowse(view, moved); return; }
+  if (view.kind === "title") runSearch(view, moved, (d) => `Posters like ${label(d.query)}`, () => {
     const p = searchParams();
     p.set("title", view.title);
     if (view.year) p.set("year", view.year);
     return api(`/api/search/title?${p}`);
   });
-  else if (view.kind === "id") runSearch(view, (d) => `More like ${label(d.query)}`, () => api(`/api/search/id/${encodeURIComponent(view.id)}?${searchParams()}`));
+  else if (view.kind === "id") runSearch(view, moved, (d) => `More like ${label(d.query)}`, () => api(`/api/search/id/${encodeURIComponent(view.id)}?${searchParams()}`));
   else if (view.kind === "recommend") {
     state.votes = new Map([...view.like.map((id) => [id, "like"]), ...view.dislike.map((id) => [id, "dislike"])]);
     updateVotes();
-    runSearch(view, () => `Refined: ${view.like.length} liked, ${view.dislike.length} disliked`, () => {
+    const upload = view.upload != null ? state.uploads.get(view.upload) : null;
+    const marks = `${view.like.length} liked, ${view.dislike.length} disliked`;
+    runSearch(view, moved, () => (upload ? `Refined: ${upload.file.name}, ${marks}` : `Refined: ${marks}`), () => {
       const p = searchParams();
       const body = { positive: view.like, negative: view.dislike, collection: p.get("collection"), vector: p.get("vector"), k: Number(p.get("k")) };
+      if (view.token) body.query_token = view.token;  // the uploaded query stays a positive example
       for (const key of ["year_min", "year_max"]) if (p.get(key)) body[key] = Number(p.get(key));
       if (p.get("genre")) body.genre = p.get("genre");
       return api("/api/recommend", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
@@ -167,37 +232,58 @@ function show(view) {
   } else if (view.kind === "image") {
     const upload = state.uploads.get(view.upload);
     showDrop(upload);
-    runSearch(view, () => `Posters like ${upload.file.name}`, () => {
+    const searched = runSearch(view, moved, () => `Posters like ${upload.file.name}`, () => {
       const form = new FormData();
       form.append("file", upload.file);
       return api(`/api/search/image?${searchParams()}`, { method: "POST", body: form });
     });
-    predictYear(upload.file);
+    predictYear(upload.file, view, searched);
   }
-  if (view.kind !== "image") $("prediction").hidden = true;
 }
 
-async function runSearch(view, heading, request) {
+function failedHeading(view) {
+  if (view.kind === "title") return `“${view.title}”${view.year ? ` (${view.year})` : ""}`;
+  if (view.kind === "image") return state.uploads.has(view.upload) ? state.uploads.get(view.upload).file.name : "Your poster";
+  return view.kind === "recommend" ? "Refined" : "More like this";
+}
+
+async function runSearch(view, moved, heading, request) {
+  // true when it found its results (an empty list included), false on an error
   status("Searching…");
   $("grid").setAttribute("aria-busy", "true");
   try {
     const started = performance.now();
     const data = await request();
-    if (state.current !== view) return;  // another search since
+    if (state.current !== view) return false;  // another search since
     state.maps = new Map();
+    $("results").classList.remove("failed");
     render(data.results);
     showQuery(data.query, view);
     $("results-title").textContent = heading(data);
     loadMaps(data);
     status(`${data.results.length} results in ${Math.round(performance.now() - started)} ms` + (data.results.length ? "" : " (try wider filters)"));
+    if (moved) intoView($("results"));
+    return true;
   } catch (error) {
-    if (state.current !== view) return;
+    if (state.current !== view) return false;
     render([]);
+    $("results").classList.add("failed");  // nothing to mark or refine
     $("query-card").hidden = true;
+    state.query = null;
+    updateVotes();
+    $("results-title").textContent = failedHeading(view);
     status(error.message, true);
+    if (view.kind === "title") showCloseMatches(view);
+    if (moved) intoView($("results"));
+    return false;
   } finally {
     $("grid").removeAttribute("aria-busy");
   }
+}
+
+function intoView(node) {
+  // on a phone the search box and the options fill the first screen: bring what was asked for up
+  if (NARROW.matches && !node.hidden) node.scrollIntoView({ block: "start" });
 }
 
 function yearText(r) {
@@ -221,6 +307,15 @@ function label(r) {
   return r.year == null && r.predicted_year == null ? r.title : `${r.title} (${yearText(r)})`;
 }
 
+function titleSpan(r) {
+  // two lines at most on a card (CSS); the whole title on hover and while the card has focus
+  return el("span", { class: "t", title: r.title, text: r.title });
+}
+
+function thumbOf(r) {
+  return r.thumb_url || r.poster_url;
+}
+
 function showQuery(query, view) {
   // the query poster beside its results: a stored poster (title, id), the upload, or what a refinement started from
   const card = $("query-card"), image = $("query-image");
@@ -235,11 +330,21 @@ function showQuery(query, view) {
     $("query-year").replaceChildren("Uploaded");
     $("query-note").textContent = "An upload is not part of the page's address: a reload or a shared link shows the collection.";
   } else if (query.kind === "recommend") {
+    // what the refinement started from: the query poster (an upload, or the stored poster searched by), then the marked ones
     image.hidden = true;
-    const thumb = (id, kind) => el("img", { class: kind, src: `/api/posters/${encodeURIComponent($("collection").value)}/${encodeURIComponent(id)}`, alt: kind === "liked" ? "A liked poster" : "A disliked poster", title: kind });
-    $("query-examples").replaceChildren(...query.positive.slice(0, 6).map((id) => thumb(id, "liked")), ...query.negative.slice(0, 6).map((id) => thumb(id, "disliked")));
-    $("query-title").textContent = `${query.positive.length} liked, ${query.negative.length} disliked`;
-    $("query-year").replaceChildren("Like the liked posters, unlike the disliked ones");
+    const collection = encodeURIComponent($("collection").value);
+    const thumb = (id, kind) => el("img", {
+      class: view.query === id ? `${kind} query` : kind, src: `/api/posters/${collection}/${encodeURIComponent(id)}?w=240`,
+      alt: view.query === id ? "The query poster" : kind === "liked" ? "A liked poster" : "A disliked poster",
+      title: view.query === id ? `the query${view.queryName ? `: ${view.queryName}` : ""}` : kind,
+    });
+    const upload = view.upload != null ? state.uploads.get(view.upload) : null;
+    const first = upload ? [el("img", { class: "liked query", src: upload.url, alt: `The query: your poster ${upload.file.name}`, title: `the query: ${upload.file.name}` })] : [];
+    $("query-examples").replaceChildren(...first, ...view.like.slice(0, 6).map((id) => thumb(id, "liked")), ...view.dislike.slice(0, 6).map((id) => thumb(id, "disliked")));
+    const marks = `${view.like.length} liked, ${view.dislike.length} disliked`;
+    $("query-title").textContent = upload ? `${upload.file.name} and ${marks}` : marks;
+    $("query-year").replaceChildren(upload || view.query ? "Like the query and the liked posters, unlike the disliked ones" : "Like the liked posters, unlike the disliked ones");
+    if (upload) $("query-note").textContent = "A refinement of an upload is not part of the page's address: a reload or a shared link shows the collection.";
   } else {
     image.src = query.poster_url;
     image.alt = `Poster of ${label(query)}`;
@@ -252,15 +357,18 @@ function showQuery(query, view) {
 function resetDrop() {
   $("query-preview").hidden = true;
   $("query-preview").removeAttribute("src");
-  $("drop-help").textContent = "Drop a poster image here, or press Enter to choose one";
+  $("drop-help").textContent = NARROW.matches ? "Search by a poster image: tap here" : "Drop a poster image here, or press Enter to choose one";
 }
 
 function showDrop(upload) {
+  // the preview shows only once the browser has drawn it: a file that is not an image is never a broken-image icon
   const preview = $("query-preview");
+  preview.hidden = true;
+  preview.onload = () => { if (preview.src === upload.url) preview.hidden = false; };
+  preview.onerror = () => { preview.hidden = true; };
   preview.src = upload.url;
   preview.alt = `Your poster: ${upload.file.name}`;
-  preview.hidden = false;
-  $("drop-help").textContent = `${upload.file.name} — drop or choose another`;
+  $("drop-help").textContent = `${upload.file.name} — ${NARROW.matches ? "tap to choose another" : "drop or choose another"}`;
 }
 
 function searchFile(file) {
@@ -271,14 +379,21 @@ function searchFile(file) {
   go({ kind: "image", upload: state.uploadCount });
 }
 
-async function predictYear(file) {
+async function predictYear(file, view, searched) {
+  // asked beside the search, shown after it: a file the search refused (not an image, too large)
+  // is said once, by the search, never again by the year prediction
   const panel = $("prediction");
+  panel.hidden = true;
+  const form = new FormData();
+  form.append("file", file);
+  const asked = api("/api/predict-year", { method: "POST", body: form }).then((p) => ({ p }), (error) => ({ error }));
+  if (!(await searched) || state.current !== view) return;
   panel.hidden = false;
   panel.textContent = "Predicting the year…";
-  try {
-    const form = new FormData();
-    form.append("file", file);
-    const p = await api("/api/predict-year", { method: "POST", body: form });
+  const { p, error } = await asked;
+  if (state.current !== view) return;
+  if (error) { panel.textContent = `No year prediction: ${error.message}`; return; }
+  {
     panel.replaceChildren(
       "Predicted release year: ", el("strong", { text: Math.round(p.year) }),
       ` — ${Math.round(p.coverage * 100)} % range ${Math.round(p.low)}–${Math.round(p.high)} (calibrated on held-out posters; test mean error ${p.test_mae.toFixed(1)} years)`,
@@ -286,8 +401,6 @@ async function predictYear(file) {
     state.yearModel = `reads ${p.vector}, trained on ${p.trained_on}; held-out mean error ${p.test_mae.toFixed(2)} years, ${Math.round(p.coverage * 100)} % ranges`;
     const c = state.collections.get($("collection").value);
     if (c) showTechnical(c);
-  } catch (error) {
-    panel.textContent = `No year prediction: ${error.message}`;
   }
 }
 
@@ -299,10 +412,24 @@ function searchTitle(title, year) {
   go({ kind: "title", title, year: year || "" });
 }
 
+function refineQuery() {
+  // the query a refinement keeps as a positive example: the stored poster searched by (title, more
+  // like this), or the upload (by its token); a refinement of a refinement keeps the same one
+  const current = state.current || {};
+  if ((current.kind === "id" || current.kind === "title") && state.query && state.query.id != null) return { query: String(state.query.id), queryName: label(state.query) };
+  if (current.kind === "image" && state.query && state.query.token) return { upload: current.upload, token: state.query.token };
+  if (current.kind === "recommend") {
+    if (current.upload != null) return { upload: current.upload, token: current.token };
+    if (current.query != null) return { query: current.query, queryName: current.queryName };
+  }
+  return {};
+}
+
 function recommend() {
-  const like = [], dislike = [];
-  for (const [id, vote] of state.votes) (vote === "like" ? like : dislike).push(id);
-  go({ kind: "recommend", like, dislike });
+  const kept = refineQuery();
+  const like = kept.query != null ? [kept.query] : [], dislike = [];
+  for (const [id, vote] of state.votes) if (id !== kept.query) (vote === "like" ? like : dislike).push(id);
+  go({ kind: "recommend", like, dislike, ...kept });
 }
 
 function rerun() {
@@ -344,8 +471,8 @@ function startCard(r) {
   return el("li", { class: "start", "data-id": r.id },
     // the poster is a mouse target; the keyboard's (and a screen reader's) is the button below, once
     el("button", { class: "open", type: "button", title: `More like ${name}`, tabindex: "-1", "aria-hidden": "true", onclick: () => searchId(r.id) },
-      el("img", { src: r.poster_url, alt: "", loading: "lazy" })),
-    el("div", { class: "meta" }, el("span", { class: "t", text: r.title }), yearSpan(r)),
+      el("img", { src: thumbOf(r), alt: "", loading: "lazy" })),
+    el("div", { class: "meta" }, titleSpan(r), yearSpan(r)),
     el("button", { class: "more", type: "button", "aria-label": `More like ${name}`, onclick: () => searchId(r.id), text: "More like this" }));
 }
 
@@ -360,9 +487,9 @@ function card(r) {
   const name = label(r);
   const item = el("li", { class: "card", "data-id": r.id });
   const open = el("button", { class: "open", type: "button", title: `More like ${name}`, "aria-label": `More like ${name}`, onclick: () => searchId(r.id) },
-    el("img", { src: r.poster_url, alt: `Poster of ${name}`, loading: "lazy" }));
+    el("img", { src: thumbOf(r), alt: `Poster of ${name}`, loading: "lazy" }));
   const meta = el("div", { class: "meta" },
-    el("span", { class: "t", text: r.title }),
+    titleSpan(r),
     yearSpan(r), " · ",
     el("span", { class: "score", title: "cosine similarity", text: `sim ${r.score.toFixed(3)}` }));
   const like = el("button", { class: "like", type: "button", "aria-pressed": "false", "aria-label": `Like ${name}`, text: "Like" });
@@ -475,7 +602,10 @@ function updateVotes() {
   const values = [...state.votes.values()];
   const liked = values.filter((v) => v === "like").length;
   $("votes").textContent = `${liked} liked, ${values.length - liked} disliked:`;
-  $("recommend").disabled = liked === 0;
+  // a search from one poster (stored or uploaded) keeps it as a positive example: a dislike alone refines it
+  const kept = refineQuery();
+  const query = kept.query != null || kept.token != null;
+  $("recommend").disabled = liked === 0 && !(query && values.length);
   $("clear-votes").disabled = values.length === 0;
 }
 
@@ -595,8 +725,47 @@ function wire() {
   $("title-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const title = $("title").value.trim();
+    closeSuggestions();
     if (title) searchTitle(title, $("title-year").value);
   });
+  const title = $("title"), list = $("title-suggestions");
+  title.addEventListener("input", typed);
+  title.addEventListener("keydown", (e) => {
+    const open = !list.hidden;
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      if (!open) { if (e.key === "ArrowDown") typed(); return; }
+      e.preventDefault();
+      moveSuggestion(e.key === "ArrowDown" ? 1 : -1);
+    } else if (e.key === "Enter" && open && suggest.active >= 0) {
+      e.preventDefault();
+      pickSuggestion(suggest.items[suggest.active]);
+    } else if (e.key === "Escape" && open) {
+      e.preventDefault();  // closes the list, keeps the text
+      closeSuggestions();
+    }
+  });
+  title.addEventListener("blur", () => setTimeout(() => { if (document.activeElement !== title) closeSuggestions(); }, 100));
+  list.addEventListener("mousedown", (e) => e.preventDefault());  // the field keeps the focus while a suggestion is clicked
+  list.addEventListener("click", (e) => {
+    const li = e.target.closest("li[role=option]");
+    if (li) pickSuggestion(suggest.items[[...list.children].indexOf(li)]);
+  });
+  $("browse-link").addEventListener("click", (e) => {
+    if (e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;  // a new tab or window: the link itself
+    e.preventDefault();
+    go(browseView(), state.current && state.current.kind === "browse" ? "replace" : "push");
+  });
+  for (const id of ["browse-sort", "browse-decade", "browse-genre", "browse-status"]) $(id).addEventListener("change", changeBrowse);
+  $("browse-tools").addEventListener("submit", (e) => e.preventDefault());
+  $("browse-clear").addEventListener("click", () => {
+    for (const id of ["browse-decade", "browse-genre", "browse-status"]) $(id).value = "";
+    changeBrowse();
+  });
+  $("browse-more").addEventListener("click", () => browseMore());
+  if ("IntersectionObserver" in window) {
+    new IntersectionObserver((entries) => { if (entries.some((e) => e.isIntersecting)) browseMore(); }, { rootMargin: "800px 0px" }).observe($("browse-more"));
+  }
+  $("options").open = !NARROW.matches;  // folded on a phone, where the posters come first
   $("collection").addEventListener("change", () => {
     state.votes.clear(); updateVotes(); showCollection();
     // a title or an upload is searched again in the other collection; a stored poster's id
@@ -610,7 +779,7 @@ function wire() {
     go({ kind: "landing" }, state.current && state.current.kind === "landing" ? "replace" : "push");
   });
   window.addEventListener("popstate", (e) => go(viewFromUrl(e.state), "none"));
-  for (const id of ["vector", "k", "year-min", "year-max", "genre"]) $(id).addEventListener("change", rerun);
+  for (const id of ["vector", "k", "year-min", "year-max", "genre"]) $(id).addEventListener("change", () => { showOptionsSummary(); rerun(); });
   $("recommend").addEventListener("click", recommend);
   $("clear-votes").addEventListener("click", () => { state.votes.clear(); updateVotes(); for (const item of $("grid").children) paintVote(item, undefined); });
   $("era-panel").addEventListener("toggle", () => { if ($("era-panel").open) loadEra(); });
@@ -618,5 +787,5 @@ function wire() {
 
 wire();
 loadCollections()
-  .then(() => go(viewFromUrl(history.state), "replace"))
+  .then(() => go(viewFromUrl(history.state), "load"))
   .catch((error) => { $("landing-info").textContent = `Cannot load the collections: ${error.message}`; status(`Cannot load the collections: ${error.message}`, true); });

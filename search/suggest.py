@@ -1,0 +1,63 @@
+"""Films from a few typed letters: title suggestions, from Qdrant's indexes, never a scan.
+
+Two bounded questions to the store, then a ranking of their few answers here:
+- titles that *start* with the text, as a person sorts them ("sou" and "the sou" both find
+  "The Sound of Music"): one range condition on the integer index of `title_order`, in order;
+- titles holding every typed word at the start of one of their words ("mus", "sound of mus",
+  "amel" for "Amélie"): the full-text index on `title`, whose prefix tokenizer keeps each word's
+  prefixes, case and accents folded.
+Best first: the title itself, then titles starting with the text, then word matches; shorter
+titles before longer ones among equals (the film, before its sequels).
+"""
+
+from __future__ import annotations
+
+from ..store.collection import PosterStore, StoredPoint
+from ..store.engine import PointFilter
+from ..store.schema import PREDICTED_FIELDS
+from ..store.sort_keys import folded, prefix_range, sort_title
+
+MAX_TEXT = 200
+CANDIDATES = 64  # per question: what is ranked, whatever the collection's size
+FIELDS = ["title", "year", "genres", "file", "sha256", *PREDICTED_FIELDS]
+
+
+def suggestions(store: PosterStore, text: str, limit: int = 8) -> list[StoredPoint]:
+    """Up to `limit` stored films whose titles fit the typed `text`, best first."""
+    text = text[:MAX_TEXT]
+    wanted = folded(text)
+    if not wanted:
+        return []
+    candidates: dict[str, StoredPoint] = {}
+    span = prefix_range(text)
+    if span is not None:
+        starting = PointFilter(ranges=(("title_order", *span),))
+        for point in store.decoded(store.scroll_ordered(starting, "title_order", False, None, CANDIDATES, FIELDS)):
+            candidates[point.id] = point
+    if any(ch.isalnum() for ch in wanted):
+        records, _ = store.page(PointFilter(title_words=wanted), CANDIDATES, None, FIELDS)
+        for point in store.decoded(records):
+            candidates.setdefault(point.id, point)
+    ranked = sorted(candidates.values(), key=lambda p: _rank(p, wanted))
+    return [p for p in ranked if _rank(p, wanted)[0] < NO_MATCH][:limit]
+
+
+NO_MATCH = 5
+
+
+def _rank(point: StoredPoint, wanted: str) -> tuple[int, int, str]:
+    title = folded(point.poster.title)
+    words = title.split()
+    if title == wanted or sort_title(point.poster.title) == sort_title(wanted):
+        kind = 0  # the title itself
+    elif title.startswith(wanted):
+        kind = 1
+    elif sort_title(point.poster.title).startswith(sort_title(wanted) or wanted):
+        kind = 2  # as it is sorted: "sou" for "The Sound of Music"
+    elif all(any(w.startswith(t) for w in words) for t in wanted.split()):
+        kind = 3  # every typed word begins one of the title's words
+    elif wanted in title:
+        kind = 4
+    else:
+        kind = NO_MATCH  # a candidate the index gave for a word longer than its prefix length: not shown
+    return kind, len(title), title
