@@ -338,15 +338,22 @@ def test_a_phone_sees_posters_first_and_results_in_view(server, browser):
         browser.set_window_size(1280, 900)
 
 
-def test_a_refinement_keeps_its_query(server, browser, tmp_path):
+def open_page(browser, url: str) -> None:
+    """The first screen at desktop width, the requests logged so far dropped."""
     from selenium.webdriver.common.by import By
 
-    url, _ = server
     browser.set_window_size(1280, 900)
     browser.get(url + "/")
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#landing .start"), what="the collection")
     requests(browser)
     browser.requests = []  # from here on
+
+
+def test_a_refinement_keeps_its_query(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    url, _ = server
+    open_page(browser, url)
     query = make_poster(tmp_path / "mine.png", seed=77, size=(200, 300))
     browser.find_element(By.ID, "file").send_keys(str(query))
     wait_for(
@@ -398,11 +405,7 @@ def test_a_file_that_is_not_an_image_is_one_message(server, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
     url, _ = server
-    browser.set_window_size(1280, 900)
-    browser.get(url + "/")
-    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#landing .start"), what="the collection")
-    requests(browser)
-    browser.requests = []  # from here on
+    open_page(browser, url)
     (tmp_path / "x.jpg").write_text("not a poster at all, only text\n")
     browser.find_element(By.ID, "file").send_keys(str(tmp_path / "x.jpg"))
     wait_for(browser, lambda d: "not an image" in d.find_element(By.ID, "status").text, what="the message")
