@@ -70,6 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     require_data()
     from poster_search import Posters
+    from poster_search.results import Sort
 
     path = args.store or Path(tempfile.mkdtemp(prefix="bench-browse-")) / "store"
     if not path.exists():
@@ -81,7 +82,8 @@ def main() -> None:
         posters.facets()
         first_facets = time.perf_counter() - opened
         facets = timed(lambda _: posters.facets(), range(args.queries))
-        orders = [(sort, down) for sort in ("title", "year", "added") for down in (False, True)]
+        sorts: tuple[Sort, ...] = ("title", "year", "added")
+        orders = [(sort, down) for sort in sorts for down in (False, True)]
         first = timed(lambda o: posters.browse(o[0], descending=o[1]), orders * max(1, args.queries // 6))
         deep: list[float] = []
         for sort, down in orders:
