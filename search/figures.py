@@ -26,6 +26,50 @@ def _pyplot():
     return plt
 
 
+# Where a label may go around its point (offsets in points, nearest first), as the page's map places them.
+LABEL_OFFSETS = [
+    (dx * r, dy * r) for r in (6, 14, 24, 36) for dx, dy in ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1))
+]
+
+
+def place_labels(fig, ax, labels: list[tuple[float, float, str]]) -> list:
+    """Each label beside its point where it overlaps no label placed before it (the first free
+    place of LABEL_OFFSETS, a thin line back to the point when it had to move away); a label with
+    no free place is left out. Returns the placed texts (their extents are checked in tests)."""
+    renderer = fig.canvas.get_renderer()
+    placed: list = []
+    boxes: list = []
+    for x, y, text in labels:
+        for n, (dx, dy) in enumerate(LABEL_OFFSETS):
+            label = ax.annotate(
+                text,
+                (x, y),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                fontsize=10,
+                weight="bold",
+                ha="left" if dx >= 0 else "right",
+                va="bottom" if dy >= 0 else "top",
+                bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.7},
+            )
+            box = label.get_window_extent(renderer).expanded(1.05, 1.1)
+            if any(box.overlaps(other) for other in boxes):
+                label.remove()
+                continue
+            boxes.append(box)
+            placed.append(label)
+            if n >= 8:  # moved away: a thin line back to its point
+                ax.annotate(
+                    "",
+                    (x, y),
+                    xytext=(dx, dy),
+                    textcoords="offset points",
+                    arrowprops={"arrowstyle": "-", "color": "#555", "linewidth": 0.6},
+                )
+            break
+    return placed
+
+
 def map_figure(result: PosterMap, out: Path, title: str) -> Path:
     """Every poster as a dot coloured by year (grey: no year), the decade centres joined in order."""
     plt = _pyplot()
@@ -46,7 +90,6 @@ def map_figure(result: PosterMap, out: Path, title: str) -> Path:
         ax.plot([d["x"] for d in path], [d["y"] for d in path], color="black", linewidth=1.5, alpha=0.8)
     for d in path:
         ax.scatter([d["x"]], [d["y"]], s=40, color="white", edgecolors="black", zorder=3)
-        ax.annotate(f"{d['decade']}s", (d["x"], d["y"]), xytext=(5, 5), textcoords="offset points", fontsize=10, weight="bold")
     fig.colorbar(points, ax=ax, fraction=0.03, pad=0.01, label="release year")
     ax.set(
         title=f"{title}: {len(result.ids):,} posters by their VGG16 embedding (t-SNE); the line joins the decades' centres",
@@ -55,6 +98,7 @@ def map_figure(result: PosterMap, out: Path, title: str) -> Path:
     )
     ax.set_aspect("equal")
     fig.tight_layout()
+    place_labels(fig, ax, [(d["x"], d["y"], f"{d['decade']}s") for d in path])
     with output_path(out) as staged:
         fig.savefig(staged, dpi=110)
     plt.close(fig)

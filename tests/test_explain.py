@@ -243,3 +243,19 @@ def test_near_duplicates_are_every_pair_above_the_threshold_exactly(generated):
     assert {identical.a.title, identical.b.title} == {"Film 7", "Film 7 again"} and identical.score > 0.9999
     shown = run_cli("duplicates", "--threshold", "0.999", "--qdrant-path", store)
     assert shown.returncode == 0 and "Film 7 again" in shown.stdout and "=" in shown.stdout
+
+
+def test_the_map_pictures_decade_labels_never_overlap():
+    """Ten decades whose centres crowd together (as on a map where the middle decades overlap):
+    every label placed is clear of every other, and most find a place."""
+    from poster_search.search.figures import _pyplot, place_labels
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.set(xlim=(0, 1), ylim=(0, 1))
+    crowd = [(0.5 + 0.01 * (i % 3), 0.5 + 0.01 * (i // 3), f"{1930 + 10 * i}s") for i in range(10)]
+    placed = place_labels(fig, ax, crowd)
+    boxes = [t.get_window_extent(fig.canvas.get_renderer()) for t in placed]
+    assert len(placed) >= 8
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    plt.close(fig)
