@@ -42,7 +42,7 @@ def suggestions(store: PosterStore, text: str, limit: int = 8) -> list[StoredPoi
     return [p for p in ranked if _rank(p, wanted)[0] < NO_MATCH][:limit]
 
 
-NO_MATCH = 5
+NO_MATCH = 6
 
 
 def _rank(point: StoredPoint, wanted: str) -> tuple[int, int, str]:
@@ -54,10 +54,12 @@ def _rank(point: StoredPoint, wanted: str) -> tuple[int, int, str]:
         kind = 1
     elif sort_title(point.poster.title).startswith(sort_title(wanted) or wanted):
         kind = 2  # as it is sorted: "sou" for "The Sound of Music"
+    elif all(t in words for t in wanted.split()):
+        kind = 3  # every typed word is one of the title's words ("wind": Inherit the Wind before Rear Window)
     elif all(any(w.startswith(t) for w in words) for t in wanted.split()):
-        kind = 3  # every typed word begins one of the title's words
+        kind = 4  # every typed word begins one of the title's words
     elif wanted in title:
-        kind = 4
+        kind = 5
     else:
         kind = NO_MATCH  # a candidate the index gave for a word longer than its prefix length: not shown
     return kind, len(title), title

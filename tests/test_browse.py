@@ -16,7 +16,19 @@ from poster_search.store.engine import Record
 from poster_search.store.schema import point_id
 from poster_search.store.sort_keys import prefix_range, sort_title, title_order
 
-TITLES = ["The Sound of Music", "Amélie", "Gone with the Wind", "Heat", "Heaters", "Sounds", "Music Man", "The Third Man", "Zorro", "alien"]
+TITLES = [
+    "The Sound of Music",
+    "Amélie",
+    "Gone with the Wind",
+    "Heat",
+    "Heaters",
+    "Sounds",
+    "Music Man",
+    "The Third Man",
+    "Zorro",
+    "alien",
+    "Rear Window",
+]
 N = 70
 
 
@@ -134,6 +146,7 @@ def test_bad_options_are_one_line(library):
         ("heat", "Heat"),
         ("third", "The Third Man"),
         ("Alien", "alien"),
+        ("wind", "Gone with the Wind"),  # a whole word before the beginning of one (Rear Window, shorter, comes after)
     ],
 )
 def test_suggestions_from_a_few_letters(library, typed, first):
