@@ -67,10 +67,47 @@ def _case_insensitive(store: PosterStore, title: str) -> list[StoredPoint]:
     return [p for p in _all_titles(store) if p.poster.title.casefold().strip() == wanted]
 
 
+ALL_TITLES_UP_TO = 20_000  # posters whose titles difflib reads whole (tens of ms); past that, near_titles() only
+
+
 def _close_matches(store: PosterStore, title: str) -> str:
-    titles = {p.poster.title: _year(p.poster) for p in _all_titles(store)}
+    candidates = _all_titles(store) if store.count() <= ALL_TITLES_UP_TO else near_titles(store, title)
+    titles = {p.poster.title: _year(p.poster) for p in candidates}
     close = difflib.get_close_matches(title, list(titles), n=5, cutoff=0.6)
     return "; close matches: " + ", ".join(f"{t} ({titles[t]})" for t in close) if close else ""
+
+
+def near_titles(store: PosterStore, title: str, per_word: int = 64) -> list[StoredPoint]:
+    """Stored films a mistyped title may have meant, found without reading every title (a typo in a
+    word's first three letters is not found this way; small collections read every title): the first
+    titles in alphabetical order that start as it does, for the longest start that finds any
+    ("gone wiht": "gone wi"), by the `title_order` index; and for each of its first words, the films
+    with a word starting as it does, again its longest start that finds any ("casablanka": ...
+    "casabl" finds Casablanca), by the title index's prefixes. difflib then ranks these few."""
+    from ..store.engine import PointFilter
+    from ..store.sort_keys import folded, prefix_range
+
+    found: dict[str, StoredPoint] = {}
+    text = folded(title)
+    for length in range(min(len(text), 10), 2, -1):
+        span = prefix_range(text[:length])
+        starting = (
+            []
+            if span is None
+            else store.scroll_ordered(
+                PointFilter(ranges=(("title_order", *span),)), "title_order", False, None, per_word, ["title", "year"]
+            )
+        )
+        if starting:
+            found.update((p.id, p) for p in store.decoded(starting))
+            break
+    for word in [w for w in folded(title).split() if len(w) >= 3][:4]:
+        for length in range(min(len(word), 20), 2, -1):
+            records, _ = store.page(PointFilter(title_words=word[:length]), per_word, None, ["title", "year"])
+            if records:
+                found.update((p.id, p) for p in store.decoded(records))
+                break
+    return list(found.values())
 
 
 def _year(poster: PosterPayload) -> int | str:

@@ -210,3 +210,15 @@ def test_a_payload_that_does_not_decode_is_left_out_and_the_rest_is_browsed(tmp_
         seen = every_page(posters, sort="title", limit=5)
     assert {p.id for p in seen} == {point_id(r["key"]) for r in rows} - {point_id("3")}
     assert "field 'year'" in caplog.text
+
+
+def test_a_mistyped_title_finds_its_film_among_a_bounded_few(library):
+    """What a title search that found nothing offers past 20,000 posters (search/titles.py): the
+    films starting as the text does and those with a word starting as each typed word does, from
+    the indexes, a bounded number, never every title."""
+    from poster_search.search.titles import near_titles
+
+    posters, _ = library
+    for typed, meant in [("Gone wiht the Wind", "Gone with the Wind"), ("Amelei", "Amélie"), ("The Thrid Man", "The Third Man")]:
+        found = near_titles(posters.store, typed, per_word=8)
+        assert meant in {p.poster.title for p in found} and len(found) <= 8 * 5, typed
