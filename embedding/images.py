@@ -123,7 +123,7 @@ def load_rgb(source: ImageSource, draft_size: int | None = None, folder: str | N
     if isinstance(source, (str, Path)):
         path = Path(source)
         data = read_file(path, folder=folder)
-        image = _open_bytes(data, str(path), draft_size)
+        image = open_bytes(data, str(path), draft_size)
         digest = hashlib.sha256(data).hexdigest()
     elif isinstance(source, Image.Image):
         image = source
@@ -148,10 +148,6 @@ def load_rgb(source: ImageSource, draft_size: int | None = None, folder: str | N
 
 def open_bytes(data: bytes, name: str, draft_size: int | None = None) -> Image.Image:
     """An image file's bytes, decoded under the same limits as every poster (ImageError, one line, otherwise)."""
-    return _open_bytes(data, name, draft_size)
-
-
-def _open_bytes(data: bytes, name: str, draft_size: int | None) -> Image.Image:
     if not data:
         raise ImageError(f"{name}: empty file")
     try:

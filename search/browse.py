@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import get_args
 
 from ..errors import BadInput
@@ -103,7 +103,7 @@ def browse(
     found: list[Record] = []
     while len(found) < limit and phase < len(phases):
         step = phases[phase]
-        where = PointFilter(**{**_fields(base), "missing": (*base.missing, *step.missing)})
+        where = replace(base, missing=(*base.missing, *step.missing))
         if step.key is None:
             records, next_offset = store.page(where, limit - len(found), offset, CARD_FIELDS)
             found += records
@@ -148,7 +148,7 @@ def _tie(record: Record) -> tuple[str, str]:
 def _group(store: PosterStore, where: PointFilter, key: str, value: int, fields: list[str], descending: bool) -> list[Record]:
     """Every poster with this sort value (a tie: one year's films, titles alike in their first ten
     letters), in tie order. Its cost grows with the tie: browsing by year, the posters of one year."""
-    same = PointFilter(**{**_fields(where), "ranges": (*where.ranges, (key, value, value))})
+    same = replace(where, ranges=(*where.ranges, (key, value, value)))
     records: list[Record] = []
     offset: str | None = None
     while True:
@@ -164,11 +164,7 @@ def _beyond(where: PointFilter, key: str, value: int | float | None, descending:
     if value is None:
         return where
     after = (key, None, int(value) - 1) if descending else (key, int(value) + 1, None)
-    return PointFilter(**{**_fields(where), "ranges": (*where.ranges, after)})
-
-
-def _fields(f: PointFilter) -> dict:
-    return {name: getattr(f, name) for name in f.__dataclass_fields__}
+    return replace(where, ranges=(*where.ranges, after))
 
 
 def _encode(phase: int, value: object, skip: int, offset: str | None) -> str:

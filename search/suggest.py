@@ -13,9 +13,8 @@ titles before longer ones among equals (the film, before its sequels).
 from __future__ import annotations
 
 from ..store.collection import PosterStore, StoredPoint
-from ..store.engine import PointFilter
 from ..store.schema import PREDICTED_FIELDS
-from ..store.sort_keys import folded, prefix_range, sort_title
+from ..store.sort_keys import folded, sort_title
 
 MAX_TEXT = 200
 CANDIDATES = 64  # per question: what is ranked, whatever the collection's size
@@ -28,18 +27,12 @@ def suggestions(store: PosterStore, text: str, limit: int = 8) -> list[StoredPoi
     wanted = folded(text)
     if not wanted:
         return []
-    candidates: dict[str, StoredPoint] = {}
-    span = prefix_range(text)
-    if span is not None:
-        starting = PointFilter(ranges=(("title_order", *span),))
-        for point in store.decoded(store.scroll_ordered(starting, "title_order", False, None, CANDIDATES, FIELDS)):
-            candidates[point.id] = point
+    candidates = {p.id: p for p in store.titles_starting(text, CANDIDATES, FIELDS)}
     if any(ch.isalnum() for ch in wanted):
-        records, _ = store.page(PointFilter(title_words=wanted), CANDIDATES, None, FIELDS)
-        for point in store.decoded(records):
+        for point in store.with_title_words(wanted, CANDIDATES, FIELDS):
             candidates.setdefault(point.id, point)
-    ranked = sorted(candidates.values(), key=lambda p: _rank(p, wanted))
-    return [p for p in ranked if _rank(p, wanted)[0] < NO_MATCH][:limit]
+    ranks = {p.id: _rank(p, wanted) for p in candidates.values()}  # once each: folding titles is the work here
+    return [p for p in sorted(candidates.values(), key=lambda p: ranks[p.id]) if ranks[p.id][0] < NO_MATCH][:limit]
 
 
 NO_MATCH = 6

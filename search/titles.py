@@ -84,28 +84,19 @@ def near_titles(store: PosterStore, title: str, per_word: int = 64) -> list[Stor
     ("gone wiht": "gone wi"), by the `title_order` index; and for each of its first words, the films
     with a word starting as it does, again its longest start that finds any ("casablanka": ...
     "casabl" finds Casablanca), by the title index's prefixes. difflib then ranks these few."""
-    from ..store.engine import PointFilter
-    from ..store.sort_keys import folded, prefix_range
+    from ..store.sort_keys import folded
 
-    found: dict[str, StoredPoint] = {}
+    fields = ["title", "year"]
     text = folded(title)
+    found: dict[str, StoredPoint] = {}
     for length in range(min(len(text), 10), 2, -1):
-        span = prefix_range(text[:length])
-        starting = (
-            []
-            if span is None
-            else store.scroll_ordered(
-                PointFilter(ranges=(("title_order", *span),)), "title_order", False, None, per_word, ["title", "year"]
-            )
-        )
-        if starting:
-            found.update((p.id, p) for p in store.decoded(starting))
+        if starting := store.titles_starting(text[:length], per_word, fields):
+            found.update((p.id, p) for p in starting)
             break
-    for word in [w for w in folded(title).split() if len(w) >= 3][:4]:
+    for word in [w for w in text.split() if len(w) >= 3][:4]:
         for length in range(min(len(word), 20), 2, -1):
-            records, _ = store.page(PointFilter(title_words=word[:length]), per_word, None, ["title", "year"])
-            if records:
-                found.update((p.id, p) for p in store.decoded(records))
+            if matching := store.with_title_words(word[:length], per_word, fields):
+                found.update((p.id, p) for p in matching)
                 break
     return list(found.values())
 

@@ -27,7 +27,7 @@ from .schema import (
     PosterPayload,
     check_collection_name,
 )
-from .sort_keys import now_added, with_sort_keys
+from .sort_keys import now_added, prefix_range, with_sort_keys
 
 
 @dataclass(frozen=True)
@@ -393,10 +393,20 @@ class PosterStore:
 
     # --- search -----------------------------------------------------------------------------
 
-    def with_title_words(self, text: str, limit: int = 500) -> list[StoredPoint]:
-        """Points whose title holds every word of `text` (case-insensitive), by Qdrant's full-text index."""
-        records, _ = self.engine.scroll(self.collection, PointFilter(title_words=text), limit, None, ["title", "year", "sha256"], False)
-        return [point for r in records if (point := self._point(r, None)) is not None]
+    def with_title_words(self, text: str, limit: int = 500, fields: list[str] | None = None) -> list[StoredPoint]:
+        """Points whose title has a word starting with each word of `text` (case and accents
+        ignored), by Qdrant's full-text index (its prefix tokenizer); only the payload `fields`."""
+        fields = fields or ["title", "year", "sha256"]
+        records, _ = self.engine.scroll(self.collection, PointFilter(title_words=text), limit, None, fields, False)
+        return self.decoded(records)
+
+    def titles_starting(self, text: str, limit: int, fields: list[str]) -> list[StoredPoint]:
+        """Points whose title, as people sort titles, starts with `text` (case, accents and a leading
+        article ignored), in alphabetical order: one range on the `title_order` index (store/sort_keys.py)."""
+        span = prefix_range(text)
+        if span is None:
+            return []
+        return self.decoded(self.scroll_ordered(PointFilter(ranges=(("title_order", *span),)), "title_order", False, None, limit, fields))
 
     def nearest(
         self,
