@@ -255,13 +255,15 @@ class Posters:
     def facets(self) -> Facets:
         """How many posters of each decade, genre and year status (catalog / predicted / none): the
         browse filters' menus, counted by Qdrant on its indexes."""
+        from collections import Counter
+
         from .store.engine import PointFilter
 
         with self._shared.lock:
             store = self._poster_store()
-            decades: dict[int, int] = {}
+            decades: Counter[int] = Counter()
             for year, n in store.facet("year"):
-                decades[int(year) // 10 * 10] = decades.get(int(year) // 10 * 10, 0) + n
+                decades[int(year) // 10 * 10] += n
             status = {
                 "catalog": store.count(PointFilter(present=("year",))),
                 "predicted": store.count(PointFilter(missing=("year",), present=("predicted_year",))),

@@ -149,14 +149,8 @@ def _group(store: PosterStore, where: PointFilter, key: str, value: int, fields:
     """Every poster with this sort value (a tie: one year's films, titles alike in their first ten
     letters), in tie order. Its cost grows with the tie: browsing by year, the posters of one year."""
     same = replace(where, ranges=(*where.ranges, (key, value, value)))
-    records: list[Record] = []
-    offset: str | None = None
-    while True:
-        batch, next_offset = store.page(same, 1024, offset, fields)
-        records += batch
-        if next_offset is None:
-            return sorted(records, key=_tie, reverse=descending)
-        offset = str(next_offset)
+    records = [r for batch in store.records(with_vectors=False, fields=fields, filter=same) for r in batch]
+    return sorted(records, key=_tie, reverse=descending)
 
 
 def _beyond(where: PointFilter, key: str, value: int | float | None, descending: bool) -> PointFilter:
