@@ -135,7 +135,8 @@ class Posters:
     `store`: a folder (the embedded store; default $QDRANT_PATH, else ./qdrant_data), or a Qdrant
     server's URL (default $QDRANT_URL); `api_key`, `timeout` and `grpc` for a server.
     `weights`: VGG16's weights ("imagenet", a notop .h5 file, "random"; default $VGG16_WEIGHTS,
-    else imagenet). `model_dir`: the year model (default ./year_model). `embedder`: an embedder
+    else imagenet). `model_dir`: the year model (default ./year_model once `train_year` has written
+    it, else the model shipped with the project, regression/shipped/). `embedder`: an embedder
     of your own (embedding/interface.py): ingest embeds with it, and image queries of the
     collections it made use it."""
 
@@ -155,7 +156,7 @@ class Posters:
         location = store_location(store, api_key=api_key, timeout=timeout, grpc=grpc)
         self._shared = _Shared(location, weights, embedder)
         self.collection = collection
-        self.model_dir = Path(model_dir or defaults.MODEL_DIR)
+        self.model_dir = Path(model_dir) if model_dir else None
 
     def using(self, collection: str | None = None, *, model_dir: str | os.PathLike | None = None) -> Posters:
         """The same store's collection `collection` (or this one), with the year model in `model_dir`
@@ -165,7 +166,8 @@ class Posters:
         if collection == self.collection and (model_dir is None or Path(model_dir) == self.model_dir):
             return self
         view = Posters.__new__(Posters)
-        view._shared, view.collection, view.model_dir = self._shared, collection, Path(model_dir or self.model_dir)
+        view._shared, view.collection = self._shared, collection
+        view.model_dir = Path(model_dir) if model_dir else self.model_dir
         return view
 
     @property
@@ -656,11 +658,18 @@ class Posters:
 
     # --- the year model ------------------------------------------------------------------------
 
+    def model_folder(self, model_dir: str | os.PathLike | None = None) -> Path:
+        """The year model's folder: `model_dir`, else this object's, else ./year_model once
+        `train_year` has written it, else the model shipped with the project."""
+        from .regression.shipped import default_model_dir
+
+        return Path(model_dir) if model_dir else self.model_dir or default_model_dir()
+
     def year_model(self, model_dir: str | os.PathLike | None = None) -> YearModel:
         """The saved year model (NotFound when there is none), loaded once."""
         from .regression.model_file import YearModel
 
-        folder = Path(model_dir or self.model_dir)
+        folder = self.model_folder(model_dir)
         with self._shared.lock:
             if folder not in self._shared.year_models:
                 self._shared.year_models[folder] = YearModel.load(folder)
@@ -671,7 +680,7 @@ class Posters:
         from .regression.model_file import ModelFile
 
         try:
-            file = ModelFile.read(Path(model_dir or self.model_dir))
+            file = ModelFile.read(self.model_folder(model_dir))
         except PosterSearchError:
             return None
         return {
@@ -705,7 +714,7 @@ class Posters:
         from .regression.model_file import check_model_dir
         from .regression.train import train_year_model
 
-        folder = Path(model_dir or self.model_dir)
+        folder = Path(model_dir or self.model_dir or defaults.MODEL_DIR)  # never into the shipped model
         check_model_dir(folder)  # before reading and training, not after
         with self._shared.lock:
             store = self._store()
@@ -748,11 +757,17 @@ class Posters:
     def predict_image_year(self, image: ImageSource, model_dir: str | os.PathLike | None = None) -> dict:
         """One image's year and range, with the model's figures (the page's upload)."""
         from .regression.predict import predict_year
+        from .regression.shipped import SHIPPED_DIR
 
         with self._shared.lock:
             model = self.year_model(model_dir)
             prediction = predict_year(image, model, self._year_embedder(model))
-        return {**prediction.as_dict(), "vector": model.file.vector_label, "trained_on": "+".join(model.file.collections)}
+        return {
+            **prediction.as_dict(),
+            "vector": model.file.vector_label,
+            "trained_on": "+".join(model.file.collections),
+            "shipped": self.model_folder(model_dir) == SHIPPED_DIR,
+        }
 
     def date_stored(
         self,

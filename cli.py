@@ -166,6 +166,15 @@ def open_posters(ctx: typer.Context, weights: str | None = None, model_dir: Path
 # --- the options several commands share ---------------------------------------------------------
 
 ModelDir = Annotated[Path, typer.Option("--model-dir", help="Folder of the year model (model.keras, model.json, plots).")]
+# Commands that use a year model: ./year_model once train-year wrote one, else the shipped model.
+UsedModelDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--model-dir",
+        help="Folder of the year model. Default: ./year_model once train-year has written it, else the model shipped with poster search.",
+        show_default=False,
+    ),
+]
 VectorOption = Annotated[VectorName, typer.Option("--vector", help="Which stored vector (vgg16_style: after ingest --style).")]
 Backend = Literal["auto", "onnxruntime", "openvino", "tensorflow", "jax", "torch"]
 Precision = Literal["auto", "fp32", "bf16", "int8"]
@@ -285,7 +294,7 @@ def ingest(
     augment: Annotated[
         bool,
         typer.Option(
-            help="Store each poster's augmented view instead (cropped, recoloured, recompressed), to train the year model with: into a collection of its own."
+            help="Store each poster's augmented view instead (another version of the art, reframed, resized, recompressed), to train the year model with: into a collection of its own."
         ),
     ] = False,
     rejects: Annotated[Path, typer.Option(help="Where to write rejected rows and posters, with reasons.")] = defaults.REJECTS,
@@ -525,7 +534,7 @@ def train_year(
 @cli_errors
 def evaluate_year(
     ctx: typer.Context,
-    model_dir: ModelDir = defaults.MODEL_DIR,
+    model_dir: UsedModelDir = None,
     include_trained: Annotated[bool, typer.Option(help="Also score posters the model was trained or calibrated on (optimistic).")] = False,
     json_out: Json = False,
 ) -> None:
@@ -542,7 +551,7 @@ def predict_year(
     images: Annotated[
         list[Path] | None, typer.Argument(help="Poster images and folders of them (every poster image below; need not be in the store).")
     ] = None,
-    model_dir: ModelDir = defaults.MODEL_DIR,
+    model_dir: UsedModelDir = None,
     stored: Annotated[
         bool,
         typer.Option(
@@ -692,7 +701,7 @@ def serve(
     port: Annotated[
         int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port, printed at start).")
     ] = defaults.SERVE_PORT,
-    model_dir: ModelDir = defaults.MODEL_DIR,
+    model_dir: UsedModelDir = None,
     era_sample: Annotated[int, typer.Option(min=10, help="Posters (a seeded sample) behind the page's era figures.")] = defaults.ERA_SAMPLE,
     allowed_host: Annotated[
         list[str] | None, typer.Option("--allowed-host", help="Another host name the page is reached by (repeat it); others get 400.")

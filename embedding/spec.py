@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from ..errors import BadInput, check_file
@@ -18,6 +18,11 @@ WEIGHTS_ENV = "VGG16_WEIGHTS"
 # a local copy of exactly that file is the same embedding as "imagenet".
 KERAS_NOTOP_MD5 = "6d6bbae143d832006294945121d1f1fc"
 RANDOM_WEIGHTS = "random"  # weights=None, seeded: only for tests and experiments
+# Weights files that hold Keras' ImageNet VGG16 values under another digest: the shared data's
+# notop file, converted from an ONNX copy and checked against Keras' own (its README). A store
+# still records which file made its vectors; a year head reads their vectors alike
+# (EmbeddingSpec.same_values), so the shipped model dates posters embedded with either.
+IMAGENET_COPIES = frozenset({"sha256:5ffcc3e2b95af530"})
 
 # The "style" embedding: statistics of five convolutional layers, one per VGG16 block, from the
 # same forward pass. Early layers see colour, grain and print texture; later ones typography and
@@ -68,6 +73,14 @@ class EmbeddingSpec:
     def describe(self) -> str:
         text = f"{self.model}/{self.layer}/{self.pooling}-pool/{self.input_size}px-{self.resize}/weights={self.weights}"
         return f"{text}/{self.quantization}" if self.quantization else text
+
+    def same_values(self, other: EmbeddingSpec | None) -> bool:
+        """The same embedding, counting a known copy of the ImageNet weights as "imagenet" (a year
+        head's check: vectors equal to float rounding are one input to it)."""
+        return other is not None and self._imagenet_alike() == other._imagenet_alike()
+
+    def _imagenet_alike(self) -> EmbeddingSpec:
+        return replace(self, weights="imagenet") if self.weights in IMAGENET_COPIES else self
 
     def compared(self) -> dict:
         """The fields that make two embeddings differ (what a store's compatibility check compares)."""

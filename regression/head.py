@@ -182,7 +182,7 @@ def train_head(
             verbose=0,
             callbacks=[keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True)],
         )
-        members.append(member)
+        members.append(_without_optimizer(member))
         bar.set_postfix(epochs=len(history.history["loss"]), val_loss=f"{min(history.history['val_loss']):.3f}")
         bar.update(1)
     bar.close()
@@ -204,6 +204,14 @@ def train_head(
         z = keras.layers.Concatenate(name="year_and_quantiles")([year, low, high])
     year = keras.layers.Rescaling(scale=std, offset=mean, name="to_year")(z)  # z -> year
     return keras.Model(inputs, year, name="year_head"), {"mean": mean, "std": std}
+
+
+def _without_optimizer(member: keras.Model) -> keras.Model:
+    """The trained member, uncompiled: a compiled model is saved with Adam's two moments of every
+    weight, so model.keras would be three times the size of the head itself."""
+    clone = keras.Sequential.from_config(member.get_config())  # not clone_model: Keras 3 compiles its clones
+    clone.set_weights(member.get_weights())
+    return clone
 
 
 def predict_years(model: keras.Model, vectors: np.ndarray) -> np.ndarray:

@@ -56,6 +56,7 @@ JSON_TYPES: dict[str, type | tuple[type, ...]] = {
     "test_by_collection": dict,
     "augmented": dict,
     "calibration": dict,
+    "cross_source": dict,
 }
 
 
@@ -77,6 +78,9 @@ class ModelFile:
     test_by_collection: dict = field(default_factory=dict)
     augmented: dict | None = None  # {"collections", "n_views"} when trained with augmented views
     calibration: dict | None = None  # the int8 embedding's calibration posters (embedding/quantize.py), if int8
+    # The shipped model's figures on a source it never saw (regression/ship.py); None for train-year's.
+    # Optional and ignored by readers that predate it, so the format version stays.
+    cross_source: dict | None = None
     version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -286,7 +290,7 @@ def check_specs(model: YearModel, specs: dict) -> None:
     meaningless): `specs` are what a collection records, vector name -> EmbeddingSpec."""
     for name, spec in model.specs.items():
         stored = specs.get(name)
-        if stored != spec:  # EmbeddingSpec equality: a store made on JAX or in bf16 is the same embedding
+        if not spec.same_values(stored):  # a store made on JAX or in bf16 is the same embedding
             made = "no such vector" if stored is None else f"embedding {stored.describe()}"
             raise BadInput(
                 f"the year model needs '{name}' made with {spec.describe()}, but this store has {made}: evaluate it on a store made with the same weights"

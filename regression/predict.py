@@ -47,7 +47,7 @@ def check_embedder(model: YearModel, embedder) -> None:
 
     made = {name: embedder.style_spec if name == STYLE_VECTOR_NAME else embedder.spec for name in model.vector_names}
     for name, spec in made.items():
-        if spec != model.specs[name]:
+        if not model.specs[name].same_values(spec):
             raise BadInput(
                 f"the year model was trained on embedding {model.specs[name].describe()}, "
                 f"but these weights give {spec.describe() if spec else 'no style vector'}: use the same --weights"

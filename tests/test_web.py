@@ -287,6 +287,7 @@ def test_predict_year_matches_the_library(client, style_embedder, tmp_path):
     assert (data["low"], data["high"]) == pytest.approx((expected.low, expected.high), abs=1e-3)
     meta = json.loads((client.tmp / "model" / "model.json").read_text())
     assert data["coverage"] == 0.8 and data["vector"] == "+".join(meta["vector_names"]) and data["name"] == "new.png"
+    assert data["shipped"] is False  # a model of the user's own, said as such on the page
 
 
 def test_predict_year_without_a_model_is_a_clear_404(client, style_embedder, tmp_path):

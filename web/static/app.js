@@ -396,9 +396,9 @@ async function predictYear(file, view, searched) {
   {
     panel.replaceChildren(
       "Predicted release year: ", el("strong", { text: Math.round(p.year) }),
-      ` — ${Math.round(p.coverage * 100)} % range ${Math.round(p.low)}–${Math.round(p.high)} (calibrated on held-out posters; test mean error ${p.test_mae.toFixed(1)} years)`,
+      ` — ${Math.round(p.coverage * 100)} % range ${Math.round(p.low)}–${Math.round(p.high)} (calibrated on ${p.shipped ? "posters from a source it never saw" : "held-out posters"}; test mean error ${p.test_mae.toFixed(1)} years)`,
     );
-    state.yearModel = `reads ${p.vector}, trained on ${p.trained_on}; held-out mean error ${p.test_mae.toFixed(2)} years, ${Math.round(p.coverage * 100)} % ranges`;
+    state.yearModel = `${p.shipped ? "the model shipped with poster search: " : ""}reads ${p.vector}, trained on ${p.trained_on}; held-out mean error ${p.test_mae.toFixed(2)} years, ${Math.round(p.coverage * 100)} % ranges`;
     const c = state.collections.get($("collection").value);
     if (c) showTechnical(c);
   }
@@ -675,7 +675,7 @@ async function loadEra() {
     body.replaceChildren(
       el("p", { text: `Nearest neighbours are ${c.neighbour_mean.toFixed(1)} years apart on average (median ${c.neighbour_median.toFixed(1)}), random pairs ${c.random_mean.toFixed(1)} (median ${c.random_median.toFixed(1)}).` }),
       charts,
-      model ? "" : el("p", { class: "muted", text: "No year model loaded (train one with `python cli.py train-year`, serve with --model-dir)." }),
+      model ? "" : el("p", { class: "muted", text: "No year model loaded (serve with --model-dir, or train one with `python cli.py train-year`)." }),
       timeline);
     loadTimeline(timeline);
   } catch (error) {
