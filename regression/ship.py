@@ -41,7 +41,7 @@ from .shipped import SHIPPED_DIR
 from .train import CALIBRATION_SHARE
 
 SOURCES = ("posters-era", "posters-imdb")  # folders of ../shared/data, and the collections made from them
-SHIPPED_CONFIG = HeadConfig(members=3)  # three networks: a 4 MB head, within noise of five (docs/year-model.md)
+SHIPPED_CONFIG = HeadConfig(members=3)  # three networks, a 4 MB head: no worse on the usual split than train-year's five (docs/year-model.md)
 UNSEEN = "each shared collection, dated by a head trained on the other alone"
 
 
@@ -120,7 +120,7 @@ def cross_source(data: YearData, config: HeadConfig, seed: int = 0, views: YearD
 
 
 def build(location, out: Path, collections: Sequence[str] = SOURCES, config: HeadConfig = SHIPPED_CONFIG, seed: int = 0) -> dict:
-    """Steps 2-4 on the collections of an open store's location: writes the model into `out`."""
+    """Steps 2-4 on the collections (and their views) of the store at `location`: writes the model into `out`."""
     from ..api import Posters
     from ..store.collection import PosterStore
     from .dataset import load_augmented, load_collections
