@@ -41,7 +41,9 @@ from .shipped import SHIPPED_DIR
 from .train import CALIBRATION_SHARE
 
 SOURCES = ("posters-era", "posters-imdb")  # folders of ../shared/data, and the collections made from them
-SHIPPED_CONFIG = HeadConfig(members=3)  # three networks, a 4 MB head: no worse on the usual split than train-year's five (docs/year-model.md)
+SHIPPED_CONFIG = HeadConfig(
+    members=3
+)  # three networks, a 4 MB head: no worse on the usual split than train-year's five (docs/year-model.md)
 UNSEEN = "each shared collection, dated by a head trained on the other alone"
 
 
