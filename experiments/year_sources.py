@@ -27,7 +27,7 @@ from PIL import Image
 def views(args) -> None:
     from poster_search.regression.config import HeadConfig
     from poster_search.regression.conformal import calibrate_quantiles, coverage, ranges
-    from poster_search.regression.dataset import calibration_split, content_split, load_augmented, load_collections
+    from poster_search.regression.dataset import calibration_split, content_split, fitting_rows, load_augmented, load_collections
     from poster_search.regression.head import predict_with_quantiles, train_head
     from poster_search.regression.ship import SOURCES, cross_source, views_of
     from poster_search.store.collection import PosterStore
@@ -44,10 +44,7 @@ def views(args) -> None:
             train, test = content_split(data.keys, 0.2, seed)
             fit_rows, calibration_rows = calibration_split(list(data.keys[train]), 0.15, seed)
             fit, calibration = train[fit_rows], train[calibration_rows]
-            x, y = data.vectors[fit], data.years[fit]
-            if extra is not None:
-                rows = np.flatnonzero(np.isin(extra.keys, data.keys[fit]))
-                x, y = np.concatenate([x, extra.vectors[rows]]), np.concatenate([y, extra.years[rows]])
+            x, y, _ = fitting_rows(data, fit, extra)
             model, _ = train_head(x, y, config, seed=seed)
             calibration_quantiles = predict_with_quantiles(model, data.vectors[calibration])[1]
             assert calibration_quantiles is not None  # the bins head

@@ -183,6 +183,17 @@ def load_augmented(store: PosterStore, collections: Sequence[str], data: YearDat
     return views
 
 
+def fitting_rows(data: YearData, fit: np.ndarray, views: YearData | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """The vectors and years to fit on: the `fit` rows of `data`, then the augmented `views` of those
+    posters (matched by content key: never a view of a calibration or test poster) with the same
+    years; and how many views were added."""
+    x, y = data.vectors[fit], data.years[fit]
+    if views is None:
+        return x, y, 0
+    rows = np.flatnonzero(np.isin(views.keys, data.keys[fit]))
+    return np.concatenate([x, views.vectors[rows]]), np.concatenate([y, views.years[rows]]), len(rows)
+
+
 def content_fraction(keys: Sequence[str] | np.ndarray, salt: str) -> np.ndarray:
     """A number in [0, 1) per key, uniform and fixed for (salt, key): the basis of every split here."""
     return np.array([int(hashlib.sha256(f"{salt}:{k}".encode()).hexdigest()[:15], 16) / 16**15 for k in keys])

@@ -34,7 +34,7 @@ import numpy as np
 
 from .config import HeadConfig
 from .conformal import COVERAGE, CQR, coverage, ranges
-from .dataset import YearData, calibration_split, content_split
+from .dataset import YearData, calibration_split, content_split, fitting_rows
 from .metrics import year_metrics
 from .model_file import HEAD_NAME, ModelFile, YearModel
 from .shipped import SHIPPED_DIR
@@ -76,10 +76,7 @@ def cross_source(data: YearData, config: HeadConfig, seed: int = 0, views: YearD
         source = np.flatnonzero(data.collections == trained)
         fit_rows, calibration_rows = calibration_split(list(data.keys[source]), CALIBRATION_SHARE, seed)
         fit, calibration = source[fit_rows], source[calibration_rows]
-        x, y = data.vectors[fit], data.years[fit]
-        if views is not None:
-            extra = np.flatnonzero(np.isin(views.keys, data.keys[fit]))
-            x, y = np.concatenate([x, views.vectors[extra]]), np.concatenate([y, views.years[extra]])
+        x, y, _ = fitting_rows(data, fit, views)
         model, _ = train_head(x, y, config, seed=seed, progress=True)
         calibration_quantiles = predict_with_quantiles(model, data.vectors[calibration])[1]
         assert calibration_quantiles is not None  # the bins head

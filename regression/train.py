@@ -18,7 +18,7 @@ from ..tables import Tabular
 from .baselines import knn_exact, knn_store_baseline, mean_baseline, ridge_baseline
 from .config import HeadConfig
 from .conformal import COVERAGE, calibrate, calibrate_quantiles, coverage, ranges
-from .dataset import YearData, calibration_split, content_split
+from .dataset import YearData, calibration_split, content_split, fitting_rows
 from .head import predict_with_quantiles, train_head
 from .metrics import year_metrics
 from .model_file import HEAD_NAME, MODEL_FILE, ModelFile, check_model_dir, save_model
@@ -106,12 +106,7 @@ def train_year_model(
         raise BadInput(f"{len(data)} dated posters give {len(fit)} to fit, {len(calibration)} to calibrate, {len(test)} to test: too few")
     x, y = data.vectors, data.years
 
-    fit_x, fit_y = x[fit], y[fit]
-    n_views = 0
-    if augmented is not None:
-        views = np.flatnonzero(np.isin(augmented.keys, data.keys[fit]))  # never a view of a calibration or test poster
-        n_views = len(views)
-        fit_x, fit_y = np.concatenate([fit_x, augmented.vectors[views]]), np.concatenate([fit_y, augmented.years[views]])
+    fit_x, fit_y, n_views = fitting_rows(data, fit, augmented)
     model, scaling = train_head(fit_x, fit_y, config, seed=seed, progress=progress)
     calibration_years, calibration_quantiles = predict_with_quantiles(model, x[calibration])
     if calibration_quantiles is None:  # regression head: ranges by predicted year
