@@ -19,7 +19,7 @@ from poster_search.store.collection import PosterStore
 from poster_search.store.connection import StoreLocation
 from poster_search.store.schema import point_id
 from tests.conftest import BROWSER_ARTEFACTS as ARTEFACTS
-from tests.conftest import CHROMEDRIVER, CHROMIUM, make_poster, needs_browser, run_cli, serving, wait_for, write_csv
+from tests.conftest import CHROMEDRIVER, CHROMIUM, ingest, make_poster, needs_browser, serving, wait_for, write_csv
 
 FILMS = [  # title, catalog year (None: undated), genre
     ("Gone with the Wind", 1939, "Drama"),
@@ -66,8 +66,7 @@ def server(tmp_path_factory):
         rows.append([f"{i}.jpg", title, year or "", genre])
     catalog = write_csv(tmp / "movies.csv", ["filename", "title", "release_year", "genre"], rows)
     location = StoreLocation(path=tmp / "store")
-    made = run_cli("ingest", "--catalog", catalog, "--posters", tmp / "posters", "--weights", "random", "--qdrant-path", location.path)
-    assert made.returncode == 0, made.stderr
+    ingest(catalog, tmp / "posters", location.path)
     with PosterStore(location, must_exist=True) as store:
         changed = []
         for point in store.retrieve([point_id(name) for name in PREDICTED]):
@@ -153,9 +152,7 @@ def test_browse_sorts_filters_and_is_an_address(server, browser):
     from selenium.webdriver.common.by import By
 
     url, _ = server
-    browser.set_window_size(1280, 900)
-    browser.get(url + "/")
-    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#landing .start"), what="the collection")
+    open_page(browser, url)
     link = browser.find_element(By.ID, "browse-link")
     assert link.is_displayed() and link.text == "Browse all posters"
     link.click()
@@ -229,9 +226,7 @@ def test_suggestions_as_one_types_and_close_matches_after_nothing(server, browse
     from selenium.webdriver.common.keys import Keys
 
     url, _ = server
-    browser.set_window_size(1280, 900)
-    browser.get(url + "/")
-    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#landing .start"), what="the collection")
+    open_page(browser, url)
     title = browser.find_element(By.ID, "title")
 
     def suggested(d) -> list[str]:

@@ -17,7 +17,7 @@ from poster_search.store.collection import PosterStore
 from poster_search.store.connection import StoreLocation
 from poster_search.store.schema import point_id
 from tests.conftest import BROWSER_ARTEFACTS as ARTEFACTS
-from tests.conftest import make_poster, needs_browser, run_cli, serving, wait_for, write_csv
+from tests.conftest import ingest, make_poster, needs_browser, serving, wait_for, write_csv
 
 DATED = 18  # Film 0..17, 1941..1975: four decades
 PREDICTED = {"u0.jpg": (1962, 1954, 1971), "u1.jpg": (1931, 1922, 1940)}  # undated posters: file -> predicted year, low, high
@@ -42,8 +42,7 @@ def server(tmp_path_factory):
         rows.append([name, f"Undated {j}", 2000])
     catalog = write_csv(tmp / "movies.csv", ["filename", "title", "release_year"], rows)
     location = StoreLocation(path=tmp / "store")
-    made = run_cli("ingest", "--catalog", catalog, "--posters", tmp / "posters", "--weights", "random", "--qdrant-path", location.path)
-    assert made.returncode == 0, made.stderr
+    ingest(catalog, tmp / "posters", location.path)
     with PosterStore(location, must_exist=True) as store:
         changed = []
         for point in store.retrieve([point_id(name) for name in undated]):
