@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from .store.collection import PosterStore
     from .store.connection import StoreLocation
     from .store.embeddings import Embeddings
+    from .store.exchange import ExportReport, ImportReport
     from .store.migrate import MigrateReport
 
 
@@ -346,11 +347,13 @@ class Posters:
         style: bool = False,
         augment: bool = False,
         sharding: Sharding | None = None,
+        rehash: bool = False,
         progress: bool = True,
     ) -> IngestReport:
         """Embed every poster of a catalog (a CSV of titles, years and poster files), or of a folder
         without one (titles and years from .nfo files and `Title (Year)` names), that the
-        collection does not hold yet, and store it. Resumable: run it again after an interruption."""
+        collection does not hold yet, and store it. Resumable: run it again after an interruption.
+        A stored poster whose file kept its size and modification time is not read again unless `rehash`."""
         from .embedding.embedders import make_embedder
         from .embedding.spec import resolve_weights
         from .ingest.catalog import read_catalog
@@ -387,6 +390,7 @@ class Posters:
                 prune=prune,
                 workers=workers,
                 progress=progress,
+                rehash=rehash,
             )
             self._forget_overviews()
             return report
@@ -541,9 +545,16 @@ class Posters:
     # --- the collection at a glance ------------------------------------------------------------
 
     def era(
-        self, *, k: int = defaults.ERA_K, sample: int | None = None, seed: int = 0, vector: str = VECTOR_NAME, progress: bool = False
+        self,
+        *,
+        k: int = defaults.ERA_K,
+        sample: int | None = defaults.ERA_QUERIES,
+        seed: int = 0,
+        vector: str = VECTOR_NAME,
+        progress: bool = False,
     ) -> EraReport:
-        """Are nearest neighbours from a similar era? Year differences to neighbours against random pairs."""
+        """Are nearest neighbours from a similar era? Year differences to neighbours against random
+        pairs, for a seeded sample of `sample` dated posters (None or 0: every one)."""
         from .search.era import era_coherence
 
         with self._shared.lock:
@@ -821,18 +832,31 @@ class Posters:
         with self._shared.lock:
             return load_embeddings(self._poster_store(), vector)
 
-    def export_embeddings(self, out: str | os.PathLike, vector: str = VECTOR_NAME) -> Embeddings:
-        """Write the collection as one .npz file (embeddings, ids, titles, years, predicted years, files)."""
+    def export_embeddings(self, out: str | os.PathLike, vector: str = VECTOR_NAME, *, progress: bool = False) -> ExportReport:
+        """Write the collection as one .npz file (embeddings, ids, keys, titles, years, predicted
+        years, files, hashes, every payload, the embedding spec), streamed: memory bounded by a batch."""
         from .errors import check_output_file
-        from .store.embeddings import export_target, save_npz
+        from .store.exchange import export_npz, export_target
 
         out = Path(out)
         if out.is_dir():
             raise BadInput(f"the output file {out} is a folder; give a file name such as embeddings.npz")
         check_output_file(export_target(out), "the output file")
-        embeddings = self.embeddings(vector)
-        save_npz(embeddings, out)
-        return embeddings
+        with self._shared.lock:
+            return export_npz(self._poster_store(), out, vector, progress)
+
+    def import_embeddings(
+        self, file: str | os.PathLike, *, posters_dir: str | os.PathLike | None = None, progress: bool = False
+    ) -> ImportReport:
+        """Add the posters of an export file to the collection (made from the file's embedding if
+        new; an existing one must hold the same), without VGG16, then index it. `posters_dir`: where
+        the poster files are on this machine, for the page and contact sheets."""
+        from .store.exchange import import_npz
+
+        with self._shared.lock:
+            report = import_npz(self._store(must_exist=False), Path(file), Path(posters_dir) if posters_dir else None, progress)
+        self._forget_overviews()
+        return report
 
     def migrate(
         self,

@@ -204,7 +204,10 @@ class _Warnings(logging.Handler):
     """The library's warnings (a stored record left out, ...) as `Warning: ...` lines on stderr."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        say(f"Warning: {one_line(record.getMessage())}", err=True)
+        from tqdm import tqdm
+
+        with tqdm.external_write_mode(file=sys.stderr):  # on a line of its own, not inside a progress bar's
+            say(f"Warning: {one_line(record.getMessage())}", err=True)
 
 
 Command = TypeVar("Command", bound=Callable[..., Any])
@@ -304,6 +307,9 @@ def ingest(
     year_column: Annotated[str | None, typer.Option(help="Catalog column with the year (else '(YYYY)' in titles).")] = None,
     genre_column: Annotated[str | None, typer.Option(help="Catalog column with genres ('A|B').")] = None,
     encoding: Annotated[str | None, typer.Option(help="Catalog encoding (default: utf-8, else latin-1).")] = None,
+    rehash: Annotated[
+        bool, typer.Option("--rehash", help="Read and hash every stored poster's file again (default: trust an unchanged size and time).")
+    ] = False,
     weights: Weights = None,
     shards: Shards = None,
     replicas: Replicas = None,
@@ -334,6 +340,7 @@ def ingest(
             style=style,
             augment=augment,
             sharding=Sharding(shards, replicas, write_consistency),
+            rehash=rehash,
         )
     written = report.write_rejects(rejects)
     say(ingest_summary(report.summary(), collections_of(ctx)[0], report.total, rejects if written else None))
@@ -341,11 +348,32 @@ def ingest(
 
 @app.command("export-embeddings", cls=StoreCommand)
 @cli_errors
-def export_embeddings(ctx: typer.Context, out: Annotated[Path, typer.Argument(help="The .npz file to write.")]) -> None:
-    """Write the stored embeddings as one (n_movies, embedding_size) array with ids, titles, years, predicted years, files."""
+def export_embeddings(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Argument(help="The .npz file to write.")],
+    vector: VectorOption = VECTOR_NAME,
+) -> None:
+    """Write the stored embeddings as one (n_movies, embedding_size) array with ids, keys, titles, years, predicted years, files,
+    hashes and every payload: what import-embeddings reads (streamed: memory bounded by a batch)."""
     with open_posters(ctx) as posters:
-        embeddings = posters.export_embeddings(out)
-    say(export_summary(out, embeddings.vectors.shape))
+        report = posters.export_embeddings(out, vector, progress=True)
+    say(export_summary(out, report.shape))
+
+
+@app.command("import-embeddings", cls=StoreCommand)
+@cli_errors
+def import_embeddings(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="An .npz file written by export-embeddings.")],
+    posters: Annotated[Path | None, typer.Option(help="Where the poster files are on this machine (for the page and sheets).")] = None,
+) -> None:
+    """Add the posters of an export file to --collection without VGG16 (made from the file's embedding if new; an existing one
+    must hold the same), then index it. Rerun after an interruption: rows stored already are written again, none twice."""
+    if posters is not None and not posters.is_dir():
+        raise BadInput(f"--posters {posters} is not a folder")
+    with open_posters(ctx) as posters_store:
+        report = posters_store.import_embeddings(file, posters_dir=posters, progress=True)
+    say(report.summary())
 
 
 @app.command(cls=StoreCommand)
@@ -410,7 +438,9 @@ def search(
 def era(
     ctx: typer.Context,
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Neighbours per poster.")] = defaults.ERA_K,
-    sample: Annotated[int | None, typer.Option(min=1, help="Only this many posters (seeded sample) as queries.")] = None,
+    sample: Annotated[
+        int, typer.Option(min=0, help="How many dated posters (a seeded sample) to ask about; 0: every one.")
+    ] = defaults.ERA_QUERIES,
     seed: Annotated[int, typer.Option(help="Seed for the sample and the random baseline.")] = 0,
     timeline: Annotated[
         Path | None, typer.Option(help="Also write a PNG of each decade's most and least typical posters and how far its centre moved.")

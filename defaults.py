@@ -11,6 +11,8 @@ from .regression.config import DEFAULT_VECTOR, VectorChoice
 
 K = 3  # neighbours a search returns
 ERA_K = 3  # neighbours per poster for era coherence
+YEAR_POSTERS = 200_000  # dated posters a year model reads from one collection at most (a seeded sample beyond): 400 MB of vgg16
+ERA_QUERIES = 2000  # posters (a seeded sample) era coherence asks about by default: its figures settle well before
 DUPLICATE_THRESHOLD = 0.95  # cosine similarity from which two posters are near-duplicates
 MODEL_DIR = Path("year_model")  # where train-year saves the year model, and every other command reads it
 COMPARE_DIR = Path("compare_models")  # compare's two year models

@@ -50,7 +50,8 @@ def ingest_summary(report_summary: str, collection: str, total: int, rejects: Pa
 
 def export_summary(written: Path, shape: tuple[int, ...]) -> str:
     return (
-        f"wrote {written}: embeddings {shape}, with ids, titles, years (catalog), predicted_years (the year model's, NaN where none), files"
+        f"wrote {written}: embeddings {shape}, with ids, keys, titles, years (catalog), predicted_years (the year model's, NaN where none), "
+        "files, sha256 and every payload (import-embeddings reads it)"
     )
 
 

@@ -51,15 +51,26 @@ class Film:
     genres: tuple[str, ...] = ()
     row: int = 0  # line in the CSV (header is line 1)
     source: str = "catalog"  # what says the title, year and genres: a catalog, or a "folder" (names and .nfo files)
+    file_stat: tuple[int, int] | None = None  # (size, mtime_ns) of the poster file as planning found it (ingest/plan.py)
 
     @property
     def point_id(self) -> str:
         return point_id(self.key)
 
     def payload(self, sha256: str = "") -> dict:
-        """The point's payload (store/schema.py); `sha256` of the poster file once it is read."""
+        """The point's payload (store/schema.py); `sha256` of the poster file once it is read, and
+        the file's size and modification time from before it was read (a later change shows)."""
+        size, mtime = self.file_stat if self.file_stat and sha256 else (None, None)
         return PosterPayload.of_file(
-            self.file, key=self.key, title=self.title, year=self.year, sha256=sha256, genres=self.genres, source=self.source
+            self.file,
+            key=self.key,
+            title=self.title,
+            year=self.year,
+            sha256=sha256,
+            genres=self.genres,
+            source=self.source,
+            file_size=size,
+            file_mtime_ns=mtime,
         ).to_dict()
 
 

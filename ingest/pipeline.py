@@ -164,19 +164,22 @@ def ingest(
     sharding: Sharding = Sharding(),
     workers: int | None = None,
     prune: bool = False,
+    rehash: bool = False,
 ) -> IngestReport:
     """Store the embedding of every film in `catalog` not stored yet; with a style embedder, also
     the style vector of every stored film that lacks it.
 
     `batch_size`: posters per model batch and per store write (default: 32 on a CPU, more on a
     GPU). `workers`: decode processes (default: the usable cores; 0 decodes in a thread).
+    `rehash`: read and hash every stored poster's file, not trusting an unchanged size and
+    modification time (ingest/plan.py).
     The model is loaded only when there is something to embed: a no-op rerun never loads it.
     It is loaded before the progress bar starts, so weight errors come first.
     """
     started = time.perf_counter()
     report = IngestReport(catalog_rows=catalog.rows, rejects=list(catalog.rejects), unit=catalog.unit, note_rows=list(catalog.notes))
     films = catalog.films[:limit] if limit is not None else catalog.films
-    plan, work = _prepare(films, catalog, Path(posters_dir), store, embedder, recreate, sharding, prune, report)
+    plan, work = _prepare(films, catalog, Path(posters_dir), store, embedder, recreate, sharding, prune, rehash, report)
     if work.embed or work.restyle or work.revector:
         _embed_and_store(plan, work, Path(posters_dir), store, embedder, batch_size, workers, progress, report)
         store.optimize()  # the engine builds its search index (HNSW, large collections) now, not on a first search
@@ -192,7 +195,7 @@ def ingest(
     return report
 
 
-def _prepare(films, catalog, posters_dir: Path, store, embedder, recreate, sharding, prune, report) -> tuple[Plan, Work]:
+def _prepare(films, catalog, posters_dir: Path, store, embedder, recreate, sharding, prune, rehash, report) -> tuple[Plan, Work]:
     """Everything before the model: the collection made or checked, corrected payloads written, the plan."""
     if not recreate:
         report.repaired = readopt_orphan(store, embedder, posters_dir)  # lost metadata: rebuilt, or one line why not
@@ -211,7 +214,7 @@ def _prepare(films, catalog, posters_dir: Path, store, embedder, recreate, shard
         store.update_metadata(
             CollectionMetadata.changes(calibration={**embedder.calibration.as_dict(), "posters_dir": as_text(posters_dir.resolve())})
         )
-    plan = make_plan(films, catalog.keys(), store, posters_dir)
+    plan = make_plan(films, catalog.keys(), store, posters_dir, rehash)
     apply_without_embedding(plan, store, prune)  # corrected titles, years, genres; --prune
     work = plan_work(plan, store, embedder.style_spec is not None)
     report.already_stored, report.updated = work.already_stored, len(plan.retitled)

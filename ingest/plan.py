@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -26,7 +27,7 @@ from typing import Protocol
 
 from ..errors import BadInput
 from ..path_inside import open_inside
-from ..store.schema import PREDICTED_FIELDS, PosterPayload, point_id
+from ..store.schema import FILE_STAT_FIELDS, PREDICTED_FIELDS, PosterPayload, point_id
 from .catalog import Film
 
 # The payload fields a film's catalog row decides (plus sha256, which the poster file decides).
@@ -54,6 +55,7 @@ class Plan:
     unchanged: list[Film] = field(default_factory=list)
     gone: list[tuple[str, str]] = field(default_factory=list)  # (point id, stored key or title)
     kept_from_catalog: int = 0  # posters of a folder run whose stored catalog title, year or genres differ and were kept
+    restat: list[tuple[str, dict]] = field(default_factory=list)  # (point id, file_size and file_mtime_ns): unchanged bytes, new stat
 
     @property
     def to_embed(self) -> list[Film]:
@@ -70,24 +72,31 @@ class Plan:
         return [f for f, _ in self.retitled] + self.unchanged
 
 
-def make_plan(films: Sequence[Film], catalog_keys: set[str], store: StoredPayloads, posters_dir: Path) -> Plan:
+def make_plan(films: Sequence[Film], catalog_keys: set[str], store: StoredPayloads, posters_dir: Path, rehash: bool = False) -> Plan:
     """Compare `films` with what `store` holds; `catalog_keys` (every key of the whole catalog,
-    not only the `films` of a --limit run) decides what is gone."""
+    not only the `films` of a --limit run) decides what is gone.
+
+    A stored poster whose file has the size and modification time recorded with it is taken as
+    unchanged without reading it (what rsync and git do): a rerun over a million posters is a
+    million `lstat`s, not a million files read. `rehash` reads and hashes every one."""
     plan = Plan()
     posters: dict[str, PosterPayload] = {}  # decoded, as stored
     undecodable: list[str] = []  # stored, but not as poster search writes them: embedded and written again
     if store.exists():
         with store.left_out_during() as undecodable:
-            read = [*CATALOG_FIELDS, "sha256", "source", "added", *PREDICTED_FIELDS]
+            read = [*CATALOG_FIELDS, "sha256", "source", "added", *PREDICTED_FIELDS, *FILE_STAT_FIELDS]
             posters = {p.id: p.poster for p in store.points(with_vectors=False, fields=read, batch=SCROLL_BATCH)}
     if any(f.source == "folder" for f in films) and posters:
         films, plan.kept_from_catalog = under_catalog(films, posters)
+    base = str(posters_dir)
+    films = [replace(f, file_stat=s) for f, s in zip(films, file_stats([os.path.join(base, f.file) for f in films]))]
     stored = {pid: poster.to_dict() for pid, poster in posters.items()}
     ids = [f.point_id for f in films]  # uuid5 once per film: 100,000 of them are a second's work
     known = [(f, pid) for f, pid in zip(films, ids) if pid in stored]
-    base = str(posters_dir)
-    digests = file_digests([os.path.join(base, f.file) for f, _ in known], str(posters_dir.resolve()))  # strings: pathlib costs more
-    digest_of = {pid: d for (_, pid), d in zip(known, digests)}
+    digest_of = {pid: stored[pid]["sha256"] for f, pid in known if not rehash and _same_file(f, stored[pid])}
+    to_hash = [(f, pid) for f, pid in known if pid not in digest_of]
+    digests = file_digests([os.path.join(base, f.file) for f, _ in to_hash], str(posters_dir.resolve()))  # strings: pathlib costs more
+    digest_of.update((pid, d) for (_, pid), d in zip(to_hash, digests))
     compared = (*CATALOG_FIELDS, "sha256")
     rewrite = set(undecodable)
     for film, pid in zip(films, ids):
@@ -99,7 +108,7 @@ def make_plan(films: Sequence[Film], catalog_keys: set[str], store: StoredPayloa
         elif digest_of[pid] is None or digest_of[pid] != payload.get("sha256"):
             plan.changed.append(film)  # an unreadable file is decoded again, and rejected with its reason
         else:
-            wanted = dict(film.payload(), sha256=payload["sha256"])
+            wanted = film.payload(payload["sha256"])
             # `source` is compared once recorded: points written before it are not rewritten for it alone
             fields = (*compared, "source") if "source" in payload else compared
             if {k: v for k, v in payload.items() if k in fields} != {k: v for k, v in wanted.items() if k in fields}:
@@ -108,10 +117,31 @@ def make_plan(films: Sequence[Film], catalog_keys: set[str], store: StoredPayloa
                 plan.retitled.append((film, {**wanted, **kept}))
             else:
                 plan.unchanged.append(film)
+                if film.file_stat and not _same_file(film, payload):  # the same bytes, touched (or stored before 5): recorded anew
+                    plan.restat.append((pid, dict(zip(FILE_STAT_FIELDS, film.file_stat))))
     planned_keys = {f.key for f in films}
     catalog_ids = set(ids) | {point_id(k) for k in catalog_keys if k not in planned_keys}
     plan.gone = sorted((pid, str(p.get("key") or p.get("title") or pid)) for pid, p in stored.items() if pid not in catalog_ids)
     return plan
+
+
+def _same_file(film: Film, payload: dict) -> bool:
+    """The poster file has the size and modification time recorded when its sha256 was."""
+    return film.file_stat is not None and bool(payload.get("sha256")) and film.file_stat == tuple(payload.get(k) for k in FILE_STAT_FIELDS)
+
+
+def file_stats(paths: Sequence[str]) -> list[tuple[int, int] | None]:
+    """(size, modification time in ns) of each path that is a regular file, the final link not
+    followed (a link is hashed through path_inside's checks every time); None for anything else."""
+    out: list[tuple[int, int] | None] = []
+    for path in paths:
+        try:
+            info = os.lstat(path)
+        except (OSError, ValueError):
+            out.append(None)
+            continue
+        out.append((info.st_size, info.st_mtime_ns) if stat.S_ISREG(info.st_mode) else None)
+    return out
 
 
 def under_catalog(films: Sequence[Film], stored: dict[str, PosterPayload]) -> tuple[list[Film], int]:
@@ -149,6 +179,8 @@ def apply_without_embedding(plan: Plan, store, prune: bool) -> None:
     the stored films that are gone from the catalog."""
     if plan.retitled:
         store.overwrite_payloads([(f.point_id, payload) for f, payload in plan.retitled])
+    for start in range(0, len(plan.restat), SCROLL_BATCH):
+        store.set_payloads(plan.restat[start : start + SCROLL_BATCH])
     if prune and plan.gone:
         if not (plan.changed or plan.retitled or plan.unchanged):
             # an empty catalog, every row rejected, or the wrong file: the user meant something else

@@ -7,7 +7,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ..search.batch import nearest_accepted
+from ..search.batch import EXACT_UP_TO, nearest_accepted
 from ..store.collection import PosterStore
 from ..store.connection import StoreLocation
 from ..store.schema import VECTOR_NAME
@@ -64,13 +64,14 @@ def knn_store_baseline(
     """Each test poster's year as the mean year of its k most similar *training* posters, found by Qdrant.
 
     `train_ids` maps each collection to its training point ids: every collection is searched with
-    exact search (not HNSW), hits outside the training part are dropped (test posters, and so the
+    exact search (not HNSW; through the index past EXACT_UP_TO posters), hits outside the training part are dropped (test posters, and so the
     query's own copies, which the content split puts on the test side with it), and the
     collections' hits are merged by cosine. Opens the store only for these queries.
     """
     found: list[list] = [[] for _ in range(len(test_vectors))]
     for collection, ids in train_ids.items():
         with PosterStore(location, collection, must_exist=True) as store:
+            exact = store.count() <= EXACT_UP_TO  # past it, a scan per test poster would make the baseline quadratic
             hits = nearest_accepted(
                 store,
                 list(test_vectors),
@@ -80,6 +81,7 @@ def knn_store_baseline(
                 payload=("year",),
                 progress=progress,
                 desc=f"k-NN baseline ({collection})",
+                exact=exact,
             )
         for mine, more in zip(found, hits):
             mine.extend(more)

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .. import defaults
 from ..embedding.spec import EmbeddingSpec
 from ..errors import BadInput, NotFound, command
 from ..store.collection import PosterStore
 from ..store.connection import StoreLocation
 from ..store.embeddings import load_embeddings
+from ..store.engine import PointFilter
 from ..store.schema import STYLE_VECTOR_NAME, VECTOR_NAME
 from .config import DEFAULT_VECTOR
 
@@ -78,10 +80,12 @@ def vector_names_for(store: PosterStore, collections: Sequence[str], choice: str
     return BOTH_VECTORS, None
 
 
-def load_year_data(store: PosterStore, vector_name: str | Sequence[str] = VECTOR_NAME) -> YearData:
-    """Every dated point's vector(s), year and content key from one open collection; undated points are counted."""
+def load_year_data(store: PosterStore, vector_name: str | Sequence[str] = VECTOR_NAME, at_most: int = defaults.YEAR_POSTERS) -> YearData:
+    """Every dated point's vector(s), year and content key from one open collection (undated points
+    are counted); past `at_most` dated posters, a seeded sample of that many (PosterStore.sample), so
+    training holds at most that many vectors whatever the collection's size."""
     names = (vector_name,) if isinstance(vector_name, str) else tuple(vector_name)
-    specs, parts, base = {}, [], None
+    specs = {}
     for name in names:
         if name != VECTOR_NAME and not store.has_vector(name):
             raise NotFound(f"collection '{store.collection}' has no vector '{name}': run {command('ingest --style ...')} first")
@@ -91,29 +95,59 @@ def load_year_data(store: PosterStore, vector_name: str | Sequence[str] = VECTOR
             raise BadInput(
                 f"{lacking} stored posters of '{store.collection}' lack the vector '{name}': run {command('ingest --style ...')} to add it"
             )
-        loaded = load_embeddings(store, name)
-        if base is not None and not np.array_equal(loaded.ids, base.ids):
-            raise BadInput(f"the posters of '{store.collection}' changed while they were read: run the command again")
-        base = base if base is not None else loaded
-        parts.append(loaded.vectors)
-    assert base is not None  # names is never empty
-    dated = ~np.isnan(base.years)
-    if dated.sum() < MIN_DATED:
-        raise BadInput(f"collection '{store.collection}' has {dated.sum()} dated posters: too few to train and test a year model")
-    ids = base.ids[dated]
+    dated_filter = PointFilter(present=("year",), has_vector=VECTOR_NAME)
+    dated_count = store.count(dated_filter)
+    if dated_count > at_most:
+        ids, vectors, years, titles, sha256 = _sampled(store, names, dated_filter, at_most)
+        undated = store.count() - dated_count
+    else:
+        parts, base = [], None
+        for name in names:
+            loaded = load_embeddings(store, name)
+            if base is not None and not np.array_equal(loaded.ids, base.ids):
+                raise BadInput(f"the posters of '{store.collection}' changed while they were read: run the command again")
+            base = base if base is not None else loaded
+            parts.append(loaded.vectors)
+        assert base is not None  # names is never empty
+        dated = ~np.isnan(base.years)
+        ids, years, titles, sha256 = base.ids[dated], base.years[dated], base.titles[dated], base.sha256[dated]
+        vectors = np.concatenate(parts, axis=1)[dated] if len(parts) > 1 else parts[0][dated]
+        undated = int((~dated).sum())
+    if len(ids) < MIN_DATED:
+        raise BadInput(f"collection '{store.collection}' has {len(ids)} dated posters: too few to train and test a year model")
     return YearData(
         ids=ids,
-        vectors=np.concatenate(parts, axis=1)[dated] if len(parts) > 1 else parts[0][dated],
-        years=base.years[dated],
-        titles=base.titles[dated],
-        undated=int((~dated).sum()),
-        keys=np.where(base.sha256[dated] != "", base.sha256[dated], ids),
+        vectors=vectors,
+        years=years,
+        titles=titles,
+        undated=undated,
+        keys=np.where(sha256 != "", sha256, ids),
         collections=np.full(len(ids), store.collection, dtype=object).astype(str),
         vector_names=names,
         specs=specs,
         calibration=store.collection_metadata().calibration,
         store=store.location.describe(),
         location=store.location,
+    )
+
+
+def _sampled(store: PosterStore, names: tuple[str, ...], dated: PointFilter, n: int) -> tuple[np.ndarray, ...]:
+    """A seeded sample of n dated posters, sorted by id: ids, vectors (side by side), years, titles, sha256."""
+    drawn = sorted(store.sample(n, 0, dated, fields=["title", "year", "sha256"]), key=lambda p: p.id)
+    kept, rows = [], []
+    for start in range(0, len(drawn), 1024):
+        chunk = drawn[start : start + 1024]
+        found = store.vectors_of([p.id for p in chunk], names)
+        for p in chunk:
+            if all(name in found.get(p.id, {}) for name in names):  # one deleted meanwhile (on a server) is left out
+                kept.append(p)
+                rows.append(np.concatenate([found[p.id][name] for name in names]))
+    return (
+        np.array([p.id for p in kept], dtype=str),
+        np.stack(rows).astype(np.float32),
+        np.array([p.poster.year for p in kept], dtype=np.float64),
+        np.array([p.poster.title for p in kept], dtype=str),
+        np.array([p.poster.sha256 for p in kept], dtype=str),
     )
 
 

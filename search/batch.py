@@ -1,7 +1,8 @@
 """Exact nearest neighbours for many queries at once, through Qdrant batch queries.
 
 For evaluations (era coherence, k-NN baselines): exact search, not HNSW, so the figures are
-those of the embedding, not of an index. Each query asks for a few more hits than it needs and
+those of the embedding, not of an index, up to EXACT_UP_TO posters; past it, where a scan per
+query would make an evaluation quadratic, callers ask the index. Each query asks for a few more hits than it needs and
 `accept` decides which hits count (not the query itself, only training posters, ...): one rule
 per query that a single filter cannot express. Queries left short ask again with a larger
 limit, until they have k or have seen the whole store.
@@ -16,6 +17,7 @@ import numpy as np
 from ..store.collection import Match, PosterStore
 from ..store.schema import VECTOR_NAME
 
+EXACT_UP_TO = 20_000  # posters: up to here a scan of every vector per query is cheap; beyond, the HNSW index answers
 EXCLUSION_MARGIN = 8  # extra hits fetched so that dropping the query's own copies still leaves k
 
 
@@ -29,8 +31,10 @@ def nearest_accepted(
     batch: int = 64,
     progress: bool = False,
     desc: str = "neighbours",
+    exact: bool = True,
 ) -> list[list]:
-    """For query i, the k nearest stored points (Matches) for which accept(i, hit) is true."""
+    """For query i, the k nearest stored points (Matches) for which accept(i, hit) is true
+    (`exact`: by a scan of every vector; else through the HNSW index, for collections past EXACT_UP_TO)."""
     from tqdm import tqdm
 
     results: list[list] = [[] for _ in vectors]
@@ -40,7 +44,7 @@ def nearest_accepted(
         short = []
         for start in range(0, len(todo), batch):
             chunk = todo[start : start + batch]
-            responses = store.nearest([vectors[i] for i in chunk], limit, vector_name=vector_name, exact=True, fields=list(payload))
+            responses = store.nearest([vectors[i] for i in chunk], limit, vector_name=vector_name, exact=exact, fields=list(payload))
             for i, hits in zip(chunk, responses):
                 kept = [hit for hit in hits if accept(i, hit)]
                 if len(kept) >= k or len(hits) < limit:  # enough, or nothing more to see

@@ -1,8 +1,8 @@
 """Are a poster's nearest neighbours from a similar era? The question as a number.
 
-For every dated poster (or a seeded sample), the absolute year difference to each of its k
+For a seeded sample of dated posters (or every one), the absolute year difference to each of its k
 nearest dated neighbours (found by Qdrant, the poster itself and same-content copies excluded),
-against the same figure for k random dated posters (a permutation baseline). A ratio well under 1
+against the same figure for k random dated posters (years drawn from the collection's own counts). A ratio well under 1
 means the embedding groups posters by era beyond chance.
 """
 
@@ -14,11 +14,13 @@ from typing import cast
 
 import numpy as np
 
+from .. import defaults
 from ..errors import BadInput
 from ..store.collection import Match, PosterStore, StoredPoint
+from ..store.engine import PointFilter
 from ..store.schema import VECTOR_NAME
 from ..tables import Tabular
-from .batch import nearest_accepted
+from .batch import EXACT_UP_TO, nearest_accepted
 
 
 @dataclass
@@ -64,27 +66,36 @@ class EraReport(Tabular):
 def era_coherence(
     store: PosterStore,
     k: int = 3,
-    sample: int | None = None,
+    sample: int | None = defaults.ERA_QUERIES,
     seed: int = 0,
     vector_name: str = VECTOR_NAME,
     progress: bool = True,
 ) -> EraReport:
+    """The report over a seeded sample of `sample` dated posters (None or 0: every one). Bounded at
+    any size: the sample is drawn by the store (PosterStore.sample), the random baseline comes from
+    Qdrant's facet counts of `year`, and beyond EXACT_UP_TO posters the neighbours come from the
+    HNSW index rather than a scan of every vector per query."""
     started = time.perf_counter()
     store.stored_spec(vector_name)  # a clear error if the collection lacks this vector
-    dated = [p for p in store.points(with_vectors=True, vector_name=vector_name) if p.poster.year is not None]
-    if len(dated) <= k:
-        raise BadInput(f"the era analysis needs more than k={k} dated posters; the store has {len(dated)}")
+    dated = store.having(vector_name, PointFilter(present=("year",)))
+    counts = [
+        (int(year), n) for year, n in store.facet("year", store.having(vector_name), limit=100_000)
+    ]  # a year facet counts only the dated
+    total = sum(n for _, n in counts)
+    if total <= k:
+        raise BadInput(f"the era analysis needs more than k={k} dated posters; the store has {total}")
+    if len(counts) == 1:  # every difference would be 0, the ratio 0/0
+        raise BadInput(f"all {total} dated posters are from {counts[0][0]}: era coherence needs posters from at least two years")
+    queries = store.sample(sample or total, seed, dated, fields=["year", "sha256"], vector_name=vector_name)
+    years = np.array([p.poster.year for p in queries], dtype=np.float64)
     rng = np.random.default_rng(seed)
-    years = np.array([p.poster.year for p in dated], dtype=np.float64)
-    if np.all(years == years[0]):  # every difference would be 0, the ratio 0/0
-        raise BadInput(f"all {len(dated)} dated posters are from {int(years[0])}: era coherence needs posters from at least two years")
-    picked = np.arange(len(dated)) if sample is None or sample >= len(dated) else np.sort(rng.choice(len(dated), sample, replace=False))
 
-    neighbour_years = nearest_dated_years(store, [dated[i] for i in picked], k, vector_name, progress)
-    neighbour_diff = np.abs(neighbour_years - years[picked, None])
-    random_diff = np.abs(years[_random_others(picked, len(dated), k, rng)] - years[picked, None])
+    neighbour_years = nearest_dated_years(store, queries, k, vector_name, progress, exact=total <= EXACT_UP_TO)
+    neighbour_diff = np.abs(neighbour_years - years[:, None])
+    values, weights = np.array([y for y, _ in counts], dtype=np.float64), np.array([n for _, n in counts], dtype=np.float64)
+    random_diff = np.abs(rng.choice(values, size=(len(queries), k), p=weights / weights.sum()) - years[:, None])
 
-    decades = (years[picked] // 10 * 10).astype(int)
+    decades = (years // 10 * 10).astype(int)
     by_decade = [
         DecadeRow(
             int(d), int((decades == d).sum()), float(np.nanmean(neighbour_diff[decades == d])), float(random_diff[decades == d].mean())
@@ -93,7 +104,7 @@ def era_coherence(
     ]
     return EraReport(
         k=k,
-        posters=len(picked),
+        posters=len(queries),
         neighbour_mean=float(np.nanmean(neighbour_diff)),
         neighbour_median=float(np.nanmedian(neighbour_diff)),
         random_mean=float(random_diff.mean()),
@@ -104,7 +115,7 @@ def era_coherence(
 
 
 def nearest_dated_years(
-    store: PosterStore, queries: list[StoredPoint], k: int, vector_name: str = VECTOR_NAME, progress: bool = False
+    store: PosterStore, queries: list[StoredPoint], k: int, vector_name: str = VECTOR_NAME, progress: bool = False, exact: bool = True
 ) -> np.ndarray:
     """(len(queries), k) years of each query's k nearest dated posters, itself and copies excluded."""
 
@@ -112,14 +123,9 @@ def nearest_dated_years(
         query = queries[i]
         return str(hit.id) != query.id and hit.poster.sha256 != query.poster.sha256 and hit.poster.year is not None
 
-    found = nearest_accepted(store, [cast(np.ndarray, q.vector) for q in queries], k, accept, vector_name, progress=progress)
+    vectors = [cast(np.ndarray, q.vector) for q in queries]
+    found = nearest_accepted(store, vectors, k, accept, vector_name, progress=progress, exact=exact)
     out = np.full((len(queries), k), np.nan)  # NaN where a tiny store has fewer than k candidates
     for i, hits in enumerate(found):
         out[i, : len(hits)] = [h.poster.year for h in hits]
     return out
-
-
-def _random_others(picked: np.ndarray, n: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k random indices per query, never the query itself: the permutation baseline."""
-    others = rng.integers(0, n - 1, size=(len(picked), k))
-    return others + (others >= picked[:, None])  # skip over the query's own index

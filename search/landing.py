@@ -14,11 +14,15 @@ a decade: a predicted year never does (the page shows it on the poster, marked).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import numpy as np
 
 from ..store.collection import PosterStore
+from ..store.engine import PointFilter
 from ..store.schema import VECTOR_NAME, PosterPayload
+from .batch import EXACT_UP_TO
+from .decades import CENTRE_SAMPLE, centre_of, decade_sizes, in_decade
 
 PER_DECADE = 8
 UNDATED_SHOWN = 12
@@ -49,33 +53,26 @@ def start_groups(
 ) -> list[StartGroup]:
     """One group per decade with a catalog year (oldest first, its `per_decade` most typical
     posters), then the undated posters' group (`undated_shown` of them, as varied as they come).
-    Reads every vector once: cache the answer (web/overview.py does, per collection state)."""
-    ids: list[str] = []
-    years: list[int | None] = []
-    rows: list[np.ndarray] = []
-    for point in store.points(with_vectors=True, fields=["year"], vector_name=vector_name):
-        if point.vector is None:  # (points() skips those without this vector)
-            continue
-        ids.append(point.id)
-        years.append(point.poster.year)
-        rows.append(point.vector)
-    if not ids:
-        return []
-    vectors = np.stack(rows).astype(np.float64)
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    ids_array = np.array(ids, dtype=object)
-    decades = np.array([-1 if y is None else y // 10 * 10 for y in years])
+    Bounded at any size (search/decades.py): a decade's centre is the mean of a sample of it, and
+    its most typical posters one filtered query for the nearest to it (exact up to EXACT_UP_TO
+    posters, through the index beyond); the undated are picked among a sample of them. Cache the
+    answer (Posters.starts does, per collection state)."""
+    sizes = decade_sizes(store, vector_name)
+    exact = store.count() <= EXACT_UP_TO
     groups = []
-    for decade in sorted(set(decades.tolist()) - {-1}):
-        members = np.flatnonzero(decades == decade)
-        similarity = _to_centre(vectors[members])
-        order = np.argsort(-similarity, kind="stable")[:per_decade]
-        groups.append(StartGroup(f"{decade}s", int(decade), len(members), list(ids_array[members[order]]), similarity[order].tolist()))
-    undated = np.flatnonzero(decades == -1)
-    if len(undated):
-        similarity = _to_centre(vectors[undated])
-        picked = _varied(vectors[undated], int(np.argmax(similarity)), undated_shown)
-        groups.append(StartGroup("undated", None, len(undated), list(ids_array[undated[picked]]), similarity[picked].tolist()))
+    for decade, size in sizes.items():
+        centre, _ = centre_of(store, in_decade(decade), vector_name, seed=decade)
+        [hits] = store.nearest([centre.astype(np.float32)], per_decade, in_decade(decade), vector_name, exact=exact, fields=["year"])
+        groups.append(StartGroup(f"{decade}s", decade, size, [h.id for h in hits], [h.score for h in hits]))
+    undated = store.having(vector_name, PointFilter(missing=("year",)))
+    count = store.count(undated)
+    if count:
+        drawn = store.sample(CENTRE_SAMPLE, 0, undated, fields=["year"], vector_name=vector_name)
+        vectors = np.stack([cast(np.ndarray, p.vector) for p in drawn]).astype(np.float64)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        similarity = _to_centre(vectors)
+        picked = _varied(vectors, int(np.argmax(similarity)), undated_shown)
+        groups.append(StartGroup("undated", None, count, [drawn[i].id for i in picked], similarity[picked].tolist()))
     return groups
 
 

@@ -2,7 +2,7 @@
 how far its centre moved from the decade before.
 
 A decade's centre is the normalised mean of its posters' unit vectors. Its most typical posters
-are those nearest that centre, its least typical the farthest: both found by Qdrant's exact search
+are those nearest that centre (the mean of a seeded sample of the decade, on a large collection), its least typical the farthest: both found by Qdrant's exact search
 within the decade (a year-range filter), the farthest as the nearest to the opposite direction
 (cosine(-c, x) = -cosine(c, x)). The centre's movement is 1 - cosine between consecutive centres:
 0 when a decade looks, on average, like the one before. How tightly a decade holds together is
@@ -12,7 +12,6 @@ the mean cosine of its posters to its centre.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import cast
 
 import numpy as np
 
@@ -20,6 +19,8 @@ from ..errors import BadInput
 from ..store.collection import PosterStore
 from ..store.engine import PointFilter
 from ..store.schema import VECTOR_NAME, PosterPayload
+from .batch import EXACT_UP_TO
+from .decades import centre_of, decade_sizes, in_decade
 
 MIN_DECADE = 3  # posters a decade needs to have a centre worth drawing
 
@@ -52,36 +53,36 @@ class DecadeStep:
 
 
 def era_timeline(store: PosterStore, vector_name: str = VECTOR_NAME, per_decade: int = 3) -> list[DecadeStep]:
-    """The timeline of a collection, decade by decade, oldest first."""
+    """The timeline of a collection, decade by decade, oldest first. Bounded at any size: the
+    decades' sizes are Qdrant's facet counts of `year`, a decade's centre and cohesion come from a
+    seeded sample of at most CENTRE_SAMPLE of its posters, and its most and least typical posters
+    are one filtered query each (exact up to EXACT_UP_TO posters, through the index beyond)."""
     store.stored_spec(vector_name)
-    dated = [p for p in store.points(with_vectors=True, fields=["year"], vector_name=vector_name) if p.poster.year is not None]
-    if not dated:
+    by_decade = decade_sizes(store, vector_name)
+    if not by_decade:
         raise BadInput(f"collection '{store.collection}' has no dated posters: a timeline needs years")
-    years = np.array([p.poster.year for p in dated])
-    vectors = np.stack([cast(np.ndarray, p.vector) for p in dated]).astype(np.float64)  # points() yields only points with it
+    exact = sum(by_decade.values()) <= EXACT_UP_TO
     steps: list[DecadeStep] = []
     previous = None
-    for decade in np.unique(years // 10 * 10):
-        members = vectors[(years // 10 * 10) == decade]
-        if len(members) < MIN_DECADE:
+    for decade, size in by_decade.items():
+        if size < MIN_DECADE:
             continue
-        centre = members.mean(axis=0)
-        centre /= np.linalg.norm(centre)
-        in_decade = PointFilter(year_min=int(decade), year_max=int(decade) + 9)
-        shown = min(per_decade, (len(members) + 1) // 2)  # a small decade's posters are shown once, typical or not
-        typical = _nearest(store, centre, shown, in_decade, vector_name)
+        where = in_decade(decade)
+        centre, members = centre_of(store, where, vector_name, seed=decade)
+        shown = min(per_decade, (size + 1) // 2)  # a small decade's posters are shown once, typical or not
+        typical = _nearest(store, centre, shown, where, vector_name, exact)
         farthest = _nearest(
-            store, -centre, min(per_decade, len(members) - shown), replace(in_decade, exclude_ids=tuple(p.id for p in typical)), vector_name
+            store, -centre, min(per_decade, size - shown), replace(where, exclude_ids=tuple(p.id for p in typical)), vector_name, exact
         )
         atypical = [TimelinePoster(**{**asdict(p), "similarity": -p.similarity}) for p in farthest]
         moved = None if previous is None else float(1 - centre @ previous)
-        steps.append(DecadeStep(int(decade), len(members), float((members @ centre).mean()), moved, typical, atypical))
+        steps.append(DecadeStep(decade, size, float((members @ centre).mean()), moved, typical, atypical))
         previous = centre
     return steps
 
 
-def _nearest(store: PosterStore, vector: np.ndarray, k: int, where: PointFilter, vector_name: str) -> list[TimelinePoster]:
-    [hits] = store.nearest([vector.astype(np.float32)], k, where, vector_name, exact=True, fields=["title", "year", "file"])
+def _nearest(store: PosterStore, vector: np.ndarray, k: int, where: PointFilter, vector_name: str, exact: bool) -> list[TimelinePoster]:
+    [hits] = store.nearest([vector.astype(np.float32)], k, where, vector_name, exact=exact, fields=["title", "year", "file"])
     return [TimelinePoster(h.id, h.poster.title, h.poster.year, h.poster.file, h.score, h.poster.file_raw) for h in hits]
 
 

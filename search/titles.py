@@ -27,9 +27,7 @@ def find_film(store: PosterStore, title: str | None = None, point_id: str | None
     if not title:
         raise BadInput("give an image, a --title or an --id")
     with store.left_out_during() as left_out:  # a film of that title may be one whose payload does not decode
-        matches = _exact(store, title) or (_case_insensitive(store, title) if not _has_words(title) else [])
-    if year is not None:
-        matches = [m for m in matches if m.poster.year == year]
+        matches = _exact(store, title, year)
     if not matches:
         check_intact(store)
         if left_out:
@@ -48,10 +46,31 @@ def _intact(store: PosterStore, point: StoredPoint) -> StoredPoint:
     return point
 
 
-def _exact(store: PosterStore, title: str) -> list[StoredPoint]:
-    """Films whose title is `title`, exactly or else up to case: Qdrant's full-text index finds the
-    films with all its words, and only those few are compared here."""
-    candidates = store.with_title_words(title)
+def _exact(store: PosterStore, title: str, year: int | None = None) -> list[StoredPoint]:
+    """Films whose title is `title`, exactly or else up to case. The candidates are the films whose
+    title sorts under the same `title_order` key (the same first letters, case, accents and a
+    leading article aside), one range on its index, read a page at a time: however many films
+    share a title, or its words, all of them and only they are compared here."""
+    from dataclasses import replace
+
+    from ..store.engine import PointFilter
+    from ..store.sort_keys import title_order
+
+    key = title_order(title)
+    where = PointFilter(ranges=(("title_order", key, key),), year_min=year, year_max=year)
+    candidates: list[StoredPoint] = []
+    if store.count(PointFilter(missing=("title_order",))):  # stored before schema 4, until the next ingest gives them their key
+        candidates += store.decoded(
+            r
+            for batch in store.records(False, ["title", "year", "sha256"], filter=replace(where, ranges=(), missing=("title_order",)))
+            for r in batch
+        )
+    offset = None
+    while True:
+        records, offset = store.page(where, 1024, offset, ["title", "year", "sha256"])
+        candidates += store.decoded(records)
+        if offset is None:
+            break
     exact = [p for p in candidates if p.poster.title == title]
     wanted = title.casefold().strip()
     return exact or [p for p in candidates if p.poster.title.casefold().strip() == wanted]
@@ -59,12 +78,6 @@ def _exact(store: PosterStore, title: str) -> list[StoredPoint]:
 
 def _all_titles(store: PosterStore) -> list[StoredPoint]:
     return list(store.points(with_vectors=False, fields=["title", "year"], batch=2048))
-
-
-def _case_insensitive(store: PosterStore, title: str) -> list[StoredPoint]:
-    """The slow path, for titles the word index cannot narrow (e.g. only punctuation)."""
-    wanted = title.casefold().strip()
-    return [p for p in _all_titles(store) if p.poster.title.casefold().strip() == wanted]
 
 
 ALL_TITLES_UP_TO = 20_000  # posters whose titles difflib reads whole (tens of ms); past that, near_titles() only
@@ -108,7 +121,3 @@ def _year(poster: PosterPayload) -> int | str:
 def _cut(text: str, limit: int = 100) -> str:
     """A value as a message may quote it: never a huge input whole."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _has_words(title: str) -> bool:
-    return any(ch.isalnum() for ch in title)

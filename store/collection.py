@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from .connection import StoreLocation, open_engine
 from .engine import Hit, PointFilter, Record, VectorConfig
 from .schema import (
     DEFAULT_COLLECTION,
+    QUANTIZED_VECTORS,
     SCHEMA_VERSION,
     STYLE_VECTOR_NAME,
     VECTOR_NAME,
@@ -64,6 +65,7 @@ class Match:
 
 
 log = logging.getLogger("poster_search")
+SAMPLE_RUNS = 50  # random ids a large sample is drawn from, a run of consecutive points from each (PosterStore.sample)
 
 
 class PosterStore:
@@ -116,16 +118,7 @@ class PosterStore:
         if vector_name not in vectors:
             hint = " (ingest with --style adds it)" if vector_name == STYLE_VECTOR_NAME else ""
             raise NotFound(f"collection '{self.collection}' has no '{vector_name}' vector{hint}")
-        metadata = self.collection_metadata().embedding_of(vector_name)
-        if not metadata:
-            raise BadInput(f"collection '{self.collection}' records no embedding for '{vector_name}': it was not made by poster search")
-        try:
-            spec = EmbeddingSpec.from_dict(metadata)
-        except ValueError as e:
-            raise BadInput(f"collection '{self.collection}' records a damaged embedding for '{vector_name}' ({e})") from None
-        if vectors[vector_name] != spec.dim:
-            raise BadInput(f"collection '{self.collection}' holds {vectors[vector_name]}-d vectors but records a {spec.dim}-d embedding")
-        return spec
+        return self.collection_metadata().spec_of(vector_name, vectors[vector_name], f"collection '{self.collection}'")
 
     def metadata(self) -> dict:
         """The collection metadata as stored (keys of newer versions included): for copying it whole."""
@@ -184,7 +177,7 @@ class PosterStore:
         if self.has_vector(STYLE_VECTOR_NAME):
             self.check_spec(style_spec, STYLE_VECTOR_NAME)
             return
-        self.engine.add_vector(self.collection, VectorConfig(STYLE_VECTOR_NAME, style_spec.dim))
+        self.engine.add_vector(self.collection, VectorConfig(STYLE_VECTOR_NAME, style_spec.dim, STYLE_VECTOR_NAME in QUANTIZED_VECTORS))
         self.update_metadata(CollectionMetadata.changes(style_embedding=style_spec.as_dict()))
 
     def check_sharding(self, sharding: Sharding) -> None:
@@ -203,8 +196,10 @@ class PosterStore:
             self.engine.check_writable()
 
     def create(self, vectors: Sequence[VectorConfig], metadata: dict, sharding: Sharding = Sharding()) -> None:
-        """Create the collection with these named vectors (cosine), metadata and payload indexes."""
+        """Create the collection with these named vectors (cosine; those of QUANTIZED_VECTORS with
+        int8 quantisation), metadata and payload indexes."""
         self.check_sharding(sharding)
+        vectors = [replace(v, quantized=v.name in QUANTIZED_VECTORS) for v in vectors]
         self.engine.create_collection(self.collection, vectors, metadata, sharding)
 
     def delete_collection(self) -> None:
@@ -373,6 +368,50 @@ class PosterStore:
         start = None if start_from is None else int(start_from)
         return self.engine.scroll_ordered(self.collection, filter, key, descending, start, limit, fields)
 
+    def sample(
+        self, n: int, seed: int = 0, filter: PointFilter = PointFilter(), fields: list[str] | None = None, vector_name: str | None = None
+    ) -> list[StoredPoint]:
+        """About `n` of the points matching `filter`, drawn at random (seeded), in bounded time and
+        memory at any size (with `vector_name`: those having it, with it).
+
+        Up to 2n matching points are read and n chosen from them. Beyond that, nothing else is
+        read: point ids are uuid5 hashes, spread evenly over the id space, so the matching points
+        at or after a random id are random points (their ids have nothing to do with their
+        content). A draw is one scroll of a run of n/SAMPLE_RUNS of them from a random id: 50 short
+        runs rather than n single points, 20-40x fewer round trips to the engine, and enough runs
+        that ids given some other way (someone else's collection on a server) still spread it."""
+        if vector_name:
+            filter = self.having(vector_name, filter)
+        vectors = [vector_name] if vector_name else False
+        payload = True if fields is None else fields
+        rng = np.random.default_rng(seed)
+        if self.count(filter) <= 2 * n:
+            records = [r for batch in self.records(with_vectors=vectors, fields=fields, filter=filter) for r in batch]
+            chosen = [records[i] for i in np.sort(rng.choice(len(records), min(n, len(records)), replace=False))]
+        else:
+            import uuid
+
+            run = -(-n // SAMPLE_RUNS)
+            drawn: dict[str, Record] = {}
+            for _ in range(4 * SAMPLE_RUNS):  # runs that meet are drawn again; this stops the rare unlucky case
+                if len(drawn) >= n:
+                    break
+                records, _ = self.engine.scroll(self.collection, filter, run, str(uuid.UUID(bytes=rng.bytes(16))), payload, vectors)
+                if len(records) < run:  # past the last id: the run goes on from the first
+                    records += self.engine.scroll(self.collection, filter, run - len(records), None, payload, vectors)[0]
+                for r in records:
+                    drawn.setdefault(r.id, r)
+            kept = sorted(drawn.values(), key=lambda r: r.id)
+            chosen = [kept[i] for i in np.sort(rng.choice(len(kept), min(n, len(kept)), replace=False))]
+        points = [point for r in chosen if (point := self._point(r, vector_name)) is not None]
+        return [p for p in points if p.vector is not None] if vector_name else points
+
+    def having(self, vector_name: str, filter: PointFilter = PointFilter()) -> PointFilter:
+        """`filter`, for the points having this vector. Every point is written with the main vector,
+        so for it the condition is left out: Qdrant checks it point by point (a facet of `year` at
+        1M: 0.80 s with it, 0.12 s without); where vectors are read, one without it is left out."""
+        return filter if vector_name == VECTOR_NAME else replace(filter, has_vector=vector_name)
+
     def decoded(self, records: Iterable[Record]) -> list[StoredPoint]:
         """Records as StoredPoints, under the one decoding policy (a payload that does not decode is left out, and named)."""
         return [point for r in records if (point := self._point(r, None)) is not None]
@@ -417,17 +456,29 @@ class PosterStore:
         exact: bool = False,
         fields: list[str] | None = None,
         score_threshold: float | None = None,
+        hnsw_ef: int | None = None,
     ) -> list[list[Match]]:
         """For each query vector, the `limit` most similar points (cosine), best first, by Qdrant;
         with `score_threshold`, only those at least that similar.
 
         `exact` scans every point instead of the HNSW graph: for evaluations, which need the true
-        neighbours; interactive search leaves it off."""
+        neighbours; interactive search leaves it off. `hnsw_ef`: the graph search's breadth, for
+        callers that measured a smaller one finds what they ask for (None: the engine's default)."""
         if not len(vectors):
             return []
         payload = True if fields is None else fields
-        answers = self.engine.query(self.collection, vectors, vector_name, limit, filter, exact, payload, score_threshold)
-        return [[match for hit in hits if (match := self._match(hit)) is not None] for hits in answers]
+        sha256, copies = filter.exclude_sha256, 0
+        if sha256 and not exact:
+            # Qdrant checks a must_not on each point the graph search visits, in the sha256 index
+            # (memory-mapped, cold): 4-10x the whole query at 1M (docs/performance.md). A file's
+            # copies are few: asking for that many more and leaving them out here is the same answer.
+            copies = self.count(PointFilter(sha256=sha256))
+            filter = replace(filter, exclude_sha256=None)
+            if fields is not None and "sha256" not in fields:
+                payload = [*fields, "sha256"]
+        answers = self.engine.query(self.collection, vectors, vector_name, limit + copies, filter, exact, payload, score_threshold, hnsw_ef)
+        kept = [[h for h in hits if not copies or h.payload.get("sha256") != sha256][:limit] for hits in answers]
+        return [[match for hit in hits if (match := self._match(hit)) is not None] for hits in kept]
 
     def recommend(
         self,

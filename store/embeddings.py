@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import cast
 
 import numpy as np
 
-from ..errors import BadInput
-from ..safe_io import output_path
 from ..tables import Tabular
 from .collection import PosterStore
 from .integrity import check_intact
@@ -59,35 +56,3 @@ def load_embeddings(store: PosterStore, vector_name: str = VECTOR_NAME) -> Embed
             for name, field in (("predicted_years", PREDICTED_YEAR), ("predicted_low", PREDICTED_LOW), ("predicted_high", PREDICTED_HIGH))
         },
     )
-
-
-def export_target(path: Path) -> Path:
-    """The file an export writes (a symlink's target: the link stays a link), or BadInput: the
-    export is renamed into place, which would replace a device or a FIFO by a file."""
-    path = Path(path).resolve() if Path(path).is_symlink() else Path(path)
-    if not path.parent.is_dir():
-        raise BadInput(f"cannot write {path}: folder {path.parent} does not exist")
-    if path.exists() and not path.is_file():
-        raise BadInput(f"cannot write {path}: it is not a regular file (a device, a FIFO or a folder); give a file name")
-    return path
-
-
-def save_npz(embeddings: Embeddings, path: Path) -> None:
-    """Write exactly `path` (numpy would add `.npz` to a path without it; a file object it leaves alone)."""
-    path = export_target(path)
-    # written beside it under a private name, then renamed: a full disk leaves no half-written file
-    # and an older export intact, and nothing planted beside it is written through
-    with output_path(path) as staged, open(staged, "wb") as f:
-        np.savez_compressed(
-            f,
-            embeddings=embeddings.vectors,
-            ids=embeddings.ids,
-            titles=embeddings.titles,
-            years=embeddings.years,
-            files=embeddings.files,
-            **{
-                name: getattr(embeddings, name)
-                for name in ("predicted_years", "predicted_low", "predicted_high")
-                if getattr(embeddings, name) is not None
-            },
-        )

@@ -15,6 +15,11 @@ from typing import Protocol
 
 import numpy as np
 
+QUANTILE = 0.99  # of a quantised vector's values (store/schema.py QUANTIZED_VECTORS): the extreme 1% are clipped
+OVERSAMPLING = (
+    4.0  # a search on quantised vectors rescores 4x the hits it returns with the originals (2x lost recall at 1M: docs/performance.md)
+)
+
 
 @dataclass
 class Record:
@@ -47,6 +52,7 @@ class PointFilter:
     genre: str | None = None
     title_words: str | None = None  # full-text match on `title`: every word, case-insensitive
     title: str | None = None  # exact title
+    sha256: str | None = None  # one file's copies
     exclude_ids: tuple[str, ...] = ()
     exclude_sha256: str | None = None
     has_vector: str | None = None
@@ -63,6 +69,7 @@ class PointFilter:
 class VectorConfig:
     name: str
     dim: int
+    quantized: bool = False  # int8 scalar quantisation beside the fp32 originals: searched on it, rescored with them (store/schema.py)
 
 
 class Engine(Protocol):
@@ -114,6 +121,7 @@ class Engine(Protocol):
         exact: bool,
         with_payload: bool | list[str],
         score_threshold: float | None = None,
+        hnsw_ef: int | None = None,  # the graph search's breadth (None: the engine's HNSW_EF); not with `exact`
     ) -> list[list[Hit]]: ...
     def recommend(
         self,

@@ -52,7 +52,7 @@ def migrate(
     check_intact(source)  # a damaged source is said as such, never copied and reported "checked equal"
     # keys this version does not know travel as they are; the known ones as this version writes them
     metadata = {**source.metadata(), **source.collection_metadata().to_dict()}
-    _prepare_target(target, source.vectors(), metadata, sharding)
+    prepare_target(target, source.vectors(), metadata, sharding, "another --to-collection")
 
     total = source.count()
     copied = 0
@@ -85,7 +85,9 @@ def same_store(source: StoreLocation, target: StoreLocation) -> bool:
     return False
 
 
-def _prepare_target(target: PosterStore, vectors: dict[str, int], metadata: dict, sharding: Sharding) -> None:
+def prepare_target(target: PosterStore, vectors: dict[str, int], metadata: dict, sharding: Sharding, choose: str) -> None:
+    """Create the destination collection, or check that the existing one holds the same vectors,
+    embedding and posters folder (`choose`: what the user can do instead, e.g. "another --collection")."""
     target.check_sharding(sharding)
     if not target.exists():
         target.create([VectorConfig(name, dim) for name, dim in vectors.items()], metadata, sharding)
@@ -96,16 +98,13 @@ def _prepare_target(target: PosterStore, vectors: dict[str, int], metadata: dict
         # say what differs: equal vector names and sizes say nothing of int8 vectors copied onto float32 ones
         what = [_vectors_differ(have, want)] if have != want else []
         what += [_embeddings_differ(here, copied)] if here != copied else []
-        raise BadInput(
-            f"destination collection '{target.collection}' exists with another embedding: {'; '.join(what)}; choose another --to-collection"
-        )
+        raise BadInput(f"destination collection '{target.collection}' exists with another embedding: {'; '.join(what)}; choose {choose}")
     theirs, mine = target.collection_metadata().posters_dir, source.posters_dir
     if theirs and mine and theirs != mine and target.count():
         # One collection, one posters folder (as ingest keeps it): `file` is relative to it, so the
         # destination's posters would point into the wrong folder, and same-named files collide.
         raise BadInput(
-            f"destination collection '{target.collection}' holds posters from {theirs}, the source's are from {mine}: "
-            "use another --to-collection"
+            f"destination collection '{target.collection}' holds posters from {theirs}, the source's are from {mine}: use {choose}"
         )
     if not sharding.is_default():
         raise BadInput("destination collection exists already: --shards/--replicas/--write-consistency only apply when it is created")

@@ -21,7 +21,9 @@ Schema versions: 1, the first release; 2 adds the optional predicted-year payloa
 optional payload fields `source` (what wrote the film's fields: a catalog or a posters folder) and
 `file_raw` (the bytes of a file name that is not UTF-8), and the metadata's `posters_dir_raw`; 4 adds
 the derived payload fields `title_order` and `added` (the keys the page browses by, with Qdrant's
-ordered scroll) and the `title` index's prefix tokenizer (suggestions from a few letters). A collection
+ordered scroll) and the `title` index's prefix tokenizer (suggestions from a few letters); 5 adds the
+optional payload fields `file_size` and `file_mtime_ns` (a rerun of ingest trusts an unchanged pair
+instead of hashing the file again), nothing else. A collection
 of a newer version than this code reads is refused in one line; an older one is read through
 `upgrade_metadata()` (one place), and recorded as the current version at the next ingest.
 """
@@ -31,17 +33,25 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, fields
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ..errors import BadInput, Damaged
 from ..text_out import as_text, from_raw, raw_name
+
+if TYPE_CHECKING:
+    from ..embedding.spec import EmbeddingSpec
 
 DEFAULT_COLLECTION = "posters"
 VECTOR_NAME: Final = "vgg16"  # Final: its literal type is a VectorName
 STYLE_VECTOR_NAME: Final = "vgg16_style"  # optional second vector: the style embedding (ingest --style)
 VectorName = Literal["vgg16", "vgg16_style"]  # the named vectors a collection may hold: the CLI's and the API's choices
 VECTOR_NAMES: tuple[VectorName, ...] = (VECTOR_NAME, STYLE_VECTOR_NAME)
-SCHEMA_VERSION = 4
+# Stored with int8 scalar quantisation too (Qdrant's, beside the fp32 originals; a search walks the
+# graph on it and rescores the best with the originals): the 2,944-d style vector, 11.8 GB as fp32
+# at 1M posters (its graph builds 3x faster, recall@10 1.000 at 100,000 rescoring 4x). Not vgg16: at 1M its
+# recall@10 fell to 0.928 as int8 (0.9945 rescoring 4x), 1.000 as fp32 (docs/performance.md#quantisation).
+QUANTIZED_VECTORS: frozenset[str] = frozenset({STYLE_VECTOR_NAME})
+SCHEMA_VERSION = 5
 POINT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "poster-search/posters")
 
 # Payload indexes, created (idempotently) whenever a collection is opened: filters, title search,
@@ -133,6 +143,11 @@ class PosterPayload:
     # since 1970; points stored before 4 get their small ordinal). Qdrant orders browsing by them.
     title_order: int | None = None
     added: int | None = None
+    # Since 5 (absent in points written before): the poster file's size and modification time
+    # (nanoseconds) as ingest found them before reading it. A rerun that finds both unchanged
+    # trusts `sha256` instead of reading the file again (`ingest --rehash` reads every one).
+    file_size: int | None = None
+    file_mtime_ns: int | None = None
 
     @property
     def path(self) -> str:
@@ -192,7 +207,7 @@ class PosterPayload:
             data["year"] = self.year
         if self.genres:
             data["genres"] = list(self.genres)
-        for name in (*PREDICTED_FIELDS, "source", "file_raw", *DERIVED_FIELDS):
+        for name in (*PREDICTED_FIELDS, "source", "file_raw", *DERIVED_FIELDS, *FILE_STAT_FIELDS):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         return data
@@ -200,12 +215,13 @@ class PosterPayload:
 
 SOURCES = ("catalog", "folder")  # PosterPayload.source
 DERIVED_FIELDS = ("title_order", "added")  # since 4: written by the store itself (store/sort_keys.py)
+FILE_STAT_FIELDS = ("file_size", "file_mtime_ns")  # since 5: PosterPayload.file_size
 
 # The JSON type of each payload field (genres: a list of strings).
 _PAYLOAD_KINDS: dict[str, type] = {
     **{f.name: str for f in fields(PosterPayload)},
     **{"year": int, "predicted_year": int, "predicted_low": int, "predicted_high": int, "genres": list},
-    **{"title_order": int, "added": int},
+    **{"title_order": int, "added": int, "file_size": int, "file_mtime_ns": int},
 }
 
 # Where each vector's EmbeddingSpec is kept in the collection metadata.
@@ -280,6 +296,22 @@ class CollectionMetadata:
     def embedding_of(self, vector_name: str) -> dict | None:
         """The recorded EmbeddingSpec (as a dict) of a named vector, if any."""
         return getattr(self, EMBEDDING_KEY[vector_name]) if vector_name in EMBEDDING_KEY else None
+
+    def spec_of(self, vector_name: str, dim: int, where: str) -> EmbeddingSpec:
+        """The embedding recorded for a named vector, checked against the size of the vectors held
+        (`dim`); `where` names what recorded it ("collection 'posters'", an export file)."""
+        from ..embedding.spec import EmbeddingSpec
+
+        recorded = self.embedding_of(vector_name)
+        if not recorded:
+            raise BadInput(f"{where} records no embedding for '{vector_name}': it was not made by poster search")
+        try:
+            spec = EmbeddingSpec.from_dict(recorded)
+        except ValueError as e:
+            raise BadInput(f"{where} records a damaged embedding for '{vector_name}' ({e})") from None
+        if spec.dim != dim:
+            raise BadInput(f"{where} holds {dim}-d vectors but records a {spec.dim}-d embedding")
+        return spec
 
 
 _METADATA_KINDS = {"schema_version": int, "posters_dir": str, "posters_dir_raw": str}  # others: dict

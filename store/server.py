@@ -14,7 +14,7 @@ from typing import cast
 import numpy as np
 
 from ..errors import BadInput, InUse
-from .engine import Hit, PointFilter, Record, VectorConfig, as_vector_list, is_point_id
+from .engine import OVERSAMPLING, QUANTILE, Hit, PointFilter, Record, VectorConfig, as_vector_list, is_point_id
 from .retry import with_retries
 from .schema import INDEXED_FIELDS, TOKEN_PREFIX_CHARS
 
@@ -93,7 +93,10 @@ class ServerEngine:
             "creating the collection",
             lambda: self.client.create_collection(
                 name,
-                vectors_config={v.name: models.VectorParams(size=v.dim, distance=models.Distance.COSINE) for v in vectors},
+                vectors_config={
+                    v.name: models.VectorParams(size=v.dim, distance=models.Distance.COSINE, quantization_config=_quantization(v))
+                    for v in vectors
+                },
                 metadata=metadata,
                 shard_number=getattr(sharding, "shards", None),
                 replication_factor=getattr(sharding, "replicas", None),
@@ -120,6 +123,7 @@ class ServerEngine:
     def add_vector(self, name: str, vector: VectorConfig) -> None:
         from qdrant_client import models
 
+        # as on Edge, a vector added to an existing collection is not quantised (the call takes no quantisation)
         config = models.DenseVectorNameConfig(dense=models.DenseVectorConfig(size=vector.dim, distance=models.Distance.COSINE))
         self._call("adding a vector", lambda: self.client.create_vector_name(name, vector.name, config))
 
@@ -232,11 +236,13 @@ class ServerEngine:
 
     # --- search ------------------------------------------------------------------------------
 
-    def query(self, name, vectors, vector_name, limit, filter, exact, with_payload, score_threshold=None) -> list[list[Hit]]:
+    def query(self, name, vectors, vector_name, limit, filter, exact, with_payload, score_threshold=None, hnsw_ef=None) -> list[list[Hit]]:
         from qdrant_client import models
 
         # local mode always scans exactly (and warns about search params)
-        params = None if self.is_local_mode else models.SearchParams(exact=True) if exact else models.SearchParams(hnsw_ef=HNSW_EF)
+        rescored = models.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)  # ignored where not quantised
+        search = models.SearchParams(exact=True) if exact else models.SearchParams(hnsw_ef=hnsw_ef or HNSW_EF, quantization=rescored)
+        params = None if self.is_local_mode else search
         requests = [
             models.QueryRequest(
                 query=v,
@@ -286,6 +292,8 @@ def client_filter(f: PointFilter):
         must.append(models.FieldCondition(key="year", range=models.Range(gte=f.year_min, lte=f.year_max)))
     if f.genre:
         must.append(models.FieldCondition(key="genres", match=models.MatchValue(value=f.genre)))
+    if f.sha256:
+        must.append(models.FieldCondition(key="sha256", match=models.MatchValue(value=f.sha256)))
     if f.title_words:
         must.append(models.FieldCondition(key="title", match=models.MatchText(text=f.title_words)))
     for field_name, low, high in f.ranges:
@@ -301,6 +309,17 @@ def client_filter(f: PointFilter):
     if f.exclude_sha256:
         must_not.append(models.FieldCondition(key="sha256", match=models.MatchValue(value=f.exclude_sha256)))
     return models.Filter(must=must or None, must_not=must_not or None)
+
+
+def _quantization(v: VectorConfig):
+    """As Edge's (store/edge.py): int8, quantile 0.99, kept on disk beside the originals."""
+    from qdrant_client import models
+
+    if not v.quantized:
+        return None
+    return models.ScalarQuantization(
+        scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, quantile=QUANTILE, always_ram=False)
+    )
 
 
 def _record(r) -> Record:

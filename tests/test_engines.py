@@ -72,6 +72,11 @@ def ask_everything(location) -> dict:
             answers[f"nearest {n}"] = [[h.id for h in found] for found in hits]
             answers[f"scores {n}"] = np.round([[h.score for h in found] for found in hits], 4).tolist()
             answers[f"count {n}"] = store.count(f)
+        # the store leaves a file's copies out of a graph search itself (PosterStore.nearest): the same answer as Qdrant's must_not
+        queries, unlike_h5 = [vectors[5], vectors[205], vectors[0]], PointFilter(exclude_sha256="h5", year_min=1950)
+        answers["copies left out"] = [[h.id for h in found] for found in store.nearest(queries, 7, unlike_h5)]
+        answers["copies left out, exact"] = [[h.id for h in found] for found in store.nearest(queries, 7, unlike_h5, exact=True)]
+        answers["copies"] = store.count(PointFilter(sha256="h5"))
         answers["style"] = [h.id for h in store.nearest([style[1]], 5, vector_name=STYLE_VECTOR_NAME, exact=True)[0]]
         answers["recommend"] = [
             h.id for h in store.recommend([vectors[1], vectors[2]], [vectors[3]], 6, PointFilter(exclude_ids=tuple(ids[1:4])))
@@ -101,6 +106,8 @@ def test_engines_give_the_same_answers_as_each_other_and_as_numpy(engines):
     assert edge["nearest 3"][0] == [np.array(ids)[keep][i] for i in order]
     assert edge["count 1"] == sum(1950 <= p.get("year", 0) <= 1969 for p in payloads)
     assert edge["count 4"] == N - sum(p["sha256"] == "h5" for p in payloads)
+    assert edge["copies"] == 2 and edge["copies left out"] == edge["copies left out, exact"]
+    assert all(len(found) == 7 and not {ids[5], ids[205]} & set(found) for found in edge["copies left out"])
     assert len(edge["words"]) == 2 * N // len(TITLES)  # "Gone with the Wind" and "Wind River"
     assert edge["words2"] == [ids[132]]
     assert edge["without style"] == sorted(ids[200:])

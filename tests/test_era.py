@@ -63,6 +63,11 @@ def test_noise_gives_no_era_signal_and_undated_copies_are_skipped(tmp_path):
     assert report.posters == 301  # the undated poster is not a query
     assert 0.8 < report.neighbour_mean / report.random_mean < 1.2
     assert sample.posters == 50
+    with PosterStore(
+        StoreLocation(path=tmp_path / "s")
+    ) as store:  # drawn by the store, seeded: the same draw again, another with another seed
+        drawn = [{p.id for p in store.sample(50, seed, fields=["year"])} for seed in (3, 3, 4)]
+    assert drawn[0] == drawn[1] != drawn[2] and len(drawn[0]) == 50
 
 
 def test_era_cli_json(tmp_path):

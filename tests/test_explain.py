@@ -221,14 +221,16 @@ def test_era_timeline_command(generated, tmp_path):
     assert "most typical" in result.stdout and "1940s" in result.stdout and Image.open(tmp_path / "timeline.png").height > 300
 
 
-def test_near_duplicates_are_every_pair_above_the_threshold_exactly(generated):
+def test_near_duplicates_are_every_pair_above_the_threshold_exactly(generated, monkeypatch):
+    from poster_search.search import duplicates
     from poster_search.search.duplicates import near_duplicates
 
     _, store, _ = generated
+    monkeypatch.setattr(duplicates, "BATCH", 5)  # pairs across the batches the posters are read in
     with PosterStore(StoreLocation(path=store)) as db:
         points = list(db.points())
-        for threshold in (0.999, 0.98):
-            pairs = near_duplicates(db, threshold)
+        for threshold, exact in ((0.999, True), (0.98, True), (0.98, False)):
+            pairs = near_duplicates(db, threshold, exact=exact)
             vectors = np.stack([p.vector for p in points])
             sims = vectors @ vectors.T
             expected = {

@@ -8,7 +8,8 @@ import pytest
 from poster_search.ingest.catalog import read_catalog
 from poster_search.ingest.pipeline import ingest, write_rejects
 from poster_search.store.collection import PosterStore
-from poster_search.store.embeddings import load_embeddings, save_npz
+from poster_search.store.embeddings import load_embeddings
+from poster_search.store.exchange import export_npz
 from poster_search.store.schema import point_id
 from tests.conftest import CountingEmbedder
 
@@ -86,11 +87,11 @@ def test_export_is_one_array_with_ids_titles_years(poster_set, location, random_
     run(catalog_csv, posters, location, random_embedder)
     with PosterStore(location) as store:
         embeddings = load_embeddings(store)
+        export_npz(store, tmp_path / "e.npz")
     assert embeddings.vectors.shape == (4, 512)
     assert list(embeddings.ids) == sorted(point_id(f"{i}.jpg") for i in range(4))
     by_title = dict(zip(embeddings.titles, embeddings.years))
     assert by_title == {f"Film {i}": 1950 + i for i in range(4)}
-    save_npz(embeddings, tmp_path / "e.npz")
     with np.load(tmp_path / "e.npz") as npz:
         assert npz["embeddings"].shape == (4, 512)
         assert np.array_equal(npz["ids"], embeddings.ids)

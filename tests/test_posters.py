@@ -134,8 +134,10 @@ def test_the_collection_at_a_glance(library):
 
 def test_export_is_the_collection_as_one_array(library, tmp_path):
     posters, _, _ = library
-    embeddings = posters.export_embeddings(tmp_path / "e.npz")
+    report = posters.export_embeddings(tmp_path / "e.npz")
+    embeddings = posters.embeddings()
     saved = np.load(tmp_path / "e.npz")
+    assert report.shape == (N + 1, 512)
     assert saved["embeddings"].shape == (N + 1, 512) and sorted(saved["ids"]) == sorted(embeddings.ids)
     assert np.allclose(np.linalg.norm(saved["embeddings"], axis=1), 1, atol=1e-5)
     frame = embeddings.to_frame()
@@ -227,3 +229,36 @@ def test_the_page_calls_the_front_object_and_answers_errors_by_kind(library):
         collections = client.get("/api/collections").json()
         assert collections["default"] == "posters" and collections["collections"][0]["count"] == N + 1
         assert client.get(f"/api/posters/posters/{point_id('5.jpg')}").content == (folder / "5.jpg").read_bytes()
+
+
+def test_a_rerun_trusts_an_unchanged_size_and_time_and_rehash_reads_every_file(tmp_path):
+    import hashlib
+    import os
+
+    catalog, folder = generated_catalog(tmp_path, 4)
+    with Posters(tmp_path / "store", embedder=SmallEmbedder()) as posters:
+        posters.ingest(folder, catalog, workers=0, progress=False)
+        info = os.stat(folder / "1.jpg")
+        [stored] = posters.store.retrieve([point_id("1.jpg")])
+        assert (stored.poster.file_size, stored.poster.file_mtime_ns) == (info.st_size, info.st_mtime_ns)
+        # the bytes changed, size and time put back (as no editor does): a rerun trusts them ...
+        data = bytearray((folder / "1.jpg").read_bytes())
+        at = next(i for i in range(len(data) - 20, 0, -1) if data[i] < 0xF0)  # a byte of the image data, never a marker's
+        data[at] ^= 0x01
+        (folder / "1.jpg").write_bytes(bytes(data))
+        os.utime(folder / "1.jpg", ns=(info.st_atime_ns, info.st_mtime_ns))
+        report = posters.ingest(folder, catalog, workers=0, progress=False)
+        assert (report.ingested, report.already_stored) == (0, 4)
+        # ... and --rehash reads every file: the change is found and embedded again
+        calls = posters._shared.given_embedder.calls
+        report = posters.ingest(folder, catalog, workers=0, progress=False, rehash=True)
+        assert (report.updated, report.already_stored, posters._shared.given_embedder.calls) == (1, 3, calls + 1), report.summary()
+        [stored] = posters.store.retrieve([point_id("1.jpg")])
+        assert stored.poster.sha256 == hashlib.sha256(bytes(data)).hexdigest()
+        # a file only touched: not embedded again; its new time recorded, so the next rerun trusts it
+        os.utime(folder / "2.jpg", ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
+        calls = posters._shared.given_embedder.calls
+        report = posters.ingest(folder, catalog, workers=0, progress=False)
+        assert report.ingested == 0 and posters._shared.given_embedder.calls == calls
+        [stored] = posters.store.retrieve([point_id("2.jpg")])
+        assert stored.poster.file_mtime_ns == os.stat(folder / "2.jpg").st_mtime_ns
