@@ -27,9 +27,11 @@ def in_decade(decade: int) -> PointFilter:
     return PointFilter(year_min=decade, year_max=decade + 9)
 
 
-def centre_of(store: PosterStore, where: PointFilter, vector_name: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def centre_of(
+    store: PosterStore, where: PointFilter, vector_name: str, seed: int = 0, sample: int = CENTRE_SAMPLE
+) -> tuple[np.ndarray, np.ndarray]:
     """The centre of the posters matching `where` (a unit vector), and the sample's vectors it is the mean of."""
-    drawn = store.sample(CENTRE_SAMPLE, seed, where, fields=["year"], vector_name=vector_name)
+    drawn = store.sample(sample, seed, where, fields=["year"], vector_name=vector_name)
     members = np.stack([cast(np.ndarray, p.vector) for p in drawn]).astype(np.float64)  # sample() gives only points with it
     members /= np.maximum(np.linalg.norm(members, axis=1, keepdims=True), 1e-12)
     centre = members.mean(axis=0)

@@ -22,9 +22,13 @@ from ..store.collection import PosterStore
 from ..store.engine import PointFilter
 from ..store.schema import VECTOR_NAME, PosterPayload
 from .batch import EXACT_UP_TO
-from .decades import CENTRE_SAMPLE, centre_of, decade_sizes, in_decade
+from .decades import centre_of, decade_sizes, in_decade
 
 PER_DECADE = 8
+# Posters of a decade (and of the undated) its centre is drawn from. The posters shown are picked by
+# it, not measured against it as the timeline's are: at 1M, 500 showed 96% of the posters 2,000
+# did (two samples of 2,000 agree on 98%), and the first screen took 0.65 s instead of 1.3-3.2 s.
+START_SAMPLE = 500
 UNDATED_SHOWN = 12
 
 
@@ -61,13 +65,13 @@ def start_groups(
     exact = store.count() <= EXACT_UP_TO
     groups = []
     for decade, size in sizes.items():
-        centre, _ = centre_of(store, in_decade(decade), vector_name, seed=decade)
+        centre, _ = centre_of(store, in_decade(decade), vector_name, seed=decade, sample=START_SAMPLE)
         [hits] = store.nearest([centre.astype(np.float32)], per_decade, in_decade(decade), vector_name, exact=exact, fields=["year"])
         groups.append(StartGroup(f"{decade}s", decade, size, [h.id for h in hits], [h.score for h in hits]))
     undated = store.having(vector_name, PointFilter(missing=("year",)))
     count = store.count(undated)
     if count:
-        drawn = store.sample(CENTRE_SAMPLE, 0, undated, fields=["year"], vector_name=vector_name)
+        drawn = store.sample(START_SAMPLE, 0, undated, fields=["year"], vector_name=vector_name)
         vectors = np.stack([cast(np.ndarray, p.vector) for p in drawn]).astype(np.float64)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         similarity = _to_centre(vectors)
