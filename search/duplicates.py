@@ -21,7 +21,6 @@ import numpy as np
 
 from ..errors import BadInput
 from ..store.collection import Match, PosterStore, StoredPoint
-from ..store.engine import PointFilter
 from ..store.schema import VECTOR_NAME
 from .batch import EXACT_UP_TO
 
@@ -62,7 +61,7 @@ def near_duplicates(
     if not 0 < threshold <= 1:
         raise BadInput(f"the threshold is a cosine similarity, above 0 and at most 1, not {threshold}")
     store.stored_spec(vector_name)
-    total = store.count(PointFilter(has_vector=vector_name))
+    total = store.count(store.having(vector_name))
     exact = total <= EXACT_UP_TO if exact is None else exact
     pairs: dict[tuple[str, str], DuplicatePair] = {}
     with tqdm(total=total, unit="poster", desc="near-duplicates", disable=not progress) as bar:

@@ -27,7 +27,7 @@ from .decades import centre_of, decade_sizes, in_decade
 PER_DECADE = 8
 # Posters of a decade (and of the undated) its centre is drawn from. The posters shown are picked by
 # it, not measured against it as the timeline's are: at 1M, 500 showed 96% of the posters 2,000
-# did (two samples of 2,000 agree on 98%), and the first screen took 0.65 s instead of 1.3-3.2 s.
+# did (two samples of 2,000 agree on 98%), and its groups took 0.65 s instead of 1.3-3.2 s.
 START_SAMPLE = 500
 UNDATED_SHOWN = 12
 

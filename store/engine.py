@@ -16,9 +16,8 @@ from typing import Protocol
 import numpy as np
 
 QUANTILE = 0.99  # of a quantised vector's values (store/schema.py QUANTIZED_VECTORS): the extreme 1% are clipped
-OVERSAMPLING = (
-    4.0  # a search on quantised vectors rescores 4x the hits it returns with the originals (2x lost recall at 1M: docs/performance.md)
-)
+# A search on quantised vectors rescores 4x the hits it returns with the originals (2x lost recall at 1M: docs/performance.md).
+OVERSAMPLING = 4.0
 
 
 @dataclass

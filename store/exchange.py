@@ -35,7 +35,7 @@ from ..embedding.spec import EmbeddingSpec
 from ..errors import BadInput, Damaged
 from ..safe_io import open_regular, output_path
 from .collection import PosterStore, Sharding
-from .engine import PointFilter, is_point_id
+from .engine import is_point_id
 from .integrity import check_intact
 from .schema import PREDICTED_HIGH, PREDICTED_LOW, PREDICTED_YEAR, VECTOR_NAME, CollectionMetadata, PosterPayload, point_id
 
@@ -122,7 +122,7 @@ def export_npz(store: PosterStore, path: Path, vector_name: str = VECTOR_NAME, p
     path = export_target(path)
     spec = store.stored_spec(vector_name)
     check_intact(store)  # points whose vector or payload was lost would be left out without a word
-    total = store.count(PointFilter(has_vector=vector_name))
+    total = store.count(store.having(vector_name))
     _check_room(path, total * (8 * spec.dim + 2 * PAYLOAD_BYTES))
     with tqdm(total=total, unit="poster", desc="exporting", disable=not progress) as bar:
         points = store.points(with_vectors=True, vector_name=vector_name, batch=BATCH)
