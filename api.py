@@ -94,13 +94,21 @@ def store_location(store: str | os.PathLike | StoreLocation | None = None, **opt
 class _Shared:
     """What every collection view of one Posters shares: the open store, the models, the caches.
 
-    One lock guards them: the embedded store's engine is used from one thread at a time, and a
-    model or a cache is built once however many requests ask for it at the same moment."""
+    No lock is held around a whole request. The store serialises its own calls into the engine
+    (store/engine.py TurnLock: in the order asked, long work giving way), so a search answers
+    between the batches of a map's or an export's reading. `lock` guards these attributes and is
+    held only to look one up or to build a model once; `writing` lets one task at a time write
+    (an ingest, an import, dating); `embedding` lets one image at a time through the VGG16 model
+    (an OpenVINO model keeps one inference request); `computing` makes an overview once however
+    many requests ask for it at the same moment, while every other request goes on."""
 
     def __init__(self, location: StoreLocation, weights: str | None, embedder: Embedder | None) -> None:
         self.location = location
         self.weights = weights
         self.lock = threading.RLock()
+        self.writing = threading.RLock()
+        self.embedding = threading.RLock()
+        self.computing: dict[tuple[str, str, str], threading.Lock] = {}
         self.root: PosterStore | None = None
         self.views: dict[str, PosterStore] = {}
         self.embedders: dict[tuple[EmbeddingSpec, bool], Any] = {}  # (embedding, with style) -> embedder, loaded once
@@ -124,7 +132,7 @@ class _Shared:
             return self.views[collection]
 
     def close(self) -> None:
-        with self.lock:
+        with self.writing, self.lock:
             if self.root is not None:
                 self.root.close()
             self.root, self.views = None, {}
@@ -218,15 +226,14 @@ class Posters:
         from .errors import Damaged
 
         states: dict[str, str | None] = {}
-        with self._shared.lock:
-            for name in self._store().collections():
-                try:
-                    self.using(name)._store().stored_spec()
-                    states[name] = None
-                except Damaged as e:
-                    states[name] = str(e)
-                except PosterSearchError:
-                    continue
+        for name in self._store().collections():
+            try:
+                self.using(name)._store().stored_spec()
+                states[name] = None
+            except Damaged as e:
+                states[name] = str(e)
+            except PosterSearchError:
+                continue
         return states
 
     def exists(self) -> bool:
@@ -251,9 +258,8 @@ class Posters:
                 (min(years), max(years)) if years else None,
             )
 
-        with self._shared.lock:
-            self._poster_store()
-            return self._overview("info", VECTOR_NAME, compute)
+        self._poster_store()
+        return self._overview("info", VECTOR_NAME, compute)
 
     def facets(self) -> Facets:
         """How many posters of each decade, genre and year status (catalog / predicted / none): the
@@ -262,23 +268,22 @@ class Posters:
 
         from .store.engine import PointFilter
 
-        with self._shared.lock:
-            store = self._poster_store()
-            decades: Counter[int] = Counter()
-            for year, n in store.facet("year"):
-                decades[int(year) // 10 * 10] += n
-            status = {
-                "catalog": store.count(PointFilter(present=("year",))),
-                "predicted": store.count(PointFilter(missing=("year",), present=("predicted_year",))),
-                "none": store.count(PointFilter(missing=("year", "predicted_year"))),
-            }
-            genres = [(str(g), n) for g, n in store.facet("genres")]
-            return Facets(self.collection, store.count(), sorted(decades.items()), genres, status)
+        store = self._poster_store()
+        decades: Counter[int] = Counter()
+        for year, n in store.facet("year"):
+            decades[int(year) // 10 * 10] += n
+        status = {
+            "catalog": store.count(PointFilter(present=("year",))),
+            "predicted": store.count(PointFilter(missing=("year",), present=("predicted_year",))),
+            "none": store.count(PointFilter(missing=("year", "predicted_year"))),
+        }
+        genres = [(str(g), n) for g, n in store.facet("genres")]
+        return Facets(self.collection, store.count(), sorted(decades.items()), genres, status)
 
     def add_sort_keys(self) -> int:
         """Give posters stored before schema 4 the keys browsing orders by, as the next ingest would;
         how many were given them (0 on a store that cannot be written: browsing then shows them last)."""
-        with self._shared.lock:
+        with self._shared.writing:
             store = self._poster_store()
             try:
                 store.check_writable()
@@ -302,9 +307,8 @@ class Posters:
         from .search.browse import BrowseFilters, browse
 
         filters = BrowseFilters(decade, genre or None, status)
-        with self._shared.lock:
-            page = browse(self._poster_store(), sort, descending, filters, limit, after)
-            return Browse(self.collection, sort, descending, filters, page.posters, page.total, page.next)
+        page = browse(self._poster_store(), sort, descending, filters, limit, after)
+        return Browse(self.collection, sort, descending, filters, page.posters, page.total, page.next)
 
     def suggest(self, text: str, limit: int = 8) -> Suggestions:
         """Stored films whose titles fit a few typed letters (the start of the title, or the start
@@ -313,8 +317,7 @@ class Posters:
 
         if not 1 <= limit <= 50:
             raise BadInput(f"limit must be 1 to 50, not {limit}")
-        with self._shared.lock:
-            return Suggestions(self.collection, text, suggestions(self._poster_store(), text, limit))
+        return Suggestions(self.collection, text, suggestions(self._poster_store(), text, limit))
 
     def posters_dir(self) -> Path | None:
         """The folder the collection's poster files were ingested from, as recorded."""
@@ -375,7 +378,7 @@ class Posters:
             films = read_folder(Path(posters))
         else:
             films = read_catalog(Path(catalog), Path(posters), columns, encoding)
-        with self._shared.lock:
+        with self._shared.writing:
             store = self._store(must_exist=False)
             store.check_writable()  # a store on read-only media: one line before any work
             report = ingest(
@@ -392,7 +395,6 @@ class Posters:
                 progress=progress,
                 rehash=rehash,
             )
-            self._forget_overviews()
             return report
 
     # --- finding films and searching -----------------------------------------------------------
@@ -402,8 +404,7 @@ class Posters:
         matches) when there is none, BadInput when several share the title."""
         from .search.titles import find_film
 
-        with self._shared.lock:
-            return find_film(self._poster_store(), title=title, point_id=id, year=year)
+        return find_film(self._poster_store(), title=title, point_id=id, year=year)
 
     def search(
         self,
@@ -430,17 +431,17 @@ class Posters:
             raise BadInput("give a title or an id, not both")
         filters = filters or Filters(year_min, year_max, genre)
         filters.check()
-        with self._shared.lock:
-            store = self._poster_store()
-            self.check_vector(vector)
-            if image is not None:
-                embedder = self._embedder(style=vector != VECTOR_NAME)
+        store = self._poster_store()
+        self.check_vector(vector)
+        if image is not None:
+            embedder = self._embedder(style=vector != VECTOR_NAME)
+            with self._shared.embedding:
                 neighbours, query = PosterSearch(store, embedder).by_image_query(image, k, filters, vector_name=vector)
-                searched: StoredPoint | ImageQuery = query
-            else:
-                searched = self.film(id, title=title, year=year)
-                neighbours = PosterSearch(store).by_point(searched, k, filters, vector_name=vector)
-            return SearchResult(self.collection, vector, searched, neighbours, filters, store.posters_dir())
+            searched: StoredPoint | ImageQuery = query
+        else:
+            searched = self.film(id, title=title, year=year)
+            neighbours = PosterSearch(store).by_point(searched, k, filters, vector_name=vector)
+        return SearchResult(self.collection, vector, searched, neighbours, filters, store.posters_dir())
 
     def recommend(
         self,
@@ -461,15 +462,14 @@ class Posters:
             raise BadInput(f"at most {defaults.MAX_EXAMPLES} liked and {defaults.MAX_EXAMPLES} disliked posters")
         if set(positive) & set(negative):
             raise BadInput("a poster cannot be both liked and disliked")
-        with self._shared.lock:
-            store = self._poster_store()
-            self.check_vector(vector)
-            for point_id in [*positive, *negative]:
-                self.film(point_id)  # NotFound (or Damaged) for an id outside the collection
-            neighbours = PosterSearch(store).recommend(list(positive), negative, k, filters, vector_name=vector, query=query)
-            return SearchResult(
-                self.collection, vector, Examples(tuple(positive), tuple(negative), query), neighbours, filters, store.posters_dir()
-            )
+        store = self._poster_store()
+        self.check_vector(vector)
+        for point_id in [*positive, *negative]:
+            self.film(point_id)  # NotFound (or Damaged) for an id outside the collection
+        neighbours = PosterSearch(store).recommend(list(positive), negative, k, filters, vector_name=vector, query=query)
+        return SearchResult(
+            self.collection, vector, Examples(tuple(positive), tuple(negative), query), neighbours, filters, store.posters_dir()
+        )
 
     def explain(
         self, result: SearchResult | None = None, *, query: StoredPoint | ImageQuery | None = None, ids: Sequence[str] = ()
@@ -488,11 +488,12 @@ class Posters:
             raise BadInput("name the query (a stored poster or an image searched with) and the neighbours to explain")
         if result is None and len(ids) > defaults.MAX_EXPLAIN:
             raise BadInput(f"ask for the maps of 1 to {defaults.MAX_EXPLAIN} posters, not {len(ids)}")
+        store = self._poster_store()
         with self._shared.lock:
-            store = self._poster_store()
             if self._shared.grids is None:
                 self._shared.grids = GridCache()
-            explainer = Explainer(store, self._embedder(), self._shared.grids)
+        explainer = Explainer(store, self._embedder(), self._shared.grids)
+        with self._shared.embedding:  # the query's and the neighbours' grids come from the model
             if result is None:
                 found = {p.id: p for p in store.retrieve(ids, with_vectors=True)}
                 missing = [i for i in ids if i not in found]
@@ -532,9 +533,8 @@ class Posters:
     def _poster_location(self, id: str) -> tuple[Path, Path]:
         from .path_inside import inside
 
-        with self._shared.lock:
-            point = self.film(id)
-            folder = self._poster_store().posters_dir()
+        point = self.film(id)
+        folder = self._poster_store().posters_dir()
         if folder is None:
             raise NotFound(f"collection '{self.collection}' records no poster folder")
         path = inside(folder, point.poster.path)
@@ -557,22 +557,20 @@ class Posters:
         pairs, for a seeded sample of `sample` dated posters (None or 0: every one)."""
         from .search.era import era_coherence
 
-        with self._shared.lock:
-            self.check_vector(vector)
-            return self._overview(
-                f"era {k} {sample} {seed}",
-                vector,
-                lambda store: era_coherence(store, k=k, sample=sample, seed=seed, vector_name=vector, progress=progress),
-            )
+        self.check_vector(vector)
+        return self._overview(
+            f"era {k} {sample} {seed}",
+            vector,
+            lambda store: era_coherence(store, k=k, sample=sample, seed=seed, vector_name=vector, progress=progress),
+        )
 
     def timeline(self, vector: str = VECTOR_NAME) -> Timeline:
         """Each decade's most and least typical posters, and how far its centre moved."""
         from .search.timeline import era_timeline
 
-        with self._shared.lock:
-            self.check_vector(vector)
-            steps = self._overview("timeline", vector, lambda store: era_timeline(store, vector))
-            return Timeline(self.collection, vector, steps, self._store().posters_dir())
+        self.check_vector(vector)
+        steps = self._overview("timeline", vector, lambda store: era_timeline(store, vector))
+        return Timeline(self.collection, vector, steps, self._store().posters_dir())
 
     def poster_map(self, vector: str = VECTOR_NAME) -> PosterMap:
         """Every poster placed in 2-D by its embedding (t-SNE on a sample, the rest among their most
@@ -586,9 +584,9 @@ class Posters:
         """The poster map if it is known; else its computation runs in the background (started, or
         joined: one per collection and vector) and this says how far it is: {"status": "computing",
         "stage", "done", "total", "seconds"}. Waits up to `wait` seconds first (None: until done), so
-        that a cached or small map, or an error, comes at once. The store's lock is held only while
-        the computation reads the store: searches answer meanwhile. Its error is raised once (the
-        next call tries again)."""
+        that a cached or small map, or an error, comes at once. Searches answer meanwhile (the
+        computation reads the store a batch a call). Its error is raised once (the next call tries
+        again)."""
         import time
 
         from .search.map_jobs import MapPending, jobs_for
@@ -597,7 +595,7 @@ class Posters:
         jobs, key = jobs_for(self._shared), (self.collection, vector)
 
         def start(store: PosterStore) -> MapPending:
-            return MapPending(jobs.start(key, lambda report: poster_map(store, vector, lock=self._shared.lock, report=report)))
+            return MapPending(jobs.start(key, lambda report: poster_map(store, vector, report=report)))
 
         def compute(store: PosterStore) -> PosterMap:  # _overview asks only while the map is not known
             job = start(store).job
@@ -614,9 +612,8 @@ class Posters:
         deadline = None if wait is None else time.monotonic() + wait
         while True:
             try:
-                with self._shared.lock:
-                    self.check_vector(vector)
-                    return self._overview("map", vector, compute)
+                self.check_vector(vector)
+                return self._overview("map", vector, compute)
             except MapPending as pending:
                 job = pending.job
             if not job.finished.wait(None if deadline is None else max(0.0, deadline - time.monotonic())):
@@ -628,12 +625,11 @@ class Posters:
         since shows)."""
         from .search.landing import start_groups
 
-        with self._shared.lock:
-            self.check_vector(vector)
-            groups: list[StartGroup] = self._overview("starts", vector, lambda store: start_groups(store, vector))
-            posters = {p.id: p.poster for p in self._store().retrieve([i for g in groups for i in g.ids])}
-            seconds = self._shared.overviews[("starts", self.collection, vector)][2]
-            return Starts(self.collection, vector, [g.with_posters(posters) for g in groups], seconds)
+        self.check_vector(vector)
+        groups: list[StartGroup] = self._overview("starts", vector, lambda store: start_groups(store, vector))
+        posters = {p.id: p.poster for p in self._store().retrieve([i for g in groups for i in g.ids])}
+        seconds = self._shared.overviews[("starts", self.collection, vector)][2]
+        return Starts(self.collection, vector, [g.with_posters(posters) for g in groups], seconds)
 
     def duplicates(
         self, threshold: float = defaults.DUPLICATE_THRESHOLD, *, vector: str = VECTOR_NAME, progress: bool = False
@@ -641,31 +637,32 @@ class Posters:
         """Pairs of posters at least `threshold` similar (cosine): copies, re-releases, alternative art."""
         from .search.duplicates import near_duplicates
 
-        with self._shared.lock:
-            self.check_vector(vector)
-            return Duplicates(threshold, near_duplicates(self._store(), threshold, vector, progress=progress))
+        self.check_vector(vector)
+        return Duplicates(threshold, near_duplicates(self._store(), threshold, vector, progress=progress))
 
     def _overview(self, what: str, vector: str, compute: Any) -> Any:
-        """A view of the whole collection, kept while the collection stays as it is: for the life of
-        this object on an embedded store (no other process can change it), checked against the
-        collection's fingerprint on a server (where others may write)."""
+        """A view of the whole collection, kept while the collection stays as it is (its fingerprint:
+        the store's state token and count, read without reading a point), computed once however
+        many ask at the same moment, without holding up anything else."""
         import time
 
         from .search.poster_map import fingerprint
+        from .store.engine import giving_way
 
-        store = self._store()
+        store, shared = self._store(), self._shared
         key = (what, self.collection, vector)
-        state = "embedded" if store.location.is_local else fingerprint(store, vector)
-        known = self._shared.overviews.get(key)
-        if known is None or known[0] != state:
-            started = time.perf_counter()
-            value = compute(store)
-            known = (state, value, time.perf_counter() - started)
-            self._shared.overviews[key] = known
-        return known[1]
-
-    def _forget_overviews(self) -> None:
-        self._shared.overviews = {key: value for key, value in self._shared.overviews.items() if key[1] != self.collection}
+        with shared.lock:
+            computing = shared.computing.setdefault(key, threading.Lock())
+        with computing:
+            state = fingerprint(store, vector)
+            known = shared.overviews.get(key)
+            if known is None or known[0] != state:
+                started = time.perf_counter()
+                with giving_way():  # a view of the whole collection lets searches go first, call by call
+                    value = compute(store)
+                known = (state, value, time.perf_counter() - started)
+                shared.overviews[key] = known
+            return known[1]
 
     # --- the year model ------------------------------------------------------------------------
 
@@ -727,7 +724,7 @@ class Posters:
 
         folder = Path(model_dir or self.model_dir or defaults.MODEL_DIR)  # never into the shipped model
         check_model_dir(folder)  # before reading and training, not after
-        with self._shared.lock:
+        with self._shared.writing:
             store = self._store()
             data = load_collections(store, list(collections or [self.collection]), vector)
             views = load_augmented(store, list(augmented), data) if augmented else None
@@ -744,8 +741,7 @@ class Posters:
         from .regression.evaluate import evaluate_model
 
         model = self.year_model(model_dir)
-        with self._shared.lock:
-            data = load_collections(self._store(), list(collections or [self.collection]), model.vector_names)
+        data = load_collections(self._store(), list(collections or [self.collection]), model.vector_names)
         return Evaluation(evaluate_model(model, data, include_trained=include_trained))
 
     def predict_year(
@@ -763,16 +759,19 @@ class Posters:
         model = self.year_model(model_dir)
         files = image_files([Path(i) for i in images])
         embedder = self._year_embedder(model)
-        return YearPredictions(predict_images(files, model, embedder, batch_size=batch_size, progress=progress))
+        return YearPredictions(
+            predict_images(files, model, embedder, batch_size=batch_size, progress=progress, lock=self._shared.embedding)
+        )
 
     def predict_image_year(self, image: ImageSource, model_dir: str | os.PathLike | None = None) -> dict:
         """One image's year and range, with the model's figures (the page's upload)."""
         from .regression.predict import predict_year
         from .regression.shipped import SHIPPED_DIR
 
-        with self._shared.lock:
-            model = self.year_model(model_dir)
-            prediction = predict_year(image, model, self._year_embedder(model))
+        model = self.year_model(model_dir)
+        embedder = self._year_embedder(model)
+        with self._shared.embedding:
+            prediction = predict_year(image, model, embedder)
         return {
             **prediction.as_dict(),
             "vector": model.file.vector_label,
@@ -793,13 +792,10 @@ class Posters:
         `written`: called with each batch of predictions once stored (title, file, years), until it returns False."""
         from .regression.dating import date_stored
 
-        with self._shared.lock:
-            self._store().check_writable()  # a store on read-only media: one line, before the model loads
+        self._store().check_writable()  # a store on read-only media: one line, before the model loads
         model = self.year_model(model_dir)
-        with self._shared.lock:
-            report = date_stored(self._poster_store(), model, every_poster=every_poster, progress=progress, written=written)
-            self._forget_overviews()
-            return report
+        with self._shared.writing:
+            return date_stored(self._poster_store(), model, every_poster=every_poster, progress=progress, written=written)
 
     def compare(
         self,
@@ -818,7 +814,7 @@ class Posters:
         from .regression.compare import read_for_comparison, train_for_comparison
         from .regression.config import HeadConfig
 
-        with self._shared.lock:
+        with self._shared.writing:
             data, era = read_for_comparison(self._poster_store(), seed=seed, progress=progress)
             self.close()  # free while the heads train
         return train_for_comparison(data, era, Path(model_dir), test_size, seed, config or HeadConfig(), knn_k, progress=progress)
@@ -829,8 +825,7 @@ class Posters:
         """Every stored vector as one (n, d) array, with ids, titles, years, predicted years, files."""
         from .store.embeddings import load_embeddings
 
-        with self._shared.lock:
-            return load_embeddings(self._poster_store(), vector)
+        return load_embeddings(self._poster_store(), vector)
 
     def export_embeddings(self, out: str | os.PathLike, vector: str = VECTOR_NAME, *, progress: bool = False) -> ExportReport:
         """Write the collection as one .npz file (embeddings, ids, keys, titles, years, predicted
@@ -842,8 +837,7 @@ class Posters:
         if out.is_dir():
             raise BadInput(f"the output file {out} is a folder; give a file name such as embeddings.npz")
         check_output_file(export_target(out), "the output file")
-        with self._shared.lock:
-            return export_npz(self._poster_store(), out, vector, progress)
+        return export_npz(self._poster_store(), out, vector, progress)
 
     def import_embeddings(
         self, file: str | os.PathLike, *, posters_dir: str | os.PathLike | None = None, progress: bool = False
@@ -853,10 +847,8 @@ class Posters:
         the poster files are on this machine, for the page and contact sheets."""
         from .store.exchange import import_npz
 
-        with self._shared.lock:
-            report = import_npz(self._store(must_exist=False), Path(file), Path(posters_dir) if posters_dir else None, progress)
-        self._forget_overviews()
-        return report
+        with self._shared.writing:
+            return import_npz(self._store(must_exist=False), Path(file), Path(posters_dir) if posters_dir else None, progress)
 
     def migrate(
         self,
@@ -885,7 +877,7 @@ class Posters:
         same = same_store(self.location, target_location)
         if same and target_collection == self.collection:
             raise BadInput("source and destination are the same collection")
-        with self._shared.lock:
+        with self._shared.writing:
             source = self._poster_store()
             if same:
                 source.check_writable()  # into the store read from, on read-only media: one line before the copy
@@ -929,11 +921,12 @@ class Posters:
         given = shared.given_embedder
         if given is not None and not spec.quantization and given.spec == spec and (not style or given.style_spec is not None):
             return given
-        for key in ((spec, True), (spec, style)):  # one that makes the style vector serves both
-            if key in shared.embedders:
-                return shared.embedders[key]
-        shared.embedders[(spec, style)] = build()
-        return shared.embedders[(spec, style)]
+        with shared.lock:
+            for key in ((spec, True), (spec, style)):  # one that makes the style vector serves both
+                if key in shared.embedders:
+                    return shared.embedders[key]
+            shared.embedders[(spec, style)] = build()
+            return shared.embedders[(spec, style)]
 
 
 def _stored_vector(point: StoredPoint) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -94,9 +95,17 @@ def image_files(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-def predict_images(images: Sequence[Path], model: YearModel, embedder, batch_size: int = 32, progress: bool = False) -> Iterator[ImageYear]:
-    """Each image's year, in order, embedded `batch_size` at a time with the model loaded once;
-    an image that cannot be read is an ImageYear with its error, never the end of the run."""
+def predict_images(
+    images: Sequence[Path],
+    model: YearModel,
+    embedder,
+    batch_size: int = 32,
+    progress: bool = False,
+    lock: AbstractContextManager | None = None,
+) -> Iterator[ImageYear]:
+    """Each image's year, in order, embedded `batch_size` at a time with the model loaded once
+    (holding `lock` while a batch is embedded: an embedder shared between threads); an image that
+    cannot be read is an ImageYear with its error, never the end of the run."""
     from tqdm import tqdm
 
     check_embedder(model, embedder)
@@ -111,7 +120,8 @@ def predict_images(images: Sequence[Path], model: YearModel, embedder, batch_siz
                 except BadInput as e:  # ImageError: not an image, too large, not a regular file, ...
                     decoded.append((str(image), None, str(e)))
             good = [pixels for _, pixels, _ in decoded if pixels is not None]
-            predictions = iter(_predict_pixels(np.stack(good), model, embedder) if good else [])
+            with lock or nullcontext():
+                predictions = iter(_predict_pixels(np.stack(good), model, embedder) if good else [])
             for name, pixels, error in decoded:
                 yield ImageYear(name, next(predictions) if pixels is not None else None, error)
             bar.update(len(chunk))

@@ -15,6 +15,8 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..store.engine import giving_way
+
 if TYPE_CHECKING:
     from .poster_map import PosterMap, Report
 
@@ -43,7 +45,7 @@ class MapJob:
 
     def _run(self, compute: Callable[[Report], PosterMap]) -> None:
         try:
-            with _ONE_AT_A_TIME:
+            with _ONE_AT_A_TIME, giving_way():  # its store calls let a search's go first
                 self.result = compute(self.report)
         except BaseException as e:  # kept for whoever asks next, not lost in a thread's traceback
             self.error = e

@@ -13,11 +13,13 @@ best, which is what a map to browse by looks is for. Its distances between far-a
 little, which the page says. A map holds at most MAX_POINTS posters (a seeded sample beyond:
 `n` against `total`), which is what a browser draws and hovers over smoothly.
 
-A map is computed once per collection state and cached: the key is a digest of every point's id
-and content hash, the vector and the map's version, so any ingest, correction or deletion gives
-a new map and an unchanged collection reuses the old one (embedding/onnx_cache.py's folder).
-Reading the store and computing are apart (`lock` is held for the reading only), and each stage
-reports how far it is (`report`): search/map_jobs.py runs it in the background for the page.
+A map is computed once per collection state and cached: the key is a digest of the collection's
+state token (rewritten by every change poster search makes: store/schema.py), its count, the
+vector and the map's version, so any ingest, correction or deletion gives a new map and an
+unchanged collection reuses the old one (embedding/onnx_cache.py's folder), and telling which
+reads no point. The store is read in calls of a batch each (the engine serialises calls, not
+tasks), so a server's searches answer while a map reads; each stage reports how far it is
+(`report`): search/map_jobs.py runs it in the background for the page.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ import numpy as np
 
 from ..errors import BadInput
 from ..store.collection import PosterStore
+from ..store.engine import is_point_id
 from ..store.schema import VECTOR_NAME
 from ..tables import Tabular
 
@@ -158,19 +160,10 @@ def place(vectors: np.ndarray, seed: int = 0, report: Report = _quiet) -> np.nda
 
 
 def fingerprint(store: PosterStore, vector_name: str = VECTOR_NAME) -> str:
-    """A digest of the collection's state: every point's id and content hash, the embedding, this version."""
-    return _state(store, vector_name)[0]
-
-
-def _state(store: PosterStore, vector_name: str) -> tuple[str, set[str]]:
-    """The fingerprint, and the ids of every stored point (what a cached map may name)."""
-    digest = hashlib.sha256(f"v{MAP_VERSION}:{vector_name}:{store.stored_spec(vector_name).describe()}".encode())
-    ids = set()
-    for point in sorted(store.points(with_vectors=False, fields=["sha256", "year", "title"]), key=lambda p: p.id):
-        ids.add(point.id)
-        poster = point.poster
-        digest.update(f"{point.id}:{poster.sha256}:{'' if poster.year is None else poster.year}:{poster.title}\n".encode())
-    return digest.hexdigest()[:24], ids
+    """A digest of the collection's state (store.state(): its token and count, no point read), the
+    embedding and this version: a new one after any ingest, correction or deletion."""
+    digest = hashlib.sha256(f"v{MAP_VERSION}:{vector_name}:{store.stored_spec(vector_name).describe()}:{store.state()}".encode())
+    return digest.hexdigest()[:24]
 
 
 @dataclass
@@ -183,55 +176,45 @@ class _Read:
     titles: np.ndarray
 
 
-def poster_map(
-    store: PosterStore,
-    vector_name: str = VECTOR_NAME,
-    seed: int = 0,
-    *,
-    lock: AbstractContextManager | None = None,
-    report: Report = _quiet,
-) -> PosterMap:
-    """The map of the collection as it is now: from the cache, or computed (and cached). `lock` is
-    held while the store is read, not while the map is computed: other users of the store (a
-    server's searches) go on meanwhile. `report(stage, done, total)` hears how far it is."""
+def poster_map(store: PosterStore, vector_name: str = VECTOR_NAME, seed: int = 0, *, report: Report = _quiet) -> PosterMap:
+    """The map of the collection as it is now: from the cache, or computed (and cached). Every read
+    is a few calls of at most READ_BATCH points (or one run of a sample): a store shared with a
+    server's searches answers them in between. `report(stage, done, total)` hears how far it is."""
     started = time.perf_counter()
-    with lock or nullcontext():
-        report("reading", 0, 0)
-        key, stored_ids = _state(store, vector_name)
-        path = _cache_path(store, vector_name, key)
-        cached = _read(path, key, stored_ids)
-        if cached is not None:
-            return cached
-        read = _read_posters(store, vector_name, sorted(stored_ids), seed, report)
+    report("reading", 0, 0)
+    key, total = fingerprint(store, vector_name), store.count()
+    path = _cache_path(store, vector_name, key)
+    cached = _read(path, key, store, total)
+    if cached is not None:
+        return cached
+    read = _read_posters(store, vector_name, total, seed, report)
     if len(read.ids) < MIN_POSTERS:
         raise BadInput(f"the poster map needs at least {MIN_POSTERS} posters; collection '{store.collection}' has {len(read.ids)}")
     xy = place(read.vectors, seed, report)
-    result = PosterMap(read.ids, xy, read.years, read.titles, key, time.perf_counter() - started, total=len(stored_ids))
+    result = PosterMap(read.ids, xy, read.years, read.titles, key, time.perf_counter() - started, total=max(total, len(read.ids)))
     result.decades = decade_path(xy, read.years)
     report("saving", 0, 0)
     _write(path, result)
     return result
 
 
-def _read_posters(store: PosterStore, vector_name: str, ids: list[str], seed: int, report: Report) -> _Read:
+def _read_posters(store: PosterStore, vector_name: str, total: int, seed: int, report: Report) -> _Read:
     """The vectors, years and titles of every stored poster, or of a seeded sample of MAX_POINTS of
-    them, in batches (only the vectors the map holds are ever in memory), in id order."""
+    them (PosterStore.sample: runs from random ids, never a list of every id), in id order."""
     from ..store.integrity import check_intact
 
     store.stored_spec(vector_name)  # a clear error if there is no usable collection
     check_intact(store)  # points whose vector or payload was lost would be left out without a word
-    points = []
-    if len(ids) > MAX_POINTS:
-        chosen = np.random.default_rng(seed).choice(len(ids), MAX_POINTS, replace=False)
-        wanted = sorted(ids[i] for i in chosen)
-        for start in range(0, len(wanted), READ_BATCH):
-            report("reading", start, len(wanted))
-            points += [p for p in store.retrieve(wanted[start : start + READ_BATCH], with_vectors=vector_name) if p.vector is not None]
+    fields = ["title", "year"]
+    if total > MAX_POINTS:
+        report("reading", 0, MAX_POINTS)
+        points = store.sample(MAX_POINTS, seed, store.having(vector_name), fields, vector_name)
     else:
-        for point in store.points(with_vectors=True, fields=["title", "year"], batch=READ_BATCH, vector_name=vector_name):
+        points = []
+        for point in store.points(with_vectors=True, fields=fields, batch=READ_BATCH, vector_name=vector_name):
             points.append(point)
             if len(points) % READ_BATCH == 0:
-                report("reading", len(points), len(ids))
+                report("reading", len(points), total)
     points.sort(key=lambda p: p.id)
     vectors = np.stack([np.asarray(p.vector, np.float32) for p in points]) if points else np.zeros((0, 1), np.float32)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
@@ -275,10 +258,11 @@ def _cache_path(store: PosterStore, vector_name: str, key: str) -> Path:
     return cache_dir() / "maps" / where.hexdigest()[:16] / f"{vector_name}-{key}.npz"
 
 
-def _read(path: Path, key: str, stored_ids: set[str]) -> PosterMap | None:
+def _read(path: Path, key: str, store: PosterStore, stored: int) -> PosterMap | None:
     """The cached map, if it checks out: a regular file of bounded size (not a link: the cache
     may be shared), arrays of one length and the right shapes, coordinates in the unit square,
-    the ids of stored points. Anything else is computed again, never believed."""
+    the ids of stored points (retrieved, READ_BATCH at a time: a map holds at most MAX_POINTS).
+    Anything else is computed again, never believed."""
     from ..safe_io import open_regular
 
     try:
@@ -293,17 +277,21 @@ def _read(path: Path, key: str, stored_ids: set[str]) -> PosterMap | None:
     shapes = (result.ids.shape, result.xy.shape, result.years.shape, result.titles.shape)
     if shapes != ((n,), (n, 2), (n,), (n,)) or not n or result.xy.dtype.kind != "f" or result.years.dtype.kind != "f":
         return None
-    if total.shape != () or total.dtype.kind not in "iu" or not n <= int(total) <= len(stored_ids):
+    if total.shape != () or total.dtype.kind not in "iu" or not n <= int(total) <= stored:
         return None
     result.total = int(total)
     if not (np.isfinite(result.xy).all() and (result.xy >= 0).all() and (result.xy <= 1).all()):
         return None
-    ids = [str(i) for i in result.ids]
-    if len(set(ids)) != n or not stored_ids.issuperset(ids):
-        return None
     finite = result.years[~np.isnan(result.years)]
     if (np.abs(finite) > 10_000).any():
         return None
+    ids = [str(i) for i in result.ids]
+    if len(set(ids)) != n or not all(is_point_id(i) for i in ids):
+        return None
+    for start in range(0, n, READ_BATCH):
+        batch = ids[start : start + READ_BATCH]
+        if len(store.stored_ids(batch)) != len(batch):
+            return None
     result.decades = decade_path(result.xy, result.years)
     return result
 

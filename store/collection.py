@@ -200,10 +200,19 @@ class PosterStore:
         int8 quantisation), metadata and payload indexes."""
         self.check_sharding(sharding)
         vectors = [replace(v, quantized=v.name in QUANTIZED_VECTORS) for v in vectors]
-        self.engine.create_collection(self.collection, vectors, metadata, sharding)
+        self.engine.create_collection(self.collection, vectors, {**metadata, **_new_state()}, sharding)
 
     def delete_collection(self) -> None:
         self.engine.delete_collection(self.collection)
+
+    def state(self) -> str:
+        """A token that changes with every change of the points poster search makes (and its count
+        of points, for other writers): a cache of a view of the collection keys on it, reading no point."""
+        return f"{self.collection_metadata().state or ''}:{self.count()}"
+
+    def _changing(self) -> None:
+        """Before a write: a new state token (first, so that a write cut short still changed it)."""
+        self.engine.update_metadata(self.collection, _new_state())
 
     def update_metadata(self, metadata: dict) -> None:
         """Set these keys of the collection metadata (CollectionMetadata.changes() type-checks them)."""
@@ -242,15 +251,18 @@ class PosterStore:
         if style_vectors is not None:
             for record, style in zip(records, style_vectors):
                 record.vectors[STYLE_VECTOR_NAME] = style
+        self._changing()
         self.engine.upsert(self.collection, records)
 
     def set_vectors(self, ids: Sequence[str], vector_name: str, vectors: np.ndarray) -> None:
         """Set one named vector of stored points; their payloads and other vectors stay as they are."""
+        self._changing()
         self.engine.update_vectors(self.collection, ids, vector_name, vectors)
 
     def overwrite_payloads(self, items: list[tuple[str, dict]]) -> None:
         """Replace the whole payload of stored points (e.g. a corrected title); vectors stay. The
         sort keys follow the title; `added` stays what the item carries (the plan keeps it)."""
+        self._changing()
         self.engine.overwrite_payloads(self.collection, [(i, with_sort_keys(p, None)) for i, p in items])
 
     def add_sort_keys(self) -> int:
@@ -267,9 +279,11 @@ class PosterStore:
 
     def set_payloads(self, items: Sequence[tuple[str, dict]]) -> None:
         """Set some keys of stored points' payloads (e.g. a predicted year); every other key and the vectors stay."""
+        self._changing()
         self.engine.set_payloads(self.collection, items)
 
     def delete(self, ids: list[str]) -> None:
+        self._changing()
         self.engine.delete(self.collection, ids)
 
     def ids_without(self, vector_name: str) -> set[str]:
@@ -280,6 +294,7 @@ class PosterStore:
 
     def upsert_records(self, records: list[Record]) -> None:
         """Write Records as they are (all named vectors, payload, id), e.g. from another store."""
+        self._changing()
         self.engine.upsert(self.collection, records)
 
     def points(
@@ -426,6 +441,10 @@ class PosterStore:
         records = self.engine.retrieve(self.collection, list(ids), True, [name] if name else False)
         return [point for r in records if (point := self._point(r, name)) is not None]
 
+    def stored_ids(self, ids: Sequence[str]) -> set[str]:
+        """Those of these ids that are stored (nothing else is read)."""
+        return {r.id for r in self.engine.retrieve(self.collection, list(ids), False, False)}
+
     def vectors_of(self, ids: Sequence[str], names: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
         """The named vectors of these points, by id (no payloads); a point lacking one has only the others."""
         return {r.id: r.vectors for r in self.engine.retrieve(self.collection, list(ids), False, list(names))}
@@ -491,3 +510,9 @@ class PosterStore:
         """Points like the positive examples and unlike the negative ones (Qdrant's recommend, best score)."""
         hits = self.engine.recommend(self.collection, positive, negative, vector_name, limit, filter, True)
         return [match for hit in hits if (match := self._match(hit)) is not None]
+
+
+def _new_state() -> dict:
+    import uuid
+
+    return CollectionMetadata.changes(state=uuid.uuid4().hex)

@@ -34,7 +34,18 @@ from ..errors import BadInput, Damaged, command
 from .edge_folder import CONFIG, StoreFolder
 from .edge_folder import MARKER as MARKER  # re-exported: store/connection.py tells an Edge store by it
 from .edge_folder import edge_version as edge_version  # re-exported
-from .engine import OVERSAMPLING, QUANTILE, Hit, PointFilter, Record, VectorConfig, as_vector_list, is_point_id
+from .engine import (
+    OVERSAMPLING,
+    QUANTILE,
+    Hit,
+    PointFilter,
+    Record,
+    TurnLock,
+    VectorConfig,
+    as_vector_list,
+    is_point_id,
+    serialised,
+)
 from .schema import INDEXED_FIELDS, TOKEN_PREFIX_CHARS
 from .space import MARGIN, check_free_space, folder_bytes, open_bytes
 
@@ -54,7 +65,12 @@ T = TypeVar("T")
 
 
 class EdgeEngine:
-    """The embedded store in `path`, opened by one process at a time (its folder: StoreFolder)."""
+    """The embedded store in `path`, opened by one process at a time (its folder: StoreFolder).
+
+    Threads share it call by call: each call into Edge (`_read`, which writes go through too) and
+    each change of the collections and their metadata (serialised) holds `_calls`, a TurnLock; the
+    conversion of what Edge answered into Records and Hits does not, so a search waits for Edge's
+    answer to another thread's call at most, not for its conversion too."""
 
     def __init__(self, path: Path, must_exist: bool = False):
         self._folder = StoreFolder(path, must_exist)  # checks the folder, takes its lock, reads or writes its marker
@@ -63,6 +79,7 @@ class EdgeEngine:
         self._opened: dict[str, Path] = {}  # collection name -> the folder Edge opened (the shard, or its private copy)
         self._opening = threading.Lock()
         self._written: set[str] = set()  # collections changed since open: flushed on close
+        self._calls = TurnLock()  # one call at a time, in the order asked
 
     def describe(self) -> str:
         return f"local store {self.path}"
@@ -76,6 +93,7 @@ class EdgeEngine:
         """BadInput, in one line, on a store that cannot be written: writing commands ask before their work."""
         self._folder.check_writable()
 
+    @serialised
     def close(self) -> None:
         for name, shard in self._shards.items():
             if name in self._written:
@@ -133,6 +151,7 @@ class EdgeEngine:
             )
         raise BadInput(f"no collection '{name}' in {self.describe()}")
 
+    @serialised
     def adopt(self, name: str, metadata: dict) -> None:
         """Write the metadata of an orphaned collection anew: its vectors from the shard's own config,
         `metadata` from the caller, who has checked that the stored vectors are that embedding."""
@@ -153,6 +172,7 @@ class EdgeEngine:
         """The named vectors of a collection's shard (for an orphan, whose metadata is lost)."""
         return self._folder.shard_vectors(name)
 
+    @serialised
     def create_collection(self, name: str, vectors: Sequence[VectorConfig], metadata: dict, sharding: object = None) -> None:
         from qdrant_edge import EdgeConfig, EdgeOptimizersConfig, EdgeShard, HnswIndexConfig
 
@@ -176,6 +196,7 @@ class EdgeEngine:
         # the metadata last: a collection exists once it is complete
         self._folder.save_config(name, {"vectors": {v.name: v.dim for v in vectors}, "metadata": metadata})
 
+    @serialised
     def delete_collection(self, name: str) -> None:
         self.check_writable()
         self._folder.claim(name)  # never a collection another process holds
@@ -191,6 +212,7 @@ class EdgeEngine:
     def metadata(self, name: str) -> dict:
         return dict(self._config(name).get("metadata") or {})
 
+    @serialised
     def update_metadata(self, name: str, metadata: dict) -> None:
         config = self._config(name)
         if all(config.get("metadata", {}).get(k) == v for k, v in metadata.items()):
@@ -199,6 +221,7 @@ class EdgeEngine:
         config["metadata"] = {**(config.get("metadata") or {}), **metadata}
         self._folder.save_config(name, config)
 
+    @serialised
     def add_vector(self, name: str, vector: VectorConfig) -> None:
         from qdrant_edge import Distance, UpdateOperation
 
@@ -212,6 +235,7 @@ class EdgeEngine:
     def payload_indexes(self, name: str) -> set[str]:
         return set(self._read(name, lambda shard: shard.info().payload_schema))
 
+    @serialised
     def ensure_indexes(self, name: str) -> None:
         """Create the payload indexes poster search filters on; idempotent, so run on every open.
         On a read-only store they are made in the private copy of the shard only (filters and
@@ -248,7 +272,8 @@ class EdgeEngine:
         (BaseException): both are damage to say in one line, not a traceback."""
         shard = self._shard(name)
         try:
-            return call(shard)
+            with self._calls:
+                return call(shard)
         except (KeyboardInterrupt, SystemExit, BadInput):
             raise
         except BaseException as e:

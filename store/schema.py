@@ -239,6 +239,10 @@ class CollectionMetadata:
     posters_dir: str | None = None  # the absolute folder the payloads' `file` is relative to (as text)
     posters_dir_raw: str | None = None  # since 3, for a folder name that is not UTF-8: its bytes as base64
     schema_version: int = SCHEMA_VERSION
+    # written anew (a random token) before each change of the points poster search makes: what a
+    # cache of a view of the whole collection (the poster map) is keyed on, so that telling whether
+    # the collection changed reads no point. Optional: a collection without one has not changed since.
+    state: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "the collection metadata") -> CollectionMetadata:
@@ -314,7 +318,7 @@ class CollectionMetadata:
         return spec
 
 
-_METADATA_KINDS = {"schema_version": int, "posters_dir": str, "posters_dir_raw": str}  # others: dict
+_METADATA_KINDS = {"schema_version": int, "posters_dir": str, "posters_dir_raw": str, "state": str}  # others: dict
 _METADATA_REMEDY = "correct it, or ingest into a new --collection (or --recreate)"
 
 

@@ -8,21 +8,35 @@ unavailable) are retried with backoff and a permanent one is one clear line (sto
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import cast
 
 import numpy as np
 
 from ..errors import BadInput, InUse
-from .engine import OVERSAMPLING, QUANTILE, Hit, PointFilter, Record, VectorConfig, as_vector_list, is_point_id
+from .engine import (
+    OVERSAMPLING,
+    QUANTILE,
+    Hit,
+    PointFilter,
+    Record,
+    TurnLock,
+    VectorConfig,
+    as_vector_list,
+    is_point_id,
+    one_call_at_a_time,
+)
 from .retry import with_retries
 from .schema import INDEXED_FIELDS, TOKEN_PREFIX_CHARS
 
 HNSW_EF = 128
 
 
+@one_call_at_a_time
 class ServerEngine:
-    """A qdrant-client connection: `url` for a server or cluster, or `path` for a local-mode folder."""
+    """A qdrant-client connection: `url` for a server or cluster, or `path` for a local-mode folder
+    (local mode is used by one thread at a time; a server answers many at once)."""
 
     retry_attempts = 5
     retry_wait = 0.5  # seconds before the first retry, doubling after each
@@ -33,6 +47,7 @@ class ServerEngine:
         from qdrant_client import QdrantClient
 
         self.url, self.path = url, path
+        self._calls: AbstractContextManager = TurnLock() if path is not None else nullcontext()
         if path is not None:
             try:
                 self.client = QdrantClient(path=str(path))

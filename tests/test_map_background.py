@@ -1,7 +1,8 @@
 """The poster map computed in the background (issue 38): GET /api/map answers 202 with its progress,
-then 200 with the map; searches answer while it is computed (the store's lock is held for the
-reading only); one computation per collection and vector; errors keep their kinds; a collection
-changed meanwhile is mapped again; large collections are sampled and placed.
+then 200 with the map; searches answer while it is computed, its reading of the store included
+(issue 36: the store takes one call at a time, and no lock is held around the whole reading);
+one computation per collection and vector; errors keep their kinds; a collection changed
+meanwhile is mapped again; large collections are sampled and placed.
 
 Real Edge stores in temporary folders, generated posters, the small seeded embedder
 (tests/small_embedder.py). A computation is held inside t-SNE by a gate (an Event waited on in
@@ -116,6 +117,40 @@ def test_the_map_is_computed_in_the_background_and_searches_answer_meanwhile(sit
     assert again.status_code == 200 and again.json()["x"] == data["x"] and site.gate.layouts == 1
     hover = site.get("/api/map/0").json()
     assert hover["id"] == data["ids"][0] and hover["poster_url"].endswith(data["ids"][0])
+
+
+def test_searches_answer_while_the_map_reads_the_store(site, monkeypatch):
+    """Held between two batches of the map's reading (8 posters a batch here), a search and the
+    collection's figures answer at once: nothing the map does holds the store between calls."""
+    from poster_search.search import map_jobs
+
+    monkeypatch.setattr(poster_map_module, "READ_BATCH", 8)
+    inside, release, report = threading.Event(), threading.Event(), map_jobs.MapJob.report
+
+    def held(job, stage, done, total):
+        report(job, stage, done, total)
+        if stage == "reading" and done == 8:
+            inside.set()
+            assert release.wait(60), "the reading was never let go on"
+
+    monkeypatch.setattr(map_jobs.MapJob, "report", held)
+    site.gate.open.set()
+    try:
+        assert site.get("/api/map").status_code == 202 and inside.wait(30)
+        answers: list = []
+        asking = threading.Thread(
+            target=lambda: answers.extend(
+                [site.get(f"/api/search/id/{point_id('3.jpg')}", params={"k": 5}), site.get("/api/collections/posters")]
+            )
+        )
+        asking.start()
+        asking.join(20)
+        assert not asking.is_alive(), "a search waited for the map's reading"
+        assert [a.status_code for a in answers] == [200, 200] and len(answers[0].json()["results"]) == 5
+        assert site.get("/api/map").json()["stage"] == "reading"
+    finally:
+        release.set()
+    assert ready_map(site)["n"] == 30
 
 
 def test_the_library_waits_for_the_same_computation(site):

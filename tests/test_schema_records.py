@@ -5,6 +5,7 @@ the CLI in-process (tests/conftest.py's run_cli), as tests/test_errors.py runs i
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -180,7 +181,10 @@ def test_collection_metadata_is_written_typed_and_reads_back(tmp_path):
     with PosterStore(location, must_exist=True) as store:
         record = store.collection_metadata()
         raw = store.metadata()
-    assert record == CollectionMetadata(embedding=SPEC.as_dict(), posters_dir=str(posters.resolve()), schema_version=SCHEMA_VERSION)
+    assert re.fullmatch("[0-9a-f]{32}", record.state or "")  # a random token, written anew with each change of the points
+    assert record == CollectionMetadata(
+        embedding=SPEC.as_dict(), posters_dir=str(posters.resolve()), schema_version=SCHEMA_VERSION, state=record.state
+    )
     assert raw == record.to_dict()  # what is stored is exactly what the record writes
     assert CollectionMetadata.from_dict(record.to_dict()) == record
 

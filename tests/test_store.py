@@ -146,3 +146,140 @@ def test_weights_option_and_environment(monkeypatch, tmp_path):
     assert spec_for_weights(str(weights)).weights.startswith("sha256:")
     assert spec_for_weights(None).weights == "random"
     assert EmbeddingSpec.from_dict({**SPEC.as_dict(), "unknown_future_field": 1}) == SPEC
+
+
+def test_every_write_changes_the_collection_state_and_reads_do_not(any_location):
+    """store.state(), what caches of whole-collection views key on, is read without reading a point:
+    each kind of write changes it (a token in the collection metadata, plus the count), a read never."""
+    with PosterStore(any_location) as store:
+        store.prepare(SPEC)
+        ids = [point_id(str(i)) for i in range(4)]
+        states = [store.state()]
+
+        def changed() -> bool:
+            states.append(store.state())
+            return states[-1] != states[-2]
+
+        store.upsert(ids, unit_vectors(4), [{"title": str(i), "year": 1990 + i} for i in range(4)])
+        assert changed()
+        list(store.points()), store.retrieve(ids), store.nearest([unit_vectors(1)[0]], 2), store.facet("year")
+        assert not changed()
+        store.set_payloads([(ids[0], {"predicted_year": 1991})])
+        assert changed()
+        store.overwrite_payloads([(ids[1], {"title": "corrected", "year": 1950})])
+        assert changed()
+        store.set_vectors([ids[2]], VECTOR_NAME, unit_vectors(1, seed=5))
+        assert changed()
+        store.delete([ids[3]])
+        assert changed() and len(set(states)) == 6
+        token = store.metadata()["state"]  # in the collection metadata: a user's cache can key on it too
+    with PosterStore(any_location, must_exist=True) as store:  # kept across opens
+        assert store.metadata()["state"] == token and store.state() == states[-1]
+
+
+def test_one_store_is_safe_to_share_between_threads(location):
+    """Searches, reads and writes from several threads at once on one embedded store: the engine
+    takes one call at a time, so each thread gets whole answers and nothing is lost."""
+    import threading
+
+    with PosterStore(location) as store:
+        store.prepare(SPEC)
+        vectors = unit_vectors(400, seed=3)
+        store.upsert([point_id(str(i)) for i in range(200)], vectors[:200], [{"title": str(i)} for i in range(200)])
+        errors: list[BaseException] = []
+
+        def searching() -> None:
+            try:
+                for i in range(30):
+                    [[hit]] = store.nearest([vectors[i]], 1)
+                    assert hit.id == point_id(str(i))
+                    assert len(list(store.points(with_vectors=False, batch=50))) >= 200
+            except BaseException as e:
+                errors.append(e)
+
+        def writing() -> None:
+            try:
+                for start in range(200, 400, 20):
+                    store.upsert([point_id(str(i)) for i in range(start, start + 20)], vectors[start : start + 20], [{"title": "w"}] * 20)
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=searching) for _ in range(3)] + [threading.Thread(target=writing)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors
+        assert store.count() == 400 and len({p.id for p in store.points(with_vectors=False)}) == 400
+
+
+def test_the_store_takes_calls_in_the_order_they_come():
+    """TurnLock, which serialises an embedded store's calls: a thread asking while another holds it
+    goes next, even when the holder asks again at once (as a long read does, call by call); and a
+    thread may take it again inside its own call."""
+    import threading
+    import time
+
+    from poster_search.store.engine import TurnLock
+
+    lock, order, asked = TurnLock(), [], threading.Event()
+
+    def reader() -> None:
+        for call in range(20):
+            with lock:
+                with lock:  # reentrant
+                    order.append(f"read {call}")
+                    if call == 3:
+                        asked.set()
+                    time.sleep(0.01)
+
+    arrived = []
+
+    def searcher() -> None:
+        asked.wait(10)
+        time.sleep(0.003)  # inside the reader's fourth call, or the one after on a busy machine
+        arrived.append(len(order))
+        with lock:
+            order.append("search")
+
+    threads = [threading.Thread(target=reader), threading.Thread(target=searcher)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert order.index("search") == arrived[0] < 20 and len(order) == 21  # straight after the call it arrived in
+
+
+def test_long_work_gives_way_to_a_search_call_by_call():
+    """Calls made giving_way() (a poster map's reading, an overview) wait while another thread is
+    calling: a search's calls, a few in a row, run one after another, not each behind one of the
+    long work's; and under nonstop calls the long work still moves on."""
+    import threading
+    import time
+
+    from poster_search.store.engine import TurnLock, giving_way
+
+    lock, order, started = TurnLock(), [], threading.Event()
+
+    def long_work() -> None:
+        with giving_way():
+            for _ in range(30):
+                with lock:
+                    order.append("long")
+                    started.set()
+                    time.sleep(0.01)
+
+    def search() -> None:
+        started.wait(10)
+        time.sleep(0.025)
+        for _ in range(5):  # a search's calls, one after another
+            with lock:
+                order.append("search")
+
+    threads = [threading.Thread(target=long_work), threading.Thread(target=search)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    first = order.index("search")
+    assert order[first : first + 5] == ["search"] * 5 and order.count("long") == 30
