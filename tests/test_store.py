@@ -1,6 +1,8 @@
 """The store's contract, on every engine (tests/conftest.py `any_location`): schema, embedding guard, clear errors."""
 
 import multiprocessing
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -148,6 +150,16 @@ def test_weights_option_and_environment(monkeypatch, tmp_path):
     assert EmbeddingSpec.from_dict({**SPEC.as_dict(), "unknown_future_field": 1}) == SPEC
 
 
+def run_together(*targets) -> None:
+    """Each target in a thread of its own, all at once; back when all are done (at most 2 minutes)."""
+    threads = [threading.Thread(target=target) for target in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "a thread is stuck"
+
+
 def test_every_write_changes_the_collection_state_and_reads_do_not(any_location):
     """store.state(), what caches of whole-collection views key on, is read without reading a point:
     each kind of write changes it (a token in the collection metadata, plus the count), a read never."""
@@ -180,8 +192,6 @@ def test_every_write_changes_the_collection_state_and_reads_do_not(any_location)
 def test_one_store_is_safe_to_share_between_threads(location):
     """Searches, reads and writes from several threads at once on one embedded store: the engine
     takes one call at a time, so each thread gets whole answers and nothing is lost."""
-    import threading
-
     with PosterStore(location) as store:
         store.prepare(SPEC)
         vectors = unit_vectors(400, seed=3)
@@ -204,11 +214,7 @@ def test_one_store_is_safe_to_share_between_threads(location):
             except BaseException as e:
                 errors.append(e)
 
-        threads = [threading.Thread(target=searching) for _ in range(3)] + [threading.Thread(target=writing)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
+        run_together(searching, searching, searching, writing)
         assert not errors, errors
         assert store.count() == 400 and len({p.id for p in store.points(with_vectors=False)}) == 400
 
@@ -217,9 +223,6 @@ def test_the_store_takes_calls_in_the_order_they_come():
     """TurnLock, which serialises an embedded store's calls: a thread asking while another holds it
     goes next, even when the holder asks again at once (as a long read does, call by call); and a
     thread may take it again inside its own call."""
-    import threading
-    import time
-
     from poster_search.store.engine import TurnLock
 
     lock, order, asked = TurnLock(), [], threading.Event()
@@ -242,11 +245,7 @@ def test_the_store_takes_calls_in_the_order_they_come():
         with lock:
             order.append("search")
 
-    threads = [threading.Thread(target=reader), threading.Thread(target=searcher)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    run_together(reader, searcher)
     assert order.index("search") == arrived[0] < 20 and len(order) == 21  # straight after the call it arrived in
 
 
@@ -254,9 +253,6 @@ def test_long_work_gives_way_to_a_search_call_by_call():
     """Calls made giving_way() (a poster map's reading, an overview) wait while another thread is
     calling: a search's calls, a few in a row, run one after another, not each behind one of the
     long work's; and under nonstop calls the long work still moves on."""
-    import threading
-    import time
-
     from poster_search.store.engine import TurnLock, giving_way
 
     lock, order, started = TurnLock(), [], threading.Event()
@@ -276,10 +272,6 @@ def test_long_work_gives_way_to_a_search_call_by_call():
             with lock:
                 order.append("search")
 
-    threads = [threading.Thread(target=long_work), threading.Thread(target=search)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    run_together(long_work, search)
     first = order.index("search")
     assert order[first : first + 5] == ["search"] * 5 and order.count("long") == 30
