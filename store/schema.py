@@ -254,8 +254,8 @@ class CollectionMetadata:
         values: dict[str, Any] = {}
         for f in fields(cls):
             value = data.get(f.name)
-            if value is None:
-                continue
+            if value is None or (f.name == "state" and not isinstance(value, str)):
+                continue  # a state token of the wrong type only keys caches: read as none, replaced by the next write
             _check_type(value, _METADATA_KINDS.get(f.name, dict), f.name, where, _METADATA_REMEDY)
             values[f.name] = value
         if "posters_dir_raw" in values:

@@ -210,6 +210,18 @@ def test_wrongly_typed_metadata_is_one_line_naming_the_field(tmp_path, changes, 
         assert store.metadata()[field] == changes[field] and store.count() == 2
 
 
+def test_a_wrongly_typed_state_token_is_read_as_none_and_replaced_by_the_next_write(tmp_path):
+    """`state` only keys caches (the poster map, the page's overviews): a damaged one costs a
+    recomputation, never the collection."""
+    location = make_store(tmp_path / "store", films(2))
+    set_raw_metadata(location, {"state": 123})
+    assert cli("search", "--title", "Film 0", "--qdrant-path", location.path).exit_code == 0
+    with PosterStore(location, must_exist=True) as store:
+        assert store.collection_metadata().state is None and store.state() == ":2"
+        store.set_payloads([(point_id("0"), {"predicted_year": 1990})])
+        assert re.fullmatch("[0-9a-f]{32}", store.metadata()["state"]) and store.state().endswith(":2")
+
+
 def test_a_metadata_update_is_type_checked_before_it_is_written(tmp_path):
     with pytest.raises(PosterSearchError, match="field 'posters_dir' is 123"):
         CollectionMetadata.changes(posters_dir=123)
