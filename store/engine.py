@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -222,9 +222,6 @@ class TurnLock:
             self._owner, self._depth = None, 0
 
 
-EngineClass = TypeVar("EngineClass", bound=type)
-
-
 def serialised(method: Callable[..., Any]) -> Callable[..., Any]:
     """The method runs under its instance's `_calls` lock (a context manager)."""
 
@@ -234,17 +231,6 @@ def serialised(method: Callable[..., Any]) -> Callable[..., Any]:
             return method(self, *args, **kwargs)
 
     return call
-
-
-def one_call_at_a_time(cls: EngineClass) -> EngineClass:
-    """Every public method of an engine class serialised(): a store is then safe to share between
-    threads (a server's requests, a poster map computed in the background), each call waiting only
-    for the call in progress, never for another thread's whole task. Every Engine method is one
-    request and its answer (no generators), so no lock is held between the calls of a longer read."""
-    for name, member in list(vars(cls).items()):
-        if not name.startswith("_") and callable(member) and not isinstance(member, (staticmethod, classmethod, type)):
-            setattr(cls, name, serialised(member))
-    return cls
 
 
 def is_point_id(value: str) -> bool:

@@ -25,7 +25,7 @@ from .engine import (
     VectorConfig,
     as_vector_list,
     is_point_id,
-    one_call_at_a_time,
+    serialised,
 )
 from .retry import with_retries
 from .schema import INDEXED_FIELDS, TOKEN_PREFIX_CHARS
@@ -33,10 +33,10 @@ from .schema import INDEXED_FIELDS, TOKEN_PREFIX_CHARS
 HNSW_EF = 128
 
 
-@one_call_at_a_time
 class ServerEngine:
-    """A qdrant-client connection: `url` for a server or cluster, or `path` for a local-mode folder
-    (local mode is used by one thread at a time; a server answers many at once)."""
+    """A qdrant-client connection: `url` for a server or cluster, or `path` for a local-mode folder.
+    Local mode takes one call at a time (`_calls`, a TurnLock, held around each call as in
+    store/edge.py); a server answers many at once."""
 
     retry_attempts = 5
     retry_wait = 0.5  # seconds before the first retry, doubling after each
@@ -84,11 +84,13 @@ class ServerEngine:
     def describe(self) -> str:
         return self.url if self.url else f"local store {self.path} (qdrant-client local mode)"
 
+    @serialised
     def close(self) -> None:
         self.client.close()
 
     def _call(self, what: str, call):
-        return with_retries(call, f"{what} on {self.describe()}", self.retry_attempts, self.retry_wait)
+        with self._calls:
+            return with_retries(call, f"{what} on {self.describe()}", self.retry_attempts, self.retry_wait)
 
     # --- collections -------------------------------------------------------------------------
 
