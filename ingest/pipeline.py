@@ -182,7 +182,8 @@ def ingest(
     plan, work = _prepare(films, catalog, Path(posters_dir), store, embedder, recreate, sharding, prune, rehash, report)
     if work.embed or work.restyle or work.revector:
         _embed_and_store(plan, work, Path(posters_dir), store, embedder, batch_size, workers, progress, report)
-        store.optimize()  # the engine builds its search index (HNSW, large collections) now, not on a first search
+    if work.embed or work.restyle or work.revector or store.index_waiting():  # also a build stopped by Ctrl-C
+        store.optimize(progress)  # the engine builds its search index (HNSW, large collections) now, not on a first search
     if work.revector or lost_vectors(store):  # (counted, cheap) what this catalog could not restore is said, as search would
         left = damage(store)
         if left:

@@ -235,9 +235,14 @@ class PosterStore:
     def payload_indexes(self) -> set[str]:
         return self.engine.payload_indexes(self.collection)
 
-    def optimize(self) -> None:
-        """Let the engine build its search index (HNSW) now rather than on the next query."""
-        self.engine.optimize(self.collection)
+    def optimize(self, progress: bool = False) -> None:
+        """Let the engine build its search index (HNSW) now rather than on the next query
+        (`progress`: a line on stderr while a long build runs)."""
+        self.engine.optimize(self.collection, progress)
+
+    def index_waiting(self) -> bool:
+        """Whether a build of the search index was stopped midway (Ctrl-C) and many vectors wait for it."""
+        return self.engine.index_waiting(self.collection)
 
     # --- points -----------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import numpy as np
 
 from ..errors import BadInput, Damaged, command
+from .edge_build import build_in_child, clear_stale_builds, release_freed_memory
 from .edge_folder import CONFIG, StoreFolder
 from .edge_folder import MARKER as MARKER  # re-exported: store/connection.py tells an Edge store by it
 from .edge_folder import edge_version as edge_version  # re-exported
@@ -60,6 +61,13 @@ HNSW_EF_CONSTRUCT = 100  # Qdrant's default
 HNSW_EF = 128
 INDEXING_THRESHOLD_KB = 10_000
 FULL_SCAN_THRESHOLD_KB = 10_000  # a filter matching fewer vectors than this is answered by exact scan
+# Vectors waiting for the index from which it is built in a child process (store/edge_build.py):
+# about 10 s of building on 2 cores, below which a build holds the GIL too briefly to matter.
+BUILD_APART_AT = 20_000
+# Vectors written between flushes. Edge holds what a write adds to a segment's mutable structures
+# in memory until a flush: a million posters imported in one go held 3.2 GB, and 4.6 GB while
+# flushed at the end; flushed every 100,000, 2.2 GB (docs/performance.md#the-index-build).
+FLUSH_EVERY = 100_000
 
 T = TypeVar("T")
 
@@ -79,6 +87,8 @@ class EdgeEngine:
         self._opened: dict[str, Path] = {}  # collection name -> the folder Edge opened (the shard, or its private copy)
         self._opening = threading.Lock()
         self._written: set[str] = set()  # collections changed since open: flushed on close
+        self._unbuilt: dict[str, int] = {}  # collection name -> vectors written since its last index build here
+        self._unflushed: dict[str, int] = {}  # collection name -> vectors written since its last flush
         self._calls = TurnLock()  # one call at a time, in the order asked
 
     def describe(self) -> str:
@@ -96,10 +106,20 @@ class EdgeEngine:
     @serialised
     def close(self) -> None:
         for name, shard in self._shards.items():
-            if name in self._written:
-                shard.flush()  # so that the next open need not replay the WAL
-                self._record_count(name, shard)
-            shard.close()
+            try:
+                if name in self._written:
+                    shard.flush()  # so that the next open need not replay the WAL
+                    self._record_count(name, shard)
+                shard.close()
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as e:  # a full disk, say: often while an error is on its way out, which this must not hide
+                reason = " ".join(str(e).split())[:200] or type(e).__name__
+                print(
+                    f"Note: collection '{name}' could not be flushed on close ({reason}): every write it acknowledged is in its "
+                    "write-ahead log, which the next open replays",
+                    file=sys.stderr,
+                )
         self._shards.clear()
         self._opened.clear()
         self._folder.close()  # after the shards: it removes the private copies they were opened from
@@ -270,10 +290,12 @@ class EdgeEngine:
     def _read(self, name: str, call: Callable[[EdgeShard], T], doing: str = "reading") -> T:
         """call(shard): Edge reports files it cannot decode as plain exceptions, or as Rust panics
         (BaseException): both are damage to say in one line, not a traceback."""
-        shard = self._shard(name)
         try:
-            with self._calls:
-                return call(shard)
+            while True:
+                shard = self._shard(name)
+                with self._calls:
+                    if self._shards.get(name) is shard:  # else closed meanwhile, lent to an index build: open it again
+                        return call(shard)
         except (KeyboardInterrupt, SystemExit, BadInput):
             raise
         except BaseException as e:
@@ -348,12 +370,22 @@ class EdgeEngine:
         # open after a crash (kill -9 included). Segments are flushed on close().
         size = sum(sum(np.size(v) for v in r.vectors.values()) * 4 + len(json.dumps(r.payload)) for r in records)
         self._update(name, UpdateOperation.upsert_points(points), size)
+        self._wrote(name, sum(len(r.vectors) for r in records))
 
     def update_vectors(self, name: str, ids: Sequence[str], vector_name: str, vectors: np.ndarray) -> None:
         from qdrant_edge import PointVectors, UpdateOperation
 
         operation = UpdateOperation.update_vectors([PointVectors(i, {vector_name: v}) for i, v in zip(ids, as_vector_list(vectors))])
         self._update(name, operation, int(np.size(vectors)) * 4)
+        self._wrote(name, len(ids))
+
+    def _wrote(self, name: str, vectors: int) -> None:
+        """Count vectors written: for the index build (BUILD_APART_AT), and to flush every FLUSH_EVERY."""
+        self._unbuilt[name] = self._unbuilt.get(name, 0) + vectors
+        self._unflushed[name] = self._unflushed.get(name, 0) + vectors
+        if self._unflushed[name] >= FLUSH_EVERY and not self.read_only:
+            self._read(name, lambda shard: shard.flush(), "flushing")
+            self._unflushed[name] = 0
 
     def overwrite_payloads(self, name: str, items: Sequence[tuple[str, dict]]) -> None:
         from qdrant_edge import UpdateOperation
@@ -454,10 +486,23 @@ class EdgeEngine:
         )
         return [_hit(p) for p in self._read(name, lambda shard: shard.query(request))]
 
-    def optimize(self, name: str) -> None:
-        """Merge segments and build HNSW where a segment is over the indexing threshold. The optimiser
-        writes new segments before it removes the old ones: without room for a copy it is left for
-        later (searches stay exact scans meanwhile), with a note; the data is stored either way."""
+    def _waiting(self, name: str) -> int:
+        """About how many vectors wait for the search index: written since this process last built
+        it, or left by a build that was stopped (the segments' vectors that are not indexed)."""
+        info = self._read(name, lambda shard: shard.info())
+        return max(self._unbuilt.get(name, 0), int(info.points_count) - int(info.indexed_vectors_count))
+
+    def index_waiting(self, name: str) -> bool:
+        """Whether BUILD_APART_AT vectors or more wait for the index (a collection smaller than that
+        is built whenever it is written, in a moment)."""
+        return self._waiting(name) >= BUILD_APART_AT
+
+    def optimize(self, name: str, progress: bool = False) -> None:
+        """Merge segments and build HNSW where a segment is over the indexing threshold; from
+        BUILD_APART_AT vectors on in a child process (store/edge_build.py), which Ctrl-C stops at
+        once. The optimiser writes new segments before it removes the old ones: without room for a
+        copy it is left for later (searches stay exact scans meanwhile), with a note; the data is
+        stored either way."""
         self.check_writable()
         self._shard(name)
         needed = folder_bytes(self._folder.shard_dir(name)) + self._open_bytes(name)
@@ -466,8 +511,36 @@ class EdgeEngine:
         except BadInput as e:
             print(f"Note: {e}; the next ingest builds it", file=sys.stderr)
             return
-        self._read(name, lambda shard: shard.optimize(), "optimising")
-        self._written.add(name)
+        clear_stale_builds(self._folder.shard_dir(name))
+        waiting = self._waiting(name)
+        if waiting < BUILD_APART_AT:
+            self._read(name, lambda shard: shard.optimize(), "optimising")
+            self._written.add(name)
+        else:
+            self._build_apart(name, waiting, progress)
+        self._unbuilt.pop(name, None)
+
+    def _build_apart(self, name: str, waiting: int, progress: bool) -> None:
+        """The build in a child process, the shard closed here meanwhile: a thread of this process
+        that asks for the collection waits for the build (it waits to open the shard again)."""
+        with self._opening:
+            with self._calls:
+                self._read(name, lambda shard: shard.flush(), "flushing")  # the child then replays no log
+                shard = self._shards.pop(name)
+                self._opened.pop(name, None)
+                self._record_count(name, shard)
+                shard.close()
+                self._written.discard(name)
+            release_freed_memory()  # what the shard held, before the child loads it again
+            try:
+                build_in_child(self._folder.shard_dir(name), f"{waiting:,} vectors of collection '{name}'", progress)
+            except KeyboardInterrupt:
+                print(
+                    f"Note: stopped building the search index of collection '{name}': its posters are stored and searched "
+                    "without it (every search scans them) until the command that was stopped is run again",
+                    file=sys.stderr,
+                )
+                raise
 
 
 def edge_filter(f: PointFilter):

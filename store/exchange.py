@@ -432,7 +432,7 @@ def import_npz(store: PosterStore, path: Path, posters_dir: Path | None = None, 
         if left_out > NAMED_AT_MOST:
             log.warning("%s: %d more rows left out", file.path, left_out - NAMED_AT_MOST)
     indexing = time.perf_counter()
-    store.optimize()  # the index is built before the command returns
+    store.optimize(progress)  # the index is built before the command returns
     finished = time.perf_counter()
     return ImportReport(Path(path), store.collection, imported, left_out, store.count(), finished - started, finished - indexing)
 

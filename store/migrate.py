@@ -62,7 +62,7 @@ def migrate(
                 target.upsert_records(records)
             copied += len(records)
             bar.update(len(records))
-    target.optimize()  # an embedded destination builds its search index now (a server does so by itself)
+    target.optimize(progress)  # an embedded destination builds its search index now (a server does so by itself)
     report = MigrateReport(copied, source.count(), target.count(), time.perf_counter() - started)
     if report.target_count < report.source_count:
         raise BadInput(f"destination holds {report.target_count} points, source {report.source_count}: run migrate again")

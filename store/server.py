@@ -293,8 +293,12 @@ class ServerEngine:
         )
         return [_hit(p) for p in response.points]
 
-    def optimize(self, name: str) -> None:
+    def optimize(self, name: str, progress: bool = False) -> None:
         """A server optimises in the background by itself."""
+
+    def index_waiting(self, name: str) -> bool:
+        """Never here: a server indexes in the background by itself."""
+        return False
 
 
 def client_filter(f: PointFilter):
