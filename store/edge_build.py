@@ -14,6 +14,7 @@ it was, searched by scanning, until a later build (tests/test_index_build.py sto
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from pathlib import Path
 from ..errors import BadInput
 
 POLL = 0.5  # seconds between looks at the child (and progress updates)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 TEMP = "temp_segments"  # where Qdrant's optimiser builds a segment before it swaps it in
 BUILDER = "segment_builder_"  # its name for one build's folder there
 
@@ -59,7 +61,7 @@ def build_in_child(shard: Path, what: str, progress: bool) -> None:
     from tqdm import tqdm
 
     child = subprocess.Popen(
-        [sys.executable, "-m", "poster_search.store.edge_build", str(shard)],
+        [sys.executable, "-m", "poster_search.store.edge_build", str(shard), str(os.getpid())],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -90,10 +92,23 @@ def build_in_child(shard: Path, what: str, progress: bool) -> None:
         )
 
 
+def _die_with(parent: int) -> None:
+    """End this process with the command that lent it the shard: once that one is gone (kill -9),
+    the store's lock is free, and a build still running would share the shard with whatever
+    command opens it next. Linux's parent-death signal; elsewhere the build runs to its end."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # gone already, before the signal was asked for
+        os._exit(1)
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m poster_search.store.edge_build SHARD_FOLDER", file=sys.stderr)
+    if len(argv) != 2 or not argv[1].isdigit():
+        print("usage: python -m poster_search.store.edge_build SHARD_FOLDER PARENT_PID", file=sys.stderr)
         return 2
+    _die_with(int(argv[1]))
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent decides; a stray SIGINT ends the build at once
     from qdrant_edge import EdgeShard
 

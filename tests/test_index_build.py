@@ -140,3 +140,33 @@ def test_ctrl_c_stops_the_build_at_once_keeping_every_poster_and_the_next_build_
         assert not store.index_waiting() and store.count() == N
         assert recall(store, vectors) >= 0.95
         assert not set(left) & set(builders(tmp_path / "s"))  # what the stopped build left is gone
+
+
+BUILD_THEN_WAIT = """
+import sys
+from pathlib import Path
+from poster_search.store import edge
+from poster_search.store.collection import PosterStore
+from poster_search.store.connection import StoreLocation
+edge.BUILD_APART_AT = 1000
+with PosterStore(StoreLocation(path=Path(sys.argv[1]))) as store:
+    store.optimize()
+"""
+
+
+def test_a_build_ends_with_the_command_killed_so_that_no_other_command_shares_the_shard_with_it(tmp_path, apart):
+    import subprocess
+    import sys
+
+    vectors = write(tmp_path / "s")
+    command = subprocess.Popen([sys.executable, "-c", BUILD_THEN_WAIT, str(tmp_path / "s")])
+    killed = once_building(tmp_path / "s", lambda: command.kill())  # kill -9: no handler runs, the store's lock is let go
+    killed.join()
+    command.wait()
+    deadline = time.monotonic() + 5
+    while children_building(tmp_path / "s") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert builders(tmp_path / "s") and not children_building(tmp_path / "s")
+    with PosterStore(StoreLocation(path=tmp_path / "s")) as store:  # the next command: every poster, and the build owed
+        assert store.count() == N and store.index_waiting()
+        assert store.nearest([vectors[5]], 1, PointFilter())[0][0].id == point_id("5")
