@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -840,15 +841,24 @@ class Posters:
         return export_npz(self._poster_store(), out, vector, progress)
 
     def import_embeddings(
-        self, file: str | os.PathLike, *, posters_dir: str | os.PathLike | None = None, progress: bool = False
+        self, file: str | os.PathLike, *, posters_dir: str | os.PathLike | None = None, index: bool = True, progress: bool = False
     ) -> ImportReport:
         """Add the posters of an export file to the collection (made from the file's embedding if
-        new; an existing one must hold the same), without VGG16, then index it. `posters_dir`: where
-        the poster files are on this machine, for the page and contact sheets."""
+        new; an existing one must hold the same), without VGG16, then index it (`index=False`:
+        later, with build_index(), once for several imports). `posters_dir`: where the poster files
+        are on this machine, for the page and contact sheets."""
         from .store.exchange import import_npz
 
         with self._shared.writing:
-            return import_npz(self._store(must_exist=False), Path(file), Path(posters_dir) if posters_dir else None, progress)
+            return import_npz(self._store(must_exist=False), Path(file), Path(posters_dir) if posters_dir else None, progress, index)
+
+    def build_index(self, *, progress: bool = False) -> float:
+        """Build the collection's search index now (after imports made without it, or a build
+        stopped by Ctrl-C); seconds taken. A server builds its own: nothing to do there."""
+        started = time.perf_counter()
+        with self._shared.writing:
+            self._poster_store().optimize(progress)
+        return time.perf_counter() - started
 
     def migrate(
         self,

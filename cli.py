@@ -366,14 +366,27 @@ def import_embeddings(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="An .npz file written by export-embeddings.")],
     posters: Annotated[Path | None, typer.Option(help="Where the poster files are on this machine (for the page and sheets).")] = None,
+    index: Annotated[
+        bool, typer.Option(help="Build the search index at the end (--no-index: later, with `index`, once for several imports).")
+    ] = True,
 ) -> None:
     """Add the posters of an export file to --collection without VGG16 (made from the file's embedding if new; an existing one
     must hold the same), then index it. Rerun after an interruption: rows stored already are written again, none twice."""
     if posters is not None and not posters.is_dir():
         raise BadInput(f"--posters {posters} is not a folder")
     with open_posters(ctx) as posters_store:
-        report = posters_store.import_embeddings(file, posters_dir=posters, progress=True)
+        report = posters_store.import_embeddings(file, posters_dir=posters, index=index, progress=True)
     say(report.summary())
+
+
+@app.command("index", cls=StoreCommand)
+@cli_errors
+def build_index(ctx: typer.Context) -> None:
+    """Build the search index of --collection now: after imports made with --no-index, or a build stopped by Ctrl-C (ingest and
+    import build it themselves; a large build shows its time, and Ctrl-C stops it with every poster kept)."""
+    with open_posters(ctx) as posters_store:
+        seconds = posters_store.build_index(progress=True)
+    say(f"collection '{collections_of(ctx)[0]}' indexed in {seconds:.1f}s")
 
 
 @app.command(cls=StoreCommand)

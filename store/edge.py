@@ -537,7 +537,7 @@ class EdgeEngine:
             except KeyboardInterrupt:
                 print(
                     f"Note: stopped building the search index of collection '{name}': its posters are stored and searched "
-                    "without it (every search scans them) until the command that was stopped is run again",
+                    f"without it (every search scans them) until {command('index')} builds it, or the stopped command is run again",
                     file=sys.stderr,
                 )
                 raise

@@ -32,7 +32,7 @@ from typing import IO, Any
 import numpy as np
 
 from ..embedding.spec import EmbeddingSpec
-from ..errors import BadInput, Damaged
+from ..errors import BadInput, Damaged, command
 from ..safe_io import open_regular, output_path
 from .collection import PosterStore, Sharding
 from .engine import is_point_id
@@ -79,14 +79,16 @@ class ImportReport:
     left_out: int
     count: int  # points in the collection afterwards
     seconds: float
-    index_seconds: float  # of `seconds`: building the search index at the end
+    index_seconds: float | None  # of `seconds`: building the search index at the end (None: left for later, --no-index)
 
     def summary(self) -> str:
         left = f"; {self.left_out} rows left out (named above)" if self.left_out else ""
-        return (
-            f"imported {self.imported} posters from {self.path} into collection '{self.collection}' in {self.seconds:.1f}s "
-            f"(it holds {self.count}; its search index built in {self.index_seconds:.1f}s){left}"
+        index = (
+            f"its search index built in {self.index_seconds:.1f}s"
+            if self.index_seconds is not None
+            else f"its search index is not built yet: searches scan every poster until {command('index')} builds it"
         )
+        return f"imported {self.imported} posters from {self.path} into collection '{self.collection}' in {self.seconds:.1f}s (it holds {self.count}; {index}){left}"
 
 
 # --- export ------------------------------------------------------------------------------------
@@ -386,11 +388,12 @@ def _payload_line(f: IO[bytes], row: int) -> Any:
         return None  # named with its row by _row
 
 
-def import_npz(store: PosterStore, path: Path, posters_dir: Path | None = None, progress: bool = False) -> ImportReport:
+def import_npz(store: PosterStore, path: Path, posters_dir: Path | None = None, progress: bool = False, index: bool = True) -> ImportReport:
     """Add the rows of an export file to the collection (created with the file's metadata if it
-    does not exist; an existing one must hold the same embedding). Rows whose point is stored
-    already are written again, so a rerun after an interruption completes the import. A row that
-    does not decode is named and left out; the rest are imported."""
+    does not exist; an existing one must hold the same embedding), then build its search index
+    (`index=False`: later, once for several imports). Rows whose point is stored already are
+    written again, so a rerun after an interruption completes the import. A row that does not
+    decode is named and left out; the rest are imported."""
     from tqdm import tqdm
 
     from .migrate import prepare_target
@@ -432,9 +435,11 @@ def import_npz(store: PosterStore, path: Path, posters_dir: Path | None = None, 
         if left_out > NAMED_AT_MOST:
             log.warning("%s: %d more rows left out", file.path, left_out - NAMED_AT_MOST)
     indexing = time.perf_counter()
-    store.optimize(progress)  # the index is built before the command returns
+    if index:
+        store.optimize(progress)  # the index is built before the command returns
     finished = time.perf_counter()
-    return ImportReport(Path(path), store.collection, imported, left_out, store.count(), finished - started, finished - indexing)
+    built = finished - indexing if index else None
+    return ImportReport(Path(path), store.collection, imported, left_out, store.count(), finished - started, built)
 
 
 def _row(row: dict[str, Any], path: Path) -> tuple[str, np.ndarray, dict] | str:

@@ -170,3 +170,22 @@ def test_a_build_ends_with_the_command_killed_so_that_no_other_command_shares_th
     with PosterStore(StoreLocation(path=tmp_path / "s")) as store:  # the next command: every poster, and the build owed
         assert store.count() == N and store.index_waiting()
         assert store.nearest([vectors[5]], 1, PointFilter())[0][0].id == point_id("5")
+
+
+def test_imports_without_the_index_then_one_build_from_the_command_line(tmp_path, apart):
+    from tests.conftest import run_cli
+
+    vectors = write(tmp_path / "s")
+    exported = run_cli("export-embeddings", tmp_path / "all.npz", "--qdrant-path", tmp_path / "s")
+    assert exported.returncode == 0, exported.output
+    for _ in range(2):  # several imports into one collection (here the same file: the same points again), no build
+        imported = run_cli("import-embeddings", tmp_path / "all.npz", "--no-index", "--qdrant-path", tmp_path / "new")
+        assert imported.returncode == 0 and "search index is not built yet" in imported.stdout, imported.output
+    with PosterStore(StoreLocation(path=tmp_path / "new")) as store:
+        assert store.count() == N and store.index_waiting()
+    built = run_cli("index", "--qdrant-path", tmp_path / "new")
+    assert built.returncode == 0 and "collection 'posters' indexed in" in built.stdout, built.output
+    assert "indexing 10,000 vectors of collection 'posters'" in built.stderr  # the build's line, shown while it ran apart
+    with PosterStore(StoreLocation(path=tmp_path / "new")) as store:
+        assert not store.index_waiting() and store.count() == N
+        assert recall(store, vectors) >= 0.95
