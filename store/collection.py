@@ -242,7 +242,7 @@ class PosterStore:
 
     def index_waiting(self) -> bool:
         """Whether a build of the search index was stopped midway (Ctrl-C) and many vectors wait for it."""
-        return self.engine.index_waiting(self.collection)
+        return self.exists() and self.engine.index_waiting(self.collection)
 
     # --- points -----------------------------------------------------------------------------
 

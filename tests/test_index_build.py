@@ -23,7 +23,7 @@ from poster_search.store.edge_build import BUILDER, TEMP
 from poster_search.store.engine import PointFilter
 from poster_search.store.schema import point_id
 
-N = 10_000  # about 5 s of building here: long enough to stop midway
+N = 8_000  # about 3 s of building here: long enough to stop midway
 
 
 @pytest.fixture
@@ -185,7 +185,7 @@ def test_imports_without_the_index_then_one_build_from_the_command_line(tmp_path
         assert store.count() == N and store.index_waiting()
     built = run_cli("index", "--qdrant-path", tmp_path / "new")
     assert built.returncode == 0 and "collection 'posters' indexed in" in built.stdout, built.output
-    assert "indexing 10,000 vectors of collection 'posters'" in built.stderr  # the build's line, shown while it ran apart
+    assert "indexing 8,000 vectors of collection 'posters'" in built.stderr  # the build's line, shown while it ran apart
     with PosterStore(StoreLocation(path=tmp_path / "new")) as store:
         assert not store.index_waiting() and store.count() == N
         assert recall(store, vectors) >= 0.95
