@@ -114,9 +114,8 @@ class EdgeEngine:
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as e:  # a full disk, say: often while an error is on its way out, which this must not hide
-                reason = " ".join(str(e).split())[:200] or type(e).__name__
                 print(
-                    f"Note: collection '{name}' could not be flushed on close ({reason}): every write it acknowledged is in its "
+                    f"Note: collection '{name}' could not be flushed on close ({_reason(e)}): every write it acknowledged is in its "
                     "write-ahead log, which the next open replays",
                     file=sys.stderr,
                 )
@@ -299,9 +298,8 @@ class EdgeEngine:
         except (KeyboardInterrupt, SystemExit, BadInput):
             raise
         except BaseException as e:
-            reason = " ".join(str(e).split())[:200] or type(e).__name__
             raise Damaged(
-                f"Qdrant Edge failed {doing} collection '{name}' in {self.path} ({reason}): its files in "
+                f"Qdrant Edge failed {doing} collection '{name}' in {self.path} ({_reason(e)}): its files in "
                 f"{self._folder.shard_dir(name)} may be damaged; restore them from a backup, or ingest into a new --collection"
             ) from None
 
@@ -384,8 +382,11 @@ class EdgeEngine:
         self._unbuilt[name] = self._unbuilt.get(name, 0) + vectors
         self._unflushed[name] = self._unflushed.get(name, 0) + vectors
         if self._unflushed[name] >= FLUSH_EVERY and not self.read_only:
-            self._read(name, lambda shard: shard.flush(), "flushing")
-            self._unflushed[name] = 0
+            self._flush(name)
+
+    def _flush(self, name: str) -> None:
+        self._read(name, lambda shard: shard.flush(), "flushing")
+        self._unflushed.pop(name, None)
 
     def overwrite_payloads(self, name: str, items: Sequence[tuple[str, dict]]) -> None:
         from qdrant_edge import UpdateOperation
@@ -525,7 +526,7 @@ class EdgeEngine:
         that asks for the collection waits for the build (it waits to open the shard again)."""
         with self._opening:
             with self._calls:
-                self._read(name, lambda shard: shard.flush(), "flushing")  # the child then replays no log
+                self._flush(name)  # the child then replays no log
                 shard = self._shards.pop(name)
                 self._opened.pop(name, None)
                 self._record_count(name, shard)
@@ -541,6 +542,11 @@ class EdgeEngine:
                     file=sys.stderr,
                 )
                 raise
+
+
+def _reason(e: BaseException) -> str:
+    """What Edge said went wrong, as one short line."""
+    return " ".join(str(e).split())[:200] or type(e).__name__
 
 
 def edge_filter(f: PointFilter):
