@@ -4,11 +4,18 @@
     python -m experiments.year_sources views --qdrant-path STORE --seeds 0 1 --out views.json
     # does size or JPEG decide? a model's predictions for posters shrunk as another source keeps them
     python -m experiments.year_sources sizes --model-dir MODEL --weights W --n 300
+    # how low can cross-source error go with these vectors? (minutes: two heads per direction)
+    python -m experiments.year_sources bound --qdrant-path STORE
 
 `views`: single networks of the default head, with and without the `augment-v2` view of each
 fitting poster: cross-source both ways (regression/ship.py's cross_source, the ranges calibrated on
 the other direction) and the usual content split. `sizes`: the same posters as they are, shrunk to
-182 and 150 pixels wide (JPEG 90 and 60), and enlarged to 400, dated by a saved model.
+182 and 150 pixels wide (JPEG 90 and 60), and enlarged to 400, dated by a saved model. `bound`:
+for each direction, a single network (and ridge) trained on one collection and scored on all of
+the other, then the same predictions after the best straight-line fix fitted *on the tested
+collection's own years* (unattainable: it looks at the answers, so no recalibration can do
+better), beside a network trained on the tested collection's own training part (content split,
+seed 0) and scored on its test part: what labels of that very source buy.
 """
 
 from __future__ import annotations
@@ -59,6 +66,46 @@ def views(args) -> None:
             out[f"{name} views, seed {seed}"] = {"cross": cross["directions"], "usual": usual}
             print(name, seed, json.dumps({k: round(d["mae"], 2) for k, d in cross["directions"].items()}), json.dumps(usual), flush=True)
     args.out.write_text(json.dumps(out, indent=1))
+
+
+def bound(args) -> None:
+    from sklearn.linear_model import QuantileRegressor, RidgeCV
+
+    from poster_search.regression.config import HeadConfig
+    from poster_search.regression.dataset import content_split, load_collections
+    from poster_search.regression.head import predict_years, train_head
+    from poster_search.regression.ship import SOURCES
+    from poster_search.store.collection import PosterStore
+    from poster_search.store.connection import StoreLocation
+
+    with PosterStore(StoreLocation(path=args.qdrant_path), SOURCES[0], must_exist=True) as store:
+        data = load_collections(store, list(SOURCES), ("vgg16",))
+    config = HeadConfig(members=1)
+
+    def fitted(rows: np.ndarray) -> dict:
+        x, y = data.vectors[rows], data.years[rows]
+        return {"network": train_head(x, y, config, seed=0)[0], "ridge": RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(x, y)}
+
+    def predict(model, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict(data.vectors[rows]) if isinstance(model, RidgeCV) else predict_years(model, data.vectors[rows]))
+
+    for trained, tested in (SOURCES, SOURCES[::-1]):
+        source, target = np.flatnonzero(data.collections == trained), np.flatnonzero(data.collections == tested)
+        true = data.years[target]
+        own_train, own_test = content_split(data.keys[target], 0.2, 0)
+        cross, own = fitted(source), fitted(target[own_train])
+        for kind in ("network", "ridge"):
+            predicted = predict(cross[kind], target)
+            line = QuantileRegressor(quantile=0.5, alpha=0.0).fit(predicted[:, None], true)  # least absolute error: the best line for MAE
+            fixed = line.predict(predicted[:, None])
+            in_source = np.abs(predict(own[kind], target[own_test]) - true[own_test]).mean()
+            print(
+                f"{trained} -> {tested}, {kind}: MAE {np.abs(predicted - true).mean():.2f}; "
+                f"after the best straight-line fix on {tested}'s own years {np.abs(fixed - true).mean():.2f} "
+                f"(year = {line.coef_[0]:.2f} x prediction {line.intercept_:+.0f}); "
+                f"trained on {tested} itself {in_source:.2f}; always {tested}'s own median {np.abs(true - np.median(true)).mean():.2f}",
+                flush=True,
+            )
 
 
 def jpeg(image: Image.Image, quality: int) -> Image.Image:
@@ -118,8 +165,10 @@ def main() -> None:
     p.add_argument("--weights", required=True)
     p.add_argument("--data", type=Path, default=Path("../shared/data"))
     p.add_argument("--n", type=int, default=300)
+    p = sub.add_parser("bound")
+    p.add_argument("--qdrant-path", type=Path, required=True)
     args = parser.parse_args()
-    {"views": views, "sizes": sizes}[args.command](args)
+    {"views": views, "sizes": sizes, "bound": bound}[args.command](args)
 
 
 if __name__ == "__main__":
