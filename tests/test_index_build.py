@@ -125,9 +125,20 @@ def test_ctrl_c_stops_the_build_at_once_keeping_every_poster_and_the_next_build_
     vectors = write(tmp_path / "s")
     with PosterStore(StoreLocation(path=tmp_path / "s")) as store:
         sent: list[float] = []
-        once_building(tmp_path / "s", lambda: (sent.append(time.monotonic()), os.kill(os.getpid(), signal.SIGINT)))
+
+        def ctrl_c() -> None:
+            # The child is frozen first, so that the build cannot end before Ctrl-C reaches this
+            # process: a SIGINT that came after optimize() returned would escape the test
+            # (a worker lost under load). Frozen or running, the child has to be stopped by the parent.
+            for pid in children_building(tmp_path / "s"):
+                os.kill(pid, signal.SIGSTOP)
+            sent.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGINT)
+
+        once_building(tmp_path / "s", ctrl_c)
         with pytest.raises(KeyboardInterrupt):
             store.optimize()
+        assert sent, "the build ended before it could be interrupted"
         took = time.monotonic() - sent[0]
         assert took < 5, f"Ctrl-C took {took:.1f}s to stop the build"
         assert not children_building(tmp_path / "s")

@@ -16,6 +16,8 @@ def test_workers_split_the_cpus_between_them_and_each_gets_at_least_one():
     assert [share_of_cpus(f"gw{i}", 2, [0, 1, 2, 3, 4]) for i in range(2)] == [[0, 2, 4], [1, 3]]
     assert [share_of_cpus(f"gw{i}", 4, [2, 5]) for i in range(4)] == [[2], [5], [2], [5]]  # more workers than CPUs: one each, shared
     assert share_of_cpus("gw0", 1, [0, 1]) == [0, 1]
+    # a crashed worker's replacement is numbered on (gw2 of 2): it takes a share, not none (which failed to start)
+    assert share_of_cpus("gw2", 2, [0, 1]) == [0] and share_of_cpus("gw3", 2, [0, 1, 2]) == [1]
 
 
 @pytest.mark.skipif(not worker_cpus.WORKER, reason="the suite runs in one process here (-n0): nothing is pinned")

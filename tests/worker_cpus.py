@@ -14,9 +14,9 @@ import os
 
 
 def share_of_cpus(worker: str, workers: int, cpus: list[int]) -> list[int]:
-    """The CPUs of worker `gwN` of `workers`: every workers-th CPU from the N-th; where there are
-    more workers than CPUs, the (N mod CPUs)-th CPU alone, shared with the workers given it too."""
-    index = int(worker.removeprefix("gw"))
+    """The CPUs of worker `gwN` of `workers`: every workers-th CPU from the (N mod workers)-th; where
+    there are more workers than CPUs, the (N mod CPUs)-th CPU alone, shared with the workers given it too."""
+    index = int(worker.removeprefix("gw")) % workers  # xdist numbers a crashed worker's replacement on (gw2 of 2)
     return cpus[index::workers] if len(cpus) >= workers else [cpus[index % len(cpus)]]
 
 
