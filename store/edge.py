@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import numpy as np
 
 from ..errors import BadInput, Damaged, command
-from .edge_build import build_in_child, clear_stale_builds, release_freed_memory
+from .edge_build import build_in_child, clear_stale_builds, reason, release_freed_memory
 from .edge_folder import CONFIG, StoreFolder
 from .edge_folder import MARKER as MARKER  # re-exported: store/connection.py tells an Edge store by it
 from .edge_folder import edge_version as edge_version  # re-exported
@@ -115,7 +115,7 @@ class EdgeEngine:
                 raise
             except BaseException as e:  # a full disk, say: often while an error is on its way out, which this must not hide
                 print(
-                    f"Note: collection '{name}' could not be flushed on close ({_reason(e)}): every write it acknowledged is in its "
+                    f"Note: collection '{name}' could not be flushed on close ({reason(e)}): every write it acknowledged is in its "
                     "write-ahead log, which the next open replays",
                     file=sys.stderr,
                 )
@@ -299,7 +299,7 @@ class EdgeEngine:
             raise
         except BaseException as e:
             raise Damaged(
-                f"Qdrant Edge failed {doing} collection '{name}' in {self.path} ({_reason(e)}): its files in "
+                f"Qdrant Edge failed {doing} collection '{name}' in {self.path} ({reason(e)}): its files in "
                 f"{self._folder.shard_dir(name)} may be damaged; restore them from a backup, or ingest into a new --collection"
             ) from None
 
@@ -542,11 +542,6 @@ class EdgeEngine:
                     file=sys.stderr,
                 )
                 raise
-
-
-def _reason(e: BaseException) -> str:
-    """What Edge said went wrong, as one short line."""
-    return " ".join(str(e).split())[:200] or type(e).__name__
 
 
 def edge_filter(f: PointFilter):

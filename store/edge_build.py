@@ -44,6 +44,11 @@ def clear_stale_builds(shard: Path) -> None:
             shutil.rmtree(entry)
 
 
+def reason(e: BaseException, limit: int = 200) -> str:
+    """What Edge said went wrong, as one short line (its errors and Rust panics span several)."""
+    return " ".join(str(e).split())[:limit] or type(e).__name__
+
+
 def release_freed_memory() -> None:
     """Give memory the closed shard freed back to the system (glibc keeps it for reuse otherwise),
     so that the parent and the child building the index do not hold two shards' worth."""
@@ -85,9 +90,9 @@ def build_in_child(shard: Path, what: str, progress: bool) -> None:
         reader.join(timeout=5)
     if child.returncode != 0:
         lines = b"".join(errors).decode("utf-8", "replace").strip().splitlines()
-        reason = lines[-1] if lines else f"exit status {child.returncode}"
+        last = lines[-1] if lines else f"exit status {child.returncode}"
         raise BadInput(
-            f"building the search index of {what} failed after {time.monotonic() - started:.0f}s ({reason[:300]}): its posters are "
+            f"building the search index of {what} failed after {time.monotonic() - started:.0f}s ({last[:300]}): its posters are "
             "stored and searched without the index; run the command again"
         )
 
@@ -120,7 +125,7 @@ def main(argv: list[str]) -> int:
         finally:
             shard.close()
     except BaseException as e:  # Edge's errors and Rust panics (BaseException) as one line for the parent
-        print(" ".join(str(e).split())[:300] or type(e).__name__, file=sys.stderr)
+        print(reason(e, 300), file=sys.stderr)
         return 1
     return 0
 
