@@ -14,8 +14,10 @@ both are checked by what they compute (embedding/model_check.py).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -83,7 +85,7 @@ class OpenVinoEmbedder(OnnxEmbedder):
         what ONNX Runtime computes to 1e-12, without importing it."""
         from .backend import usable_cores
 
-        core = import_openvino().Core()
+        core = openvino_core()
         graph = core.read_model(path)
         compiled = core.compile_model(
             graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": self.threads or usable_cores()}
@@ -124,6 +126,23 @@ def import_openvino():
     return openvino
 
 
+_core_made = threading.Lock()
+
+
+@functools.cache
+def _one_core() -> Any:
+    return import_openvino().Core()
+
+
+def openvino_core() -> Any:
+    """The process's one OpenVINO Core (OpenVINO's own advice: one per application). Each Core
+    loads a CPU plugin of its own, which points the thread's signal stack at memory it allocates and,
+    when it goes, points it back at the one it found: Cores dropped other than last-made-first left
+    the stack on freed memory, and the next signal Python handles (Ctrl-C) was a segfault."""
+    with _core_made:  # two threads asking first would make two
+        return _one_core()
+
+
 def _compile(graph: CachedModel, outputs: tuple[str, ...], precision: str, threads: int | None) -> tuple[Any, Path | None]:
     """The graph (a cached file, or bytes) pruned to `outputs` and compiled for this CPU, and the
     compiled-model cache folder it was read back from (None: compiled here)."""
@@ -132,7 +151,7 @@ def _compile(graph: CachedModel, outputs: tuple[str, ...], precision: str, threa
     from .backend import usable_cores
     from .openvino_cache import GraphDisagrees, compiled_with_cache
 
-    core = ov.Core()
+    core = openvino_core()
     try:
         read = core.read_model(graph.source)
         pruned = ov.Model([read.output(name) for name in outputs], read.get_parameters(), "vgg16_embedder")

@@ -128,8 +128,8 @@ def test_ctrl_c_stops_the_build_at_once_keeping_every_poster_and_the_next_build_
 
         def ctrl_c() -> None:
             # The child is frozen first, so that the build cannot end before Ctrl-C reaches this
-            # process: a SIGINT that came after optimize() returned would escape the test
-            # (a worker lost under load). Frozen or running, the child has to be stopped by the parent.
+            # process: a SIGINT that came after optimize() returned would escape the test.
+            # Frozen or running, the child has to be stopped by the parent.
             for pid in children_building(tmp_path / "s"):
                 os.kill(pid, signal.SIGSTOP)
             sent.append(time.monotonic())

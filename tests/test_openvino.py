@@ -268,3 +268,35 @@ def test_the_openvino_cache_is_rebuilt_when_damaged_and_never_written_through_a_
     (cache / "openvino").write_text("not a folder")  # OpenVINO's cache cannot be made: still answers, says why
     assert np.allclose(OpenVinoEmbedder(None, precision=precision).embed_pixels(pixels), reference, atol=1e-6)
     assert "cannot use OpenVINO's model cache" in capfd.readouterr().err
+
+
+CTRL_C_AFTER_EMBEDDERS = """
+import gc, os, signal, sys, time
+import numpy as np
+from poster_search.embedding.openvino_embedder import OpenVinoEmbedder
+pixels = np.random.default_rng(0).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
+first = OpenVinoEmbedder(None, precision=sys.argv[1])
+first.embed_pixels(pixels)
+second = OpenVinoEmbedder(None, style=True, precision=sys.argv[1])
+second.embed_both(pixels)
+del first  # dropped in the order they were made, not the reverse
+gc.collect()
+del second
+gc.collect()
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(30)
+except KeyboardInterrupt:
+    print("stopped")
+"""
+
+
+@needs_openvino
+def test_ctrl_c_after_embedders_were_made_and_dropped_in_any_order_stops_the_process_cleanly(cache):
+    """Each OpenVINO Core loads a CPU plugin that puts the thread's signal stack on memory of its
+    own and gives the previous one back when it goes: two Cores dropped first-made-first left a
+    freed stack, and the next Ctrl-C (or any Python signal handler) was a segfault, not
+    KeyboardInterrupt. One Core per process leaves nothing to give back out of order."""
+    precision = "bf16" if cpu_bf16() else "fp32"
+    done = subprocess.run([sys.executable, "-c", CTRL_C_AFTER_EMBEDDERS, precision], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.strip() == "stopped", f"exit {done.returncode}: {done.stderr[-1500:]}"
