@@ -14,7 +14,6 @@ both are checked by what they compute (embedding/model_check.py).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import sys
 import threading
@@ -126,12 +125,8 @@ def import_openvino():
     return openvino
 
 
+_core: Any = None
 _core_made = threading.Lock()
-
-
-@functools.cache
-def _one_core() -> Any:
-    return import_openvino().Core()
 
 
 def openvino_core() -> Any:
@@ -139,8 +134,11 @@ def openvino_core() -> Any:
     loads a CPU plugin of its own, which points the thread's signal stack at memory it allocates and,
     when it goes, points it back at the one it found: Cores dropped other than last-made-first left
     the stack on freed memory, and the next signal Python handles (Ctrl-C) was a segfault."""
+    global _core
     with _core_made:  # two threads asking first would make two
-        return _one_core()
+        if _core is None:
+            _core = import_openvino().Core()
+        return _core
 
 
 def _compile(graph: CachedModel, outputs: tuple[str, ...], precision: str, threads: int | None) -> tuple[Any, Path | None]:
